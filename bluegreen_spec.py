@@ -1,0 +1,556 @@
+"""The ``BlueGreenDeployment`` custom resource: the one contract that ``pipelines`` and ``steps`` share.
+
+A platform team writes one ``BlueGreenDeployment`` per service. The pipelines render this model's JSON schema into
+the CRD's openAPIV3Schema, so the API server rejects a bad spec before any run starts, and the steps load the same
+model so they never act on a spec the server would not have accepted. Both halves therefore agree by construction.
+
+The seed example (``examples/user-service.yaml``) loads unchanged apart from ``apiVersion``; every field it does not
+name has a default here. Validation messages name the field, what was wrong and what is allowed, because they end up
+in front of a person deciding how to fix a deploy.
+
+This module imports pydantic only.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "argo-bluegreen.io"
+API_VERSION = "v1alpha1"
+KIND = "BlueGreenDeployment"
+PLURAL = "bluegreendeployments"
+SHORT_NAME = "bgd"
+
+RECORD_KIND = "DeploymentRecord"
+RECORD_PLURAL = "deploymentrecords"
+RECORD_SHORT_NAME = "bgr"
+
+#: Label on every object the pipeline manages; its value is the service name.
+SERVICE_LABEL = f"{API_GROUP}/service"
+#: Label that tells the two slot Deployments (and their pods) apart.
+SLOT_LABEL = f"{API_GROUP}/slot"
+#: Annotation on a slot Deployment: until when a previous slot is kept warm for instant rollback.
+RETAIN_UNTIL_ANNOTATION = f"{API_GROUP}/retain-until"
+#: Label on deployment records naming the workflow that wrote them.
+WORKFLOW_LABEL = f"{API_GROUP}/workflow"
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: A Go-style duration restricted to what a retention window or a deadline needs: ``90s``, ``30m``, ``1h30m``.
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+#: An HTTP status code (``204``) or a class of them (``2xx``).
+STATUS_PATTERN = r"^[1-5]([0-9][0-9]|xx)$"
+HTTP_PATH_PATTERN = r"^/[^\s]*$"
+
+_DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+class Slot(StrEnum):
+    """The two slots a service alternates between. "Green" in the step names means "the idle one"."""
+
+    blue = "blue"
+    green = "green"
+
+    @property
+    def other(self) -> Slot:
+        """The slot that is not this one."""
+        return Slot.green if self is Slot.blue else Slot.blue
+
+
+class Router(StrEnum):
+    """How live traffic is pointed at a slot."""
+
+    istio = "istio"
+    service = "service"
+    gateway_api = "gateway-api"
+
+
+class Phase(StrEnum):
+    """Where a service's pipeline stands. ``Switching`` is the record of intent written before any routing change."""
+
+    idle = "Idle"
+    deploying = "Deploying"
+    switching = "Switching"
+    verifying = "Verifying"
+    succeeded = "Succeeded"
+    failed = "Failed"
+    rolling_back = "RollingBack"
+    rolled_back = "RolledBack"
+    aborted = "Aborted"
+
+
+class Stage(StrEnum):
+    """Moments of a run that can send a stage notification."""
+
+    started = "started"
+    green_ready = "green-ready"
+    switched = "switched"
+    succeeded = "succeeded"
+    failed = "failed"
+    rolled_back = "rolled-back"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Turn ``1h30m``/``90s`` into a timedelta; raises ValueError naming the allowed form."""
+    if not text or not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration; use a number with a unit h, m or s, such as 90s, 30m or 1h")
+    seconds = sum(int(amount) * _DURATION_UNITS[unit] for amount, unit in re.findall(r"([0-9]+)([hms])", text))
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, min_length=2, description="A duration such as 90s, 30m, 1h or 1h30m."),
+]
+Name = Annotated[
+    str,
+    Field(pattern=DNS1123_LABEL, min_length=1, max_length=63, description="A DNS-1123 label."),
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Model(BaseModel):
+    """camelCase on the wire, snake_case in Python, and no unknown fields: a typo must fail loudly."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class HTTPGet(_Model):
+    """Where the health check asks, as in a Kubernetes probe's ``httpGet``."""
+
+    path: str = Field(default="/", pattern=HTTP_PATH_PATTERN, description="HTTP path, starting with /.")
+    port: Port = Field(description="Container port of the service's pods, 1-65535.")
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+
+
+class HealthCheck(_Model):
+    """Probe semantics follow the Kubernetes readiness probe, so a platform team reads them the same way."""
+
+    http_get: HTTPGet
+    initial_delay_seconds: int = Field(default=0, ge=0, le=3600)
+    period_seconds: int = Field(default=10, ge=1, le=3600)
+    timeout_seconds: int = Field(default=1, ge=1, le=600)
+    success_threshold: int = Field(default=1, ge=1, le=100)
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+
+
+class SmokeTest(_Model):
+    """One request sent to the new slot through the preview Service before any user traffic reaches it."""
+
+    name: Name
+    endpoint: str = Field(pattern=HTTP_PATH_PATTERN, description="HTTP path on the service, starting with /.")
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = Field(default=None, description="Request body, sent as is.")
+    expected_status: list[Annotated[str, Field(pattern=STATUS_PATTERN)]] = Field(
+        default_factory=lambda: ["2xx"],
+        min_length=1,
+        description="Accepted status codes or classes, such as 200 or 2xx.",
+    )
+    body_contains: str | None = Field(default=None, description="Text the response body must contain.")
+    body_matches: str | None = Field(default=None, description="A regular expression the response body must match.")
+    timeout_seconds: int = Field(default=5, ge=1, le=300)
+
+    @field_validator("body_matches")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"{value!r} is not a regular expression: {error}") from error
+        return value
+
+    def accepts_status(self, status: int) -> bool:
+        """Whether ``status`` is one of the expected codes or classes."""
+        code = str(status)
+        return any(code == want or (want.endswith("xx") and code[0] == want[0]) for want in self.expected_status)
+
+
+class IstioRouting(_Model):
+    """Names of the Istio objects; each defaults from the service name."""
+
+    virtual_service: Name | None = None
+    destination_rule: Name | None = None
+    host: str | None = Field(default=None, pattern=DNS1123_SUBDOMAIN, description="Host the routes apply to.")
+    gateways: list[str] = Field(default_factory=list, description="Gateways the VirtualService binds; mesh if empty.")
+    port: Port | None = Field(default=None, description="Service port to route to; the Service's only port if unset.")
+
+
+class ServiceRouting(_Model):
+    """The Service whose selector the ``service`` router flips."""
+
+    name: Name | None = None
+
+
+class ParentRef(_Model):
+    """A Gateway API parent the HTTPRoute attaches to."""
+
+    name: Name
+    namespace: Name | None = None
+    section_name: Name | None = None
+
+
+class GatewayAPIRouting(_Model):
+    """The HTTPRoute whose backendRef weights the ``gateway-api`` router flips."""
+
+    http_route: Name | None = None
+    parent_refs: list[ParentRef] = Field(default_factory=list)
+    hostnames: list[Annotated[str, Field(pattern=DNS1123_SUBDOMAIN)]] = Field(default_factory=list)
+    port: Port | None = None
+
+
+class Traffic(_Model):
+    """How traffic reaches the live slot."""
+
+    router: Router = Router.istio
+    istio: IstioRouting = Field(default_factory=IstioRouting)
+    service: ServiceRouting = Field(default_factory=ServiceRouting)
+    gateway_api: GatewayAPIRouting = Field(default_factory=GatewayAPIRouting)
+    preview_service: Name | None = Field(default=None, description="Service that selects the idle slot.")
+    isolate_slots: bool = Field(default=True, description="NetworkPolicy: one slot's pods refuse the other slot's.")
+
+
+class AnalysisQuery(_Model):
+    """A PromQL query whose value must stay within bounds after the switch."""
+
+    name: Name
+    query: str = Field(min_length=1)
+    max: float | None = Field(default=None, description="Fail when the value rises above this.")
+    min: float | None = Field(default=None, description="Fail when the value falls below this.")
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> AnalysisQuery:
+        if self.max is None and self.min is None:
+            raise ValueError("set max, min or both: a query without a threshold can never fail")
+        return self
+
+
+class Analysis(_Model):
+    """Optional post-switch analysis against Prometheus; a breach fails the run and the exit handler rolls back."""
+
+    prometheus_url: str = Field(pattern=r"^https?://[^\s]+$")
+    window: Duration = "5m"
+    interval: Duration = "30s"
+    failure_limit: int = Field(default=1, ge=1, le=100, description="Breaches tolerated before the run fails.")
+    queries: list[AnalysisQuery] = Field(min_length=1)
+
+
+class SlackNotification(_Model):
+    """Slack incoming webhook; the URL comes from the notifications Secret, never from this spec."""
+
+    enabled: bool = True
+    channel: str | None = Field(default=None, description="Overrides the webhook's default channel.")
+
+
+class WebhookNotification(_Model):
+    """A generic JSON webhook; the URL comes from the notifications Secret."""
+
+    enabled: bool = False
+
+
+class Notifications(_Model):
+    """Who hears about a run. Stage messages are optional; the final summary is always sent when a URL is set."""
+
+    slack: SlackNotification = Field(default_factory=SlackNotification)
+    webhook: WebhookNotification = Field(default_factory=WebhookNotification)
+    stages: list[Stage] = Field(default_factory=list)
+
+
+class ImagePolicy(_Model):
+    """What images may be deployed."""
+
+    allowed_registries: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="Registry hosts (optionally with a path prefix); empty allows any."
+    )
+    require_digest: bool = Field(default=False, description="Refuse images not pinned by @sha256 digest.")
+
+
+class BlueGreenDeploymentSpec(_Model):
+    """What a platform team writes for one service."""
+
+    replicas: int = Field(default=2, ge=1, le=1000)
+    container: Name | None = Field(default=None, description="Container whose image changes; the first if unset.")
+    health_check: HealthCheck
+    smoke_tests: list[SmokeTest] = Field(default_factory=list)
+    smoke_test_budget: Duration = Field(default="30s", description="Time all smoke tests together may take.")
+    readiness_timeout: Duration = Field(default="10m", description="How long the new slot may take to be available.")
+    rollback_on_failure: bool = True
+    retain_previous_version: Duration = "1h"
+    keep_failed_version: Duration = Field(default="0s", description="Keep a failed new slot scaled up this long.")
+    traffic: Traffic = Field(default_factory=Traffic)
+    analysis: Analysis | None = None
+    notifications: Notifications = Field(default_factory=Notifications)
+    image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
+    history_limit: int = Field(default=20, ge=1, le=1000, description="Deployment records kept per service.")
+
+    @field_validator("smoke_tests")
+    @classmethod
+    def _unique_smoke_test_names(cls, tests: list[SmokeTest]) -> list[SmokeTest]:
+        seen: set[str] = set()
+        for test in tests:
+            if test.name in seen:
+                raise ValueError(f"smoke test name {test.name!r} is used twice; names must be unique")
+            seen.add(test.name)
+        return tests
+
+
+class Condition(_Model):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+
+
+class HistoryEntry(_Model):
+    """One line of recent history, newest first; the full record is a DeploymentRecord."""
+
+    record: str
+    workflow: str = ""
+    image: str = ""
+    outcome: str = ""
+    started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    reason: str = ""
+
+
+class BlueGreenDeploymentStatus(_Model):
+    """What the steps have observed and done; read by people and by the repair cron."""
+
+    model_config = ConfigDict(frozen=False)
+
+    observed_generation: int | None = None
+    phase: Phase = Phase.idle
+    active_slot: Slot | None = None
+    active_image: str | None = None
+    previous_slot: Slot | None = None
+    previous_image: str | None = None
+    target_slot: Slot | None = Field(default=None, description="The slot a run in progress is moving traffic to.")
+    retain_until: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    workflow: str | None = Field(default=None, description="The workflow currently running for this service.")
+    record: str | None = Field(default=None, description="The DeploymentRecord of the current or last run.")
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=50)
+
+
+class ObjectMeta(_Model):
+    """The part of metadata the contract relies on; the rest is kept but not modelled."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Name
+    namespace: Name | None = None
+
+
+class BlueGreenDeployment(_Model):
+    """The whole custom resource as the API server returns it."""
+
+    api_version: Literal["argo-bluegreen.io/v1alpha1"] = "argo-bluegreen.io/v1alpha1"
+    kind: Literal["BlueGreenDeployment"] = "BlueGreenDeployment"
+    metadata: ObjectMeta
+    spec: BlueGreenDeploymentSpec
+    status: BlueGreenDeploymentStatus | None = None
+
+    @property
+    def service(self) -> str:
+        """The service this resource describes: its name."""
+        return self.metadata.name
+
+    def virtual_service_name(self) -> str:
+        """The Istio VirtualService routing this service."""
+        return self.spec.traffic.istio.virtual_service or self.service
+
+    def destination_rule_name(self) -> str:
+        """The Istio DestinationRule with one subset per slot."""
+        return self.spec.traffic.istio.destination_rule or self.service
+
+    def router_service_name(self) -> str:
+        """The Service whose selector the ``service`` router patches."""
+        return self.spec.traffic.service.name or self.service
+
+    def http_route_name(self) -> str:
+        """The Gateway API HTTPRoute."""
+        return self.spec.traffic.gateway_api.http_route or self.service
+
+    def preview_service_name(self) -> str:
+        """The Service that selects the idle slot, for probes and smoke tests."""
+        return self.spec.traffic.preview_service or f"{self.service}-preview"
+
+    def slot_deployment_name(self, slot: Slot) -> str:
+        """``<service>-blue`` or ``<service>-green``."""
+        return f"{self.service}-{slot.value}"
+
+
+class RecordEntry(_Model):
+    """One action of a run, as the audit trail keeps it: a probe attempt, a smoke result, a warning, a transition."""
+
+    time: str = Field(json_schema_extra={"format": "date-time"})
+    step: str
+    event: str = Field(description="What happened, such as probe-attempt, smoke-result, warning or phase.")
+    message: str = ""
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class DeploymentRecordSpec(_Model):
+    """Who deployed what, and from where; written once when the run starts."""
+
+    service: Name
+    workflow: str
+    image: str
+    previous_image: str | None = None
+    from_slot: Slot | None = None
+    to_slot: Slot | None = None
+    commit: str = ""
+    triggered_by: str = ""
+    reason: str = ""
+    started_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class DeploymentRecordStatus(_Model):
+    """How the run went; closed exactly once with an outcome."""
+
+    model_config = ConfigDict(frozen=False)
+
+    phase: Phase = Phase.deploying
+    outcome: str = ""
+    reason: str = ""
+    digest: str = ""
+    switched_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    entries: list[RecordEntry] = Field(default_factory=list, max_length=500)
+
+
+class DeploymentRecord(_Model):
+    """The durable audit record of one run; it outlives the Workflow object and Event TTLs."""
+
+    api_version: Literal["argo-bluegreen.io/v1alpha1"] = "argo-bluegreen.io/v1alpha1"
+    kind: Literal["DeploymentRecord"] = "DeploymentRecord"
+    metadata: ObjectMeta
+    spec: DeploymentRecordSpec
+    status: DeploymentRecordStatus | None = None
+
+
+class SpecError(ValueError):
+    """A spec the pipeline refuses, with one line per problem naming the object and the field."""
+
+    def __init__(self, object_name: str, problems: list[str]) -> None:
+        self.object_name = object_name
+        self.problems = problems
+        super().__init__("\n".join(f"{KIND} {object_name}: {problem}" for problem in problems))
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"function-after", "function-before", "constrained-str"} or part.startswith("function-"):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    got = error.get("input")
+    if kind == "string_pattern_mismatch":
+        pattern = context.get("pattern", "")
+        allowed = {
+            DURATION_PATTERN: "a duration such as 90s, 30m or 1h",
+            DNS1123_LABEL: "a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric",
+            DNS1123_SUBDOMAIN: "a DNS-1123 subdomain: lower-case DNS labels joined by '.'",
+            STATUS_PATTERN: "an HTTP status code such as 200 or a class such as 2xx",
+            HTTP_PATH_PATTERN: "an HTTP path starting with / and without spaces",
+        }.get(pattern, f"text matching {pattern}")
+        return f"{got!r} is not allowed; use {allowed}"
+    if kind == "literal_error" or kind == "enum":
+        return f"{got!r} is not allowed; use one of {context.get('expected', '')}"
+    if kind in {"greater_than_equal", "less_than_equal"}:
+        return f"{got!r} is out of range; {str(error['msg']).replace('Input should be', 'it must be')}"
+    if kind == "extra_forbidden":
+        return "is not a known field; check its spelling against the BlueGreenDeployment reference"
+    if kind == "missing":
+        return "is required"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def format_validation_error(object_name: str, error: ValidationError, prefix: str = "") -> SpecError:
+    """Turn pydantic's errors into one line per field: ``spec.healthCheck.httpGet.port: 70000 is out of range``."""
+    problems = []
+    for item in error.errors():
+        path = _field_path(tuple(item["loc"]))
+        full = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        problems.append(f"{full}: {_describe(item)}")
+    return SpecError(object_name, problems)
+
+
+def load_spec(spec: dict[str, Any], object_name: str = "<unnamed>") -> BlueGreenDeploymentSpec:
+    """Validate a bare ``spec`` mapping; raises SpecError naming each bad field."""
+    try:
+        return BlueGreenDeploymentSpec.model_validate(spec)
+    except ValidationError as error:
+        raise format_validation_error(object_name, error, prefix="spec") from None
+
+
+def load_resource(document: dict[str, Any]) -> BlueGreenDeployment:
+    """Validate a whole ``BlueGreenDeployment`` document; raises SpecError naming each bad field."""
+    name = str((document.get("metadata") or {}).get("name") or "<unnamed>")
+    try:
+        return BlueGreenDeployment.model_validate(document)
+    except ValidationError as error:
+        raise format_validation_error(name, error) from None
+
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "DNS1123_LABEL",
+    "DURATION_PATTERN",
+    "KIND",
+    "PLURAL",
+    "RECORD_KIND",
+    "RECORD_PLURAL",
+    "RECORD_SHORT_NAME",
+    "RETAIN_UNTIL_ANNOTATION",
+    "SERVICE_LABEL",
+    "SHORT_NAME",
+    "SLOT_LABEL",
+    "WORKFLOW_LABEL",
+    "Analysis",
+    "AnalysisQuery",
+    "BlueGreenDeployment",
+    "BlueGreenDeploymentSpec",
+    "BlueGreenDeploymentStatus",
+    "Condition",
+    "DeploymentRecord",
+    "DeploymentRecordSpec",
+    "DeploymentRecordStatus",
+    "HealthCheck",
+    "HistoryEntry",
+    "ImagePolicy",
+    "Notifications",
+    "Phase",
+    "RecordEntry",
+    "Router",
+    "Slot",
+    "SmokeTest",
+    "SpecError",
+    "Stage",
+    "Traffic",
+    "format_validation_error",
+    "load_resource",
+    "load_spec",
+    "parse_duration",
+]
