@@ -1,0 +1,1 @@
+"""Hera definitions of every object argo-bluegreen installs, and the tools that render and lint them."""

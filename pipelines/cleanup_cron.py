@@ -1,0 +1,77 @@
+"""The ``blue-green-cleanup`` CronWorkflow: removes expired previous versions and repairs abandoned runs.
+
+``argo terminate`` skips a workflow's exit handler, and a controller crash can do the same, so the rollback cannot
+rest on ``onExit`` alone. Every few minutes this workflow looks at every managed service in its namespace: a record
+left in ``Deploying`` or ``Switching`` whose workflow is gone or finished gets its traffic restored to the last
+verified slot, and previous slots whose retention has passed (and which the live route, re-read, does not use) are
+scaled down and deleted. ``concurrencyPolicy: Forbid`` keeps two sweeps from overlapping.
+
+Argo reference: https://argo-workflows.readthedocs.io/en/latest/cron-workflows/.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import DAG, CronWorkflow, Task
+from hera.workflows.metrics import Counter, Label
+
+from pipelines.run_policy import PART_OF, pod_gc, pod_metadata, ttl
+from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
+from pipelines.step_container import POD_SECURITY, StepSpec, step_container
+
+NAME = "blue-green-cleanup"
+SWEEP_DEADLINE_SECONDS = 15 * 60
+
+
+def build(settings: RenderSettings) -> CronWorkflow:
+    """Build the cleanup/repair CronWorkflow."""
+    with CronWorkflow(
+        name=NAME,
+        namespace=settings.namespace,
+        labels=dict(PART_OF),
+        annotations={
+            "workflows.argoproj.io/title": "Blue-green cleanup and repair",
+            "workflows.argoproj.io/description": (
+                "Remove previous versions whose retention has passed and repair runs that died without "
+                "their exit handler, for every BlueGreenDeployment in this namespace."
+            ),
+        },
+        schedules=[settings.cleanup_schedule],
+        timezone="UTC",
+        concurrency_policy="Forbid",
+        starting_deadline_seconds=60,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=5,
+        entrypoint="sweep",
+        service_account_name=SERVICE_ACCOUNT,
+        automount_service_account_token=True,
+        active_deadline_seconds=SWEEP_DEADLINE_SECONDS,
+        pod_gc=pod_gc(),
+        ttl_strategy=ttl(),
+        security_context=POD_SECURITY,
+        pod_metadata=pod_metadata(),
+        metrics=[
+            Counter(
+                name="bluegreen_cleanup_runs",
+                help="Blue-green cleanup sweeps by outcome",
+                labels=[Label(key="status", value="{{workflow.status}}")],
+                value="1",
+            ),
+        ],
+    ) as cron:
+        sweep = step_container(
+            StepSpec(
+                template="cleanup-all",
+                step="cleanup",
+                extra_args=["--all-services"],
+                deadline_seconds=SWEEP_DEADLINE_SECONDS - 60,
+                retry=True,
+                description="Clean up and repair every managed service in the namespace.",
+            ),
+            settings,
+        )
+        with DAG(name="sweep"):
+            Task(name="cleanup-all", template=sweep)
+    return cron
+
+
+__all__ = ["NAME", "build"]

@@ -1,0 +1,80 @@
+"""The steps exit handlers run: rollback when a run failed, and the notification that always closes a run.
+
+``{{workflow.failures}}`` reaches both as a parameter: Argo quotes it as a JSON string (or ``null``), and the
+steps decode it into the record's reason.
+
+Argo reference: https://argo-workflows.readthedocs.io/en/latest/walk-through/exit-handlers/ and the "Exit
+Handler" variables in https://argo-workflows.readthedocs.io/en/latest/variables/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hera.workflows.metrics import Counter, Histogram, Label
+
+from pipelines.step_container import StepSpec
+
+EXIT_INPUTS = ("service", "workflow", "workflow-status", "failures")
+
+
+def exit_arguments() -> dict[str, str]:
+    """What exit handler tasks receive: the run's identity, outcome and failures."""
+    return {
+        "service": "{{workflow.parameters.service}}",
+        "workflow": "{{workflow.name}}",
+        "workflow-status": "{{workflow.status}}",
+        "failures": "{{workflow.failures}}",
+    }
+
+
+def rollback_metrics(trigger: str) -> list[Counter | Histogram]:
+    """How many rollbacks ran and how long each took to restore traffic."""
+    labels = [
+        Label(key="service", value="{{inputs.parameters.service}}"),
+        Label(key="trigger", value=trigger),
+        Label(key="status", value="{{status}}"),
+    ]
+    return [
+        Counter(
+            name="bluegreen_rollbacks",
+            help="Blue-green rollbacks by service, trigger and outcome",
+            labels=labels,
+            value="1",
+        ),
+        Histogram(
+            name="bluegreen_rollback_duration_seconds",
+            help="Duration of blue-green rollbacks",
+            labels=labels,
+            buckets=[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0],
+            value="{{duration}}",
+        ),
+    ]
+
+
+def rollback_step(trigger: str, inputs: Sequence[str] = EXIT_INPUTS) -> StepSpec:
+    """The rollback template; ``trigger`` is ``on-exit`` (automatic) or ``manual`` (the one-click template)."""
+    return StepSpec(
+        template="rollback",
+        step="rollback",
+        inputs=inputs,
+        extra_args=["--trigger", trigger],
+        deadline_seconds=15 * 60,
+        retry=True,
+        metrics=rollback_metrics(trigger),
+        description="Restore traffic to the previous slot, scaling it back up first if needed.",
+    )
+
+
+def notify_step() -> StepSpec:
+    """The run summary; the notify step never fails the run over a notification."""
+    return StepSpec(
+        template="notify",
+        step="notify",
+        inputs=EXIT_INPUTS,
+        deadline_seconds=3 * 60,
+        description="Send the run summary to Slack and the webhook.",
+    )
+
+
+__all__ = ["EXIT_INPUTS", "exit_arguments", "notify_step", "rollback_step"]

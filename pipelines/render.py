@@ -1,0 +1,97 @@
+"""``bluegreen-render``: write every manifest to ``manifests/``, or check that the committed ones are current.
+
+Output is deterministic (stable key order, no timestamps), so ``--check`` can compare bytes and CI can fail on a
+stale ``manifests/`` with the names of the files that differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.manifests import Manifest, render_all
+from pipelines.settings import DEFAULT_IMAGE, DEFAULT_NAMESPACE, RenderSettings
+
+
+def stale_files(manifests: list[Manifest], out: Path) -> list[str]:
+    """Paths under ``out`` that differ from the rendering: changed, missing or no longer rendered."""
+    expected = {m.path: m.text() for m in manifests}
+    problems = []
+    for path, text in sorted(expected.items()):
+        target = out / path
+        if not target.exists():
+            problems.append(f"{path}: missing")
+        elif target.read_text() != text:
+            problems.append(f"{path}: differs from what the code renders")
+    if out.exists():
+        for found in sorted(out.rglob("*.yaml")):
+            relative = found.relative_to(out).as_posix()
+            if relative not in expected:
+                problems.append(f"{relative}: no longer rendered")
+    return problems
+
+
+def write(manifests: list[Manifest], out: Path) -> list[str]:
+    """Write every manifest and remove rendered files that are no longer produced; returns the changed paths."""
+    changed = []
+    expected = {m.path for m in manifests}
+    if out.exists():
+        for found in sorted(out.rglob("*.yaml")):
+            if found.relative_to(out).as_posix() not in expected:
+                found.unlink()
+                changed.append(found.relative_to(out).as_posix())
+    for manifest in manifests:
+        target = out / manifest.path
+        text = manifest.text()
+        if not target.exists() or target.read_text() != text:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            changed.append(manifest.path)
+    return changed
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="bluegreen-render", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("manifests"), help="output directory (default: manifests)")
+    parser.add_argument(
+        "--namespace", default=DEFAULT_NAMESPACE, help=f"target namespace (default: {DEFAULT_NAMESPACE})"
+    )
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"steps image (default: {DEFAULT_IMAGE})")
+    parser.add_argument("--argo-ui-url", default="", help="Argo UI base URL for links in notifications")
+    parser.add_argument("--cleanup-schedule", default="*/5 * * * *", help="cron schedule of the cleanup workflow")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming stale files")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render or check; exit 0 when up to date, 1 when stale (with --check), 2 on bad settings."""
+    args = parse_args(argv)
+    try:
+        settings = RenderSettings(
+            namespace=args.namespace,
+            image=args.image,
+            argo_ui_url=args.argo_ui_url,
+            cleanup_schedule=args.cleanup_schedule,
+        )
+    except ValueError as error:
+        print(f"bluegreen-render: {error}", file=sys.stderr)
+        return 2
+    manifests = render_all(settings)
+    if args.check:
+        problems = stale_files(manifests, args.out)
+        for problem in problems:
+            print(f"stale: {args.out / problem}", file=sys.stderr)
+        if problems:
+            print("bluegreen-render: manifests are stale; run `make manifests` and commit the result", file=sys.stderr)
+            return 1
+        print(f"{len(manifests)} manifests in {args.out} are up to date")
+        return 0
+    changed = write(manifests, args.out)
+    print(f"rendered {len(manifests)} manifests into {args.out} ({len(changed)} changed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

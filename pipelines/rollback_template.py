@@ -1,0 +1,83 @@
+"""The ``blue-green-rollback`` WorkflowTemplate: the one-click rollback a person submits from the Argo UI.
+
+Only ``service`` is required. The template takes the same per-service mutex as the deploy template, so a rollback
+never races a deploy (invariant I5); it waits for a running deploy to finish first. The rollback step checks that
+the previous slot is retained and available, scales it back up if it is not (invariant I1), and otherwise fails
+with a message naming the image to redeploy.
+
+Argo references: https://argo-workflows.readthedocs.io/en/latest/workflow-templates/ and
+https://argo-workflows.readthedocs.io/en/latest/synchronization/.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+
+from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
+from pipelines.run_policy import (
+    PART_OF,
+    WORKFLOW_DEADLINE_SECONDS,
+    pod_gc,
+    pod_metadata,
+    service_mutex,
+    ttl,
+    workflow_metadata,
+)
+from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
+from pipelines.step_container import POD_SECURITY, step_container
+
+NAME = "blue-green-rollback"
+
+
+def build(settings: RenderSettings) -> WorkflowTemplate:
+    """Build the rollback WorkflowTemplate."""
+    with WorkflowTemplate(
+        name=NAME,
+        namespace=settings.namespace,
+        labels=dict(PART_OF),
+        annotations={
+            "workflows.argoproj.io/title": "Blue-green rollback",
+            "workflows.argoproj.io/description": (
+                "Move a service's traffic back to its previous, retained version in seconds. "
+                "Submit with just the service name."
+            ),
+        },
+        entrypoint="one-click-rollback",
+        on_exit="exit-handler",
+        arguments=[
+            Parameter(name="service", description="Name of the BlueGreenDeployment to roll back, e.g. user-service."),
+            Parameter(name="reason", value="", description="Why you roll back, for the audit record."),
+            Parameter(name="triggered-by", value="", description="Who rolls back, for the audit record."),
+        ],
+        service_account_name=SERVICE_ACCOUNT,
+        automount_service_account_token=True,
+        active_deadline_seconds=WORKFLOW_DEADLINE_SECONDS,
+        synchronization=service_mutex(),
+        pod_gc=pod_gc(),
+        ttl_strategy=ttl(),
+        security_context=POD_SECURITY,
+        pod_metadata=pod_metadata(),
+        workflow_metadata=workflow_metadata(),
+    ) as template:
+        rollback = step_container(
+            rollback_step("manual", inputs=("service", "workflow", "reason", "triggered-by")), settings
+        )
+        notify = step_container(notify_step(), settings)
+        with DAG(name="one-click-rollback"):
+            Task(
+                name="rollback",
+                template=rollback,
+                arguments={
+                    "service": "{{workflow.parameters.service}}",
+                    "workflow": "{{workflow.name}}",
+                    "reason": "{{workflow.parameters.reason}}",
+                    "triggered-by": "{{workflow.parameters.triggered-by}}",
+                },
+            )
+        with DAG(name="exit-handler"):
+            # A manual rollback that fails must not start another rollback: its exit handler only reports.
+            Task(name="notify", template=notify, arguments=exit_arguments())
+    return template
+
+
+__all__ = ["NAME", "build"]

@@ -1,0 +1,56 @@
+"""Workflow-level policy shared by every argo-bluegreen workflow: locking, deadlines, garbage collection, labels.
+
+Argo references: https://argo-workflows.readthedocs.io/en/latest/synchronization/,
+https://argo-workflows.readthedocs.io/en/latest/fields/#ttlstrategy and
+https://argo-workflows.readthedocs.io/en/latest/fields/#podgc.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import models as m
+
+PART_OF = {"app.kubernetes.io/part-of": "argo-bluegreen"}
+SERVICE_LABEL_KEY = "argo-bluegreen.io/service"
+#: One lock per namespace and service, shared by deploys and rollbacks (invariant I5).
+SERVICE_MUTEX = "bluegreen-{{workflow.namespace}}-{{workflow.parameters.service}}"
+WORKFLOW_DEADLINE_SECONDS = 2 * 3600
+
+
+def pod_gc() -> m.PodGC:
+    """Keep failed pods for debugging; successful ones go after a short delay so their logs can still be read."""
+    return m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m")
+
+
+def ttl() -> m.TTLStrategy:
+    """Workflow objects go after a while; the DeploymentRecord is the durable audit trail, not the Workflow."""
+    return m.TTLStrategy(seconds_after_success=24 * 3600, seconds_after_failure=7 * 24 * 3600)
+
+
+def service_mutex() -> m.Synchronization:
+    """One pipeline per service at a time."""
+    return m.Synchronization(mutexes=[m.Mutex(name=SERVICE_MUTEX)])
+
+
+def workflow_metadata() -> m.WorkflowMetadata:
+    """Label each run with its service so ``argo list -l argo-bluegreen.io/service=<svc>`` finds it."""
+    return m.WorkflowMetadata(
+        labels=dict(PART_OF),
+        labels_from={SERVICE_LABEL_KEY: m.LabelValueFrom(expression="workflow.parameters.service")},
+    )
+
+
+def pod_metadata() -> m.Metadata:
+    """Labels on every step pod."""
+    return m.Metadata(labels=dict(PART_OF))
+
+
+__all__ = [
+    "PART_OF",
+    "SERVICE_MUTEX",
+    "WORKFLOW_DEADLINE_SECONDS",
+    "pod_gc",
+    "pod_metadata",
+    "service_mutex",
+    "ttl",
+    "workflow_metadata",
+]

@@ -1,0 +1,55 @@
+"""Render-time settings: what a platform team may choose when it renders the manifests for its cluster.
+
+Everything else in the rendered objects is fixed by the code, so two teams rendering with the same settings get
+byte-identical manifests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "apps"
+DEFAULT_IMAGE = "ghcr.io/argo-bluegreen/steps:0.1.0"
+SERVICE_ACCOUNT = "bluegreen-deployer"
+NOTIFICATIONS_SECRET = "bluegreen-notifications"
+SLACK_URL_KEY = "slack-webhook-url"
+WEBHOOK_URL_KEY = "webhook-url"
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# An image reference as a container runtime accepts it: registry/path, then a tag, a digest or both.
+_IMAGE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderSettings:
+    """Choices baked into the rendered manifests.
+
+    Attributes:
+        namespace: where the templates, the RBAC and the services' BlueGreenDeployments live.
+        image: the steps image every container runs.
+        argo_ui_url: base URL of the Argo UI, for links in notifications; empty leaves links out.
+        cleanup_schedule: cron schedule of the cleanup/repair CronWorkflow.
+    """
+
+    namespace: str = DEFAULT_NAMESPACE
+    image: str = DEFAULT_IMAGE
+    argo_ui_url: str = ""
+    cleanup_schedule: str = "*/5 * * * *"
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE.fullmatch(self.namespace) or len(self.namespace) > 63:
+            raise ValueError(
+                f"namespace {self.namespace!r} is not a DNS-1123 label; use lower-case letters, digits and '-'"
+            )
+        if not _IMAGE.fullmatch(self.image):
+            raise ValueError(
+                f"image {self.image!r} is not an image reference; use registry/name:tag or name@sha256:<64 hex>"
+            )
+        if self.argo_ui_url and not re.fullmatch(r"https?://[^\s]+", self.argo_ui_url):
+            raise ValueError(f"argo UI URL {self.argo_ui_url!r} must start with http:// or https://")
+        if len(self.cleanup_schedule.split()) != 5:
+            raise ValueError(f"cleanup schedule {self.cleanup_schedule!r} must have five cron fields")

@@ -1,0 +1,133 @@
+"""The one factory for step containers, so every template runs the steps image the same hardened way.
+
+Each template runs ``bluegreen-step <step> --namespace {{workflow.namespace}} ...`` from the steps image. The
+factory gives every container the restricted securityContext, resources, a writable ``/tmp`` (the root filesystem is
+read-only), the notification URLs from an optional Secret, and outputs read from files with ``valueFrom.path``.
+
+Argo references: https://argo-workflows.readthedocs.io/en/latest/fields/#container,
+https://argo-workflows.readthedocs.io/en/latest/retries/ and
+https://argo-workflows.readthedocs.io/en/latest/walk-through/output-parameters/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy, SecretEnv
+from hera.workflows import models as m
+from hera.workflows.metrics import Counter, Gauge, Histogram
+
+from pipelines.settings import NOTIFICATIONS_SECRET, SLACK_URL_KEY, WEBHOOK_URL_KEY, RenderSettings
+
+OUTPUT_DIR = "/tmp/outputs"
+#: The step contract's exit code for "a transient failure: running the step again may help" (EX_TEMPFAIL).
+TRANSIENT_EXIT_CODE = 75
+
+RESTRICTED = m.SecurityContext(
+    run_as_non_root=True,
+    allow_privilege_escalation=False,
+    read_only_root_filesystem=True,
+    capabilities=m.Capabilities(drop=["ALL"]),
+    seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+)
+
+POD_SECURITY = m.PodSecurityContext(
+    run_as_non_root=True,
+    run_as_user=65532,
+    run_as_group=65532,
+    fs_group=65532,
+    seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+)
+
+SMALL = Resources(cpu_request="50m", cpu_limit="500m", memory_request="96Mi", memory_limit="256Mi")
+
+
+def transient_retry(limit: int = 3) -> RetryStrategy:
+    """Retry only what a second run can fix: pod-level errors and the steps' own "transient" exit code.
+
+    Steps are idempotent, but retrying a probe that found the new version broken would only delay the rollback,
+    so the expression keeps retries to infrastructure errors and exit code 75.
+    """
+    # IntOrString fields are written as strings: Argo's JSON schema types IntOrString as a string, and the CRD
+    # accepts both, so strings satisfy every validator.
+    return RetryStrategy(
+        limit=str(limit),
+        retry_policy="Always",
+        expression=f'lastRetry.status == "Error" || asInt(lastRetry.exitCode) == {TRANSIENT_EXIT_CODE}',
+        backoff=m.Backoff(duration="5s", factor=m.IntOrString("2"), max_duration="1m"),
+    )
+
+
+@dataclass(kw_only=True)
+class StepSpec:
+    """What differs between step templates.
+
+    Attributes:
+        template: the Argo template name.
+        step: the ``bluegreen-step`` subcommand.
+        inputs: input parameter names; each becomes ``--<name>={{inputs.parameters.<name>}}``.
+        extra_args: arguments after the inputs, already in their final form.
+        outputs: output parameter names the step writes under the output directory.
+        deadline_seconds: the template's activeDeadlineSeconds.
+        retry: whether the step may be retried on transient failure.
+        metrics: template metrics.
+    """
+
+    template: str
+    step: str
+    inputs: Sequence[str] = ()
+    extra_args: Sequence[str] = ()
+    outputs: Sequence[str] = ()
+    deadline_seconds: int = 300
+    retry: bool = False
+    metrics: Sequence[Counter | Gauge | Histogram] = field(default_factory=list)
+    description: str = ""
+
+
+def step_env(settings: RenderSettings) -> list[Env | SecretEnv]:
+    """Environment every step gets: notification URLs from an optional Secret, never read through the API."""
+    env: list[Env | SecretEnv] = [
+        SecretEnv(
+            name="BLUEGREEN_SLACK_WEBHOOK_URL",
+            secret_name=NOTIFICATIONS_SECRET,
+            secret_key=SLACK_URL_KEY,
+            optional=True,
+        ),
+        SecretEnv(
+            name="BLUEGREEN_WEBHOOK_URL", secret_name=NOTIFICATIONS_SECRET, secret_key=WEBHOOK_URL_KEY, optional=True
+        ),
+    ]
+    if settings.argo_ui_url:
+        env.append(Env(name="BLUEGREEN_ARGO_UI_URL", value=settings.argo_ui_url))
+    return env
+
+
+def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
+    """Build the Container template for one step."""
+    args = [spec.step, "--namespace", "{{workflow.namespace}}"]
+    # `--name=value` as one argument, so a value that starts with "-" (a reason, say) is never read as an option.
+    args += [f"--{name}={{{{inputs.parameters.{name}}}}}" for name in spec.inputs]
+    args += list(spec.extra_args)
+    if spec.outputs:
+        args += ["--output-dir", OUTPUT_DIR]
+    return Container(
+        name=spec.template,
+        image=settings.image,
+        image_pull_policy="IfNotPresent",
+        command=["bluegreen-step"],
+        args=args,
+        inputs=[Parameter(name=name) for name in spec.inputs],
+        outputs=[Parameter(name=name, value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name}")) for name in spec.outputs],
+        env=step_env(settings),
+        security_context=RESTRICTED,
+        resources=SMALL,
+        volumes=[EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit=m.Quantity("64Mi"))],
+        active_deadline_seconds=str(spec.deadline_seconds),
+        retry_strategy=transient_retry() if spec.retry else None,
+        metrics=list(spec.metrics) or None,
+        annotations={"workflows.argoproj.io/description": spec.description} if spec.description else None,
+    )
+
+
+__all__ = ["OUTPUT_DIR", "POD_SECURITY", "RESTRICTED", "TRANSIENT_EXIT_CODE", "StepSpec", "step_container"]
