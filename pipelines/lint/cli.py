@@ -1,0 +1,66 @@
+"""``bluegreen-lint PATH...``: lint a rendered manifests directory or a BlueGreenDeployment file.
+
+Every problem is printed as ``file: Kind/name: field: what is wrong``; the exit code is 1 when there is any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.lint import argo_models, dag, references, safety, spec_file
+from pipelines.lint.argo_schema import ArgoSchema
+from pipelines.lint.documents import Document, load
+from pipelines.lint.findings import Finding
+
+CHECKS: tuple[Callable[[Document], list[Finding]], ...] = (
+    argo_models.check,
+    dag.check,
+    references.check,
+    safety.check,
+    spec_file.check,
+)
+
+
+def lint(documents: list[Document], argo_schema: ArgoSchema | None = None) -> list[Finding]:
+    """Every finding for the documents, sorted by file, object and field."""
+    findings: list[Finding] = []
+    for document in documents:
+        for check in CHECKS:
+            findings.extend(check(document))
+        if argo_schema is not None:
+            findings.extend(argo_schema.check(document))
+    return sorted(set(findings))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Lint the paths; 0 when clean, 1 with findings, 2 when nothing could be read."""
+    parser = argparse.ArgumentParser(prog="bluegreen-lint", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="manifest directories or YAML files")
+    parser.add_argument(
+        "--argo-schema",
+        type=Path,
+        help="also validate against Argo's api/jsonschema/schema.json, rejecting unknown fields",
+    )
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        print(f"bluegreen-lint: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    documents, errors = load(args.paths)
+    for error in errors:
+        print(error, file=sys.stderr)
+    schema = ArgoSchema(args.argo_schema) if args.argo_schema else None
+    findings = lint(documents, schema)
+    for finding in findings:
+        print(finding)
+    print(f"bluegreen-lint: {len(documents)} objects checked, {len(findings)} problems", file=sys.stderr)
+    if errors:
+        return 2
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
