@@ -1,0 +1,1 @@
+"""The programs that run inside the step containers, behind one CLI: ``bluegreen-step <step>``."""

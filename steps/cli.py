@@ -1,0 +1,151 @@
+"""``bluegreen-step``: the step CLI contract the WorkflowTemplates call.
+
+``bluegreen-step <step> --namespace NS --service NAME [step options]``. A step reads its spec from the
+BlueGreenDeployment ``NAME`` in ``NS``, writes output parameters as files under ``--output-dir`` (Argo reads them
+with ``valueFrom.path``), logs one JSON object per line on stdout, and exits with a code from
+:mod:`steps.exit_codes`, with a one-line reason on stderr when it fails.
+
+The parser here is the contract: a test parses every container's arguments from the rendered WorkflowTemplates with
+it, so the templates and the steps cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from steps import exit_codes
+
+SLOTS = ("blue", "green")
+WORKFLOW_STATUSES = ("Succeeded", "Failed", "Error")
+
+StepRunner = Callable[[argparse.Namespace], int]
+
+
+def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: bool = False) -> None:
+    parser.add_argument("--namespace", required=True, help="namespace of the BlueGreenDeployment")
+    if service:
+        parser.add_argument("--service", required=True, help="name of the BlueGreenDeployment (the service)")
+    if outputs:
+        parser.add_argument("--output-dir", type=Path, help="where output parameters are written, one file each")
+
+
+def _slot_and_record(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--slot", required=True, choices=SLOTS, help="the slot this run deploys to")
+    parser.add_argument("--record", required=True, help="the DeploymentRecord of this run")
+
+
+def _run_outcome(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workflow", required=True, help="name of the workflow running this step")
+    parser.add_argument("--workflow-status", choices=WORKFLOW_STATUSES, help="{{workflow.status}} in an exit handler")
+    parser.add_argument("--failures", default="", help="{{workflow.failures}}: Argo's quoted JSON list, or null")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: one subcommand per step, plus ``history`` and ``status`` for people."""
+    parser = argparse.ArgumentParser(prog="bluegreen-step", description="Blue-green deployment steps.")
+    sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+
+    p = sub.add_parser("preflight", help="validate inputs, adopt an unmanaged service, open the record")
+    _common(p, outputs=True)
+    p.add_argument("--image", required=True, help="image reference of the new version")
+    p.add_argument("--workflow", required=True, help="name of the workflow running this deploy")
+    p.add_argument("--triggered-by", default="", help="who or what started the deploy")
+    p.add_argument("--commit", default="", help="source commit of the image")
+    p.add_argument("--reason", default="", help="why this deploy happens")
+
+    p = sub.add_parser("deploy-green", help="bring the new version up in the idle slot")
+    _common(p, outputs=True)
+    p.add_argument("--image", required=True, help="image reference of the new version")
+    _slot_and_record(p)
+
+    for name, text in (
+        ("probe", "health-check the idle slot"),
+        ("smoke", "run the smoke tests against the idle slot"),
+    ):
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        _slot_and_record(p)
+
+    p = sub.add_parser("switch", help="record the intent, then move all traffic to the slot")
+    _common(p, outputs=True)
+    _slot_and_record(p)
+
+    for name, text in (
+        ("verify", "post-switch analysis against Prometheus"),
+        ("retain", "keep the previous slot warm until its retention ends; close the record"),
+    ):
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        p.add_argument("--record", required=True, help="the DeploymentRecord of this run")
+
+    p = sub.add_parser("cleanup", help="remove expired previous slots and repair abandoned runs")
+    _common(p, service=False)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--service", help="clean up one service")
+    which.add_argument("--all-services", action="store_true", help="every managed service in the namespace")
+
+    p = sub.add_parser("rollback", help="restore traffic to the previous slot")
+    _common(p)
+    p.add_argument("--trigger", required=True, choices=("on-exit", "manual"), help="who asked for the rollback")
+    _run_outcome(p)
+    p.add_argument("--reason", default="", help="why, when a person rolls back")
+    p.add_argument("--triggered-by", default="", help="who rolls back")
+
+    p = sub.add_parser("notify", help="send the run summary to Slack and the webhook")
+    _common(p)
+    _run_outcome(p)
+
+    p = sub.add_parser("history", help="show a service's deployment records")
+    p.add_argument("service", help="name of the BlueGreenDeployment")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--limit", type=int, default=20)
+
+    p = sub.add_parser("status", help="show a service's live slot, image, phase and retention")
+    p.add_argument("service", help="name of the BlueGreenDeployment")
+    p.add_argument("--namespace", required=True)
+    return parser
+
+
+STEPS: tuple[str, ...] = (
+    "preflight",
+    "deploy-green",
+    "probe",
+    "smoke",
+    "switch",
+    "verify",
+    "retain",
+    "cleanup",
+    "rollback",
+    "notify",
+)
+
+#: Output parameters each step writes under ``--output-dir``, one file per name.
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "preflight": ("record", "live-slot", "target-slot", "previous-image", "analysis-enabled"),
+    "deploy-green": ("deployment",),
+    "switch": ("switched-at",),
+}
+
+#: Step implementations register here; a step without one refuses to run rather than pretend to succeed.
+RUNNERS: dict[str, StepRunner] = {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the step; returns the contract's exit code."""
+    args = build_parser().parse_args(argv)
+    runner = RUNNERS.get(args.step)
+    if runner is None:
+        print(
+            f"bluegreen-step {args.step}: not available in this version of the steps image; "
+            "use an image that implements it",
+            file=sys.stderr,
+        )
+        return exit_codes.FAILED
+    return runner(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
