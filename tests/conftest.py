@@ -1,0 +1,14 @@
+"""Shared test fixtures: the control-plane plugin from testenv/, and paths into the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

@@ -1,0 +1,151 @@
+"""What the rendered Argo objects promise: the DAG order, the exit handler, the lock, retries, deadlines, metrics."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((REPO / "manifests" / "workflows" / f"{name}.yaml").read_text())
+    return document
+
+
+DEPLOY = load("blue-green-deploy")
+ROLLBACK = load("blue-green-rollback")
+CLEANUP = load("blue-green-cleanup")
+
+
+def templates(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    spec = document["spec"].get("workflowSpec", document["spec"])
+    return {t["name"]: t for t in spec["templates"]}
+
+
+def tasks(document: dict[str, Any], dag: str) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in templates(document)[dag]["dag"]["tasks"]}
+
+
+def test_deploy_dag_runs_the_steps_in_order() -> None:
+    dag = tasks(DEPLOY, "deploy")
+    order = ["preflight", "deploy-green", "probe", "smoke", "switch", "verify", "retain", "cleanup"]
+    assert list(dag) == order
+    assert "depends" not in dag["preflight"]
+    for before, after in itertools.pairwise(order):
+        assert dag[after]["depends"] == before
+
+
+def test_verify_is_skipped_without_analysis_and_retain_still_runs() -> None:
+    dag = tasks(DEPLOY, "deploy")
+    assert dag["verify"]["when"] == "{{tasks.preflight.outputs.parameters.analysis-enabled}} == true"
+    # A bare task name in depends means Succeeded, Skipped or Daemoned in Argo.
+    assert dag["retain"]["depends"] == "verify"
+
+
+def test_later_steps_read_preflight_outputs_from_files() -> None:
+    preflight = templates(DEPLOY)["preflight"]
+    outputs = {p["name"]: p["valueFrom"]["path"] for p in preflight["outputs"]["parameters"]}
+    assert outputs["target-slot"] == "/tmp/outputs/target-slot"
+    assert outputs["record"] == "/tmp/outputs/record"
+    switch_args = {p["name"]: p["value"] for p in tasks(DEPLOY, "deploy")["switch"]["arguments"]["parameters"]}
+    assert switch_args["slot"] == "{{tasks.preflight.outputs.parameters.target-slot}}"
+
+
+def test_exit_handler_rolls_back_on_failure_then_always_notifies() -> None:
+    assert DEPLOY["spec"]["onExit"] == "exit-handler"
+    handler = tasks(DEPLOY, "exit-handler")
+    assert handler["rollback"]["when"] == "{{workflow.status}} != Succeeded"
+    rollback_args = {p["name"]: p["value"] for p in handler["rollback"]["arguments"]["parameters"]}
+    assert rollback_args["failures"] == "{{workflow.failures}}"
+    assert set(handler["notify"]["depends"].split(" || ")) == {
+        "rollback.Succeeded",
+        "rollback.Failed",
+        "rollback.Errored",
+        "rollback.Skipped",
+    }
+    assert "--trigger" in templates(DEPLOY)["rollback"]["container"]["args"]
+
+
+def test_manual_rollback_needs_only_the_service() -> None:
+    parameters = ROLLBACK["spec"]["arguments"]["parameters"]
+    required = [p["name"] for p in parameters if "value" not in p and "default" not in p]
+    assert required == ["service"]
+    assert all(p.get("description") for p in parameters)
+    args = templates(ROLLBACK)["rollback"]["container"]["args"]
+    assert args[args.index("--trigger") + 1] == "manual"
+
+
+@pytest.mark.parametrize("document", [DEPLOY, ROLLBACK], ids=["deploy", "rollback"])
+def test_deploys_and_rollbacks_share_one_mutex_per_namespace_and_service(document: dict[str, Any]) -> None:
+    assert document["spec"]["synchronization"] == {
+        "mutexes": [{"name": "bluegreen-{{workflow.namespace}}-{{workflow.parameters.service}}"}]
+    }
+
+
+def test_deploy_parameters_explain_themselves() -> None:
+    parameters = {p["name"]: p for p in DEPLOY["spec"]["arguments"]["parameters"]}
+    assert list(parameters) == ["service", "image", "triggered-by", "commit", "reason"]
+    assert all(p.get("description") for p in parameters.values())
+    assert [n for n, p in parameters.items() if "value" not in p] == ["service", "image"]
+    annotations = DEPLOY["metadata"]["annotations"]
+    assert annotations["workflows.argoproj.io/title"]
+    assert annotations["workflows.argoproj.io/description"]
+
+
+def test_retries_only_where_idempotent_and_useful() -> None:
+    retried = {name for name, t in templates(DEPLOY).items() if "retryStrategy" in t}
+    assert retried == {"preflight", "deploy-green", "switch", "retain", "cleanup", "rollback"}
+    for name in retried:
+        strategy = templates(DEPLOY)[name]["retryStrategy"]
+        assert "backoff" in strategy
+        assert "asInt(lastRetry.exitCode) == 75" in strategy["expression"]
+
+
+@pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, CLEANUP], ids=["deploy", "rollback", "cleanup"])
+def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: dict[str, Any]) -> None:
+    spec = document["spec"].get("workflowSpec", document["spec"])
+    assert spec["activeDeadlineSeconds"] > 0
+    assert spec["podGC"]["strategy"] == "OnPodSuccess"
+    assert spec["ttlStrategy"]["secondsAfterFailure"] >= spec["ttlStrategy"]["secondsAfterSuccess"]
+    for template in spec["templates"]:
+        if "container" not in template:
+            continue
+        container = template["container"]
+        assert container["command"] == ["bluegreen-step"]
+        assert container["image"] == "ghcr.io/argo-bluegreen/steps:0.1.0"
+        assert container["securityContext"] == {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        assert set(container["resources"]) == {"requests", "limits"}
+        assert int(template["activeDeadlineSeconds"]) > 0
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+        assert all(ref["optional"] is True for ref in env.values())
+        assert {"BLUEGREEN_SLACK_WEBHOOK_URL", "BLUEGREEN_WEBHOOK_URL"} <= env.keys()
+
+
+def test_metrics_count_runs_durations_and_rollbacks() -> None:
+    workflow_metrics = {m["name"]: m for m in DEPLOY["spec"]["metrics"]["prometheus"]}
+    assert workflow_metrics["bluegreen_deploy_runs"]["counter"] == {"value": "1"}
+    assert workflow_metrics["bluegreen_deploy_duration_seconds"]["histogram"]["value"] == "{{workflow.duration}}"
+    labels = {label["key"]: label["value"] for label in workflow_metrics["bluegreen_deploy_runs"]["labels"]}
+    assert labels == {"service": "{{workflow.parameters.service}}", "status": "{{workflow.status}}"}
+    rollback_metrics = {m["name"] for m in templates(DEPLOY)["rollback"]["metrics"]["prometheus"]}
+    assert rollback_metrics == {"bluegreen_rollbacks", "bluegreen_rollback_duration_seconds"}
+
+
+def test_cleanup_cron_sweeps_every_service_without_overlap() -> None:
+    spec = CLEANUP["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["schedules"] == ["*/5 * * * *"]
+    args = templates(CLEANUP)["cleanup-all"]["container"]["args"]
+    assert args[0] == "cleanup"
+    assert "--all-services" in args

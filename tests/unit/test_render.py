@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import render
+from pipelines.manifests import render_all
+from pipelines.settings import DEFAULT_IMAGE, RenderSettings
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
+RENDERED = {m.path: m for m in render_all(RenderSettings())}
+
+
+@pytest.mark.parametrize("path", sorted(RENDERED))
+def test_committed_manifest_matches_the_code(path: str) -> None:
+    """manifests/ is the golden output: regenerate with `make manifests` and review the diff."""
+    assert (MANIFESTS / path).read_text() == RENDERED[path].text(), f"manifests/{path} is stale: run make manifests"
+
+
+def test_no_stray_files_in_manifests() -> None:
+    assert sorted(p.relative_to(MANIFESTS).as_posix() for p in MANIFESTS.rglob("*.yaml")) == sorted(RENDERED)
+
+
+def test_rendering_is_deterministic() -> None:
+    again = {m.path: m.text() for m in render_all(RenderSettings())}
+    assert again == {path: m.text() for path, m in RENDERED.items()}
+
+
+def test_check_names_stale_missing_and_extra_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert render.main(["--out", str(tmp_path)]) == 0
+    assert render.main(["--out", str(tmp_path), "--check"]) == 0
+    (tmp_path / "rbac" / "role.yaml").write_text("changed\n")
+    (tmp_path / "workflows" / "blue-green-cleanup.yaml").unlink()
+    (tmp_path / "workflows" / "old.yaml").write_text("kind: Old\n")
+    capsys.readouterr()
+    assert render.main(["--out", str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert f"stale: {tmp_path}/rbac/role.yaml: differs from what the code renders" in err
+    assert f"stale: {tmp_path}/workflows/blue-green-cleanup.yaml: missing" in err
+    assert f"stale: {tmp_path}/workflows/old.yaml: no longer rendered" in err
+    assert render.main(["--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "workflows" / "old.yaml").exists()
+    assert render.main(["--out", str(tmp_path), "--check"]) == 0
+
+
+def test_settings_reach_every_object(tmp_path: Path) -> None:
+    image = "registry.example.com/platform/bluegreen-steps@sha256:" + "a" * 64
+    assert render.main(["--out", str(tmp_path), "--namespace", "payments", "--image", image]) == 0
+    text = "\n".join(p.read_text() for p in tmp_path.rglob("*.yaml"))
+    assert DEFAULT_IMAGE not in text
+    assert "namespace: apps" not in text
+    for file in (tmp_path / "workflows").glob("*.yaml"):
+        document = yaml.safe_load(file.read_text())
+        assert document["metadata"]["namespace"] == "payments"
+        spec = document["spec"].get("workflowSpec", document["spec"])
+        images = {t["container"]["image"] for t in spec["templates"] if "container" in t}
+        assert images == {image}
+    binding = yaml.safe_load((tmp_path / "rbac" / "role-binding.yaml").read_text())
+    assert binding["subjects"][0]["namespace"] == "payments"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--namespace", "Payments", "namespace 'Payments' is not a DNS-1123 label"),
+        ("--image", "not an image", "image 'not an image' is not an image reference"),
+        ("--cleanup-schedule", "every 5 minutes", "must have five cron fields"),
+    ],
+)
+def test_bad_settings_fail_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
+    assert render.main(["--out", str(tmp_path / "out"), flag, value]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_kustomization_lists_every_object_crds_first() -> None:
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(p for p in RENDERED if p != "kustomization.yaml")
+    assert kustomization["resources"][0].startswith("crds/")

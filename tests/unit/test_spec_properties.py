@@ -1,0 +1,130 @@
+"""Property tests: the pydantic model and the CRD schema rendered from it agree on what a valid spec is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+import bluegreen_spec as spec
+from pipelines.crd import blue_green_deployment_crd
+from pipelines.lint import spec_file
+from pipelines.lint.documents import Document
+
+CRD_SCHEMA = blue_green_deployment_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+VALIDATOR = Draft202012Validator(CRD_SCHEMA)
+
+label = st.from_regex(r"\A[a-z]([-a-z0-9]{0,20}[a-z0-9])?\Z")
+path = st.from_regex(r"\A/[a-z0-9/_.-]{0,30}\Z")
+duration = st.builds(
+    lambda h, m, s: "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v is not None) or "0s",
+    st.none() | st.integers(0, 48),
+    st.none() | st.integers(0, 59),
+    st.none() | st.integers(0, 59),
+)
+status = st.from_regex(r"\A[1-5]([0-9][0-9]|xx)\Z")
+
+smoke_test = st.fixed_dictionaries(
+    {"name": label, "endpoint": path},
+    optional={
+        "method": st.sampled_from(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        "headers": st.dictionaries(st.from_regex(r"\A[A-Za-z-]{1,12}\Z"), st.text(max_size=10), max_size=3),
+        "expectedStatus": st.lists(status, min_size=1, max_size=3),
+        "bodyContains": st.text(max_size=10),
+        "timeoutSeconds": st.integers(1, 300),
+    },
+)
+
+specs = st.fixed_dictionaries(
+    {
+        "healthCheck": st.fixed_dictionaries(
+            {"httpGet": st.fixed_dictionaries({"port": st.integers(1, 65535)}, optional={"path": path})},
+            optional={
+                "initialDelaySeconds": st.integers(0, 3600),
+                "periodSeconds": st.integers(1, 3600),
+                "timeoutSeconds": st.integers(1, 600),
+                "successThreshold": st.integers(1, 100),
+                "failureThreshold": st.integers(1, 100),
+            },
+        ),
+    },
+    optional={
+        "replicas": st.integers(1, 1000),
+        "smokeTests": st.lists(smoke_test, max_size=4, unique_by=lambda t: t["name"]),
+        "smokeTestBudget": duration,
+        "rollbackOnFailure": st.booleans(),
+        "retainPreviousVersion": duration,
+        "traffic": st.fixed_dictionaries(
+            {"router": st.sampled_from(["istio", "service", "gateway-api"])},
+            optional={"isolateSlots": st.booleans(), "previewService": label},
+        ),
+        "imagePolicy": st.fixed_dictionaries(
+            {
+                "allowedRegistries": st.lists(st.sampled_from(["ghcr.io", "registry.example.com/team"]), max_size=2),
+                "requireDigest": st.booleans(),
+            }
+        ),
+        "historyLimit": st.integers(1, 1000),
+        "analysis": st.none()
+        | st.fixed_dictionaries(
+            {
+                "prometheusUrl": st.just("http://prometheus.monitoring:9090"),
+                "queries": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "name": label,
+                            "query": st.just("sum(rate(x[1m]))"),
+                            "max": st.floats(0, 100, allow_nan=False),
+                        }
+                    ),
+                    min_size=1,
+                    max_size=2,
+                ),
+            },
+            optional={"window": duration},
+        ),
+    },
+)
+
+
+def document(body: dict[str, Any]) -> dict[str, Any]:
+    cleaned = {k: v for k, v in body.items() if v is not None}
+    return {
+        "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
+        "kind": spec.KIND,
+        "metadata": {"name": "svc"},
+        "spec": cleaned,
+    }
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(specs)
+def test_any_valid_spec_loads_renders_and_is_accepted_by_the_crd_schema(body: dict[str, Any]) -> None:
+    doc = document(body)
+    resource = spec.load_resource(doc)
+    # Rendering the loaded spec back to YAML and loading it again gives the same spec.
+    rendered = yaml.safe_dump(resource.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    assert spec.load_resource(yaml.safe_load(rendered)) == resource
+    assert list(VALIDATOR.iter_errors(doc)) == []
+    assert list(VALIDATOR.iter_errors(yaml.safe_load(rendered))) == []
+    assert spec_file.check(Document("x.yaml", doc)) == []
+
+
+@given(specs, st.integers().filter(lambda p: not 1 <= p <= 65535))
+def test_model_and_crd_both_reject_a_bad_port(body: dict[str, Any], port: int) -> None:
+    body = {**body, "healthCheck": {"httpGet": {"port": port}}}
+    doc = document(body)
+    assert list(VALIDATOR.iter_errors(doc)) != []
+    assert spec_file.check(Document("x.yaml", doc))[0].field == "spec.healthCheck.httpGet.port"
+
+
+@given(
+    specs, st.text(max_size=8).filter(lambda t: not __import__("re").fullmatch(spec.DURATION_PATTERN, t) or len(t) < 2)
+)
+def test_model_and_crd_both_reject_a_bad_duration(body: dict[str, Any], text: str) -> None:
+    doc = document({**body, "retainPreviousVersion": text})
+    assert list(VALIDATOR.iter_errors(doc)) != []
+    assert [f.field for f in spec_file.check(Document("x.yaml", doc))] == ["spec.retainPreviousVersion"]
