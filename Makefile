@@ -1,0 +1,50 @@
+# Everything a fresh machine needs comes from here: the virtualenv from PyPI, the control plane from the Go module
+# proxy. `make manifests` and `make test` create the virtualenv themselves when it is missing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
+NAMESPACE ?= apps
+
+.PHONY: install manifests lint test unit testenv image clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+## Render every manifest into manifests/ and validate it (Hera models, DAG, references, safety; Argo's own schema).
+manifests: $(STAMP)
+	$(BIN)/bluegreen-render --namespace $(NAMESPACE) --image $(IMAGE)
+	$(BIN)/bluegreen-lint manifests examples $(ARGO_SCHEMA_FLAG)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## The real kube-apiserver and etcd, and the pinned third-party CRDs, built into a cache outside the repository.
+testenv:
+	@command -v go >/dev/null 2>&1 || { echo "testenv needs Go 1.26 or newer on PATH: install it from the Go toolchain distribution (Debian's golang package is too old), then run make testenv again" >&2; exit 1; }
+	$(PYTHON) testenv/build.py
+
+test: $(STAMP) lint testenv
+	$(BIN)/python -m pytest
+
+## Unit and manifest tests only: no Go needed.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m 'not controlplane'
+
+image:
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "image needs a running Docker engine" >&2; exit 1; }
+	docker build -f images/steps/Dockerfile -t $(IMAGE) .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
