@@ -152,6 +152,7 @@ class SmokeTest(_Model):
         default_factory=lambda: ["2xx"],
         min_length=1,
         description="Accepted status codes or classes, such as 200 or 2xx.",
+        json_schema_extra={"default": ["2xx"]},  # so the API server fills it in too
     )
     body_contains: str | None = Field(default=None, description="Text the response body must contain.")
     body_matches: str | None = Field(default=None, description="A regular expression the response body must match.")

@@ -38,6 +38,10 @@ _KEPT_KEYWORDS = {
 }
 
 
+# Marks a node that came from Optional[X]: absent means "off" (e.g. no analysis), so it must not be defaulted.
+_NULLABLE = "x-argo-bluegreen-nullable"
+
+
 def _resolve(node: Any, definitions: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_resolve(item, definitions) for item in node]
@@ -53,14 +57,19 @@ def _resolve(node: Any, definitions: dict[str, Any]) -> Any:
         if len(variants) != 1:
             raise ValueError(f"cannot express a union of {len(variants)} types structurally: {node}")
         rest = {k: v for k, v in node.items() if k != "anyOf"}
-        return _resolve({**variants[0], **rest}, definitions)
+        return _resolve({**variants[0], **rest, _NULLABLE: True}, definitions)
     if "allOf" in node and len(node["allOf"]) == 1:
         rest = {k: v for k, v in node.items() if k != "allOf"}
         return _resolve({**node["allOf"][0], **rest}, definitions)
     return {key: _resolve(value, definitions) for key, value in node.items()}
 
 
-def _structural(node: dict[str, Any]) -> dict[str, Any]:
+def _structural(node: dict[str, Any], default_objects: bool = False) -> dict[str, Any]:
+    """Keep what a structural schema allows.
+
+    With ``default_objects``, optional nested objects get ``default: {}`` so the API server materializes their
+    scalar defaults too (it defaults only inside objects that exist), except objects whose absence means "off".
+    """
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key not in _KEPT_KEYWORDS:
@@ -68,7 +77,9 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         if key == "default" and value is None:
             continue
         if key == "properties":
-            out[key] = {name: _structural(child) for name, child in value.items()}
+            required = set(node.get("required") or [])
+            out[key] = {name: _structural(child, default_objects and name not in required)
+                        for name, child in value.items()}
         elif key == "items":
             out[key] = _structural(value)
         elif key == "additionalProperties":
@@ -81,14 +92,19 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         out["type"] = "string"
     if "properties" in out or "additionalProperties" in out:
         out.setdefault("type", "object")
+    if (default_objects and "properties" in out and "default" not in out and not out.get("required")
+            and not node.get(_NULLABLE)):
+        out["default"] = {}
     return out
 
 
-def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
+def structural_schema(model: type[BaseModel], default_objects: bool = False) -> dict[str, Any]:
     """The structural openAPIV3Schema of a pydantic model, with wire (camelCase) names."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     definitions = raw.pop("$defs", {})
-    return _structural(_resolve(raw, definitions))
+    schema = _structural(_resolve(raw, definitions), default_objects)
+    schema.pop("default", None)  # the root object itself is required, never defaulted
+    return schema
 
 
 def _resource_schema(spec_model: type[BaseModel], status_model: type[BaseModel], description: str) -> dict[str, Any]:
@@ -100,7 +116,7 @@ def _resource_schema(spec_model: type[BaseModel], status_model: type[BaseModel],
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": structural_schema(spec_model),
+            "spec": structural_schema(spec_model, default_objects=True),
             "status": structural_schema(status_model),
         },
     }
