@@ -1,0 +1,84 @@
+"""Everything a step works with, assembled once: the API, the validated spec, its records and its router."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client, config
+
+import bluegreen_spec as spec
+from steps.errors import BadInput
+from steps.kube import Kube, Obj
+from steps.log import StepLog
+from steps.records import Records
+from steps.routing import Router, router_for
+from steps.service_state import load
+
+
+def api_client() -> client.ApiClient:
+    """In a pod, the ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``)."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+    else:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def record_name(workflow: str) -> str:
+    """A DeploymentRecord name from a workflow name: already DNS-1123 in Argo, made safe anyway."""
+    name = re.sub(r"[^a-z0-9.-]", "-", workflow.lower()).strip("-.")[:253]
+    if not name:
+        raise BadInput(f"workflow name {workflow!r} cannot name a record; pass --workflow")
+    return name
+
+
+@dataclass
+class StepContext:
+    """One step run against one service."""
+
+    kube: Kube
+    namespace: str
+    resource: spec.BlueGreenDeployment
+    raw: Obj
+    log: StepLog
+    records: Records
+    router: Router
+
+    @property
+    def service(self) -> str:
+        """The service name."""
+        return self.resource.service
+
+    @classmethod
+    def open(cls, kube: Kube, namespace: str, service: str, step: str) -> StepContext:
+        """Load and validate the service's spec; fails before any write."""
+        log = StepLog(step, service)
+        resource, raw = load(kube, namespace, service)
+        return cls(
+            kube,
+            namespace,
+            resource,
+            raw,
+            log,
+            Records(kube, namespace, service, log),
+            router_for(resource, kube, namespace, log),
+        )
+
+    def reload(self) -> None:
+        """Re-read the resource, for the current status."""
+        self.resource, self.raw = load(self.kube, self.namespace, self.service)
+
+
+def write_outputs(output_dir: Path | None, values: dict[str, str]) -> None:
+    """Write Argo output parameters, one file each."""
+    if output_dir is None:
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, value in values.items():
+        (output_dir / name).write_text(value)
+
+
+__all__ = ["StepContext", "api_client", "record_name", "write_outputs"]

@@ -1,0 +1,397 @@
+"""The steps' access to the Kubernetes API: plain JSON objects, real API semantics, bounded retries.
+
+Every call goes through :class:`Kube`, which
+
+* retries 429 and 5xx answers and dropped connections with exponential backoff, within a deadline, and then
+  raises :class:`~steps.errors.Transient` so Argo may retry the whole (idempotent) step;
+* turns every other API error into one line naming the verb, the object and what to do;
+* offers :meth:`Kube.modify`, a read-modify-write loop that re-reads on 409 Conflict instead of overwriting a
+  newer version, and :meth:`Kube.apply`, server-side apply, which makes "create or converge" idempotent.
+
+Objects are dicts as the API returns them: the steps compare desired and live state field by field, which the
+generated model classes make harder, not easier.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+from kubernetes import client
+
+from steps.errors import BadInput, StepError, Transient
+
+Obj = dict[str, Any]
+FIELD_MANAGER = "argo-bluegreen"
+RETRIED_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A namespaced API resource."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        """``group/version``, or just the version for the core group."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        """The REST path of the collection, an object, or its subresource."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        path = f"{base}/namespaces/{namespace}/{self.plural}"
+        if name is not None:
+            path += f"/{name}"
+        if subresource is not None:
+            path += f"/{subresource}"
+        return path
+
+
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+SERVICES = Resource("", "v1", "services", "Service")
+PODS = Resource("", "v1", "pods", "Pod")
+EVENTS = Resource("", "v1", "events", "Event")
+NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
+PDBS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
+VIRTUAL_SERVICES = Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
+DESTINATION_RULES = Resource("networking.istio.io", "v1", "destinationrules", "DestinationRule")
+HTTP_ROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+WORKFLOWS = Resource("argoproj.io", "v1alpha1", "workflows", "Workflow")
+BLUE_GREEN_DEPLOYMENTS = Resource("argo-bluegreen.io", "v1alpha1", "bluegreendeployments", "BlueGreenDeployment")
+DEPLOYMENT_RECORDS = Resource("argo-bluegreen.io", "v1alpha1", "deploymentrecords", "DeploymentRecord")
+
+
+class ApiError(StepError):
+    """An API answer the step cannot work around; carries the HTTP status and the server's reason."""
+
+    def __init__(self, message: str, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class Conflict(ApiError):
+    """409: the object changed since it was read (or already exists on create)."""
+
+
+class NotFound(ApiError):
+    """404: the object or its kind does not exist."""
+
+
+@dataclass
+class RetryPolicy:
+    """How long transient API failures are retried before the step gives up with exit code 75."""
+
+    deadline_seconds: float = 30.0
+    first_backoff_seconds: float = 0.05
+    max_backoff_seconds: float = 2.0
+    conflict_attempts: int = 10
+
+
+def _what_to_do(status: int) -> str:
+    if status == 403:
+        return "the step's ServiceAccount lacks this permission; re-apply manifests/rbac from this release"
+    if status == 404:
+        return "check the name and namespace, and that the CRDs from manifests/crds are installed"
+    if status == 422:
+        return "the object was refused by validation; fix the field the server names"
+    if status == 409:
+        return "another writer changed it; run the step again"
+    return "check the API server's health and run the step again"
+
+
+class Kube:
+    """JSON access to one cluster with retries, conflict handling and clear errors."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api = api
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        #: Number of HTTP requests sent, for the benchmarks' API-call counts.
+        self.requests = 0
+        self._snapshots: dict[tuple[str, str], dict[str, Obj]] = {}
+
+    # -- namespace snapshots -------------------------------------------------------------------------------------
+
+    def snapshot(self, resource: Resource, namespace: str) -> list[Obj]:
+        """List a kind once and serve later ``get`` calls for it from that list.
+
+        A sweep over many services reads each kind with one request instead of one per service. Decisions that
+        remove or reroute something must call :meth:`forget` and read the object afresh first.
+        """
+        items = self.list(resource, namespace)
+        self._snapshots[(resource.plural, namespace)] = {item["metadata"]["name"]: item for item in items}
+        return items
+
+    def forget(self) -> None:
+        """Drop every snapshot, so the next reads go to the server."""
+        self._snapshots.clear()
+
+    # -- the one place that talks HTTP -------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        what: str,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        url = self.api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
+        headers: dict[str, str] = {
+            **self.api.default_headers,
+            "Accept": "application/json",
+            "Content-Type": content_type,
+        }
+        self.api.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
+        deadline = time.monotonic() + self.retry.deadline_seconds
+        backoff = self.retry.first_backoff_seconds
+        while True:
+            self.requests += 1
+            try:
+                response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+            except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+                if time.monotonic() + backoff < deadline:
+                    self._sleep(backoff)
+                    backoff = min(backoff * 2, self.retry.max_backoff_seconds)
+                    continue
+                raise Transient(f"{what}: API server unreachable ({error}); run the step again") from None
+            status = int(response.status)
+            if status < 400:
+                return response
+            reason = _server_message(response.read()) or str(response.reason)
+            if status in RETRIED_STATUSES and time.monotonic() + backoff < deadline:
+                retry_after = response.getheader("Retry-After")
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else backoff
+                self._sleep(min(wait, self.retry.max_backoff_seconds) * (0.5 + random.random() / 2))
+                backoff = min(backoff * 2, self.retry.max_backoff_seconds)
+                continue
+            raise _api_error(what, status, reason)
+
+    def _json(self, method: str, path: str, *, what: str, **kwargs: Any) -> Obj:
+        data = self._send(method, path, what=what, **kwargs).read()
+        return json.loads(data) if data else {}
+
+    # -- verbs ---------------------------------------------------------------------------------------------------
+
+    def get(self, resource: Resource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist."""
+        snapshot = self._snapshots.get((resource.plural, namespace))
+        if snapshot is not None and subresource is None:
+            return snapshot.get(name)
+        try:
+            return self._json(
+                "GET", resource.path(namespace, name, subresource), what=f"get {resource.kind} {namespace}/{name}"
+            )
+        except NotFound:
+            return None
+
+    def must_get(self, resource: Resource, namespace: str, name: str) -> Obj:
+        """The object; a missing one is an error naming it."""
+        found = self.get(resource, namespace, name)
+        if found is None:
+            raise NotFound(
+                f"{resource.kind} {namespace}/{name} does not exist; create it or check the service name",
+                404,
+                "NotFound",
+            )
+        return found
+
+    def list(self, resource: Resource, namespace: str, label_selector: str | None = None) -> list[Obj]:
+        """Every object of a kind in the namespace, optionally filtered by labels."""
+        query = {"labelSelector": label_selector} if label_selector else None
+        answer = self._json("GET", resource.path(namespace), query=query, what=f"list {resource.kind} in {namespace}")
+        items: list[Obj] = answer.get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", resource.api_version)
+            item.setdefault("kind", resource.kind)
+        return items
+
+    def create(self, resource: Resource, namespace: str, body: Obj) -> Obj:
+        """Create; 409 AlreadyExists raises :class:`Conflict`."""
+        name = body.get("metadata", {}).get("name") or body.get("metadata", {}).get("generateName", "")
+        return self._json(
+            "POST", resource.path(namespace), body=body, what=f"create {resource.kind} {namespace}/{name}"
+        )
+
+    def apply(self, resource: Resource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
+        """Server-side apply: create or converge to ``body``, owning exactly the fields it names."""
+        name = body["metadata"]["name"]
+        return self._json(
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=body,
+            content_type="application/apply-patch+yaml",
+            what=f"apply {resource.kind} {namespace}/{name}",
+        )
+
+    def merge_patch(
+        self, resource: Resource, namespace: str, name: str, patch: Obj, subresource: str | None = None
+    ) -> Obj:
+        """JSON merge patch; include ``metadata.resourceVersion`` to make it conditional."""
+        return self._json(
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            body=patch,
+            content_type="application/merge-patch+json",
+            what=f"patch {resource.kind} {namespace}/{name}{'/' + subresource if subresource else ''}",
+        )
+
+    def replace(self, resource: Resource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
+        """PUT; the body's resourceVersion makes it fail with :class:`Conflict` if the object moved on."""
+        name = body["metadata"]["name"]
+        return self._json(
+            "PUT",
+            resource.path(namespace, name, subresource),
+            body=body,
+            what=f"update {resource.kind} {namespace}/{name}{'/' + subresource if subresource else ''}",
+        )
+
+    def delete(self, resource: Resource, namespace: str, name: str, *, resource_version: str | None = None) -> bool:
+        """Delete; returns False when it was already gone. A resourceVersion precondition guards against races."""
+        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        try:
+            self._json(
+                "DELETE", resource.path(namespace, name), body=body, what=f"delete {resource.kind} {namespace}/{name}"
+            )
+        except NotFound:
+            return False
+        return True
+
+    def modify(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj], bool],
+        subresource: str | None = None,
+    ) -> Obj:
+        """Read, let ``mutate`` change the object in place, write it back; on 409 read again and retry.
+
+        ``mutate`` returns False when the live object is already as wanted, and nothing is written.
+        """
+        for _ in range(self.retry.conflict_attempts):
+            live = self.must_get(resource, namespace, name)
+            if not mutate(live):
+                return live
+            try:
+                return self.replace(resource, namespace, live, subresource)
+            except Conflict:
+                continue
+        raise Transient(
+            f"update {resource.kind} {namespace}/{name}: still conflicting after "
+            f"{self.retry.conflict_attempts} fresh reads; run the step again"
+        )
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str,
+        *,
+        name: str | None = None,
+        label_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: int = 60,
+    ) -> Iterator[tuple[str, Obj]]:
+        """Stream (type, object) events until the server closes the watch after ``timeout_seconds``."""
+        query: dict[str, str] = {
+            "watch": "true",
+            "timeoutSeconds": str(max(1, timeout_seconds)),
+            "allowWatchBookmarks": "false",
+        }
+        if name:
+            query["fieldSelector"] = f"metadata.name={name}"
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        response = self._send(
+            "GET",
+            resource.path(namespace),
+            query=query,
+            what=f"watch {resource.kind} in {namespace}",
+            timeout=timeout_seconds + 5,
+        )
+        raw = response.response
+        buffer = b""
+        try:
+            for chunk in raw.stream(4096):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        event = json.loads(line)
+                        yield str(event.get("type")), event.get("object") or {}
+        except (urllib3.exceptions.HTTPError, OSError):
+            return  # the caller re-lists and watches again within its own deadline
+        finally:
+            raw.release_conn()
+
+
+def _server_message(body: Any) -> str:
+    try:
+        return str(json.loads(body).get("message", ""))
+    except (TypeError, ValueError, AttributeError):
+        return ""
+
+
+def _api_error(what: str, status: int, reason: str) -> StepError:
+    line = f"{what}: {status} {reason}; {_what_to_do(status)}"
+    if status == 409:
+        return Conflict(line, status, reason)
+    if status == 404:
+        return NotFound(line, status, reason)
+    if status == 422 or status == 400:
+        return BadInput(line)
+    if status in RETRIED_STATUSES:
+        return Transient(line)
+    return ApiError(line, status, reason)
+
+
+def labels_selector(labels: dict[str, str]) -> str:
+    """A label selector string matching all of ``labels``."""
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+__all__ = [
+    "BLUE_GREEN_DEPLOYMENTS",
+    "DEPLOYMENTS",
+    "DEPLOYMENT_RECORDS",
+    "DESTINATION_RULES",
+    "EVENTS",
+    "HTTP_ROUTES",
+    "NETWORK_POLICIES",
+    "PDBS",
+    "PODS",
+    "SERVICES",
+    "VIRTUAL_SERVICES",
+    "WORKFLOWS",
+    "ApiError",
+    "Conflict",
+    "Kube",
+    "NotFound",
+    "Obj",
+    "Resource",
+    "RetryPolicy",
+    "labels_selector",
+]

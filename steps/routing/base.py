@@ -1,0 +1,92 @@
+"""What every router does: tell which slot is live by reading the route itself, and move it in one update."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import bluegreen_spec as spec
+from steps.errors import BadInput, CheckFailed
+from steps.kube import SERVICES, Kube, Obj
+from steps.log import StepLog
+
+#: Response header each route sets, so the data path can be checked without changing the application.
+SLOT_HEADER = "x-bluegreen-slot"
+
+
+class Router(abc.ABC):
+    """A service's traffic switch."""
+
+    def __init__(self, resource: spec.BlueGreenDeployment, kube: Kube, namespace: str, log: StepLog) -> None:
+        self.resource = resource
+        self.kube = kube
+        self.namespace = namespace
+        self.log = log
+
+    @property
+    def service(self) -> str:
+        """The service name."""
+        return self.resource.service
+
+    def main_service(self) -> Obj:
+        """The application's Service; it must exist before anything is routed."""
+        found = self.kube.get(SERVICES, self.namespace, self.resource.router_service_name())
+        if found is None:
+            raise BadInput(
+                f"Service {self.namespace}/{self.resource.router_service_name()} does not exist; "
+                "create the application's Service first (or set spec.traffic.service.name)"
+            )
+        return found
+
+    def service_port(self, wanted: int | None) -> int:
+        """The Service port routes send to: the one the spec names, or the Service's only port."""
+        ports = [int(p["port"]) for p in self.main_service()["spec"].get("ports") or []]
+        if wanted is not None:
+            if wanted not in ports:
+                raise BadInput(
+                    f"Service {self.namespace}/{self.resource.router_service_name()} has no port "
+                    f"{wanted} (it has {ports}); fix spec.traffic port"
+                )
+            return wanted
+        if len(ports) != 1:
+            raise BadInput(
+                f"Service {self.namespace}/{self.resource.router_service_name()} has ports {ports}; "
+                "name the one to route in spec.traffic"
+            )
+        return ports[0]
+
+    @abc.abstractmethod
+    def live_slot(self) -> spec.Slot | None:
+        """The slot that receives all traffic, read from the route; None when no route exists yet."""
+
+    @abc.abstractmethod
+    def point_to(self, slot: spec.Slot) -> bool:
+        """Send all traffic to ``slot`` in one update, creating route objects if absent; False if it already was."""
+
+    def verify(self, slot: spec.Slot) -> None:
+        """Read the route back and fail unless all traffic goes to ``slot``."""
+        live = self.live_slot()
+        if live is not slot:
+            raise CheckFailed(
+                f"{self.kind()} for {self.service} routes to {live.value if live else 'nothing'} after the switch to "
+                f"{slot.value}; another writer may own it: check its managedFields and run the step again"
+            )
+
+    def wait_propagated(self, slot: spec.Slot, timeout_seconds: float) -> str:
+        """Wait until the data plane has the route where the router can tell; returns how it knows."""
+        return "not reported by this router"
+
+    @abc.abstractmethod
+    def kind(self) -> str:
+        """The kind of the object holding the route, for messages."""
+
+
+def weighted_slot(weights: dict[str, Any]) -> spec.Slot | None:
+    """The slot holding all the weight, or None when the weights are split or absent."""
+    full = [slot for slot, weight in weights.items() if int(weight or 0) > 0]
+    if len(full) == 1 and full[0] in {s.value for s in spec.Slot}:
+        return spec.Slot(full[0])
+    return None
+
+
+__all__ = ["SLOT_HEADER", "Router", "weighted_slot"]

@@ -1,0 +1,287 @@
+"""The two slot Deployments of a service, ``<svc>-blue`` and ``<svc>-green``, and what surrounds them.
+
+A slot is built from the live slot's pod template with only the image of one container changed, so everything the
+platform team tuned (probes, preStop, resources, affinity) carries over. Waiting for a slot is a watch on its
+Deployment with a deadline; ``Progressing=False`` ends the wait at once, naming the reason the pods give.
+
+Kubernetes reference: https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import bluegreen_spec as spec
+from steps.errors import BadInput, CheckFailed
+from steps.kube import DEPLOYMENTS, NETWORK_POLICIES, PODS, SERVICES, Kube, Obj, labels_selector
+from steps.log import StepLog
+
+#: Annotation on a slot Deployment naming the image it was deployed with, as the pipeline asked for it.
+IMAGE_ANNOTATION = f"{spec.API_GROUP}/image"
+#: Annotation on a slot Deployment naming the run that deployed it.
+RECORD_ANNOTATION = f"{spec.API_GROUP}/record"
+#: Annotation on an adopted original Deployment: the slot that took it over.
+ADOPTED_ANNOTATION = f"{spec.API_GROUP}/adopted-by"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Where a slot Deployment's rollout stands."""
+
+    available: bool
+    failed_reason: str = ""
+    ready: int = 0
+    wanted: int = 0
+
+
+def deployment_name(service: str, slot: spec.Slot) -> str:
+    """``<service>-<slot>``."""
+    return f"{service}-{slot.value}"
+
+
+def container_index(template: Obj, container: str | None, where: str) -> int:
+    """Index of the container whose image changes: the named one, or the first."""
+    containers = template["spec"]["containers"]
+    if container is None:
+        return 0
+    for index, candidate in enumerate(containers):
+        if candidate.get("name") == container:
+            return index
+    names = [c.get("name") for c in containers]
+    raise BadInput(f"{where} has no container {container!r} (it has {names}); fix spec.container")
+
+
+def current_image(deployment: Obj, container: str | None) -> str:
+    """The image the changing container runs."""
+    template = deployment["spec"]["template"]
+    return str(template["spec"]["containers"][container_index(template, container, "Deployment")]["image"])
+
+
+def slot_deployment(
+    source: Obj, service: str, slot: spec.Slot, image: str, container: str | None, replicas: int, record: str
+) -> Obj:
+    """The desired slot Deployment: ``source``'s pod template with one image replaced and slot labels added."""
+    template = copy.deepcopy(source["spec"]["template"])
+    index = container_index(template, container, f"Deployment {source['metadata']['name']}")
+    template["spec"]["containers"][index]["image"] = image
+    slot_labels = {spec.SERVICE_LABEL: service, spec.SLOT_LABEL: slot.value}
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **slot_labels}
+    metadata.pop("creationTimestamp", None)
+    selector = copy.deepcopy(source["spec"]["selector"])
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), **slot_labels}
+    spec_body: Obj = {
+        "replicas": replicas,
+        "selector": selector,
+        "template": template,
+    }
+    for field in ("strategy", "minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit"):
+        if field in source["spec"]:
+            spec_body[field] = copy.deepcopy(source["spec"][field])
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(service, slot),
+            "namespace": source["metadata"]["namespace"],
+            "labels": {**(source["metadata"].get("labels") or {}), **slot_labels},
+            "annotations": {IMAGE_ANNOTATION: image, RECORD_ANNOTATION: record},
+        },
+        "spec": spec_body,
+    }
+
+
+def ready_replicas(deployment: Obj | None) -> int:
+    """Ready replicas a Deployment reports, 0 when absent."""
+    if deployment is None:
+        return 0
+    return int((deployment.get("status") or {}).get("readyReplicas") or 0)
+
+
+def availability(deployment: Obj) -> Availability:
+    """Whether the Deployment's current generation has every replica updated and available."""
+    status = deployment.get("status") or {}
+    wanted = int(deployment["spec"].get("replicas", 1))
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    progressing = conditions.get("Progressing") or {}
+    observed = int(status.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
+    if observed and progressing.get("status") == "False":
+        return Availability(
+            False,
+            f"{progressing.get('reason')}: {progressing.get('message', '')}",
+            int(status.get("availableReplicas") or 0),
+            wanted,
+        )
+    available = (
+        observed
+        and int(status.get("updatedReplicas") or 0) == wanted
+        and int(status.get("availableReplicas") or 0) == wanted
+        and int(status.get("replicas") or 0) == wanted
+    )
+    return Availability(available, "", int(status.get("availableReplicas") or 0), wanted)
+
+
+def pod_problems(kube: Kube, namespace: str, selector: dict[str, str]) -> list[str]:
+    """Why a slot's pods are not ready, as the kubelet reports it (ImagePullBackOff, CrashLoopBackOff, ...)."""
+    problems = []
+    for pod in kube.list(PODS, namespace, labels_selector(selector)):
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            if waiting and waiting.get("reason"):
+                problems.append(
+                    f"{pod['metadata']['name']}/{container.get('name')}: {waiting['reason']}"
+                    + (f" ({waiting['message']})" if waiting.get("message") else "")
+                )
+    return sorted(set(problems))[:5]
+
+
+def wait_available(kube: Kube, namespace: str, name: str, timeout_seconds: float, log: StepLog) -> Obj:
+    """Watch the Deployment until every replica is available; fail fast on ProgressDeadlineExceeded."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        live = kube.must_get(DEPLOYMENTS, namespace, name)
+        state = availability(live)
+        if state.available:
+            log("slot-available", deployment=name, replicas=state.wanted)
+            return live
+        selector = live["spec"]["selector"].get("matchLabels") or {}
+        if state.failed_reason:
+            reasons = pod_problems(kube, namespace, selector)
+            raise CheckFailed(
+                f"Deployment {namespace}/{name} failed: {state.failed_reason}"
+                + (f"; pods: {', '.join(reasons)}" if reasons else "")
+                + "; fix the image or the pod spec and deploy again"
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            reasons = pod_problems(kube, namespace, selector)
+            raise CheckFailed(
+                f"Deployment {namespace}/{name} not available within {timeout_seconds:.0f} s "
+                f"({state.ready}/{state.wanted} available)"
+                + (f"; pods: {', '.join(reasons)}" if reasons else "")
+                + "; check the pods, or raise spec.readinessTimeout"
+            )
+        for _event_type, _obj in kube.watch(
+            DEPLOYMENTS,
+            namespace,
+            name=name,
+            resource_version=live["metadata"]["resourceVersion"],
+            timeout_seconds=max(1, min(int(remaining) + 1, 60)),
+        ):
+            break  # re-read and re-evaluate on any change
+
+
+def scale(kube: Kube, namespace: str, name: str, replicas: int, log: StepLog) -> bool:
+    """Set a Deployment's replicas; False when it already had that many or does not exist."""
+    live = kube.get(DEPLOYMENTS, namespace, name)
+    if live is None or int(live["spec"].get("replicas", 1)) == replicas:
+        return False
+    kube.merge_patch(DEPLOYMENTS, namespace, name, {"spec": {"replicas": replicas}})
+    log("slot-scaled", deployment=name, replicas=replicas)
+    return True
+
+
+def preview_service(resource: spec.BlueGreenDeployment, main_service: Obj, slot: spec.Slot) -> Obj:
+    """The Service that selects only ``slot``'s pods, for probes and smoke tests before any user traffic."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": resource.preview_service_name(),
+            "namespace": main_service["metadata"]["namespace"],
+            "labels": {spec.SERVICE_LABEL: resource.service},
+        },
+        "spec": {
+            "selector": {
+                **(main_service["spec"].get("selector") or {}),
+                spec.SERVICE_LABEL: resource.service,
+                spec.SLOT_LABEL: slot.value,
+            },
+            "ports": [
+                {k: v for k, v in p.items() if k in {"name", "port", "targetPort", "protocol"}}
+                for p in main_service["spec"].get("ports") or []
+            ],
+        },
+    }
+
+
+def point_preview(kube: Kube, resource: spec.BlueGreenDeployment, main_service: Obj, slot: spec.Slot) -> None:
+    """Create or converge the preview Service onto ``slot``."""
+    kube.apply(SERVICES, main_service["metadata"]["namespace"], preview_service(resource, main_service, slot))
+
+
+def isolation_policy(namespace: str, service: str, slot: spec.Slot) -> Obj:
+    """Pods of ``slot`` accept traffic from anything except the other slot's pods of the same service.
+
+    NetworkPolicies only allow, so "everyone but the other slot" is written as the union of pods outside the
+    service, pods outside the other slot, every other namespace, and addresses outside the cluster.
+    """
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": f"{service}-{slot.value}-isolation",
+            "namespace": namespace,
+            "labels": {spec.SERVICE_LABEL: service, spec.SLOT_LABEL: slot.value},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {spec.SERVICE_LABEL: service, spec.SLOT_LABEL: slot.value}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "podSelector": {
+                                "matchExpressions": [
+                                    {"key": spec.SERVICE_LABEL, "operator": "NotIn", "values": [service]}
+                                ]
+                            }
+                        },
+                        {
+                            "podSelector": {
+                                "matchExpressions": [
+                                    {"key": spec.SLOT_LABEL, "operator": "NotIn", "values": [slot.other.value]}
+                                ]
+                            }
+                        },
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [
+                                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace]}
+                                ]
+                            }
+                        },
+                        {"ipBlock": {"cidr": "0.0.0.0/0"}},
+                        {"ipBlock": {"cidr": "::/0"}},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def ensure_isolation(kube: Kube, namespace: str, service: str, log: StepLog) -> None:
+    """Both slots' isolation policies exist and match."""
+    for slot in spec.Slot:
+        kube.apply(NETWORK_POLICIES, namespace, isolation_policy(namespace, service, slot))
+    log("slots-isolated", policies=[f"{service}-{s.value}-isolation" for s in spec.Slot])
+
+
+__all__ = [
+    "ADOPTED_ANNOTATION",
+    "IMAGE_ANNOTATION",
+    "RECORD_ANNOTATION",
+    "Availability",
+    "availability",
+    "current_image",
+    "deployment_name",
+    "ensure_isolation",
+    "pod_problems",
+    "point_preview",
+    "ready_replicas",
+    "scale",
+    "slot_deployment",
+    "wait_available",
+]
