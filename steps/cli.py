@@ -12,16 +12,16 @@ it, so the templates and the steps cannot drift apart.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from steps import exit_codes
+from steps.errors import StepError
+from steps.kube import Kube
 
 SLOTS = ("blue", "green")
 WORKFLOW_STATUSES = ("Succeeded", "Failed", "Error")
-
-StepRunner = Callable[[argparse.Namespace], int]
 
 
 def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: bool = False) -> None:
@@ -129,22 +129,48 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "switch": ("switched-at",),
 }
 
-#: Step implementations register here; a step without one refuses to run rather than pretend to succeed.
-RUNNERS: dict[str, StepRunner] = {}
+#: The module implementing each command; imported only when that command runs, to keep start-up short.
+COMMANDS: dict[str, str] = {
+    "preflight": "steps.commands.preflight",
+    "deploy-green": "steps.commands.deploy_green",
+    "switch": "steps.commands.switch",
+    "retain": "steps.commands.retain",
+    "probe": "steps.commands.probe",
+    "smoke": "steps.commands.smoke",
+    "verify": "steps.commands.verify",
+    "notify": "steps.commands.notify",
+    "cleanup": "steps.commands.cleanup",
+    "rollback": "steps.commands.rollback",
+    "history": "steps.commands.history",
+    "status": "steps.commands.status",
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the step; returns the contract's exit code."""
+def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
+    """Parse the command line and run the step; returns the contract's exit code.
+
+    ``kube`` lets tests hand in a client (for example one impersonating the workflow's ServiceAccount); in a pod
+    the step uses its ServiceAccount, elsewhere the kubeconfig.
+    """
     args = build_parser().parse_args(argv)
-    runner = RUNNERS.get(args.step)
-    if runner is None:
+    module_name = COMMANDS.get(args.step)
+    if module_name is None:
         print(
             f"bluegreen-step {args.step}: not available in this version of the steps image; "
             "use an image that implements it",
             file=sys.stderr,
         )
         return exit_codes.FAILED
-    return runner(args)
+    module = importlib.import_module(module_name)
+    try:
+        if kube is None:
+            from steps.context import api_client
+
+            kube = Kube(api_client())
+        return int(module.run(kube, args))
+    except StepError as error:
+        print(f"bluegreen-step {args.step}: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -66,3 +66,13 @@ def test_every_step_is_used_by_some_template() -> None:
 
 def test_transient_exit_code_is_the_one_templates_retry_on() -> None:
     assert exit_codes.TRANSIENT == TRANSIENT_EXIT_CODE
+
+
+def test_every_step_and_user_command_has_an_implementation() -> None:
+    import importlib
+
+    from steps.cli import COMMANDS
+
+    assert set(COMMANDS) == {*STEPS, "history", "status"}
+    for module in COMMANDS.values():
+        assert callable(importlib.import_module(module).run)

@@ -1,0 +1,68 @@
+"""Adoption: the first run takes over an unmanaged Deployment and Service without downtime or app changes.
+
+The original Deployment is copied into the blue slot (same image, same pod template, plus the slot labels); once
+every blue replica is available the router sends all traffic to blue; only then is the original scaled to zero. It
+is kept (annotated with the slot that took over), so a person can compare or revert by hand.
+"""
+
+from __future__ import annotations
+
+import bluegreen_spec as spec
+from steps import slots
+from steps.context import StepContext
+from steps.kube import DEPLOYMENTS, Obj
+from steps.service_state import update_status
+
+
+def adopt(ctx: StepContext, original: Obj, record: str) -> None:
+    """Copy, wait, route, then scale the original down; each part converges when run again."""
+    slot = spec.Slot.blue
+    image = slots.current_image(original, ctx.resource.spec.container)
+    replicas = max(ctx.resource.spec.replicas, slots.ready_replicas(original), 1)
+    desired = slots.slot_deployment(original, ctx.service, slot, image, ctx.resource.spec.container, replicas, record)
+    ctx.kube.apply(DEPLOYMENTS, ctx.namespace, desired)
+    ctx.records.append(
+        record,
+        "preflight",
+        "adoption",
+        f"copied Deployment {ctx.service} into slot blue",
+        replicas=replicas,
+        image=image,
+    )
+    slots.wait_available(
+        ctx.kube,
+        ctx.namespace,
+        desired["metadata"]["name"],
+        spec.parse_duration(ctx.resource.spec.readiness_timeout).total_seconds(),
+        ctx.log,
+    )
+    ctx.router.point_to(slot)
+    ctx.router.verify(slot)
+
+    def routed(status: spec.BlueGreenDeploymentStatus) -> None:
+        status.active_slot = slot
+        status.active_image = image
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, routed)
+    original_replicas = int(original["spec"].get("replicas", 1))
+    ctx.kube.merge_patch(
+        DEPLOYMENTS,
+        ctx.namespace,
+        original["metadata"]["name"],
+        {
+            "metadata": {"annotations": {slots.ADOPTED_ANNOTATION: desired["metadata"]["name"]}},
+            "spec": {"replicas": 0},
+        },
+    )
+    ctx.records.append(
+        record,
+        "preflight",
+        "adoption",
+        f"traffic on slot blue; original Deployment {ctx.service} scaled from {original_replicas} to 0",
+        original=ctx.service,
+        original_replicas=original_replicas,
+    )
+    ctx.records.event("Adopted", f"Deployment {ctx.service} adopted into slot blue; original scaled to 0")
+
+
+__all__ = ["adopt"]

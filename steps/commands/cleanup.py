@@ -1,0 +1,211 @@
+"""``cleanup``: repair runs that died without their exit handler, then remove expired previous slots.
+
+For one service (the last step of a deploy) or every managed service in the namespace (the CronWorkflow). A sweep
+reads each kind once per namespace; before it reroutes or removes anything for a service it forgets those reads and
+re-reads the live route and the service's status itself, because a stale view must never cost a live or retained
+slot (invariant I2). A service whose run is still going is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+import bluegreen_spec as spec
+from steps import retention, slots
+from steps.commands.restore import restore_traffic, retire_slot
+from steps.context import StepContext
+from steps.kube import (
+    BLUE_GREEN_DEPLOYMENTS,
+    DEPLOYMENT_RECORDS,
+    DEPLOYMENTS,
+    DESTINATION_RULES,
+    HTTP_ROUTES,
+    SERVICES,
+    VIRTUAL_SERVICES,
+    WORKFLOWS,
+    Conflict,
+    Kube,
+    NotFound,
+)
+from steps.log import StepLog
+from steps.records import OPEN_PHASES, now
+from steps.service_state import add_history, update_status
+from steps.workflows import FINISHED_PHASES, RunState, run_state
+
+ROUTER_KINDS = {
+    spec.Router.istio: (VIRTUAL_SERVICES, DESTINATION_RULES),
+    spec.Router.service: (SERVICES,),
+    spec.Router.gateway_api: (HTTP_ROUTES,),
+}
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did, for the log and the benchmark."""
+
+    services: int = 0
+    repaired: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def repair(ctx: StepContext, report: SweepReport) -> None:
+    """A run left in an open phase whose workflow is gone or finished: restore its from-slot, close as Aborted."""
+    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    if not status.workflow or status.phase.value not in OPEN_PHASES:
+        return
+    state = run_state(ctx.kube, ctx.namespace, status.workflow)
+    if state is RunState.running:
+        return
+    ctx.kube.forget()
+    ctx.reload()
+    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    if not status.workflow or status.phase.value not in OPEN_PHASES:
+        return
+    record_name = status.record or ""
+    record = ctx.records.get(record_name) if record_name else None
+    from_value = (record or {}).get("spec", {}).get("fromSlot") or (
+        status.active_slot.value if status.active_slot else None
+    )
+    reason = (
+        f"workflow {status.workflow} is {state.value} but left phase {status.phase.value} (its exit handler "
+        "did not run, e.g. after `argo terminate`)"
+    )
+    ctx.log("repair", workflow=status.workflow, phase=status.phase.value, state=state.value)
+    restored = None
+    if from_value is not None:
+        from_slot = spec.Slot(from_value)
+        if ctx.router.live_slot() is not from_slot:
+            restored, _ = restore_traffic(ctx, from_slot, record_name, "cleanup")
+        to_slot = from_slot.other
+        if ctx.kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, to_slot)) is not None:
+            retire_slot(ctx, to_slot, record_name, "cleanup")
+    workflow = status.workflow
+
+    def aborted(current: spec.BlueGreenDeploymentStatus) -> None:
+        current.phase = spec.Phase.aborted
+        current.workflow = None
+        current.target_slot = None
+        if from_value is not None:
+            if current.active_slot is not spec.Slot(from_value):
+                current.active_slot = spec.Slot(from_value)
+                current.active_image = restored or current.active_image
+            current.previous_slot = None
+            current.previous_image = None
+        add_history(
+            current,
+            spec.HistoryEntry(
+                record=record_name or workflow,
+                workflow=workflow,
+                image=(record or {}).get("spec", {}).get("image", ""),
+                outcome=spec.Phase.aborted.value,
+                finished_at=now(),
+                reason=reason[:300],
+            ),
+        )
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, aborted)
+    if record is not None:
+        ctx.records.close(record_name, spec.Phase.aborted, reason)
+    ctx.records.event("Aborted", reason, warning=True)
+    report.repaired.append(ctx.service)
+
+
+def remove_expired(ctx: StepContext, report: SweepReport) -> None:
+    """Scale down, then delete, slots that are neither live nor retained, re-reading the route first."""
+    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    if status.workflow:
+        report.skipped.append(f"{ctx.service}: run {status.workflow} in progress")
+        return
+    live = ctx.router.live_slot()
+    if live is None:
+        return
+    for slot in spec.Slot:
+        if slot is live:
+            continue
+        name = slots.deployment_name(ctx.service, slot)
+        deployment = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
+        if deployment is None or not retention.has_expired(retention.stamp_of(deployment)):
+            continue
+        # About to remove: forget the sweep's view and read the route, the status and the slot afresh (I2).
+        ctx.kube.forget()
+        ctx.reload()
+        fresh_status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+        fresh = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
+        if (
+            ctx.router.live_slot() is not live
+            or fresh_status.workflow
+            or fresh is None
+            or not retention.has_expired(retention.stamp_of(fresh))
+        ):
+            ctx.log("removal-skipped", deployment=name, reason="state changed since the sweep read it")
+            continue
+        try:
+            if int(fresh["spec"].get("replicas", 0)) > 0:
+                fresh = ctx.kube.merge_patch(
+                    DEPLOYMENTS,
+                    ctx.namespace,
+                    name,
+                    {"metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}, "spec": {"replicas": 0}},
+                )
+            ctx.kube.delete(DEPLOYMENTS, ctx.namespace, name, resource_version=fresh["metadata"]["resourceVersion"])
+        except (Conflict, NotFound):
+            ctx.log("removal-skipped", deployment=name, reason="changed by another writer")
+            continue
+        ctx.log("slot-removed", deployment=name)
+        report.removed.append(name)
+
+        def forget_previous(current: spec.BlueGreenDeploymentStatus, slot: spec.Slot = slot) -> None:
+            if current.previous_slot is slot:
+                current.previous_slot = None
+                current.previous_image = None
+                current.retain_until = None
+
+        update_status(ctx.kube, ctx.namespace, ctx.service, forget_previous)
+        ctx.records.event("PreviousRemoved", f"slot {slot.value} ({name}) removed after its retention")
+
+
+def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport:
+    """Repair and clean the given services, or all managed ones in the namespace."""
+    report = SweepReport()
+    if services is None:
+        resources = kube.snapshot(BLUE_GREEN_DEPLOYMENTS, namespace)
+        services = sorted(r["metadata"]["name"] for r in resources)
+        kube.snapshot(DEPLOYMENTS, namespace)
+        kube.snapshot(WORKFLOWS, namespace)
+        kube.snapshot(DEPLOYMENT_RECORDS, namespace)
+        routers = {r.get("spec", {}).get("traffic", {}).get("router", "istio") for r in resources}
+        for router in routers:
+            for resource in ROUTER_KINDS.get(spec.Router(router), ()):
+                kube.snapshot(resource, namespace)
+    for service in services:
+        report.services += 1
+        try:
+            ctx = StepContext.open(kube, namespace, service, "cleanup")
+            repair(ctx, report)
+            remove_expired(ctx, report)
+        except Exception as error:  # one broken service must not stop the sweep of the others
+            if len(services) == 1:
+                raise
+            StepLog("cleanup", service)("service-failed", error=str(error))
+            report.skipped.append(f"{service}: {error}")
+    kube.forget()
+    return report
+
+
+def run(kube: Kube, args: argparse.Namespace) -> int:
+    """The cleanup step."""
+    report = sweep(kube, args.namespace, None if args.all_services else [args.service])
+    StepLog("cleanup", args.service or "*")(
+        "sweep-done",
+        services=report.services,
+        repaired=report.repaired,
+        removed=report.removed,
+        skipped=report.skipped,
+        api_requests=kube.requests,
+    )
+    return 0
+
+
+__all__ = ["FINISHED_PHASES", "SweepReport", "run", "sweep"]

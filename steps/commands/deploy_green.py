@@ -1,0 +1,57 @@
+"""``deploy-green``: bring the new version up in the idle slot, beside the live one.
+
+Reconciles, in order: the slot Deployment (the live slot's pod template with one image changed, at least as many
+replicas as the live slot has ready, so it can take all of the live load under an HPA), its availability (a watch,
+failing fast on ProgressDeadlineExceeded), the preview Service, and the slots' isolation policies. A re-run after a
+crash converges to the same objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import bluegreen_spec as spec
+from steps import images, slots
+from steps.context import StepContext, write_outputs
+from steps.errors import CheckFailed
+from steps.kube import DEPLOYMENTS, Kube
+
+
+def run(kube: Kube, args: argparse.Namespace) -> int:
+    """The deploy-green step."""
+    images.parse(args.image)
+    ctx = StepContext.open(kube, args.namespace, args.service, "deploy-green")
+    target = spec.Slot(args.slot)
+    live = ctx.router.live_slot()
+    if live is target:
+        raise CheckFailed(
+            f"slot {target.value} of {ctx.service} is live; refusing to deploy over it. "
+            "Run the pipeline again so preflight picks the idle slot"
+        )
+    if live is None:
+        raise CheckFailed(f"{ctx.router.kind()} routes nowhere; run preflight first (it adopts the service)")
+    live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live))
+    replicas = max(ctx.resource.spec.replicas, slots.ready_replicas(live_deployment), 1)
+    desired = slots.slot_deployment(
+        live_deployment, ctx.service, target, args.image, ctx.resource.spec.container, replicas, args.record
+    )
+    kube.apply(DEPLOYMENTS, ctx.namespace, desired)
+    name = desired["metadata"]["name"]
+    ctx.log("slot-applied", deployment=name, image=args.image, replicas=replicas)
+    ctx.records.append(args.record, "deploy-green", "slot-applied", f"{name} runs {args.image}", replicas=replicas)
+    timeout = spec.parse_duration(ctx.resource.spec.readiness_timeout).total_seconds()
+    try:
+        slots.wait_available(kube, ctx.namespace, name, timeout, ctx.log)
+    except CheckFailed as failure:
+        ctx.records.append(args.record, "deploy-green", "not-available", str(failure))
+        raise
+    slots.point_preview(kube, ctx.resource, ctx.router.main_service(), target)
+    if ctx.resource.spec.traffic.isolate_slots:
+        slots.ensure_isolation(kube, ctx.namespace, ctx.service, ctx.log)
+    ctx.records.append(args.record, "deploy-green", "slot-available", f"{name}: {replicas} replicas available")
+    ctx.records.event("GreenReady", f"{name} is available with {args.image}")
+    write_outputs(args.output_dir, {"deployment": name})
+    return 0
+
+
+__all__ = ["run"]

@@ -1,0 +1,72 @@
+"""``notify``: the run's summary to Slack and the webhook, and its metrics to the Pushgateway. Never fails the run.
+
+Delivery results go into the run's record, so a notification that did not arrive is visible in the audit trail.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+import bluegreen_spec as spec
+from steps import failures
+from steps.context import StepContext, record_name
+from steps.errors import StepError
+from steps.kube import Kube
+from steps.log import StepLog
+from steps.metrics import RunMetrics
+from steps.notifier import Notifier, RunMessage
+
+
+def _seconds_since(stamp: str | None) -> float:
+    if not stamp:
+        return 0.0
+    try:
+        started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - started).total_seconds())
+
+
+def run(kube: Kube, args: argparse.Namespace) -> int:
+    """The notify step."""
+    log = StepLog("notify", args.service)
+    try:
+        ctx = StepContext.open(kube, args.namespace, args.service, "notify")
+    except StepError as error:
+        log("notify-skipped", reason=str(error))
+        return 0
+    name = record_name(args.workflow)
+    record = ctx.records.get(name) or {}
+    record_spec = record.get("spec") or {}
+    record_status = record.get("status") or {}
+    outcome = record_status.get("outcome") or args.workflow_status or "Unknown"
+    message = RunMessage(
+        service=ctx.service,
+        namespace=ctx.namespace,
+        workflow=args.workflow,
+        outcome=outcome,
+        old_image=record_spec.get("previousImage"),
+        new_image=record_spec.get("image", ""),
+        duration_seconds=_seconds_since(record_spec.get("startedAt")),
+        reason=record_status.get("reason") or failures.reason(args.failures),
+        triggered_by=record_spec.get("triggeredBy", ""),
+    )
+    deliveries = Notifier.from_env(ctx.resource.spec.notifications).send_summary(message)
+    metrics = RunMetrics.from_env(ctx.service)
+    metrics.record_run(outcome)
+    pushed = metrics.push()
+    outcomes = [d.to_record() for d in deliveries] + ([pushed.to_record()] if pushed else [])
+    for details in outcomes:
+        log("delivery", **details)
+        if record:
+            ctx.records.append(name, "notify", "delivery", "", **details)
+    if not record:
+        log("no-record", record=name, outcome=outcome)
+    elif not record_status.get("finishedAt"):
+        # The run ended without any step closing its record (e.g. it failed and rollback is off): close it now.
+        ctx.records.close(name, spec.Phase.failed if outcome != "Succeeded" else spec.Phase.succeeded, message.reason)
+    return 0
+
+
+__all__ = ["run"]

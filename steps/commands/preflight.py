@@ -1,0 +1,176 @@
+"""``preflight``: validate everything before any write, take the service, open the run's record.
+
+Order matters: the image, the policy, the spec, the Service and the lock are all checked before the first write.
+Then the record is opened (idempotent: it is named after the workflow), the status takes the service, an unmanaged
+Deployment is adopted if this is the first run, and zero-downtime prerequisites that are missing become warnings in
+the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import bluegreen_spec as spec
+from steps import images, slots
+from steps.commands.adoption import adopt
+from steps.context import StepContext, record_name, write_outputs
+from steps.errors import BadInput, CheckFailed
+from steps.kube import DEPLOYMENTS, PDBS, WORKFLOWS, Kube, Obj
+from steps.records import now
+from steps.service_state import update_status
+from steps.workflows import RunState, run_state
+
+#: Seconds Istio's sidecar keeps draining after SIGTERM by default (terminationDrainDuration).
+MESH_DRAIN_SECONDS = 5
+
+
+def check_lock(ctx: StepContext, workflow: str) -> str:
+    """Refuse when another run still holds the service; returns a note when an abandoned run is taken over."""
+    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    holder = status.workflow
+    if not holder or holder == workflow:
+        return ""
+    state = run_state(ctx.kube, ctx.namespace, holder)
+    if state is RunState.running:
+        raise CheckFailed(
+            f"BlueGreenDeployment {ctx.namespace}/{ctx.service} is held by running workflow {holder} "
+            f"(phase {status.phase.value}); wait for it to finish or stop it with `argo stop {holder}`"
+        )
+    return f"previous run {holder} is {state.value} but left phase {status.phase.value}; taking over"
+
+
+def triggered_by(kube: Kube, namespace: str, workflow: str, given: str) -> str:
+    """Who started the run: the parameter, else the Argo creator label of the workflow."""
+    if given:
+        return given
+    found = kube.get(WORKFLOWS, namespace, workflow)
+    labels = (found or {}).get("metadata", {}).get("labels") or {}
+    return str(
+        labels.get("workflows.argoproj.io/creator-preferred-username")
+        or labels.get("workflows.argoproj.io/creator")
+        or ""
+    )
+
+
+def zero_downtime_warnings(ctx: StepContext, deployment: Obj) -> list[str]:
+    """What the live Deployment lacks for a switch without dropped requests."""
+    warnings = []
+    pod_spec = deployment["spec"]["template"]["spec"]
+    index = slots.container_index(
+        deployment["spec"]["template"], ctx.resource.spec.container, f"Deployment {deployment['metadata']['name']}"
+    )
+    container = pod_spec["containers"][index]
+    if not container.get("readinessProbe"):
+        warnings.append(
+            f"container {container.get('name')} has no readinessProbe: pods take traffic before they are ready"
+        )
+    pre_stop = (container.get("lifecycle") or {}).get("preStop")
+    pre_stop_seconds = 0
+    if not pre_stop:
+        warnings.append(
+            f"container {container.get('name')} has no preStop hook: pods may stop before endpoints "
+            "and proxies forget them"
+        )
+    else:
+        pre_stop_seconds = int((pre_stop.get("sleep") or {}).get("seconds") or 0)
+    grace = int(pod_spec.get("terminationGracePeriodSeconds", 30))
+    if grace < pre_stop_seconds + MESH_DRAIN_SECONDS:
+        warnings.append(
+            f"terminationGracePeriodSeconds {grace} is shorter than preStop {pre_stop_seconds} s plus "
+            f"{MESH_DRAIN_SECONDS} s of proxy drain"
+        )
+    labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
+    covered = False
+    for pdb in ctx.kube.list(PDBS, ctx.namespace):
+        match = (pdb["spec"].get("selector") or {}).get("matchLabels") or {}
+        if match and all(labels.get(k) == v for k, v in match.items()):
+            covered = True
+    if not covered:
+        warnings.append("no PodDisruptionBudget covers the service's pods: a node drain can take them all at once")
+    return warnings
+
+
+def run(kube: Kube, args: argparse.Namespace) -> int:
+    """The preflight step."""
+    reference = images.parse(args.image)
+    ctx = StepContext.open(kube, args.namespace, args.service, "preflight")
+    images.check_policy(reference, ctx.resource.spec.image_policy, ctx.service)
+    ctx.router.main_service()
+    name = record_name(args.workflow)
+    takeover = check_lock(ctx, args.workflow)
+
+    live = ctx.router.live_slot()
+    live_deployment = None
+    source = None
+    if live is not None:
+        live_deployment = kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live))
+        if live_deployment is None:
+            raise CheckFailed(
+                f"{ctx.router.kind()} routes to {live.value}, but Deployment "
+                f"{ctx.namespace}/{slots.deployment_name(ctx.service, live)} does not exist; "
+                "restore it or point the route at an existing slot"
+            )
+    else:
+        source = kube.get(DEPLOYMENTS, ctx.namespace, ctx.service)
+        if source is None:
+            raise BadInput(
+                f"service {ctx.namespace}/{ctx.service} has no route and no Deployment {ctx.service} to "
+                "adopt; deploy the application once, then run the pipeline"
+            )
+
+    from_slot = live or spec.Slot.blue
+    current = live_deployment if live_deployment is not None else source
+    assert current is not None
+    previous_image = slots.current_image(current, ctx.resource.spec.container)
+    record = spec.DeploymentRecordSpec(
+        service=ctx.service,
+        workflow=args.workflow,
+        image=args.image,
+        previous_image=previous_image,
+        from_slot=from_slot,
+        to_slot=from_slot.other,
+        commit=args.commit,
+        triggered_by=triggered_by(kube, ctx.namespace, args.workflow, args.triggered_by),
+        reason=args.reason,
+        started_at=now(),
+    )
+    ctx.records.open(name, record)
+    if takeover:
+        ctx.records.append(name, "preflight", "warning", takeover)
+
+    def take(status: spec.BlueGreenDeploymentStatus) -> None:
+        status.workflow = args.workflow
+        status.record = name
+        status.phase = spec.Phase.deploying
+        status.target_slot = from_slot.other
+        status.active_slot = status.active_slot or live
+        status.active_image = status.active_image or (previous_image if live else None)
+        status.observed_generation = int(ctx.raw["metadata"].get("generation") or 0)
+
+    update_status(kube, ctx.namespace, ctx.service, take)
+    ctx.records.event("Deploying", f"workflow {args.workflow} deploys {args.image} to slot {from_slot.other.value}")
+
+    if live is None:
+        assert source is not None
+        adopt(ctx, source, name)
+        live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, from_slot))
+
+    assert live_deployment is not None
+    for warning in zero_downtime_warnings(ctx, live_deployment):
+        ctx.records.append(name, "preflight", "warning", warning)
+        ctx.log("warning", message=warning)
+    write_outputs(
+        args.output_dir,
+        {
+            "record": name,
+            "live-slot": from_slot.value,
+            "target-slot": from_slot.other.value,
+            "previous-image": previous_image,
+            "analysis-enabled": "true" if ctx.resource.spec.analysis else "false",
+        },
+    )
+    ctx.log("preflight-passed", record=name, live=from_slot.value, target=from_slot.other.value)
+    return 0
+
+
+__all__ = ["run"]

@@ -1,0 +1,74 @@
+"""Restoring traffic to a slot, shared by rollback and repair: never onto a slot that is not available (I1).
+
+If the slot was scaled down, it is scaled back up and waited for first; the intent (``RollingBack`` to that slot)
+is written before the route changes (I3); the route is read back afterwards.
+"""
+
+from __future__ import annotations
+
+import bluegreen_spec as spec
+from steps import retention, slots
+from steps.context import StepContext
+from steps.errors import CheckFailed
+from steps.kube import DEPLOYMENTS
+from steps.service_state import update_status
+
+
+def make_available(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> str:
+    """Scale ``slot`` up if needed and wait until every replica is available; returns its image."""
+    name = slots.deployment_name(ctx.service, slot)
+    deployment = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
+    if deployment is None:
+        raise CheckFailed(
+            f"Deployment {ctx.namespace}/{name} no longer exists, so traffic cannot go back to slot "
+            f"{slot.value}; redeploy the last good image with blue-green-deploy"
+        )
+    wanted = max(ctx.resource.spec.replicas, int(deployment["spec"].get("replicas", 0)), 1)
+    if int(deployment["spec"].get("replicas", 0)) < wanted:
+        slots.scale(ctx.kube, ctx.namespace, name, wanted, ctx.log)
+        ctx.records.append(record, step, "scaled-up", f"{name} scaled to {wanted} before taking traffic back")
+    if not slots.availability(ctx.kube.must_get(DEPLOYMENTS, ctx.namespace, name)).available:
+        slots.wait_available(
+            ctx.kube,
+            ctx.namespace,
+            name,
+            spec.parse_duration(ctx.resource.spec.readiness_timeout).total_seconds(),
+            ctx.log,
+        )
+    return slots.current_image(ctx.kube.must_get(DEPLOYMENTS, ctx.namespace, name), ctx.resource.spec.container)
+
+
+def restore_traffic(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> tuple[str, bool]:
+    """Make ``slot`` available, record the intent, route all traffic to it, verify; returns (image, changed)."""
+    image = make_available(ctx, slot, record, step)
+
+    def intent(status: spec.BlueGreenDeploymentStatus) -> None:
+        status.phase = spec.Phase.rolling_back
+        status.target_slot = slot
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, intent)
+    ctx.records.append(record, step, "intent", f"restoring traffic to {slot.value}")
+    changed = ctx.router.point_to(slot)
+    ctx.router.verify(slot)
+    ctx.records.append(record, step, "restored", f"all traffic on {slot.value} ({image})", changed=changed)
+    return image, changed
+
+
+def retire_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> None:
+    """The slot that failed: scaled to zero, or kept for ``spec.keepFailedVersion`` for debugging."""
+    name = slots.deployment_name(ctx.service, slot)
+    if ctx.router.live_slot() is slot:
+        raise CheckFailed(f"refusing to retire slot {slot.value}: it is live")
+    keep = spec.parse_duration(ctx.resource.spec.keep_failed_version)
+    if keep.total_seconds() > 0:
+        stamp = retention.until(ctx.resource.spec.keep_failed_version)
+        if ctx.kube.get(DEPLOYMENTS, ctx.namespace, name) is not None:
+            ctx.kube.merge_patch(
+                DEPLOYMENTS, ctx.namespace, name, {"metadata": {"annotations": {spec.RETAIN_UNTIL_ANNOTATION: stamp}}}
+            )
+        ctx.records.append(record, step, "kept", f"{name} kept for debugging until {stamp}")
+    elif slots.scale(ctx.kube, ctx.namespace, name, 0, ctx.log):
+        ctx.records.append(record, step, "scaled-down", f"{name} scaled to 0")
+
+
+__all__ = ["make_available", "restore_traffic", "retire_slot"]

@@ -1,0 +1,74 @@
+"""``retain``: keep the previous slot warm until its retention window ends, then close the run as Succeeded."""
+
+from __future__ import annotations
+
+import argparse
+
+import bluegreen_spec as spec
+from steps import retention, slots
+from steps.context import StepContext
+from steps.errors import CheckFailed
+from steps.kube import DEPLOYMENTS, Kube
+from steps.records import now
+from steps.service_state import add_history, update_status
+
+
+def run(kube: Kube, args: argparse.Namespace) -> int:
+    """The retain step."""
+    ctx = StepContext.open(kube, args.namespace, args.service, "retain")
+    record = ctx.records.get(args.record)
+    if record is None:
+        raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{args.record} does not exist; run the pipeline again")
+    previous = spec.Slot(record["spec"]["fromSlot"])
+    live = ctx.router.live_slot()
+    if live is previous or live is None:
+        raise CheckFailed(
+            f"traffic of {ctx.service} is on {live.value if live else 'nothing'}, not the new slot; "
+            "the switch did not hold, so the run cannot succeed"
+        )
+    until = retention.until(ctx.resource.spec.retain_previous_version)
+    name = slots.deployment_name(ctx.service, previous)
+    previous_deployment = kube.get(DEPLOYMENTS, ctx.namespace, name)
+    if previous_deployment is not None:
+        kube.merge_patch(
+            DEPLOYMENTS, ctx.namespace, name, {"metadata": {"annotations": {spec.RETAIN_UNTIL_ANNOTATION: until}}}
+        )
+        ctx.records.append(
+            args.record,
+            "retain",
+            "retained",
+            f"{name} kept warm until {until}",
+            replicas=previous_deployment["spec"].get("replicas", 0),
+        )
+
+    def succeeded(status: spec.BlueGreenDeploymentStatus) -> None:
+        status.retain_until = until if previous_deployment is not None else None
+        if previous_deployment is None:
+            status.previous_slot = None
+            status.previous_image = None
+        status.phase = spec.Phase.succeeded
+        status.workflow = None
+        status.target_slot = None
+        add_history(
+            status,
+            spec.HistoryEntry(
+                record=args.record,
+                workflow=record["spec"]["workflow"],
+                image=record["spec"]["image"],
+                outcome=spec.Phase.succeeded.value,
+                started_at=record["spec"].get("startedAt"),
+                finished_at=now(),
+            ),
+        )
+
+    update_status(kube, ctx.namespace, ctx.service, succeeded)
+    ctx.records.close(args.record, spec.Phase.succeeded)
+    ctx.records.event(
+        "Succeeded",
+        f"{record['spec']['image']} is live on slot {live.value}; slot {previous.value} retained until {until}",
+    )
+    ctx.records.prune(ctx.resource.spec.history_limit)
+    return 0
+
+
+__all__ = ["run"]

@@ -1,0 +1,184 @@
+"""``rollback``: put traffic back on the slot that served before, never onto an unavailable one.
+
+Two triggers share the same restore:
+
+* ``on-exit``: the deploy's exit handler, when the run did not succeed. It honours ``spec.rollbackOnFailure``,
+  finds the run's record, restores the run's *from* slot if traffic had moved, retires the failed slot, and closes
+  the record as ``RolledBack`` with the reason from ``{{workflow.failures}}``. A run that failed before it could
+  open a record still gets one here, so no run goes unrecorded (I6).
+* ``manual``: the one-click template. It opens its own record and moves traffic to the retained previous slot; when
+  nothing is retained it fails with the image to redeploy.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import bluegreen_spec as spec
+from steps import failures, slots
+from steps.commands.restore import restore_traffic, retire_slot
+from steps.context import StepContext, record_name
+from steps.errors import CheckFailed
+from steps.kube import DEPLOYMENTS, Kube
+from steps.log import StepLog
+from steps.records import Records, now
+from steps.service_state import add_history, update_status
+
+
+def _finish(
+    ctx: StepContext,
+    record: str,
+    workflow: str,
+    image: str,
+    phase: spec.Phase,
+    reason: str,
+    active: spec.Slot | None,
+    active_image: str | None,
+) -> None:
+    def closed(status: spec.BlueGreenDeploymentStatus) -> None:
+        status.phase = phase
+        if status.workflow == workflow:
+            status.workflow = None
+        status.target_slot = None
+        if active is not None:
+            if status.active_slot is not active:
+                status.active_slot = active
+                status.active_image = active_image
+            # The slot traffic left holds a failed or abandoned version: no rollback target any more.
+            status.previous_slot = None
+            status.previous_image = None
+            status.retain_until = None
+        add_history(
+            status,
+            spec.HistoryEntry(
+                record=record,
+                workflow=workflow,
+                image=image,
+                outcome=phase.value,
+                finished_at=now(),
+                reason=reason[:300],
+            ),
+        )
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, closed)
+    ctx.records.close(record, phase, reason)
+
+
+def _record_for_failed_start(kube: Kube, args: argparse.Namespace, reason: str) -> int:
+    """The run failed before preflight opened a record (bad input, missing spec): record that it happened."""
+    log = StepLog("rollback", args.service)
+    records = Records(kube, args.namespace, args.service, log)
+    name = record_name(args.workflow)
+    records.open(
+        name,
+        spec.DeploymentRecordSpec(
+            service=args.service,
+            workflow=args.workflow,
+            image="",
+            reason="run failed before it started",
+            started_at=now(),
+        ),
+    )
+    records.close(name, spec.Phase.failed, reason or "the run failed before preflight opened its record")
+    log("nothing-to-roll-back", record=name, reason=reason)
+    return 0
+
+
+def on_exit(kube: Kube, args: argparse.Namespace) -> int:
+    """Roll back the run named by ``--workflow`` after it failed."""
+    reason = failures.reason(args.failures, f"workflow ended {args.workflow_status or 'unsuccessfully'}")
+    name = record_name(args.workflow)
+    if Records(kube, args.namespace, args.service, StepLog("rollback", args.service)).get(name) is None:
+        return _record_for_failed_start(kube, args, reason)
+    ctx = StepContext.open(kube, args.namespace, args.service, "rollback")
+    record = ctx.records.get(name)
+    assert record is not None
+    if (record.get("status") or {}).get("finishedAt"):
+        ctx.log("already-closed", record=name)
+        return 0
+    from_slot = spec.Slot(record["spec"]["fromSlot"])
+    to_slot = spec.Slot(record["spec"]["toSlot"])
+    if not ctx.resource.spec.rollback_on_failure:
+        ctx.records.append(name, "rollback", "skipped", "spec.rollbackOnFailure is false: traffic left as it is")
+        _finish(
+            ctx,
+            name,
+            args.workflow,
+            record["spec"]["image"],
+            spec.Phase.failed,
+            f"{reason}; not rolled back (spec.rollbackOnFailure is false)",
+            None,
+            None,
+        )
+        return 0
+    ctx.records.set_phase(name, spec.Phase.rolling_back)
+    live = ctx.router.live_slot()
+    if live is from_slot:
+        ctx.records.append(name, "rollback", "traffic-unchanged", f"traffic never left {from_slot.value}")
+        image = slots.current_image(
+            kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, from_slot)),
+            ctx.resource.spec.container,
+        )
+    else:
+        image, _ = restore_traffic(ctx, from_slot, name, "rollback")
+    if kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, to_slot)) is not None:
+        retire_slot(ctx, to_slot, name, "rollback")
+    _finish(ctx, name, args.workflow, record["spec"]["image"], spec.Phase.rolled_back, reason, from_slot, image)
+    ctx.records.event("RolledBack", f"traffic on slot {from_slot.value} ({image}): {reason}", warning=True)
+    return 0
+
+
+def manual(kube: Kube, args: argparse.Namespace) -> int:
+    """Move traffic to the retained previous slot on request."""
+    ctx = StepContext.open(kube, args.namespace, args.service, "rollback")
+    live = ctx.router.live_slot()
+    if live is None:
+        raise CheckFailed(f"{ctx.router.kind()} routes nowhere, so there is nothing to roll back from")
+    target = live.other
+    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    target_deployment = kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, target))
+    if status.previous_slot is not target or target_deployment is None:
+        redeploy = status.previous_image or "the last good image (see `bluegreen-step history`)"
+        raise CheckFailed(
+            f"{ctx.service} has no retained previous version to roll back to; redeploy {redeploy} "
+            "with blue-green-deploy"
+        )
+    live_image = slots.current_image(
+        kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live)),
+        ctx.resource.spec.container,
+    )
+    name = record_name(args.workflow)
+    ctx.records.open(
+        name,
+        spec.DeploymentRecordSpec(
+            service=ctx.service,
+            workflow=args.workflow,
+            image=slots.current_image(target_deployment, ctx.resource.spec.container),
+            previous_image=live_image,
+            from_slot=live,
+            to_slot=target,
+            triggered_by=args.triggered_by,
+            reason=args.reason or "manual rollback",
+            started_at=now(),
+        ),
+    )
+    ctx.records.set_phase(name, spec.Phase.rolling_back)
+
+    def held(current: spec.BlueGreenDeploymentStatus) -> None:
+        current.workflow = args.workflow
+        current.record = name
+
+    update_status(kube, ctx.namespace, ctx.service, held)
+    image, _ = restore_traffic(ctx, target, name, "rollback")
+    retire_slot(ctx, live, name, "rollback")
+    _finish(ctx, name, args.workflow, image, spec.Phase.rolled_back, args.reason or "manual rollback", target, image)
+    ctx.records.event("RolledBack", f"traffic back on slot {target.value} ({image}) by request", warning=True)
+    return 0
+
+
+def run(kube: Kube, args: argparse.Namespace) -> int:
+    """The rollback step."""
+    return on_exit(kube, args) if args.trigger == "on-exit" else manual(kube, args)
+
+
+__all__ = ["run"]

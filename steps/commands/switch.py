@@ -1,0 +1,78 @@
+"""``switch``: write the intent, then move all traffic to the new slot in one update, then read it back.
+
+Invariant I3: the status says ``Switching`` (from, to) before the route changes, so a crash at any point can be
+finished or undone by the exit handler or the repair cron. Invariant I1: the new slot must have every replica
+available at the moment of the switch, not only when deploy-green finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import bluegreen_spec as spec
+from steps import slots
+from steps.context import StepContext, write_outputs
+from steps.errors import CheckFailed
+from steps.kube import DEPLOYMENTS, Kube
+from steps.records import now
+from steps.service_state import update_status
+
+PROPAGATION_TIMEOUT_SECONDS = 60.0
+
+
+def run(kube: Kube, args: argparse.Namespace) -> int:
+    """The switch step."""
+    ctx = StepContext.open(kube, args.namespace, args.service, "switch")
+    target = spec.Slot(args.slot)
+    name = slots.deployment_name(ctx.service, target)
+    deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, name)
+    state = slots.availability(deployment)
+    if not state.available:
+        raise CheckFailed(
+            f"Deployment {ctx.namespace}/{name} is not fully available ({state.ready}/{state.wanted}); "
+            "traffic stays where it is"
+        )
+    image = slots.current_image(deployment, ctx.resource.spec.container)
+    live = ctx.router.live_slot()
+    started = now()
+
+    def intent(status: spec.BlueGreenDeploymentStatus) -> None:
+        status.phase = spec.Phase.switching
+        status.target_slot = target
+
+    update_status(kube, ctx.namespace, ctx.service, intent)
+    ctx.records.set_phase(args.record, spec.Phase.switching)
+    ctx.records.append(
+        args.record, "switch", "intent", f"switching from {live.value if live else 'nothing'} to {target.value}"
+    )
+    changed = ctx.router.point_to(target)
+    ctx.router.verify(target)
+    propagation = ctx.router.wait_propagated(target, PROPAGATION_TIMEOUT_SECONDS)
+    switched_at = now()
+
+    def switched(status: spec.BlueGreenDeploymentStatus) -> None:
+        if status.active_slot is not target:
+            status.previous_slot = status.active_slot
+            status.previous_image = status.active_image
+        status.active_slot = target
+        status.active_image = image
+        status.phase = spec.Phase.verifying
+
+    update_status(kube, ctx.namespace, ctx.service, switched)
+    ctx.records.set_phase(args.record, spec.Phase.verifying, switched_at=switched_at)
+    ctx.records.append(
+        args.record,
+        "switch",
+        "switched",
+        f"all traffic on {target.value}",
+        changed=changed,
+        started=started,
+        propagation=propagation,
+    )
+    ctx.records.event("Switched", f"all traffic on slot {target.value} ({image})")
+    ctx.log("switched", slot=target.value, changed=changed, propagation=propagation)
+    write_outputs(args.output_dir, {"switched-at": switched_at})
+    return 0
+
+
+__all__ = ["run"]
