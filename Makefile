@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 NAMESPACE ?= apps
+GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the test control plane and fetches Argo's schema from pinned modules
 
 .PHONY: install manifests lint test unit testenv image clean
 
@@ -23,7 +24,8 @@ install: $(STAMP)
 ## Render every manifest into manifests/ and validate it (Hera models, DAG, references, safety; Argo's own schema).
 manifests: $(STAMP)
 	$(BIN)/bluegreen-render --namespace $(NAMESPACE) --image $(IMAGE)
-	$(BIN)/bluegreen-lint manifests examples $(ARGO_SCHEMA_FLAG)
+	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
+	$(BIN)/bluegreen-lint manifests examples --argo-schema "$$($(PYTHON) testenv/build.py --argo-schema)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,7 +34,7 @@ lint: $(STAMP)
 
 ## The real kube-apiserver and etcd, and the pinned third-party CRDs, built into a cache outside the repository.
 testenv:
-	@command -v go >/dev/null 2>&1 || { echo "testenv needs Go 1.26 or newer on PATH: install it from the Go toolchain distribution (Debian's golang package is too old), then run make testenv again" >&2; exit 1; }
+	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/build.py
 
 test: $(STAMP) lint testenv

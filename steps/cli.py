@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _common(p)
         _slot_and_record(p)
+        p.add_argument("--base-url", help="reach the idle slot here instead of through its preview Service")
 
     p = sub.add_parser("switch", help="record the intent, then move all traffic to the slot")
     _common(p, outputs=True)

@@ -50,11 +50,6 @@ def parse(text: str) -> ImageReference:
 
 def check_policy(reference: ImageReference, policy: spec.ImagePolicy, service: str) -> None:
     """Refuse images the spec's policy does not allow, naming the rule and how to comply."""
-    if policy.require_digest and reference.digest is None:
-        raise BadInput(
-            f"image {reference.text!r} is not pinned by digest, but BlueGreenDeployment {service} has "
-            "spec.imagePolicy.requireDigest; deploy registry/name@sha256:<digest>"
-        )
     if policy.allowed_registries:
         location = f"{reference.registry}/{reference.repository}"
         if not any(
@@ -66,6 +61,11 @@ def check_policy(reference: ImageReference, policy: spec.ImagePolicy, service: s
                 f"does not allow (spec.imagePolicy.allowedRegistries: {policy.allowed_registries}); "
                 "push the image to an allowed registry"
             )
+    if policy.require_digest and reference.digest is None:
+        raise BadInput(
+            f"image {reference.text!r} is not pinned by digest, but BlueGreenDeployment {service} has "
+            "spec.imagePolicy.requireDigest; deploy registry/name@sha256:<digest>"
+        )
 
 
 __all__ = ["ImageReference", "check_policy", "parse"]

@@ -1,14 +1,5 @@
-"""Shared test fixtures: the control-plane plugin from testenv/, and paths into the repository."""
+"""Shared test configuration: the real control plane comes from the testenv plugin."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def repo() -> Path:
-    return REPO
+pytest_plugins = ["testenv.pytest_plugin"]

@@ -1,0 +1,41 @@
+"""Installing our rendered manifests into a namespace of the real API server, as `kubectl apply -k` would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from pipelines.manifests import render_all
+from pipelines.settings import RenderSettings
+from testenv.apply import apply_manifest_objects
+from testenv.crds import install_crds
+
+_installed_crds: set[str] = set()
+
+
+def rendered(namespace: str) -> list[dict[str, Any]]:
+    """Every object we render for ``namespace``; the kustomization is not an API object and is left out."""
+    return [m.document for m in render_all(RenderSettings(namespace=namespace)) if m.path != "kustomization.yaml"]
+
+
+def our_crds() -> list[dict[str, Any]]:
+    """The BlueGreenDeployment and DeploymentRecord CRDs."""
+    return [d for d in rendered("default") if d["kind"] == "CustomResourceDefinition"]
+
+
+def ensure_crds(api: client.ApiClient) -> None:
+    """Install our CRDs once per session (server-side apply) and wait until they are Established."""
+    crds = our_crds()
+    if {c["metadata"]["name"] for c in crds} <= _installed_crds:
+        return
+    install_crds(api, crds)
+    _installed_crds.update(c["metadata"]["name"] for c in crds)
+
+
+def install(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    """Install the CRDs, then RBAC, templates and cron into ``namespace``; returns the namespaced objects."""
+    ensure_crds(api)
+    objects = [d for d in rendered(namespace) if d["kind"] != "CustomResourceDefinition"]
+    apply_manifest_objects(api, objects)
+    return objects

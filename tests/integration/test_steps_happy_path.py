@@ -1,0 +1,114 @@
+"""Deploying twice, blue -> green -> blue, step by step as the workflow's ServiceAccount."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+import bluegreen_spec as spec
+from steps.log import StepLog
+from steps.routing import router_for
+from testenv.cluster import KubeCluster
+from testenv.stand_in import DeploymentStandIn
+from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceUnderTest, make_service
+
+pytestmark = pytest.mark.controlplane
+
+
+def live_slot(sut: ServiceUnderTest) -> spec.Slot | None:
+    resource = spec.load_resource(sut.bgd())
+    return router_for(resource, sut.admin_kube, sut.namespace, StepLog("test", sut.name)).live_slot()
+
+
+def deploy(sut: ServiceUnderTest, image: str, workflow: str, out: Path) -> str:
+    """The DAG's steps in order, minus the HTTP checks (their own tests cover them); returns the target slot."""
+    assert (
+        sut.step(
+            "preflight",
+            "--service",
+            sut.name,
+            "--image",
+            image,
+            "--workflow",
+            workflow,
+            "--triggered-by",
+            "ci",
+            "--output-dir",
+            str(out),
+        )
+        == 0
+    )
+    target = (out / "target-slot").read_text()
+    record = (out / "record").read_text()
+    assert (
+        sut.step(
+            "deploy-green",
+            "--service",
+            sut.name,
+            "--image",
+            image,
+            "--slot",
+            target,
+            "--record",
+            record,
+            "--output-dir",
+            str(out),
+        )
+        == 0
+    )
+    assert live_slot(sut) is spec.Slot(target).other, "traffic moved before the switch"
+    assert (
+        sut.step("switch", "--service", sut.name, "--slot", target, "--record", record, "--output-dir", str(out)) == 0
+    )
+    assert sut.step("retain", "--service", sut.name, "--record", record) == 0
+    assert sut.step("cleanup", "--service", sut.name) == 0
+    return target
+
+
+@pytest.mark.parametrize("router", ["istio", "service", "gateway-api"])
+def test_deploy_twice_blue_green_blue(
+    kube_cluster: KubeCluster,
+    make_namespace: Callable[..., str],
+    impersonating_client: Callable[[str, str], client.ApiClient],
+    deployment_stand_in: DeploymentStandIn,
+    tmp_path: Path,
+    router: str,
+) -> None:
+    sut = make_service(
+        kube_cluster.admin_api_client(),
+        impersonating_client,
+        deployment_stand_in,
+        make_namespace("happy"),
+        router=router,
+    )
+
+    first = deploy(sut, IMAGE_V2, "deploy-1", tmp_path / "1")
+    assert first == "green"
+    assert live_slot(sut) is spec.Slot.green
+    status = sut.status()
+    assert (status.phase, status.active_slot, status.active_image) == (spec.Phase.succeeded, spec.Slot.green, IMAGE_V2)
+    assert (status.previous_slot, status.previous_image) == (spec.Slot.blue, IMAGE_V1)
+    assert status.workflow is None
+    original = sut.deployment("cart")
+    assert original is not None and original["spec"]["replicas"] == 0  # adopted, kept, scaled to zero
+    blue = sut.deployment("cart-blue")
+    assert blue is not None and blue["spec"]["replicas"] == 2  # retained warm
+    assert blue["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION] == status.retain_until
+    record = sut.record("deploy-1")
+    assert record["status"]["outcome"] == "Succeeded"
+    assert record["spec"]["previousImage"] == IMAGE_V1
+    assert record["spec"]["triggeredBy"] == "ci"
+
+    second = deploy(sut, IMAGE_V3, "deploy-2", tmp_path / "2")
+    assert second == "blue"
+    assert live_slot(sut) is spec.Slot.blue
+    status = sut.status()
+    assert (status.active_slot, status.active_image, status.previous_image) == (spec.Slot.blue, IMAGE_V3, IMAGE_V2)
+    assert [h.record for h in status.history] == ["deploy-2", "deploy-1"]
+    assert {r["metadata"]["name"]: r["status"]["outcome"] for r in sut.records()} == {
+        "deploy-1": "Succeeded",
+        "deploy-2": "Succeeded",
+    }
