@@ -105,9 +105,11 @@ def repair(ctx: StepContext, report: SweepReport) -> None:
             ),
         )
 
-    update_status(ctx.kube, ctx.namespace, ctx.service, aborted)
+    # The record is closed before the status lets go of the run: the status is what makes the next sweep look
+    # again, so a crash in between is repaired by the next sweep instead of leaving the record open (I6).
     if record is not None:
         ctx.records.close(record_name, spec.Phase.aborted, reason)
+    update_status(ctx.kube, ctx.namespace, ctx.service, aborted)
     ctx.records.event("Aborted", reason, warning=True)
     report.repaired.append(ctx.service)
 

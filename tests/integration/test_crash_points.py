@@ -1,0 +1,269 @@
+"""Crash points: kill a step just before and just after every API write it makes, then recover.
+
+For deploy-green, switch, rollback and the cleanup repair, the test first counts the writes the step makes, then for
+each write and each side of it runs the step in a fresh service, stops it dead at that point (a BaseException, so no
+handler in the step can tidy up), checks that traffic is still on an available slot, runs the recovery the pipeline
+would run (the step again, the exit handler's rollback, or the repair cron), and checks the invariants:
+
+* I1: traffic is only ever on a slot whose every replica is available, at the crash and after recovery;
+* I3/I4: the recovery converges to the state a clean run reaches, with status and route agreeing;
+* I6: the run's record exists and, once recovery closes the run, has an outcome.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+import bluegreen_spec as spec
+from steps import slots
+from steps.kube import DEPLOYMENTS, Kube, RetryPolicy
+from steps.log import StepLog
+from steps.routing import router_for
+from testenv.cluster import KubeCluster
+from testenv.stand_in import DeploymentStandIn
+from tests.integration.service_fixture import IMAGE_V2, ServiceUnderTest, make_service
+
+pytestmark = pytest.mark.controlplane
+
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+COVERED: list[str] = []
+
+
+class Crash(BaseException):
+    """The step's process dies here."""
+
+
+class CrashingKube(Kube):
+    """Counts API writes, and dies just before or just after the one it is told to."""
+
+    def __init__(self, api: client.ApiClient, crash_at: int | None = None, when: str = "before") -> None:
+        super().__init__(api, retry=RetryPolicy(deadline_seconds=10.0))
+        self.crash_at = crash_at
+        self.when = when
+        self.writes: list[str] = []
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method not in WRITES or kwargs.get("query", {}).get("dryRun"):
+            return super()._send(method, path, **kwargs)
+        self.writes.append(f"{method} {path.split('/namespaces/')[-1]}")
+        if self.crash_at == len(self.writes) and self.when == "before":
+            raise Crash(self.writes[-1])
+        answer = super()._send(method, path, **kwargs)
+        if self.crash_at == len(self.writes) and self.when == "after":
+            raise Crash(self.writes[-1])
+        return answer
+
+
+@dataclass
+class Scenario:
+    """One step under test: how to bring a service to the point before it, the step, and the recovery."""
+
+    name: str
+    prepare: Callable[[ServiceUnderTest, Path], None]
+    step: Callable[[ServiceUnderTest], int]
+    recover: Callable[[ServiceUnderTest], None]
+    final_slot: spec.Slot
+    closes_run: bool
+
+
+def live(sut: ServiceUnderTest) -> spec.Slot | None:
+    resource = spec.load_resource(sut.bgd())
+    return router_for(resource, sut.admin_kube, sut.namespace, StepLog("test", sut.name)).live_slot()
+
+
+def assert_traffic_on_available_slot(sut: ServiceUnderTest) -> spec.Slot:
+    sut.stand_in.wait_idle()
+    slot = live(sut)
+    assert slot is not None, "traffic routes nowhere"
+    deployment = sut.admin_kube.must_get(DEPLOYMENTS, sut.namespace, slots.deployment_name(sut.name, slot))
+    state = slots.availability(deployment)
+    assert state.available, f"traffic on {slot.value}, which has {state.ready}/{state.wanted} available (I1)"
+    return slot
+
+
+def wf(sut: ServiceUnderTest) -> str:
+    """The run's workflow name: unique per namespace, as Argo's generated names are."""
+    return f"wf-{sut.name}"
+
+
+def preflight(sut: ServiceUnderTest, out: Path) -> None:
+    assert (
+        sut.step(
+            "preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", wf(sut), "--output-dir", str(out)
+        )
+        == 0
+    )
+
+
+def deploy_green(sut: ServiceUnderTest) -> int:
+    return sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", "green", "--record", wf(sut))
+
+
+def switch(sut: ServiceUnderTest) -> int:
+    return sut.step("switch", "--service", sut.name, "--slot", "green", "--record", wf(sut))
+
+
+def rollback_on_exit(sut: ServiceUnderTest) -> int:
+    return sut.step(
+        "rollback",
+        "--service",
+        sut.name,
+        "--trigger",
+        "on-exit",
+        "--workflow",
+        wf(sut),
+        "--workflow-status",
+        "Failed",
+        "--failures=null",
+    )
+
+
+def cleanup(sut: ServiceUnderTest) -> int:
+    return sut.step("cleanup", "--all-services")
+
+
+def up_to_switch(sut: ServiceUnderTest, out: Path) -> None:
+    preflight(sut, out)
+    assert deploy_green(sut) == 0
+
+
+def switched(sut: ServiceUnderTest, out: Path) -> None:
+    up_to_switch(sut, out)
+    assert switch(sut) == 0
+
+
+def expect_ok(action: Callable[[ServiceUnderTest], int]) -> Callable[[ServiceUnderTest], None]:
+    def run(sut: ServiceUnderTest) -> None:
+        assert action(sut) == 0
+
+    return run
+
+
+SCENARIOS = [
+    Scenario(
+        "deploy-green, then the step again",
+        preflight,
+        deploy_green,
+        expect_ok(deploy_green),
+        spec.Slot.blue,
+        closes_run=False,
+    ),
+    Scenario(
+        "deploy-green, then the exit handler",
+        preflight,
+        deploy_green,
+        expect_ok(rollback_on_exit),
+        spec.Slot.blue,
+        closes_run=True,
+    ),
+    Scenario(
+        "switch, then the step again", up_to_switch, switch, expect_ok(switch), spec.Slot.green, closes_run=False
+    ),
+    Scenario(
+        "switch, then the exit handler",
+        up_to_switch,
+        switch,
+        expect_ok(rollback_on_exit),
+        spec.Slot.blue,
+        closes_run=True,
+    ),
+    Scenario(
+        "rollback, then the rollback again",
+        switched,
+        rollback_on_exit,
+        expect_ok(rollback_on_exit),
+        spec.Slot.blue,
+        closes_run=True,
+    ),
+    Scenario(
+        "switch, then the repair cron (terminated run)",
+        up_to_switch,
+        switch,
+        expect_ok(cleanup),
+        spec.Slot.blue,
+        closes_run=True,
+    ),
+    # `argo terminate` after the switch: the workflow is gone and no exit handler ran; the cron repairs.
+    Scenario(
+        "cleanup repair, then the repair again", switched, cleanup, expect_ok(cleanup), spec.Slot.blue, closes_run=True
+    ),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_total() -> Any:
+    yield
+    print(
+        f"\ncrash points covered: {len(COVERED)} (each checked for I1 at the crash and I1, I3, I4, I6 after recovery)"
+    )
+
+
+@pytest.fixture
+def service_in(
+    kube_cluster: KubeCluster,
+    make_namespace: Callable[..., str],
+    impersonating_client: Callable[[str, str], client.ApiClient],
+    deployment_stand_in: DeploymentStandIn,
+) -> Callable[[str], ServiceUnderTest]:
+    namespace = make_namespace("crash")
+
+    def make(name: str) -> ServiceUnderTest:
+        return make_service(
+            kube_cluster.admin_api_client(), impersonating_client, deployment_stand_in, namespace, name=name
+        )
+
+    return make
+
+
+def with_kube(sut: ServiceUnderTest, kube: Kube) -> ServiceUnderTest:
+    return replace(sut, steps_kube=kube)
+
+
+def count_writes(scenario: Scenario, make: Callable[[str], ServiceUnderTest], tmp_path: Path) -> list[str]:
+    sut = make("count")
+    scenario.prepare(sut, tmp_path / "count")
+    counter = CrashingKube(sut.steps_kube.api)
+    assert scenario.step(with_kube(sut, counter)) == 0
+    return counter.writes
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_crash_before_and_after_every_write(
+    scenario: Scenario,
+    service_in: Callable[[str], ServiceUnderTest],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    writes = count_writes(scenario, service_in, tmp_path)
+    assert writes, "the step made no write, so there is nothing to crash on"
+    for index, when in itertools.product(range(1, len(writes) + 1), ("before", "after")):
+        sut = service_in(f"s{index}{when[0]}")
+        scenario.prepare(sut, tmp_path / f"{index}{when}")
+        crashing = CrashingKube(sut.steps_kube.api, crash_at=index, when=when)
+        with pytest.raises(Crash):
+            scenario.step(with_kube(sut, crashing))
+        point = f"{scenario.name}: {when} write {index}/{len(writes)} ({writes[index - 1]})"
+        assert_traffic_on_available_slot(sut)
+        scenario.recover(sut)
+        slot = assert_traffic_on_available_slot(sut)
+        assert slot is scenario.final_slot, f"{point}: traffic on {slot.value} after recovery"
+        status = sut.status()
+        assert status.active_slot is slot, f"{point}: status says {status.active_slot}, route says {slot}"
+        record = sut.record(wf(sut))  # I6: the run's record survived
+        if scenario.closes_run:
+            assert record["status"].get("outcome") in {"RolledBack", "Aborted"}, point
+            assert status.workflow is None, point
+            failed = sut.deployment(slots.deployment_name(sut.name, spec.Slot.green))
+            assert failed is None or failed["spec"]["replicas"] == 0, f"{point}: the failed slot still runs"
+        else:
+            assert status.workflow == wf(sut), point
+        COVERED.append(point)
+    with capsys.disabled():
+        print(f"\n{scenario.name}: {2 * len(writes)} crash points over {len(writes)} writes")
