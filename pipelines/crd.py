@@ -78,8 +78,9 @@ def _structural(node: dict[str, Any], default_objects: bool = False) -> dict[str
             continue
         if key == "properties":
             required = set(node.get("required") or [])
-            out[key] = {name: _structural(child, default_objects and name not in required)
-                        for name, child in value.items()}
+            out[key] = {
+                name: _structural(child, default_objects and name not in required) for name, child in value.items()
+            }
         elif key == "items":
             out[key] = _structural(value)
         elif key == "additionalProperties":
@@ -92,8 +93,13 @@ def _structural(node: dict[str, Any], default_objects: bool = False) -> dict[str
         out["type"] = "string"
     if "properties" in out or "additionalProperties" in out:
         out.setdefault("type", "object")
-    if (default_objects and "properties" in out and "default" not in out and not out.get("required")
-            and not node.get(_NULLABLE)):
+    if (
+        default_objects
+        and "properties" in out
+        and "default" not in out
+        and not out.get("required")
+        and not node.get(_NULLABLE)
+    ):
         out["default"] = {}
     return out
 

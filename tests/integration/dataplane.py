@@ -85,7 +85,7 @@ class EmulatedDataPlane:
         if not pods:
             raise RuntimeError(f"no Ready pod behind the route (selector {self._selector()})")
         pod = pods[next(self._turn) % len(pods)]
-        owner = pod["metadata"]["labels"][OWNER_LABEL]
+        owner = str(pod["metadata"]["labels"][OWNER_LABEL])
         response = client.get(self.backends[owner] + "/")
         if response.status_code != 200:
             raise RuntimeError(f"{owner} answered {response.status_code}")
