@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 NAMESPACE ?= apps
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the test control plane and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests lint test unit testenv image clean
+.PHONY: install manifests lint test unit bench testenv image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -43,6 +43,10 @@ test: $(STAMP) lint testenv
 ## Unit and manifest tests only: no Go needed.
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m 'not controlplane'
+
+## Benchmarks against the local API server; they print medians, they do not assert timings.
+bench: $(STAMP) testenv
+	$(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
 
 image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "image needs a running Docker engine" >&2; exit 1; }

@@ -14,6 +14,7 @@ generated model classes make harder, not easier.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -126,6 +127,7 @@ class Kube:
         #: Number of HTTP requests sent, for the benchmarks' API-call counts.
         self.requests = 0
         self._snapshots: dict[tuple[str, str], dict[str, Obj]] = {}
+        self._read_snapshots = True
 
     # -- namespace snapshots -------------------------------------------------------------------------------------
 
@@ -142,6 +144,15 @@ class Kube:
     def forget(self) -> None:
         """Drop every snapshot, so the next reads go to the server."""
         self._snapshots.clear()
+
+    @contextlib.contextmanager
+    def fresh_reads(self) -> Iterator[None]:
+        """Within the block every read goes to the server; the snapshots stay for the rest of the sweep."""
+        previous, self._read_snapshots = self._read_snapshots, False
+        try:
+            yield
+        finally:
+            self._read_snapshots = previous
 
     # -- the one place that talks HTTP -------------------------------------------------------------------------
 
@@ -196,8 +207,11 @@ class Kube:
     def get(self, resource: Resource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
         """The object, or None when it does not exist."""
         snapshot = self._snapshots.get((resource.plural, namespace))
-        if snapshot is not None and subresource is None:
+        if snapshot is not None and subresource is None and self._read_snapshots:
             return snapshot.get(name)
+        return self._fetch(resource, namespace, name, subresource)
+
+    def _fetch(self, resource: Resource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
         try:
             return self._json(
                 "GET", resource.path(namespace, name, subresource), what=f"get {resource.kind} {namespace}/{name}"
@@ -291,7 +305,14 @@ class Kube:
         ``mutate`` returns False when the live object is already as wanted, and nothing is written.
         """
         for _ in range(self.retry.conflict_attempts):
-            live = self.must_get(resource, namespace, name)
+            # Always from the server: a write based on a snapshot would only ever conflict.
+            live = self._fetch(resource, namespace, name)
+            if live is None:
+                raise NotFound(
+                    f"{resource.kind} {namespace}/{name} does not exist; create it or check the service name",
+                    404,
+                    "NotFound",
+                )
             if not mutate(live):
                 return live
             try:

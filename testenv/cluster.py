@@ -11,6 +11,7 @@ sessions start from a copy of it, which is what keeps warm start-up to a few sec
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -92,11 +93,20 @@ def _install_crds(cluster: KubeCluster, docs: list[dict[str, Any]]) -> None:
     crds.install_crds(api, docs)
 
 
+def seed_dir(artifacts: Artifacts) -> Path:
+    """Where the saved etcd store lives, keyed by the control plane's flags.
+
+    A store made with other flags (another Service IP range, say) must not be reused.
+    """
+    flags = hashlib.sha256((Path(__file__).parent / "controlplane.py").read_bytes()).hexdigest()[:12]
+    return artifacts.root / f"{SEED_DIR}-{flags}"
+
+
 def start_local(artifacts: Artifacts, timeout: float = 120.0) -> KubeCluster:
     """Start etcd + kube-apiserver (from the saved store if there is one) with all CRDs established."""
     started = time.monotonic()
     docs = crds.load_crds(artifacts.crd_dirs.values())
-    seed = artifacts.root / SEED_DIR
+    seed = seed_dir(artifacts)
     seeded = seed.is_dir()
     cp = ControlPlane(artifacts)
     cp.start(timeout=timeout, etcd_seed=seed if seeded else None)

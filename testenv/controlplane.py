@@ -193,7 +193,7 @@ class ControlPlane:
                 f"--service-account-issuer={self.server}",
                 f"--service-account-key-file={pki.sa_public_key}",
                 f"--service-account-signing-key-file={pki.sa_private_key}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-cluster-ip-range=10.96.0.0/16",
                 f"--disable-admission-plugins={','.join(DISABLED_ADMISSION_PLUGINS)}",
                 "--allow-privileged=true",
                 # Nothing in the tests routes to the `kubernetes` Service; reconciling its

@@ -58,7 +58,11 @@ def repair(ctx: StepContext, report: SweepReport) -> None:
     state = run_state(ctx.kube, ctx.namespace, status.workflow)
     if state is RunState.running:
         return
-    ctx.kube.forget()
+    with ctx.kube.fresh_reads():
+        _repair(ctx, report, state)
+
+
+def _repair(ctx: StepContext, report: SweepReport, state: RunState) -> None:
     ctx.reload()
     status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
     if not status.workflow or status.phase.value not in OPEN_PHASES:
@@ -130,42 +134,48 @@ def remove_expired(ctx: StepContext, report: SweepReport) -> None:
         deployment = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
         if deployment is None or not retention.has_expired(retention.stamp_of(deployment)):
             continue
-        # About to remove: forget the sweep's view and read the route, the status and the slot afresh (I2).
-        ctx.kube.forget()
-        ctx.reload()
-        fresh_status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
-        fresh = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
-        if (
-            ctx.router.live_slot() is not live
-            or fresh_status.workflow
-            or fresh is None
-            or not retention.has_expired(retention.stamp_of(fresh))
-        ):
-            ctx.log("removal-skipped", deployment=name, reason="state changed since the sweep read it")
-            continue
-        try:
-            if int(fresh["spec"].get("replicas", 0)) > 0:
-                fresh = ctx.kube.merge_patch(
-                    DEPLOYMENTS,
-                    ctx.namespace,
-                    name,
-                    {"metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}, "spec": {"replicas": 0}},
-                )
-            ctx.kube.delete(DEPLOYMENTS, ctx.namespace, name, resource_version=fresh["metadata"]["resourceVersion"])
-        except (Conflict, NotFound):
-            ctx.log("removal-skipped", deployment=name, reason="changed by another writer")
-            continue
-        ctx.log("slot-removed", deployment=name)
-        report.removed.append(name)
+        # About to remove: read the route, the status and the slot afresh, not from the sweep's view (I2).
+        with ctx.kube.fresh_reads():
+            _remove(ctx, report, slot, live)
 
-        def forget_previous(current: spec.BlueGreenDeploymentStatus, slot: spec.Slot = slot) -> None:
-            if current.previous_slot is slot:
-                current.previous_slot = None
-                current.previous_image = None
-                current.retain_until = None
 
-        update_status(ctx.kube, ctx.namespace, ctx.service, forget_previous)
-        ctx.records.event("PreviousRemoved", f"slot {slot.value} ({name}) removed after its retention")
+def _remove(ctx: StepContext, report: SweepReport, slot: spec.Slot, live: spec.Slot) -> None:
+    """Remove one expired slot after re-reading everything the decision rests on."""
+    name = slots.deployment_name(ctx.service, slot)
+    ctx.reload()
+    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    fresh = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
+    if (
+        ctx.router.live_slot() is not live
+        or status.workflow
+        or fresh is None
+        or not retention.has_expired(retention.stamp_of(fresh))
+    ):
+        ctx.log("removal-skipped", deployment=name, reason="state changed since the sweep read it")
+        return
+    try:
+        if int(fresh["spec"].get("replicas", 0)) > 0:
+            fresh = ctx.kube.merge_patch(
+                DEPLOYMENTS,
+                ctx.namespace,
+                name,
+                {"metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}, "spec": {"replicas": 0}},
+            )
+        ctx.kube.delete(DEPLOYMENTS, ctx.namespace, name, resource_version=fresh["metadata"]["resourceVersion"])
+    except (Conflict, NotFound):
+        ctx.log("removal-skipped", deployment=name, reason="changed by another writer")
+        return
+    ctx.log("slot-removed", deployment=name)
+    report.removed.append(name)
+
+    def forget_previous(current: spec.BlueGreenDeploymentStatus) -> None:
+        if current.previous_slot is slot:
+            current.previous_slot = None
+            current.previous_image = None
+            current.retain_until = None
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, forget_previous)
+    ctx.records.event("PreviousRemoved", f"slot {slot.value} ({name}) removed after its retention")
 
 
 def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport:

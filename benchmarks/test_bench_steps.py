@@ -1,0 +1,203 @@
+"""Benchmarks against the local API server: figures printed as medians, never asserted as timings.
+
+Run with ``make bench``. The machines are shared and noisy, so each figure is a median over several runs, and the
+API-call counts (which do not depend on noise) are printed beside the times.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+import bluegreen_spec as spec
+from steps.commands.cleanup import sweep
+from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, Kube
+from testenv.cluster import KubeCluster
+from testenv.stand_in import DeploymentStandIn
+from tests.integration.installation import install
+from tests.integration.service_fixture import ServiceUnderTest, app_deployment, app_service, blue_green, make_service
+from tests.steps.http_servers import AppServer, Reply
+
+RUNS = 5
+
+
+def timed(service: ServiceUnderTest, *argv: str) -> float:
+    """Seconds one step takes, in process, as the workflow's ServiceAccount."""
+    started = time.perf_counter()
+    assert service.step(*argv) == 0
+    return time.perf_counter() - started
+
+
+def report(title: str, samples: dict[str, list[float]]) -> None:
+    """Print median, min and max of each series."""
+    print(f"\n{title}")
+    for name, values in samples.items():
+        print(
+            f"  {name:<28} median {statistics.median(values) * 1000:8.1f} ms   "
+            f"min {min(values) * 1000:8.1f}   max {max(values) * 1000:8.1f}   (n={len(values)})"
+        )
+
+
+@pytest.fixture
+def service(  # noqa: D103
+    kube_cluster: KubeCluster,
+    make_namespace: Callable[..., str],
+    impersonating_client: Callable[[str, str], client.ApiClient],
+    deployment_stand_in: DeploymentStandIn,
+) -> ServiceUnderTest:
+    return make_service(
+        kube_cluster.admin_api_client(),
+        impersonating_client,
+        deployment_stand_in,
+        make_namespace("bench"),
+        healthCheck={"httpGet": {"path": "/health", "port": 8080}},
+        smokeTests=[{"name": "home", "endpoint": "/"}],
+    )
+
+
+def test_step_overhead_per_deploy(service: ServiceUnderTest, tmp_path: Path) -> None:
+    """Every step of a deploy, in process, with an app that is ready at once: what the steps themselves cost."""
+    samples: dict[str, list[float]] = {}
+    requests: list[int] = []
+    with AppServer() as app:
+        app.route("/health", Reply(200))
+        app.route("/", Reply(200))
+        for run in range(RUNS + 1):
+            image = f"registry.example.com/shop/cart:{run + 2}.0.0"
+            out = tmp_path / str(run)
+            before = service.steps_kube.requests
+            times = {
+                "preflight": timed(
+                    service,
+                    "preflight",
+                    "--service",
+                    "cart",
+                    "--image",
+                    image,
+                    "--workflow",
+                    f"wf-{run}",
+                    "--output-dir",
+                    str(out),
+                ),
+            }
+            slot = (out / "target-slot").read_text()
+            record = f"wf-{run}"
+            common = ("--service", "cart", "--slot", slot, "--record", record)
+            times["deploy-green (incl. ready)"] = timed(service, "deploy-green", "--image", image, *common)
+            times["probe (app time)"] = timed(service, "probe", *common, "--base-url", app.url)
+            times["smoke (app time)"] = timed(service, "smoke", *common, "--base-url", app.url)
+            times["switch"] = timed(service, "switch", *common)
+            times["retain"] = timed(service, "retain", "--service", "cart", "--record", record)
+            times["cleanup"] = timed(service, "cleanup", "--service", "cart")
+            if run == 0:
+                continue  # the first run adopts the service; it is not a steady-state deploy
+            requests.append(service.steps_kube.requests - before)
+            overhead = sum(v for k, v in times.items() if "app time" not in k)
+            times["overhead (all but probe/smoke)"] = overhead
+            for name, value in times.items():
+                samples.setdefault(name, []).append(value)
+    report("step overhead per deploy (in process, app ready at once)", samples)
+    print(f"  API requests per deploy: median {statistics.median(requests):.0f}")
+    started = []
+    for _ in range(RUNS):
+        begin = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "steps.cli", "--help"], capture_output=True, check=True)
+        started.append(time.perf_counter() - begin)
+    report("process start of one step (python -m steps.cli --help)", {"start-up": started})
+
+
+def test_rollback_time_with_the_old_slot_warm(service: ServiceUnderTest, tmp_path: Path) -> None:
+    """From the rollback step starting to the route restored and read back."""
+    samples: dict[str, list[float]] = {"rollback (manual, old slot warm)": []}
+    for run in range(RUNS):
+        image = f"registry.example.com/shop/cart:{run + 2}.0.0"
+        out = tmp_path / str(run)
+        assert (
+            service.step(
+                "preflight", "--service", "cart", "--image", image, "--workflow", f"wf-{run}", "--output-dir", str(out)
+            )
+            == 0
+        )
+        slot = (out / "target-slot").read_text()
+        common = ("--service", "cart", "--slot", slot, "--record", f"wf-{run}")
+        assert service.step("deploy-green", "--image", image, *common) == 0
+        assert service.step("switch", *common) == 0
+        assert service.step("retain", "--service", "cart", "--record", f"wf-{run}") == 0
+        samples["rollback (manual, old slot warm)"].append(
+            timed(service, "rollback", "--service", "cart", "--trigger", "manual", "--workflow", f"rb-{run}")
+        )
+    report("rollback time", samples)
+
+
+def _make_services(admin: client.ApiClient, namespace: str, count: int, expired_every: int) -> None:
+    kube = Kube(admin)
+
+    def one(index: int) -> None:
+        name = f"svc-{index:04d}"
+        kube.create(SERVICES, namespace, {**app_service(name), "metadata": {"name": name}})
+        service = kube.must_get(SERVICES, namespace, name)
+        service["spec"]["selector"][spec.SLOT_LABEL] = "green"
+        kube.replace(SERVICES, namespace, service)
+        resource = blue_green(name, "service")
+        kube.create(BLUE_GREEN_DEPLOYMENTS, namespace, resource)
+        stamp = "2000-01-01T00:00:00Z" if index % expired_every == 0 else "2999-01-01T00:00:00Z"
+        kube.merge_patch(
+            BLUE_GREEN_DEPLOYMENTS,
+            namespace,
+            name,
+            {"status": {"phase": "Succeeded", "activeSlot": "green", "previousSlot": "blue", "retainUntil": stamp}},
+            "status",
+        )
+        for slot in spec.Slot:
+            body: dict[str, Any] = app_deployment(f"{name}-{slot.value}", "registry.example.com/app:1", 1)
+            body["metadata"]["labels"][spec.SERVICE_LABEL] = name
+            body["metadata"]["annotations"] = {spec.RETAIN_UNTIL_ANNOTATION: stamp}
+            kube.create(DEPLOYMENTS, namespace, body)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, range(count)))
+
+
+@pytest.mark.parametrize("count", [1000])
+def test_cleanup_across_many_services(
+    kube_cluster: KubeCluster,
+    make_namespace: Callable[..., str],
+    impersonating_client: Callable[[str, str], client.ApiClient],
+    count: int,
+) -> None:
+    """The cron's sweep: list calls per namespace, a fresh read only before a removal."""
+    admin = kube_cluster.admin_api_client()
+    namespace = make_namespace("sweep")
+    install(admin, namespace)
+    started = time.perf_counter()
+    _make_services(admin, namespace, count, expired_every=10)
+    print(
+        f"\ncreated {count} services (BGD, Service, 2 slot Deployments each) in {time.perf_counter() - started:.1f} s"
+    )
+    kube = Kube(impersonating_client(namespace, "bluegreen-deployer"))
+    started = time.perf_counter()
+    first = sweep(kube, namespace, None)
+    first_seconds = time.perf_counter() - started
+    first_requests = kube.requests
+    started = time.perf_counter()
+    second = sweep(kube, namespace, None)
+    second_seconds = time.perf_counter() - started
+    print(
+        f"cleanup sweep over {first.services} services: removed {len(first.removed)} expired slots in "
+        f"{first_seconds:.2f} s with {first_requests} API requests "
+        f"({first_requests / first.services:.2f} per service)"
+    )
+    print(
+        f"second sweep (nothing to remove): {second_seconds:.2f} s with {kube.requests - first_requests} API "
+        f"requests for {second.services} services"
+    )
+    assert len(first.removed) == count // 10 and not second.removed
