@@ -1,0 +1,75 @@
+"""The steps image, the way its Dockerfile builds it, without a Docker engine: wheel, clean venv, entrypoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+REQUIREMENTS = REPO / "images" / "steps" / "requirements.txt"
+
+
+def step_requirements() -> list[str]:
+    return [line.strip() for line in REQUIREMENTS.read_text().splitlines() if line.strip() and line[0] != "#"]
+
+
+def test_image_requirements_are_the_projects_own_pins_minus_hera() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pinned = {d.split("==")[0].split("[")[0]: d.split("==")[1] for d in project["dependencies"]}
+    for requirement in step_requirements():
+        name, version = requirement.split("==")
+        assert pinned[name] == version, f"{name}: image pins {version}, pyproject {pinned[name]}"
+    assert not any(r.startswith("hera") for r in step_requirements())
+
+
+def test_wheel_installs_into_a_clean_venv_and_runs_like_the_image(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    venv = tmp_path / "image"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    installed = subprocess.run([*pip, "-r", str(REQUIREMENTS)], capture_output=True, text=True)
+    if installed.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"installing the steps' dependencies failed: {installed.stderr[-500:]}")
+        pytest.skip("the package index is not reachable to install the steps' dependencies")
+    subprocess.run([*pip, "--no-deps", *map(str, wheels.glob("*.whl"))], check=True, capture_output=True)
+    environment = {"PATH": str(venv / "bin"), "HOME": str(tmp_path)}
+    helped = subprocess.run(
+        [str(venv / "bin" / "bluegreen-step"), "--help"], capture_output=True, text=True, env=environment, cwd=tmp_path
+    )
+    assert helped.returncode == 0, helped.stderr
+    for step in (
+        "preflight",
+        "deploy-green",
+        "probe",
+        "smoke",
+        "switch",
+        "verify",
+        "retain",
+        "cleanup",
+        "rollback",
+        "notify",
+        "history",
+        "status",
+    ):
+        assert step in helped.stdout
+    # Every step module imports without Hera, which the image does not have.
+    probe = (
+        "import importlib, steps.cli\n"
+        "[importlib.import_module(m) for m in steps.cli.COMMANDS.values()]\n"
+        "import importlib.util; assert importlib.util.find_spec('hera') is None"
+    )
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, env=environment, cwd=tmp_path
+    )
+    assert imported.returncode == 0, imported.stderr
