@@ -12,6 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from steps import images, slots
+from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
 from steps.kube import DEPLOYMENTS, Kube
@@ -50,6 +51,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         slots.ensure_isolation(kube, ctx.namespace, ctx.service, ctx.log)
     ctx.records.append(args.record, "deploy-green", "slot-available", f"{name}: {replicas} replicas available")
     ctx.records.event("GreenReady", f"{name} is available with {args.image}")
+    announce(ctx, spec.Stage.green_ready, args.record)
     write_outputs(args.output_dir, {"deployment": name})
     return 0
 

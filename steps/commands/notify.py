@@ -6,26 +6,16 @@ Delivery results go into the run's record, so a notification that did not arrive
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 import bluegreen_spec as spec
 from steps import failures
+from steps.announce import run_message
 from steps.context import StepContext, record_name
 from steps.errors import StepError
 from steps.kube import Kube
 from steps.log import StepLog
 from steps.metrics import RunMetrics
-from steps.notifier import Notifier, RunMessage
-
-
-def _seconds_since(stamp: str | None) -> float:
-    if not stamp:
-        return 0.0
-    try:
-        started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return 0.0
-    return max(0.0, (datetime.now(UTC) - started).total_seconds())
+from steps.notifier import Notifier
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -38,20 +28,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         return 0
     name = record_name(args.workflow)
     record = ctx.records.get(name) or {}
-    record_spec = record.get("spec") or {}
     record_status = record.get("status") or {}
     outcome = record_status.get("outcome") or args.workflow_status or "Unknown"
-    message = RunMessage(
-        service=ctx.service,
-        namespace=ctx.namespace,
-        workflow=args.workflow,
-        outcome=outcome,
-        old_image=record_spec.get("previousImage"),
-        new_image=record_spec.get("image", ""),
-        duration_seconds=_seconds_since(record_spec.get("startedAt")),
-        reason=record_status.get("reason") or failures.reason(args.failures),
-        triggered_by=record_spec.get("triggeredBy", ""),
-    )
+    message = run_message(ctx, name, outcome, failures.reason(args.failures))
     deliveries = Notifier.from_env(ctx.resource.spec.notifications).send_summary(message)
     metrics = RunMetrics.from_env(ctx.service)
     metrics.record_run(outcome)

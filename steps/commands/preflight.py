@@ -12,6 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from steps import images, slots
+from steps.announce import announce
 from steps.commands.adoption import adopt
 from steps.context import StepContext, record_name, write_outputs
 from steps.errors import BadInput, CheckFailed
@@ -169,6 +170,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             "analysis-enabled": "true" if ctx.resource.spec.analysis else "false",
         },
     )
+    announce(ctx, spec.Stage.started, name)
     ctx.log("preflight-passed", record=name, live=from_slot.value, target=from_slot.other.value)
     return 0
 

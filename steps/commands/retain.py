@@ -6,6 +6,7 @@ import argparse
 
 import bluegreen_spec as spec
 from steps import retention, slots
+from steps.announce import announce
 from steps.context import StepContext
 from steps.errors import CheckFailed
 from steps.kube import DEPLOYMENTS, Kube
@@ -67,6 +68,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         "Succeeded",
         f"{record['spec']['image']} is live on slot {live.value}; slot {previous.value} retained until {until}",
     )
+    announce(ctx, spec.Stage.succeeded, args.record, spec.Phase.succeeded.value)
     ctx.records.prune(ctx.resource.spec.history_limit)
     return 0
 

@@ -13,14 +13,17 @@ Two triggers share the same restore:
 from __future__ import annotations
 
 import argparse
+import time
 
 import bluegreen_spec as spec
 from steps import failures, slots
+from steps.announce import announce
 from steps.commands.restore import restore_traffic, retire_slot
 from steps.context import StepContext, record_name
 from steps.errors import CheckFailed
 from steps.kube import DEPLOYMENTS, Kube
 from steps.log import StepLog
+from steps.metrics import RunMetrics
 from steps.records import Records, now
 from steps.service_state import add_history, update_status
 
@@ -62,6 +65,14 @@ def _finish(
 
     update_status(ctx.kube, ctx.namespace, ctx.service, closed)
     ctx.records.close(record, phase, reason)
+    stage = spec.Stage.rolled_back if phase is spec.Phase.rolled_back else spec.Stage.failed
+    announce(ctx, stage, record, phase.value)
+
+
+def _observe_rollback(ctx: StepContext, started: float) -> None:
+    metrics = RunMetrics.from_env(ctx.service)
+    metrics.observe_rollback(time.monotonic() - started)
+    metrics.push()
 
 
 def _record_for_failed_start(kube: Kube, args: argparse.Namespace, reason: str) -> int:
@@ -86,6 +97,7 @@ def _record_for_failed_start(kube: Kube, args: argparse.Namespace, reason: str) 
 
 def on_exit(kube: Kube, args: argparse.Namespace) -> int:
     """Roll back the run named by ``--workflow`` after it failed."""
+    started = time.monotonic()
     reason = failures.reason(args.failures, f"workflow ended {args.workflow_status or 'unsuccessfully'}")
     name = record_name(args.workflow)
     if Records(kube, args.namespace, args.service, StepLog("rollback", args.service)).get(name) is None:
@@ -125,11 +137,13 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
         retire_slot(ctx, to_slot, name, "rollback")
     _finish(ctx, name, args.workflow, record["spec"]["image"], spec.Phase.rolled_back, reason, from_slot, image)
     ctx.records.event("RolledBack", f"traffic on slot {from_slot.value} ({image}): {reason}", warning=True)
+    _observe_rollback(ctx, started)
     return 0
 
 
 def manual(kube: Kube, args: argparse.Namespace) -> int:
     """Move traffic to the retained previous slot on request."""
+    started = time.monotonic()
     ctx = StepContext.open(kube, args.namespace, args.service, "rollback")
     live = ctx.router.live_slot()
     if live is None:
@@ -173,6 +187,7 @@ def manual(kube: Kube, args: argparse.Namespace) -> int:
     retire_slot(ctx, live, name, "rollback")
     _finish(ctx, name, args.workflow, image, spec.Phase.rolled_back, args.reason or "manual rollback", target, image)
     ctx.records.event("RolledBack", f"traffic back on slot {target.value} ({image}) by request", warning=True)
+    _observe_rollback(ctx, started)
     return 0
 
 

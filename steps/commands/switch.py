@@ -8,12 +8,15 @@ available at the moment of the switch, not only when deploy-green finished.
 from __future__ import annotations
 
 import argparse
+import time
 
 import bluegreen_spec as spec
 from steps import slots
+from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
 from steps.kube import DEPLOYMENTS, Kube
+from steps.metrics import RunMetrics
 from steps.records import now
 from steps.service_state import update_status
 
@@ -35,6 +38,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     image = slots.current_image(deployment, ctx.resource.spec.container)
     live = ctx.router.live_slot()
     started = now()
+    clock_started = time.monotonic()
 
     def intent(status: spec.BlueGreenDeploymentStatus) -> None:
         status.phase = spec.Phase.switching
@@ -70,6 +74,10 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         propagation=propagation,
     )
     ctx.records.event("Switched", f"all traffic on slot {target.value} ({image})")
+    metrics = RunMetrics.from_env(ctx.service)
+    metrics.observe_switch(time.monotonic() - clock_started)
+    metrics.push()
+    announce(ctx, spec.Stage.switched, args.record)
     ctx.log("switched", slot=target.value, changed=changed, propagation=propagation)
     write_outputs(args.output_dir, {"switched-at": switched_at})
     return 0

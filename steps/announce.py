@@ -1,0 +1,55 @@
+"""Stage messages: each step announces its own moment of the run through the same notifier as the summary.
+
+A stage message must never hold a deploy up, so it gets a short retry budget; what happened to it goes into the
+run's record either way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import bluegreen_spec as spec
+from steps.context import StepContext
+from steps.notifier import Notifier, RetryPolicy, RunMessage
+
+STAGE_RETRY = RetryPolicy(max_attempts=2, first_backoff_seconds=0.5, total_seconds=5.0, request_timeout_seconds=3.0)
+
+
+def seconds_since(stamp: str | None) -> float:
+    """Seconds from an API timestamp to now; 0 when there is none."""
+    if not stamp:
+        return 0.0
+    try:
+        started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - started).total_seconds())
+
+
+def run_message(ctx: StepContext, record_name: str, outcome: str, reason: str = "") -> RunMessage:
+    """The facts of the run as its record has them."""
+    record = ctx.records.get(record_name) or {}
+    record_spec = record.get("spec") or {}
+    return RunMessage(
+        service=ctx.service,
+        namespace=ctx.namespace,
+        workflow=record_spec.get("workflow", record_name),
+        outcome=outcome,
+        old_image=record_spec.get("previousImage"),
+        new_image=record_spec.get("image", ""),
+        duration_seconds=seconds_since(record_spec.get("startedAt")),
+        reason=reason or (record.get("status") or {}).get("reason", ""),
+        triggered_by=record_spec.get("triggeredBy", ""),
+    )
+
+
+def announce(ctx: StepContext, stage: spec.Stage, record_name: str, outcome: str = "Running") -> None:
+    """Send ``stage`` if the spec asks for it, and record how delivery went."""
+    if stage not in ctx.resource.spec.notifications.stages:
+        return
+    notifier = Notifier.from_env(ctx.resource.spec.notifications, retry=STAGE_RETRY)
+    for result in notifier.send_stage(stage, run_message(ctx, record_name, outcome)):
+        ctx.records.append(record_name, ctx.log.step, "stage-notification", stage.value, **result.to_record())
+
+
+__all__ = ["announce", "run_message", "seconds_since"]
