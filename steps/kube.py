@@ -123,6 +123,11 @@ class Kube:
     ) -> None:
         self.api = api
         self.retry = retry or RetryPolicy()
+        # urllib3's own default Retry(3) would retry 429/503 behind our back, sleeping whatever Retry-After says
+        # and outliving the deadline; this class is the only place that retries.
+        pool = api.rest_client.pool_manager
+        pool.connection_pool_kw["retries"] = False
+        pool.clear()
         self._sleep = sleep
         #: Number of HTTP requests sent, for the benchmarks' API-call counts.
         self.requests = 0
@@ -190,12 +195,16 @@ class Kube:
             if status < 400:
                 return response
             reason = _server_message(response.read()) or str(response.reason)
-            if status in RETRIED_STATUSES and time.monotonic() + backoff < deadline:
+            if status in RETRIED_STATUSES:
+                wait = backoff
                 retry_after = response.getheader("Retry-After")
-                wait = float(retry_after) if retry_after and retry_after.isdigit() else backoff
-                self._sleep(min(wait, self.retry.max_backoff_seconds) * (0.5 + random.random() / 2))
-                backoff = min(backoff * 2, self.retry.max_backoff_seconds)
-                continue
+                if retry_after and retry_after.isdigit():
+                    wait = max(wait, float(retry_after))  # never sooner than the server asked
+                wait *= 1 + random.random() / 4  # spread many clients out, only ever later
+                if time.monotonic() + wait < deadline:
+                    self._sleep(wait)
+                    backoff = min(backoff * 2, self.retry.max_backoff_seconds)
+                    continue
             raise _api_error(what, status, reason)
 
     def _json(self, method: str, path: str, *, what: str, **kwargs: Any) -> Obj:

@@ -64,6 +64,8 @@ class Records:
             if existing is None:
                 raise
             self.log("record-exists", record=name)
+            if not existing.get("status"):  # created, but the reply (and the phase after it) was lost
+                self.set_phase(name, spec.Phase.deploying)
             return existing
         self.set_phase(name, spec.Phase.deploying)
         self.log("record-opened", record=name, image=record_spec.image)
@@ -100,10 +102,15 @@ class Records:
             self.log("unrecorded", step=step, event=event, message=message, **details)
             return
 
+        # Built once: when a write whose reply was lost is retried and re-applied after a fresh read, the same
+        # entry is found already there instead of being added twice.
+        entry = spec.RecordEntry(
+            time=now(), step=step, event=event, message=message, details={k: str(v) for k, v in details.items()}
+        )
+
         def change(status: spec.DeploymentRecordStatus) -> None:
-            entry = spec.RecordEntry(
-                time=now(), step=step, event=event, message=message, details={k: str(v) for k, v in details.items()}
-            )
+            if entry in status.entries:
+                return
             status.entries.append(entry)
             if len(status.entries) > MAX_ENTRIES:
                 status.entries[1:] = status.entries[-(MAX_ENTRIES - 1) :]
