@@ -224,7 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
             if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
                 self.send_header(key, value)
         if self.command == "HEAD" or upstream.status in _NO_BODY_STATUSES:
-            self.send_header("Content-Length", "0")
+            length = upstream.headers.get("Content-Length", "0") if self.command == "HEAD" else "0"
+            self.send_header("Content-Length", length)
             self.end_headers()
             self.wfile.flush()
             upstream.drain_conn()
@@ -409,7 +410,7 @@ class FaultProxy:
 
     @property
     def log(self) -> list[LoggedRequest]:
-        """Every request handled so far, in order of completion (a copy)."""
+        """Every request handled so far, in the order their answers began (a copy)."""
         with self._lock:
             return list(self._log)
 
