@@ -1,0 +1,238 @@
+"""The smaller promises of the steps, checked on the real API server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+import bluegreen_spec as spec
+from steps.kube import NETWORK_POLICIES, VIRTUAL_SERVICES
+from testenv.cluster import KubeCluster
+from testenv.stand_in import DeploymentStandIn
+from tests.integration.service_fixture import IMAGE_V2, ServiceUnderTest, make_service
+from tests.steps.http_servers import RecordingWebhook
+
+pytestmark = pytest.mark.controlplane
+
+
+@pytest.fixture
+def service_factory(
+    kube_cluster: KubeCluster,
+    make_namespace: Callable[..., str],
+    impersonating_client: Callable[[str, str], client.ApiClient],
+    deployment_stand_in: DeploymentStandIn,
+) -> Callable[..., ServiceUnderTest]:
+    def make(**spec_fields: Any) -> ServiceUnderTest:
+        return make_service(
+            kube_cluster.admin_api_client(),
+            impersonating_client,
+            deployment_stand_in,
+            make_namespace("detail"),
+            **spec_fields,
+        )
+
+    return make
+
+
+def deploy(sut: ServiceUnderTest, run: int, out: Path) -> str:
+    image = f"registry.example.com/shop/cart:{run + 2}.0.0"
+    workflow = f"wf-{run}"
+    assert (
+        sut.step(
+            "preflight", "--service", sut.name, "--image", image, "--workflow", workflow, "--output-dir", str(out)
+        )
+        == 0
+    )
+    slot = (out / "target-slot").read_text()
+    common = ("--service", sut.name, "--slot", slot, "--record", workflow)
+    assert sut.step("deploy-green", "--image", image, *common) == 0
+    assert sut.step("switch", *common) == 0
+    assert sut.step("retain", "--service", sut.name, "--record", workflow) == 0
+    return workflow
+
+
+def test_records_are_bounded_by_history_limit_and_listed_newest_first(
+    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sut = service_factory(historyLimit=2)
+    for run in range(4):
+        deploy(sut, run, tmp_path / str(run))
+    assert sorted(r["metadata"]["name"] for r in sut.records()) == ["wf-2", "wf-3"]
+    capsys.readouterr()
+    assert sut.step("history", sut.name) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["RECORD", "STARTED", "IMAGE"]
+    assert [line.split()[0] for line in table[1:]] == ["wf-3", "wf-2"]
+    assert "Succeeded" in table[1]
+    assert sut.step("status", sut.name) == 0
+    status = dict(line.split("  ", 1) for line in capsys.readouterr().out.splitlines())
+    assert status["live slot (route)"].strip() == "blue"  # four deploys: green, blue, green, blue
+    assert status["active image"].strip() == "registry.example.com/shop/cart:5.0.0"
+    assert status["phase"].strip() == "Succeeded"
+
+
+def test_preflight_warns_about_missing_zero_downtime_settings(
+    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
+) -> None:
+    sut = service_factory()
+    deployment = sut.deployment("cart")
+    assert deployment is not None
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container.pop("readinessProbe")
+    container.pop("lifecycle")
+    deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 2
+    for field in ("status", "managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"):
+        deployment.pop(field, None) if field == "status" else deployment["metadata"].pop(field, None)
+    sut.apply(deployment)
+    sut.stand_in.wait_idle()
+    assert (
+        sut.step(
+            "preflight",
+            "--service",
+            sut.name,
+            "--image",
+            IMAGE_V2,
+            "--workflow",
+            "wf-w",
+            "--output-dir",
+            str(tmp_path),
+        )
+        == 0
+    )
+    warnings = [e["message"] for e in sut.record("wf-w")["status"]["entries"] if e["event"] == "warning"]
+    assert any("no readinessProbe" in w for w in warnings)
+    assert any("no preStop hook" in w for w in warnings)
+    assert any("terminationGracePeriodSeconds 2 is shorter" in w for w in warnings)
+    assert any("no PodDisruptionBudget" in w for w in warnings)
+
+
+def test_slots_are_isolated_and_routes_name_their_slot(
+    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
+) -> None:
+    sut = service_factory()
+    deploy(sut, 0, tmp_path)
+    policy = sut.admin_kube.must_get(NETWORK_POLICIES, sut.namespace, "cart-green-isolation")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {spec.SERVICE_LABEL: "cart", spec.SLOT_LABEL: "green"}
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert {"key": spec.SLOT_LABEL, "operator": "NotIn", "values": ["blue"]} in [
+        e for p in peers for e in p.get("podSelector", {}).get("matchExpressions", [])
+    ]
+    route = sut.admin_kube.must_get(VIRTUAL_SERVICES, sut.namespace, "cart")["spec"]["http"][0]
+    headers = {d["destination"]["subset"]: d["headers"]["response"]["set"]["x-bluegreen-slot"] for d in route["route"]}
+    weights = {d["destination"]["subset"]: d["weight"] for d in route["route"]}
+    assert headers == {"blue": "blue", "green": "green"}
+    assert weights == {"blue": 0, "green": 100}
+
+
+def test_isolation_can_be_turned_off(service_factory: Callable[..., ServiceUnderTest], tmp_path: Path) -> None:
+    sut = service_factory(traffic={"router": "istio", "isolateSlots": False})
+    deploy(sut, 0, tmp_path)
+    assert sut.admin_kube.get(NETWORK_POLICIES, sut.namespace, "cart-green-isolation") is None
+
+
+def test_switch_waits_for_istio_to_report_the_route_reconciled(
+    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
+) -> None:
+    """Where istiod reports distribution, the switch ends only once the new generation is Reconciled."""
+    sut = service_factory()
+    deploy(sut, 0, tmp_path / "0")
+    # From now on "istiod" reports status, and confirms each new generation after a while.
+    stop = threading.Event()
+    live = sut.admin_kube.must_get(VIRTUAL_SERVICES, sut.namespace, "cart")
+    sut.admin_kube.merge_patch(
+        VIRTUAL_SERVICES,
+        sut.namespace,
+        "cart",
+        {
+            "status": {
+                "observedGeneration": live["metadata"]["generation"],
+                "conditions": [{"type": "Reconciled", "status": "True", "message": "2/2 proxies"}],
+            }
+        },
+        "status",
+    )
+    confirmed: list[float] = []
+
+    def istiod() -> None:
+        seen = live["metadata"]["generation"]
+        while not stop.is_set():
+            current = sut.admin_kube.must_get(VIRTUAL_SERVICES, sut.namespace, "cart")
+            generation = current["metadata"]["generation"]
+            if generation != seen:
+                stop.wait(0.8)  # propagation takes time
+                sut.admin_kube.merge_patch(
+                    VIRTUAL_SERVICES,
+                    sut.namespace,
+                    "cart",
+                    {
+                        "status": {
+                            "observedGeneration": generation,
+                            "conditions": [{"type": "Reconciled", "status": "True", "message": "2/2 proxies"}],
+                        }
+                    },
+                    "status",
+                )
+                confirmed.append(time.monotonic())
+                seen = generation
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=istiod)
+    thread.start()
+    try:
+        out = tmp_path / "1"
+        assert (
+            sut.step(
+                "preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", "wf-r", "--output-dir", str(out)
+            )
+            == 0
+        )
+        common = ("--service", sut.name, "--slot", "blue", "--record", "wf-r")
+        assert sut.step("deploy-green", "--image", IMAGE_V2, *common) == 0
+        assert sut.step("switch", *common) == 0
+        switched_at = time.monotonic()
+    finally:
+        stop.set()
+        thread.join(10)
+    assert confirmed and switched_at >= confirmed[0], "switch ended before istiod confirmed the route"
+    entry = next(e for e in sut.record("wf-r")["status"]["entries"] if e["event"] == "switched")
+    assert "Reconciled=True" in entry["details"]["propagation"]
+
+
+def test_stage_messages_and_summary_reach_the_webhook(
+    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RecordingWebhook() as webhook:
+        monkeypatch.setenv("BLUEGREEN_WEBHOOK_URL", webhook.url)
+        sut = service_factory(
+            notifications={
+                "webhook": {"enabled": True},
+                "slack": {"enabled": False},
+                "stages": ["started", "switched", "succeeded"],
+            }
+        )
+        workflow = deploy(sut, 0, tmp_path)
+        assert (
+            sut.step(
+                "notify",
+                "--service",
+                sut.name,
+                "--workflow",
+                workflow,
+                "--workflow-status",
+                "Succeeded",
+                "--failures=null",
+            )
+            == 0
+        )
+        events = [body["event"] for body in webhook.bodies()]
+    assert events == ["started", "switched", "succeeded", "summary"]
+    deliveries = [
+        e for e in sut.record(workflow)["status"]["entries"] if e["event"] in {"stage-notification", "delivery"}
+    ]
+    assert len(deliveries) == 4 and all(e["details"]["delivered"] == "true" for e in deliveries)
