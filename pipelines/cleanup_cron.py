@@ -14,9 +14,9 @@ from __future__ import annotations
 from hera.workflows import DAG, CronWorkflow, Task
 from hera.workflows.metrics import Counter, Label
 
-from pipelines.run_policy import PART_OF, pod_gc, pod_metadata, ttl
-from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
-from pipelines.step_container import POD_SECURITY, StepSpec, step_container
+from pipelines.run_policy import common_fields
+from pipelines.settings import RenderSettings
+from pipelines.step_container import StepSpec, step_container
 
 NAME = "blue-green-cleanup"
 SWEEP_DEADLINE_SECONDS = 15 * 60
@@ -26,15 +26,14 @@ def build(settings: RenderSettings) -> CronWorkflow:
     """Build the cleanup/repair CronWorkflow."""
     with CronWorkflow(
         name=NAME,
-        namespace=settings.namespace,
-        labels=dict(PART_OF),
-        annotations={
-            "workflows.argoproj.io/title": "Blue-green cleanup and repair",
-            "workflows.argoproj.io/description": (
+        **common_fields(
+            settings,
+            title="Blue-green cleanup and repair",
+            description=(
                 "Remove previous versions whose retention has passed and repair runs that died without "
                 "their exit handler, for every BlueGreenDeployment in this namespace."
             ),
-        },
+        ),
         schedules=[settings.cleanup_schedule],
         timezone="UTC",
         concurrency_policy="Forbid",
@@ -42,13 +41,7 @@ def build(settings: RenderSettings) -> CronWorkflow:
         successful_jobs_history_limit=3,
         failed_jobs_history_limit=5,
         entrypoint="sweep",
-        service_account_name=SERVICE_ACCOUNT,
-        automount_service_account_token=True,
         active_deadline_seconds=SWEEP_DEADLINE_SECONDS,
-        pod_gc=pod_gc(),
-        ttl_strategy=ttl(),
-        security_context=POD_SECURITY,
-        pod_metadata=pod_metadata(),
         metrics=[
             Counter(
                 name="bluegreen_cleanup_runs",

@@ -23,16 +23,13 @@ from hera.workflows.models import Amount
 
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
 from pipelines.run_policy import (
-    PART_OF,
     WORKFLOW_DEADLINE_SECONDS,
-    pod_gc,
-    pod_metadata,
+    common_fields,
     service_mutex,
-    ttl,
     workflow_metadata,
 )
-from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
-from pipelines.step_container import POD_SECURITY, StepSpec, step_container
+from pipelines.settings import RenderSettings
+from pipelines.step_container import StepSpec, step_container
 
 NAME = "blue-green-deploy"
 RUN_DURATION_BUCKETS: list[float | Amount] = [30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0]
@@ -94,26 +91,19 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
     """Build the deploy WorkflowTemplate."""
     with WorkflowTemplate(
         name=NAME,
-        namespace=settings.namespace,
-        labels=dict(PART_OF),
-        annotations={
-            "workflows.argoproj.io/title": "Blue-green deploy",
-            "workflows.argoproj.io/description": (
+        **common_fields(
+            settings,
+            title="Blue-green deploy",
+            description=(
                 "Deploy an image to a service's idle slot, prove it with probes and smoke tests, switch all "
                 "traffic at once, keep the previous version warm for instant rollback. Rolls back on any failure."
             ),
-        },
+        ),
         entrypoint="deploy",
         on_exit="exit-handler",
         arguments=PARAMETERS,
-        service_account_name=SERVICE_ACCOUNT,
-        automount_service_account_token=True,
         active_deadline_seconds=WORKFLOW_DEADLINE_SECONDS,
         synchronization=service_mutex(),
-        pod_gc=pod_gc(),
-        ttl_strategy=ttl(),
-        security_context=POD_SECURITY,
-        pod_metadata=pod_metadata(),
         workflow_metadata=workflow_metadata(),
         metrics=run_metrics(),
     ) as template:

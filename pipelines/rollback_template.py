@@ -15,16 +15,13 @@ from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
 from pipelines.run_policy import (
-    PART_OF,
     WORKFLOW_DEADLINE_SECONDS,
-    pod_gc,
-    pod_metadata,
+    common_fields,
     service_mutex,
-    ttl,
     workflow_metadata,
 )
-from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
-from pipelines.step_container import POD_SECURITY, step_container
+from pipelines.settings import RenderSettings
+from pipelines.step_container import step_container
 
 NAME = "blue-green-rollback"
 
@@ -33,15 +30,14 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
     """Build the rollback WorkflowTemplate."""
     with WorkflowTemplate(
         name=NAME,
-        namespace=settings.namespace,
-        labels=dict(PART_OF),
-        annotations={
-            "workflows.argoproj.io/title": "Blue-green rollback",
-            "workflows.argoproj.io/description": (
+        **common_fields(
+            settings,
+            title="Blue-green rollback",
+            description=(
                 "Move a service's traffic back to its previous, retained version in seconds. "
                 "Submit with just the service name."
             ),
-        },
+        ),
         entrypoint="one-click-rollback",
         on_exit="exit-handler",
         arguments=[
@@ -49,14 +45,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             Parameter(name="reason", value="", description="Why you roll back, for the audit record."),
             Parameter(name="triggered-by", value="", description="Who rolls back, for the audit record."),
         ],
-        service_account_name=SERVICE_ACCOUNT,
-        automount_service_account_token=True,
         active_deadline_seconds=WORKFLOW_DEADLINE_SECONDS,
         synchronization=service_mutex(),
-        pod_gc=pod_gc(),
-        ttl_strategy=ttl(),
-        security_context=POD_SECURITY,
-        pod_metadata=pod_metadata(),
         workflow_metadata=workflow_metadata(),
     ) as template:
         rollback = step_container(

@@ -7,7 +7,12 @@ https://argo-workflows.readthedocs.io/en/latest/fields/#podgc.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hera.workflows import models as m
+
+from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
+from pipelines.step_container import POD_SECURITY
 
 PART_OF = {"app.kubernetes.io/part-of": "argo-bluegreen"}
 SERVICE_LABEL_KEY = "argo-bluegreen.io/service"
@@ -44,10 +49,26 @@ def pod_metadata() -> m.Metadata:
     return m.Metadata(labels=dict(PART_OF))
 
 
+def common_fields(settings: RenderSettings, *, title: str, description: str) -> dict[str, Any]:
+    """What every workflow object shares: its namespace, labels and UI text, who its pods run as, and cleanup."""
+    return {
+        "namespace": settings.namespace,
+        "labels": dict(PART_OF),
+        "annotations": {"workflows.argoproj.io/title": title, "workflows.argoproj.io/description": description},
+        "service_account_name": SERVICE_ACCOUNT,
+        "automount_service_account_token": True,
+        "pod_gc": pod_gc(),
+        "ttl_strategy": ttl(),
+        "security_context": POD_SECURITY,
+        "pod_metadata": pod_metadata(),
+    }
+
+
 __all__ = [
     "PART_OF",
     "SERVICE_MUTEX",
     "WORKFLOW_DEADLINE_SECONDS",
+    "common_fields",
     "pod_gc",
     "pod_metadata",
     "service_mutex",
