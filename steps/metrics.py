@@ -96,11 +96,6 @@ class RunMetrics:
             buckets=_REQUEST_BUCKETS,
             registry=self.registry,
         )
-        self.switch_errors = Counter(
-            "bluegreen_switch_window_errors",
-            "Errors observed while traffic moved to the new slot.",
-            registry=self.registry,
-        )
 
     @classmethod
     def from_env(
@@ -128,10 +123,6 @@ class RunMetrics:
     def observe_smoke_latency(self, test: str, seconds: float) -> None:
         """One smoke test's latency; test names come from the spec, so the label's values stay few."""
         self.smoke_latency.labels(test=test).observe(seconds)
-
-    def count_switch_errors(self, count: int = 1) -> None:
-        """Errors seen while traffic moved."""
-        self.switch_errors.inc(count)
 
     def push(self) -> PushResult | None:
         """Replace this service's group on the Pushgateway with this run's metrics.

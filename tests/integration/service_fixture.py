@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -13,6 +14,8 @@ import bluegreen_spec as spec
 from pipelines.settings import SERVICE_ACCOUNT
 from steps.cli import main as step_main
 from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS, Kube, RetryPolicy
+from steps.log import StepLog
+from steps.routing import router_for
 from testenv.apply import apply_manifest_objects
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.installation import install
@@ -91,8 +94,6 @@ class ServiceUnderTest:
     steps_kube: Kube
     admin_kube: Kube
     stand_in: DeploymentStandIn
-    runs: int = 0
-    last_stderr: list[str] = field(default_factory=list)
 
     def step(self, *argv: str) -> int:
         """Run ``bluegreen-step`` in-process as the ServiceAccount; returns its exit code."""
@@ -121,6 +122,66 @@ class ServiceUnderTest:
     def apply(self, *objects: dict[str, Any]) -> None:
         """Create or update objects as the platform team would (admin)."""
         apply_manifest_objects(self.admin, list(objects), namespace=self.namespace)
+
+    def live_slot(self) -> spec.Slot | None:
+        """The slot all traffic goes to, read from the route itself."""
+        resource = spec.load_resource(self.bgd())
+        return router_for(resource, self.admin_kube, self.namespace, StepLog("test", self.name)).live_slot()
+
+    def replicas(self, deployment: str) -> int | None:
+        """A Deployment's desired replicas, None when it does not exist."""
+        found = self.deployment(deployment)
+        return None if found is None else int(found["spec"]["replicas"])
+
+    def preflight(self, image: str, workflow: str, out: Path) -> tuple[str, str]:
+        """Run preflight as CI would; returns the target slot and the record from its output files."""
+        argv = ["--service", self.name, "--image", image, "--workflow", workflow, "--triggered-by", "ci"]
+        assert self.step("preflight", *argv, "--output-dir", str(out)) == 0
+        return (out / "target-slot").read_text(), (out / "record").read_text()
+
+    def deploy(self, image: str, workflow: str, out: Path, *, cleanup: bool = True) -> str:
+        """The deploy DAG's Kubernetes steps in order (the HTTP checks have their own tests); returns the slot."""
+        target, record = self.preflight(image, workflow, out)
+        common = ("--service", self.name, "--slot", target, "--record", record)
+        assert self.step("deploy-green", "--image", image, *common) == 0
+        assert self.live_slot() is spec.Slot(target).other, "traffic moved before the switch"
+        assert self.step("switch", *common, "--output-dir", str(out)) == 0
+        assert self.step("retain", "--service", self.name, "--record", record) == 0
+        if cleanup:
+            assert self.step("cleanup", "--service", self.name) == 0
+        return target
+
+    def rollback_on_exit(self, workflow: str, failures: str = "null") -> int:
+        """What the deploy's exit handler runs first after a failure."""
+        return self.step(
+            "rollback",
+            "--service",
+            self.name,
+            "--trigger",
+            "on-exit",
+            "--workflow",
+            workflow,
+            "--workflow-status",
+            "Failed",
+            f"--failures={failures}",
+        )
+
+    def exit_handler(self, workflow: str, failures: str) -> None:
+        """The whole exit handler after a failure: rollback, then notify."""
+        assert self.rollback_on_exit(workflow, failures) == 0
+        assert (
+            self.step(
+                "notify",
+                "--service",
+                self.name,
+                "--workflow",
+                workflow,
+                "--workflow-status",
+                "Failed",
+                f"--failures={failures}",
+            )
+            == 0
+        )
 
 
 def make_service(

@@ -24,8 +24,6 @@ from kubernetes import client
 import bluegreen_spec as spec
 from steps import slots
 from steps.kube import DEPLOYMENTS, Kube, RetryPolicy
-from steps.log import StepLog
-from steps.routing import router_for
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.service_fixture import IMAGE_V2, ServiceUnderTest, make_service
@@ -73,14 +71,9 @@ class Scenario:
     closes_run: bool
 
 
-def live(sut: ServiceUnderTest) -> spec.Slot | None:
-    resource = spec.load_resource(sut.bgd())
-    return router_for(resource, sut.admin_kube, sut.namespace, StepLog("test", sut.name)).live_slot()
-
-
 def assert_traffic_on_available_slot(sut: ServiceUnderTest) -> spec.Slot:
     sut.stand_in.wait_idle()
-    slot = live(sut)
+    slot = sut.live_slot()
     assert slot is not None, "traffic routes nowhere"
     deployment = sut.admin_kube.must_get(DEPLOYMENTS, sut.namespace, slots.deployment_name(sut.name, slot))
     state = slots.availability(deployment)
@@ -94,12 +87,7 @@ def wf(sut: ServiceUnderTest) -> str:
 
 
 def preflight(sut: ServiceUnderTest, out: Path) -> None:
-    assert (
-        sut.step(
-            "preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", wf(sut), "--output-dir", str(out)
-        )
-        == 0
-    )
+    sut.preflight(IMAGE_V2, wf(sut), out)
 
 
 def deploy_green(sut: ServiceUnderTest) -> int:
@@ -111,18 +99,7 @@ def switch(sut: ServiceUnderTest) -> int:
 
 
 def rollback_on_exit(sut: ServiceUnderTest) -> int:
-    return sut.step(
-        "rollback",
-        "--service",
-        sut.name,
-        "--trigger",
-        "on-exit",
-        "--workflow",
-        wf(sut),
-        "--workflow-status",
-        "Failed",
-        "--failures=null",
-    )
+    return sut.rollback_on_exit(wf(sut))
 
 
 def cleanup(sut: ServiceUnderTest) -> int:

@@ -41,19 +41,9 @@ def service_factory(
 
 
 def deploy(sut: ServiceUnderTest, run: int, out: Path) -> str:
-    image = f"registry.example.com/shop/cart:{run + 2}.0.0"
+    """Deploy image ``<run + 2>.0.0`` as workflow ``wf-<run>``; returns the workflow."""
     workflow = f"wf-{run}"
-    assert (
-        sut.step(
-            "preflight", "--service", sut.name, "--image", image, "--workflow", workflow, "--output-dir", str(out)
-        )
-        == 0
-    )
-    slot = (out / "target-slot").read_text()
-    common = ("--service", sut.name, "--slot", slot, "--record", workflow)
-    assert sut.step("deploy-green", "--image", image, *common) == 0
-    assert sut.step("switch", *common) == 0
-    assert sut.step("retain", "--service", sut.name, "--record", workflow) == 0
+    sut.deploy(f"registry.example.com/shop/cart:{run + 2}.0.0", workflow, out, cleanup=False)
     return workflow
 
 
@@ -87,8 +77,9 @@ def test_preflight_warns_about_missing_zero_downtime_settings(
     container.pop("readinessProbe")
     container.pop("lifecycle")
     deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 2
-    for field in ("status", "managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"):
-        deployment.pop(field, None) if field == "status" else deployment["metadata"].pop(field, None)
+    deployment.pop("status", None)
+    for field in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"):
+        deployment["metadata"].pop(field, None)
     sut.apply(deployment)
     sut.stand_in.wait_idle()
     assert (

@@ -12,8 +12,6 @@ from kubernetes import client
 
 import bluegreen_spec as spec
 from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, WORKFLOWS
-from steps.log import StepLog
-from steps.routing import router_for
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn, Mode
 from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceUnderTest, make_service
@@ -27,65 +25,6 @@ FAST_PROBE = {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 1, 
 def argo_failures(step: str, message: str) -> str:
     """``{{workflow.failures}}`` as Argo substitutes it: JSON, quoted once more."""
     return json.dumps(json.dumps([{"displayName": step, "message": message, "templateName": step, "phase": "Failed"}]))
-
-
-def live_slot(sut: ServiceUnderTest) -> spec.Slot | None:
-    resource = spec.load_resource(sut.bgd())
-    return router_for(resource, sut.admin_kube, sut.namespace, StepLog("test", sut.name)).live_slot()
-
-
-def replicas(sut: ServiceUnderTest, name: str) -> int | None:
-    found = sut.deployment(name)
-    return None if found is None else int(found["spec"]["replicas"])
-
-
-def preflight(sut: ServiceUnderTest, image: str, workflow: str, out: Path) -> tuple[str, str]:
-    assert (
-        sut.step(
-            "preflight", "--service", sut.name, "--image", image, "--workflow", workflow, "--output-dir", str(out)
-        )
-        == 0
-    )
-    return (out / "target-slot").read_text(), (out / "record").read_text()
-
-
-def exit_handler(sut: ServiceUnderTest, workflow: str, failures: str) -> None:
-    """What the deploy's onExit runs after a failure: rollback, then notify."""
-    assert (
-        sut.step(
-            "rollback",
-            "--service",
-            sut.name,
-            "--trigger",
-            "on-exit",
-            "--workflow",
-            workflow,
-            "--workflow-status",
-            "Failed",
-            f"--failures={failures}",
-        )
-        == 0
-    )
-    assert (
-        sut.step(
-            "notify",
-            "--service",
-            sut.name,
-            "--workflow",
-            workflow,
-            "--workflow-status",
-            "Failed",
-            f"--failures={failures}",
-        )
-        == 0
-    )
-
-
-def full_deploy(sut: ServiceUnderTest, image: str, workflow: str, out: Path) -> None:
-    target, record = preflight(sut, image, workflow, out)
-    for argv in (("deploy-green", "--image", image), ("switch",)):
-        assert sut.step(argv[0], "--service", sut.name, *argv[1:], "--slot", target, "--record", record) == 0
-    assert sut.step("retain", "--service", sut.name, "--record", record) == 0
 
 
 @pytest.fixture
@@ -120,14 +59,14 @@ def test_probe_failure_keeps_traffic_on_blue_and_records_why(
 ) -> None:
     sut = service_factory(healthCheck=FAST_PROBE)
     app.route("/health", 503)
-    target, record = preflight(sut, IMAGE_V2, "wf-probe", tmp_path)
+    target, record = sut.preflight(IMAGE_V2, "wf-probe", tmp_path)
     assert (
         sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record) == 0
     )
     assert sut.step("probe", "--service", sut.name, "--slot", target, "--record", record, "--base-url", app.url) == 1
-    exit_handler(sut, "wf-probe", argo_failures("probe", "Error (exit code 1)"))
-    assert live_slot(sut) is spec.Slot.blue
-    assert replicas(sut, "cart-green") == 0
+    sut.exit_handler("wf-probe", argo_failures("probe", "Error (exit code 1)"))
+    assert sut.live_slot() is spec.Slot.blue
+    assert sut.replicas("cart-green") == 0
     stored = sut.record(record)
     assert stored["status"]["outcome"] == "RolledBack"
     assert "probe: Error (exit code 1)" in stored["status"]["reason"]
@@ -142,14 +81,14 @@ def test_smoke_failure_keeps_traffic_on_blue(
 ) -> None:
     sut = service_factory(smokeTests=[{"name": "users", "endpoint": "/api/users", "bodyContains": "alice"}])
     app.route("/api/users", 200)
-    target, record = preflight(sut, IMAGE_V2, "wf-smoke", tmp_path)
+    target, record = sut.preflight(IMAGE_V2, "wf-smoke", tmp_path)
     assert (
         sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record) == 0
     )
     assert sut.step("smoke", "--service", sut.name, "--slot", target, "--record", record, "--base-url", app.url) == 1
-    exit_handler(sut, "wf-smoke", argo_failures("smoke", "Error (exit code 1)"))
-    assert live_slot(sut) is spec.Slot.blue
-    assert replicas(sut, "cart-green") == 0
+    sut.exit_handler("wf-smoke", argo_failures("smoke", "Error (exit code 1)"))
+    assert sut.live_slot() is spec.Slot.blue
+    assert sut.replicas("cart-green") == 0
     results = [e for e in sut.record(record)["status"]["entries"] if e["event"] == "smoke-result"]
     assert results[0]["details"]["passed"] == "false"
     assert "alice" in results[0]["message"]
@@ -160,7 +99,7 @@ def test_green_never_available_fails_fast_and_traffic_stays(
     service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: Mode
 ) -> None:
     sut = service_factory(readinessTimeout="3s")
-    target, record = preflight(sut, IMAGE_V2, "wf-never", tmp_path)
+    target, record = sut.preflight(IMAGE_V2, "wf-never", tmp_path)
     sut.stand_in.behave(sut.namespace, f"cart-{target}", mode, delay_seconds=0.5, waiting_reason="ImagePullBackOff")
     assert (
         sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record) == 1
@@ -169,9 +108,9 @@ def test_green_never_available_fails_fast_and_traffic_stays(
     assert "cart-green" in err and "ImagePullBackOff" in err
     if mode == "progress-deadline-exceeded":
         assert "ProgressDeadlineExceeded" in err
-    exit_handler(sut, "wf-never", argo_failures("deploy-green", "Error (exit code 1)"))
-    assert live_slot(sut) is spec.Slot.blue
-    assert replicas(sut, "cart-green") == 0
+    sut.exit_handler("wf-never", argo_failures("deploy-green", "Error (exit code 1)"))
+    assert sut.live_slot() is spec.Slot.blue
+    assert sut.replicas("cart-green") == 0
     assert sut.record(record)["status"]["outcome"] == "RolledBack"
 
 
@@ -189,24 +128,24 @@ def test_verify_failure_after_switch_restores_blue(
                 "queries": [{"name": "errors", "query": query, "max": 1.0}],
             }
         )
-        target, record = preflight(sut, IMAGE_V2, "wf-verify", tmp_path)
+        target, record = sut.preflight(IMAGE_V2, "wf-verify", tmp_path)
         assert (tmp_path / "analysis-enabled").read_text() == "true"
         assert (
             sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record)
             == 0
         )
         assert sut.step("switch", "--service", sut.name, "--slot", target, "--record", record) == 0
-        assert live_slot(sut) is spec.Slot.green
+        assert sut.live_slot() is spec.Slot.green
         assert sut.step("verify", "--service", sut.name, "--record", record) == 1
-    exit_handler(sut, "wf-verify", argo_failures("verify", "Error (exit code 1)"))
-    assert live_slot(sut) is spec.Slot.blue
+    sut.exit_handler("wf-verify", argo_failures("verify", "Error (exit code 1)"))
+    assert sut.live_slot() is spec.Slot.blue
     status = sut.status()
     assert (status.active_slot, status.active_image, status.phase) == (
         spec.Slot.blue,
         IMAGE_V1,
         spec.Phase.rolled_back,
     )
-    assert replicas(sut, "cart-green") == 0
+    assert sut.replicas("cart-green") == 0
     stored = sut.record(record)
     assert stored["status"]["outcome"] == "RolledBack"
     assert "verify" in stored["status"]["reason"]
@@ -218,8 +157,8 @@ def test_rollback_scales_a_scaled_down_old_slot_up_before_switching(
 ) -> None:
     """flagger#1898 / argo-rollouts#4750: a rollback must never point traffic at a slot with no ready pods."""
     sut = service_factory()
-    full_deploy(sut, IMAGE_V2, "wf-1", tmp_path / "1")
-    assert live_slot(sut) is spec.Slot.green
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    assert sut.live_slot() is spec.Slot.green
     # Something (an HPA, a person, a cost-saving job) scaled the retained blue slot to zero.
     sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart-blue", {"spec": {"replicas": 0}})
     sut.stand_in.wait_idle()
@@ -230,28 +169,28 @@ def test_rollback_scales_a_scaled_down_old_slot_up_before_switching(
         )
         == 0
     )
-    assert live_slot(sut) is spec.Slot.blue
+    assert sut.live_slot() is spec.Slot.blue
     blue = sut.deployment("cart-blue")
     assert blue is not None and blue["spec"]["replicas"] == 2
     assert blue["status"]["availableReplicas"] == 2
     entries = [e["event"] for e in sut.record("rb-1")["status"]["entries"]]
     assert entries.index("scaled-up") < entries.index("intent") < entries.index("restored")
     assert sut.record("rb-1")["status"]["outcome"] == "RolledBack"
-    assert replicas(sut, "cart-green") == 0
+    assert sut.replicas("cart-green") == 0
 
 
 def test_one_click_rollback_with_nothing_retained_names_the_image_to_redeploy(
     service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sut = service_factory(retainPreviousVersion="0s")
-    full_deploy(sut, IMAGE_V2, "wf-1", tmp_path / "1")
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
     assert sut.step("cleanup", "--service", sut.name) == 0
     assert sut.deployment("cart-blue") is None
     capsys.readouterr()
     assert sut.step("rollback", "--service", sut.name, "--trigger", "manual", "--workflow", "rb-1") == 1
     err = capsys.readouterr().err
     assert "no retained previous version" in err
-    assert live_slot(sut) is spec.Slot.green
+    assert sut.live_slot() is spec.Slot.green
 
 
 def test_cleanup_never_touches_live_or_retained_slots_even_with_stale_status(
@@ -259,7 +198,7 @@ def test_cleanup_never_touches_live_or_retained_slots_even_with_stale_status(
 ) -> None:
     """argo-rollouts#2235: scale-down of the live ReplicaSet; here a stale status must not cost the live slot."""
     sut = service_factory()
-    full_deploy(sut, IMAGE_V2, "wf-1", tmp_path / "1")
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
     # Lie in the status: claim blue is live and green is the expired previous version.
     sut.admin_kube.merge_patch(
         BLUE_GREEN_DEPLOYMENTS,
@@ -276,19 +215,19 @@ def test_cleanup_never_touches_live_or_retained_slots_even_with_stale_status(
         {"metadata": {"annotations": {spec.RETAIN_UNTIL_ANNOTATION: "2000-01-01T00:00:00Z"}}},
     )
     assert sut.step("cleanup", "--all-services") == 0
-    assert replicas(sut, "cart-green") == 2, "the live slot was scaled down"
-    assert replicas(sut, "cart-blue") == 2, "the retained slot (retention not over) was removed"
-    assert live_slot(sut) is spec.Slot.green
+    assert sut.replicas("cart-green") == 2, "the live slot was scaled down"
+    assert sut.replicas("cart-blue") == 2, "the retained slot (retention not over) was removed"
+    assert sut.live_slot() is spec.Slot.green
 
 
 def test_cleanup_removes_only_an_expired_previous_slot(
     service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
 ) -> None:
     sut = service_factory(retainPreviousVersion="0s")
-    full_deploy(sut, IMAGE_V2, "wf-1", tmp_path / "1")
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
     assert sut.step("cleanup", "--all-services") == 0
     assert sut.deployment("cart-blue") is None
-    assert replicas(sut, "cart-green") == 2
+    assert sut.replicas("cart-green") == 2
     status = sut.status()
     assert (status.previous_slot, status.previous_image) == (None, None)
 
@@ -304,7 +243,7 @@ def test_two_services_in_parallel_without_cross_talk_and_a_second_run_is_refused
 
     def run(sut: ServiceUnderTest, out: Path) -> None:
         try:
-            full_deploy(sut, IMAGE_V2, f"wf-{sut.name}", out)
+            sut.deploy(IMAGE_V2, f"wf-{sut.name}", out)
         except BaseException as error:  # surfaced below
             errors.append(error)
 
@@ -315,10 +254,10 @@ def test_two_services_in_parallel_without_cross_talk_and_a_second_run_is_refused
         thread.join(120)
     assert errors == []
     for sut in (cart, users):
-        assert live_slot(sut) is spec.Slot.green
+        assert sut.live_slot() is spec.Slot.green
         assert [r["metadata"]["name"] for r in sut.records()] == [f"wf-{sut.name}"]
     # A second run for a service that a running workflow holds is refused, with no write.
-    target, record = preflight(cart, IMAGE_V3, "wf-held", tmp_path / "held")
+    target, record = cart.preflight(IMAGE_V3, "wf-held", tmp_path / "held")
     cart.admin_kube.create(
         WORKFLOWS,
         cart.namespace,

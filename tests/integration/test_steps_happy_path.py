@@ -9,63 +9,11 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
-from steps.log import StepLog
-from steps.routing import router_for
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
-from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceUnderTest, make_service
+from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, make_service
 
 pytestmark = pytest.mark.controlplane
-
-
-def live_slot(sut: ServiceUnderTest) -> spec.Slot | None:
-    resource = spec.load_resource(sut.bgd())
-    return router_for(resource, sut.admin_kube, sut.namespace, StepLog("test", sut.name)).live_slot()
-
-
-def deploy(sut: ServiceUnderTest, image: str, workflow: str, out: Path) -> str:
-    """The DAG's steps in order, minus the HTTP checks (their own tests cover them); returns the target slot."""
-    assert (
-        sut.step(
-            "preflight",
-            "--service",
-            sut.name,
-            "--image",
-            image,
-            "--workflow",
-            workflow,
-            "--triggered-by",
-            "ci",
-            "--output-dir",
-            str(out),
-        )
-        == 0
-    )
-    target = (out / "target-slot").read_text()
-    record = (out / "record").read_text()
-    assert (
-        sut.step(
-            "deploy-green",
-            "--service",
-            sut.name,
-            "--image",
-            image,
-            "--slot",
-            target,
-            "--record",
-            record,
-            "--output-dir",
-            str(out),
-        )
-        == 0
-    )
-    assert live_slot(sut) is spec.Slot(target).other, "traffic moved before the switch"
-    assert (
-        sut.step("switch", "--service", sut.name, "--slot", target, "--record", record, "--output-dir", str(out)) == 0
-    )
-    assert sut.step("retain", "--service", sut.name, "--record", record) == 0
-    assert sut.step("cleanup", "--service", sut.name) == 0
-    return target
 
 
 @pytest.mark.parametrize("router", ["istio", "service", "gateway-api"])
@@ -85,9 +33,9 @@ def test_deploy_twice_blue_green_blue(
         router=router,
     )
 
-    first = deploy(sut, IMAGE_V2, "deploy-1", tmp_path / "1")
+    first = sut.deploy(IMAGE_V2, "deploy-1", tmp_path / "1")
     assert first == "green"
-    assert live_slot(sut) is spec.Slot.green
+    assert sut.live_slot() is spec.Slot.green
     status = sut.status()
     assert (status.phase, status.active_slot, status.active_image) == (spec.Phase.succeeded, spec.Slot.green, IMAGE_V2)
     assert (status.previous_slot, status.previous_image) == (spec.Slot.blue, IMAGE_V1)
@@ -102,9 +50,9 @@ def test_deploy_twice_blue_green_blue(
     assert record["spec"]["previousImage"] == IMAGE_V1
     assert record["spec"]["triggeredBy"] == "ci"
 
-    second = deploy(sut, IMAGE_V3, "deploy-2", tmp_path / "2")
+    second = sut.deploy(IMAGE_V3, "deploy-2", tmp_path / "2")
     assert second == "blue"
-    assert live_slot(sut) is spec.Slot.blue
+    assert sut.live_slot() is spec.Slot.blue
     status = sut.status()
     assert (status.active_slot, status.active_image, status.previous_image) == (spec.Slot.blue, IMAGE_V3, IMAGE_V2)
     assert [h.record for h in status.history] == ["deploy-2", "deploy-1"]

@@ -22,7 +22,6 @@ def busy_run(metrics: RunMetrics) -> None:
     metrics.observe_rollback(4.2)
     metrics.observe_probe_latency(0.012)
     metrics.observe_smoke_latency("health", 0.03)
-    metrics.count_switch_errors(2)
 
 
 def test_push_reaches_the_service_group_with_every_metric(pushgateway: RecordingWebhook) -> None:
@@ -43,7 +42,6 @@ def test_push_reaches_the_service_group_with_every_metric(pushgateway: Recording
         "bluegreen_rollback_duration_seconds_sum 4.2",
         'bluegreen_probe_latency_seconds_bucket{le="0.025"} 1.0',
         'bluegreen_smoke_latency_seconds_count{test="health"} 1.0',
-        "bluegreen_switch_window_errors_total 2.0",
     ):
         assert sample in body
 
