@@ -139,31 +139,45 @@ def remove_expired(ctx: StepContext, report: SweepReport) -> None:
             _remove(ctx, report, slot, live)
 
 
+REMOVAL_ATTEMPTS = 5
+
+
 def _remove(ctx: StepContext, report: SweepReport, slot: spec.Slot, live: spec.Slot) -> None:
-    """Remove one expired slot after re-reading everything the decision rests on."""
+    """Remove one expired slot, re-reading everything the decision rests on before each write.
+
+    The writes carry the resourceVersion that was read, so any change in between (a controller updating status,
+    a deploy starting to reuse the slot) makes them fail; then everything is read and decided again.
+    """
     name = slots.deployment_name(ctx.service, slot)
-    ctx.reload()
-    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
-    fresh = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
-    if (
-        ctx.router.live_slot() is not live
-        or status.workflow
-        or fresh is None
-        or not retention.has_expired(retention.stamp_of(fresh))
-    ):
-        ctx.log("removal-skipped", deployment=name, reason="state changed since the sweep read it")
-        return
-    try:
-        if int(fresh["spec"].get("replicas", 0)) > 0:
-            fresh = ctx.kube.merge_patch(
-                DEPLOYMENTS,
-                ctx.namespace,
-                name,
-                {"metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}, "spec": {"replicas": 0}},
-            )
-        ctx.kube.delete(DEPLOYMENTS, ctx.namespace, name, resource_version=fresh["metadata"]["resourceVersion"])
-    except (Conflict, NotFound):
-        ctx.log("removal-skipped", deployment=name, reason="changed by another writer")
+    for _ in range(REMOVAL_ATTEMPTS):
+        ctx.reload()
+        status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+        fresh = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
+        if fresh is None:
+            return
+        if (
+            ctx.router.live_slot() is not live
+            or status.workflow
+            or not retention.has_expired(retention.stamp_of(fresh))
+        ):
+            ctx.log("removal-skipped", deployment=name, reason="state changed since the sweep read it")
+            return
+        try:
+            if int(fresh["spec"].get("replicas", 0)) > 0:
+                fresh = ctx.kube.merge_patch(
+                    DEPLOYMENTS,
+                    ctx.namespace,
+                    name,
+                    {"metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}, "spec": {"replicas": 0}},
+                )
+            ctx.kube.delete(DEPLOYMENTS, ctx.namespace, name, resource_version=fresh["metadata"]["resourceVersion"])
+            break
+        except Conflict:
+            continue  # changed since it was read: decide again
+        except NotFound:
+            return
+    else:
+        ctx.log("removal-skipped", deployment=name, reason=f"still changing after {REMOVAL_ATTEMPTS} fresh reads")
         return
     ctx.log("slot-removed", deployment=name)
     report.removed.append(name)

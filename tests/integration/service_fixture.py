@@ -139,11 +139,17 @@ class ServiceUnderTest:
         assert self.step("preflight", *argv, "--output-dir", str(out)) == 0
         return (out / "target-slot").read_text(), (out / "record").read_text()
 
-    def deploy(self, image: str, workflow: str, out: Path, *, cleanup: bool = True) -> str:
-        """The deploy DAG's Kubernetes steps in order (the HTTP checks have their own tests); returns the slot."""
+    def deploy(self, image: str, workflow: str, out: Path, *, cleanup: bool = True, app_url: str = "") -> str:
+        """The deploy DAG's steps in order; returns the slot deployed to.
+
+        With ``app_url`` (a local server standing for the new slot's preview address) probe and smoke run too.
+        """
         target, record = self.preflight(image, workflow, out)
         common = ("--service", self.name, "--slot", target, "--record", record)
         assert self.step("deploy-green", "--image", image, *common) == 0
+        if app_url:
+            assert self.step("probe", *common, "--base-url", app_url) == 0
+            assert self.step("smoke", *common, "--base-url", app_url) == 0
         assert self.live_slot() is spec.Slot(target).other, "traffic moved before the switch"
         assert self.step("switch", *common, "--output-dir", str(out)) == 0
         assert self.step("retain", "--service", self.name, "--record", record) == 0

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
-from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, WORKFLOWS
+from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, WORKFLOWS
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn, Mode
 from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceUnderTest, make_service
@@ -304,6 +304,21 @@ def test_bad_input_fails_clearly_with_no_write(
     assert sut.bgd()["metadata"]["resourceVersion"] == before
     assert sut.records() == []
     assert sut.deployment("cart-blue") is None  # not even adoption started
+
+
+def test_missing_application_service_is_refused_before_any_write(
+    service_factory: Callable[..., ServiceUnderTest], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sut = service_factory()
+    sut.admin_kube.delete(SERVICES, sut.namespace, "cart")
+    before = sut.bgd()["metadata"]["resourceVersion"]
+    capsys.readouterr()
+    assert sut.step("preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", "wf-x") == 2
+    err = capsys.readouterr().err.strip()
+    assert f"Service {sut.namespace}/cart does not exist" in err and len(err.splitlines()) == 1
+    assert sut.bgd()["metadata"]["resourceVersion"] == before
+    assert sut.records() == []
+    assert sut.deployment("cart-blue") is None
 
 
 def test_invalid_spec_that_got_in_is_refused_before_any_write(

@@ -12,6 +12,7 @@ import bluegreen_spec as spec
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, make_service
+from tests.steps.http_servers import AppServer, Reply
 
 pytestmark = pytest.mark.controlplane
 
@@ -31,26 +32,34 @@ def test_deploy_twice_blue_green_blue(
         deployment_stand_in,
         make_namespace("happy"),
         router=router,
+        smokeTests=[{"name": "cart-api", "endpoint": "/api/cart", "bodyContains": "items"}],
     )
+    app = AppServer()
+    app.route("/health", Reply(200, "ok"))
+    app.route("/api/cart", Reply(200, '{"items": []}'))
+    with app:
+        first = sut.deploy(IMAGE_V2, "deploy-1", tmp_path / "1", app_url=app.url)
+        assert first == "green"
+        assert sut.live_slot() is spec.Slot.green
+        status = sut.status()
+        assert (status.phase, status.active_slot, status.active_image) == (
+            spec.Phase.succeeded,
+            spec.Slot.green,
+            IMAGE_V2,
+        )
+        assert (status.previous_slot, status.previous_image) == (spec.Slot.blue, IMAGE_V1)
+        assert status.workflow is None
+        original = sut.deployment("cart")
+        assert original is not None and original["spec"]["replicas"] == 0  # adopted, kept, scaled to zero
+        blue = sut.deployment("cart-blue")
+        assert blue is not None and blue["spec"]["replicas"] == 2  # retained warm
+        assert blue["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION] == status.retain_until
+        record = sut.record("deploy-1")
+        assert record["status"]["outcome"] == "Succeeded"
+        assert record["spec"]["previousImage"] == IMAGE_V1
+        assert record["spec"]["triggeredBy"] == "ci"
 
-    first = sut.deploy(IMAGE_V2, "deploy-1", tmp_path / "1")
-    assert first == "green"
-    assert sut.live_slot() is spec.Slot.green
-    status = sut.status()
-    assert (status.phase, status.active_slot, status.active_image) == (spec.Phase.succeeded, spec.Slot.green, IMAGE_V2)
-    assert (status.previous_slot, status.previous_image) == (spec.Slot.blue, IMAGE_V1)
-    assert status.workflow is None
-    original = sut.deployment("cart")
-    assert original is not None and original["spec"]["replicas"] == 0  # adopted, kept, scaled to zero
-    blue = sut.deployment("cart-blue")
-    assert blue is not None and blue["spec"]["replicas"] == 2  # retained warm
-    assert blue["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION] == status.retain_until
-    record = sut.record("deploy-1")
-    assert record["status"]["outcome"] == "Succeeded"
-    assert record["spec"]["previousImage"] == IMAGE_V1
-    assert record["spec"]["triggeredBy"] == "ci"
-
-    second = sut.deploy(IMAGE_V3, "deploy-2", tmp_path / "2")
+        second = sut.deploy(IMAGE_V3, "deploy-2", tmp_path / "2", app_url=app.url)
     assert second == "blue"
     assert sut.live_slot() is spec.Slot.blue
     status = sut.status()
@@ -60,3 +69,8 @@ def test_deploy_twice_blue_green_blue(
         "deploy-1": "Succeeded",
         "deploy-2": "Succeeded",
     }
+    # Traffic moved only after the new slot was available and had passed its probe and smoke tests.
+    for name in ("deploy-1", "deploy-2"):
+        events = [e["event"] for e in sut.record(name)["status"]["entries"]]
+        assert events.index("slot-available") < events.index("probe-result") < events.index("smoke-result")
+        assert events.index("smoke-result") < events.index("intent") < events.index("switched")

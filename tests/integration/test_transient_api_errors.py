@@ -20,7 +20,7 @@ from kubernetes import client
 import bluegreen_spec as spec
 from pipelines.settings import SERVICE_ACCOUNT
 from steps import exit_codes
-from steps.kube import Kube, RetryPolicy
+from steps.kube import DEPLOYMENTS, Kube, RetryPolicy
 from steps.log import StepLog
 from steps.routing import router_for
 from testenv.cluster import KubeCluster
@@ -480,3 +480,24 @@ def test_throttled_writes_wait_for_retry_after(
     log = fault_proxy.log
     gaps = [log[i + 1].at - entry.at for i, entry in enumerate(log) if entry.injected]
     assert all(gap >= 1.0 for gap in gaps), f"retried after {[round(g, 2) for g in gaps]} s, Retry-After was 1 s"
+
+
+def test_cleanup_decides_again_when_the_slot_changes_under_it(
+    fault_proxy: FaultProxy,  # noqa: F811
+    service: ServiceUnderTest,
+    tmp_path: Path,
+) -> None:
+    """A 409 on the guarded scale-down (a controller wrote status in between) makes cleanup re-read and retry."""
+    sut = via(fault_proxy, service)
+    deploy(sut, tmp_path)
+    sut.admin_kube.merge_patch(
+        DEPLOYMENTS,
+        sut.namespace,
+        "cart-blue",
+        {"metadata": {"annotations": {spec.RETAIN_UNTIL_ANNOTATION: "2000-01-01T00:00:00Z"}}},
+    )
+    rule = fault_proxy.inject("PATCH", "/deployments/cart-blue", 409, times=2)
+    assert sut.step("cleanup", "--all-services") == 0
+    assert_fired(fault_proxy, rule, times=2)
+    assert sut.deployment("cart-blue") is None
+    assert live_slot(sut) is spec.Slot.green

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from steps.cli import COMMANDS
+
 REPO = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO / "images" / "steps" / "requirements.txt"
 
@@ -48,20 +50,7 @@ def test_wheel_installs_into_a_clean_venv_and_runs_like_the_image(tmp_path: Path
         [str(venv / "bin" / "bluegreen-step"), "--help"], capture_output=True, text=True, env=environment, cwd=tmp_path
     )
     assert helped.returncode == 0, helped.stderr
-    for step in (
-        "preflight",
-        "deploy-green",
-        "probe",
-        "smoke",
-        "switch",
-        "verify",
-        "retain",
-        "cleanup",
-        "rollback",
-        "notify",
-        "history",
-        "status",
-    ):
+    for step in COMMANDS:
         assert step in helped.stdout
     # Every step module imports without Hera, which the image does not have.
     probe = (
