@@ -386,10 +386,6 @@ class BlueGreenDeployment(_Model):
         """The Service that selects the idle slot, for probes and smoke tests."""
         return self.spec.traffic.preview_service or f"{self.service}-preview"
 
-    def slot_deployment_name(self, slot: Slot) -> str:
-        """``<service>-blue`` or ``<service>-green``."""
-        return f"{self.service}-{slot.value}"
-
 
 class RecordEntry(_Model):
     """One action of a run, as the audit trail keeps it: a probe attempt, a smoke result, a warning, a transition."""

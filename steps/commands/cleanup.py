@@ -31,7 +31,7 @@ from steps.kube import (
 from steps.log import StepLog
 from steps.records import OPEN_PHASES, now
 from steps.service_state import add_history, update_status
-from steps.workflows import FINISHED_PHASES, RunState, run_state
+from steps.workflows import RunState, run_state
 
 ROUTER_KINDS = {
     spec.Router.istio: (VIRTUAL_SERVICES, DESTINATION_RULES),
@@ -234,4 +234,4 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["FINISHED_PHASES", "SweepReport", "run", "sweep"]
+__all__ = ["SweepReport", "run", "sweep"]

@@ -53,7 +53,6 @@ def test_router_object_names_default_from_the_service_name() -> None:
     assert resource.router_service_name() == "user-service"
     assert resource.http_route_name() == "user-service"
     assert resource.preview_service_name() == "user-service-preview"
-    assert resource.slot_deployment_name(spec.Slot.green) == "user-service-green"
     named = spec.load_resource(with_spec(traffic={"router": "istio", "istio": {"virtualService": "users-vs"}}))
     assert named.virtual_service_name() == "users-vs"
 
