@@ -44,13 +44,18 @@ def adopt(ctx: StepContext, original: Obj, record: str) -> None:
         status.active_image = image
 
     update_status(ctx.kube, ctx.namespace, ctx.service, routed)
+    retire_original(ctx, original, desired["metadata"]["name"], record)
+
+
+def retire_original(ctx: StepContext, original: Obj, slot_deployment: str, record: str) -> None:
+    """Scale the adopted original to zero, once traffic is on the slot; kept, annotated, for people to compare."""
     original_replicas = int(original["spec"].get("replicas", 1))
     ctx.kube.merge_patch(
         DEPLOYMENTS,
         ctx.namespace,
         original["metadata"]["name"],
         {
-            "metadata": {"annotations": {slots.ADOPTED_ANNOTATION: desired["metadata"]["name"]}},
+            "metadata": {"annotations": {slots.ADOPTED_ANNOTATION: slot_deployment}},
             "spec": {"replicas": 0},
         },
     )
@@ -62,7 +67,17 @@ def adopt(ctx: StepContext, original: Obj, record: str) -> None:
         original=ctx.service,
         original_replicas=original_replicas,
     )
-    ctx.records.event("Adopted", f"Deployment {ctx.service} adopted into slot blue; original scaled to 0")
+    ctx.records.event("Adopted", f"Deployment {ctx.service} adopted; original scaled to 0")
 
 
-__all__ = ["adopt"]
+def finish_interrupted_adoption(ctx: StepContext, record: str) -> None:
+    """A run that died after routing to the new slot but before scaling the original down is finished here."""
+    # The original is the Deployment named like the service (slots are <service>-blue/-green); once a slot is live,
+    # no route leads to it any more, so scaling it down is safe.
+    original = ctx.kube.get(DEPLOYMENTS, ctx.namespace, ctx.service)
+    if original is None or int(original["spec"].get("replicas", 1)) == 0:
+        return
+    retire_original(ctx, original, slots.deployment_name(ctx.service, spec.Slot.blue), record)
+
+
+__all__ = ["adopt", "finish_interrupted_adoption", "retire_original"]

@@ -13,7 +13,7 @@ import argparse
 import bluegreen_spec as spec
 from steps import images, slots
 from steps.announce import announce
-from steps.commands.adoption import adopt
+from steps.commands.adoption import adopt, finish_interrupted_adoption
 from steps.context import StepContext, record_name, write_outputs
 from steps.errors import BadInput, CheckFailed
 from steps.kube import DEPLOYMENTS, PDBS, WORKFLOWS, Kube, Obj
@@ -155,6 +155,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         assert source is not None
         adopt(ctx, source, name)
         live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, from_slot))
+    else:
+        finish_interrupted_adoption(ctx, name)
 
     assert live_deployment is not None
     for warning in zero_downtime_warnings(ctx, live_deployment):

@@ -69,15 +69,18 @@ class Scenario:
     recover: Callable[[ServiceUnderTest], None]
     final_slot: spec.Slot
     closes_run: bool
+    #: Which workflow's run the scenario is about, and anything else to check after recovery.
+    extra_check: Callable[[ServiceUnderTest], None] | None = None
 
 
-def assert_traffic_on_available_slot(sut: ServiceUnderTest) -> spec.Slot:
+def assert_traffic_on_available_slot(sut: ServiceUnderTest) -> spec.Slot | None:
+    """I1 at this instant; before adoption has routed anywhere, traffic still reaches the original Deployment."""
     sut.stand_in.wait_idle()
     slot = sut.live_slot()
-    assert slot is not None, "traffic routes nowhere"
-    deployment = sut.admin_kube.must_get(DEPLOYMENTS, sut.namespace, slots.deployment_name(sut.name, slot))
+    name = slots.deployment_name(sut.name, slot) if slot is not None else sut.name
+    deployment = sut.admin_kube.must_get(DEPLOYMENTS, sut.namespace, name)
     state = slots.availability(deployment)
-    assert state.available, f"traffic on {slot.value}, which has {state.ready}/{state.wanted} available (I1)"
+    assert state.available, f"traffic on {name}, which has {state.ready}/{state.wanted} available (I1)"
     return slot
 
 
@@ -123,7 +126,28 @@ def expect_ok(action: Callable[[ServiceUnderTest], int]) -> Callable[[ServiceUnd
     return run
 
 
+def nothing(sut: ServiceUnderTest, out: Path) -> None:
+    """The service as the platform team left it: never deployed by the pipeline."""
+
+
+def adopted(sut: ServiceUnderTest) -> None:
+    assert sut.replicas(sut.name) == 0, "the adopted original still runs"
+    blue = sut.deployment(slots.deployment_name(sut.name, spec.Slot.blue))
+    assert blue is not None and slots.availability(blue).available
+
+
 SCENARIOS = [
+    Scenario(
+        "preflight adopting the service, then preflight again",
+        nothing,
+        lambda sut: sut.step("preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", wf(sut)),
+        expect_ok(
+            lambda sut: sut.step("preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", wf(sut))
+        ),
+        spec.Slot.blue,
+        closes_run=False,
+        extra_check=adopted,
+    ),
     Scenario(
         "deploy-green, then the step again",
         preflight,
@@ -230,7 +254,7 @@ def test_crash_before_and_after_every_write(
         assert_traffic_on_available_slot(sut)
         scenario.recover(sut)
         slot = assert_traffic_on_available_slot(sut)
-        assert slot is scenario.final_slot, f"{point}: traffic on {slot.value} after recovery"
+        assert slot is scenario.final_slot, f"{point}: traffic on {slot} after recovery"
         status = sut.status()
         assert status.active_slot is slot, f"{point}: status says {status.active_slot}, route says {slot}"
         record = sut.record(wf(sut))  # I6: the run's record survived
@@ -241,6 +265,8 @@ def test_crash_before_and_after_every_write(
             assert failed is None or failed["spec"]["replicas"] == 0, f"{point}: the failed slot still runs"
         else:
             assert status.workflow == wf(sut), point
+        if scenario.extra_check is not None:
+            scenario.extra_check(sut)
         COVERED.append(point)
     with capsys.disabled():
         print(f"\n{scenario.name}: {2 * len(writes)} crash points over {len(writes)} writes")
