@@ -21,8 +21,6 @@ import bluegreen_spec as spec
 from pipelines.settings import SERVICE_ACCOUNT
 from steps import exit_codes
 from steps.kube import DEPLOYMENTS, Kube, RetryPolicy
-from steps.log import StepLog
-from steps.routing import router_for
 from testenv.cluster import KubeCluster
 from testenv.fault_proxy import FaultProxy, FaultRule
 from testenv.stand_in import DeploymentStandIn
@@ -71,11 +69,6 @@ def via(proxy: FaultProxy, sut: ServiceUnderTest, deadline_seconds: float = 10.0
     return dataclasses.replace(sut, steps_kube=Kube(api, retry=RetryPolicy(deadline_seconds=deadline_seconds)))
 
 
-def live_slot(sut: ServiceUnderTest) -> spec.Slot | None:
-    resource = spec.load_resource(sut.bgd())
-    return router_for(resource, sut.admin_kube, sut.namespace, StepLog("test", sut.name)).live_slot()
-
-
 def step_args(sut: ServiceUnderTest, out: Path, image: str = IMAGE_V2) -> dict[str, list[str]]:
     """Each step's command line in the DAG's order, minus the HTTP checks (as in test_steps_happy_path)."""
     record = WORKFLOW
@@ -104,7 +97,7 @@ def deploy(sut: ServiceUnderTest, out: Path, *, before: Callable[[str], object] 
             assert (out / "target-slot").read_text() == "green"
             assert (out / "record").read_text() == WORKFLOW
         if name == "deploy-green":
-            assert live_slot(sut) is spec.Slot.blue, "traffic moved before the switch"
+            assert sut.live_slot() is spec.Slot.blue, "traffic moved before the switch"
 
 
 def assert_deployed(sut: ServiceUnderTest, *, rerun: tuple[str, ...] = ()) -> None:
@@ -112,7 +105,7 @@ def assert_deployed(sut: ServiceUnderTest, *, rerun: tuple[str, ...] = ()) -> No
 
     Each step writes its record entries once, except the steps in ``rerun``, which ran twice.
     """
-    assert live_slot(sut) is spec.Slot.green
+    assert sut.live_slot() is spec.Slot.green
     status = sut.status()
     assert (status.phase, status.active_slot, status.active_image) == (spec.Phase.succeeded, spec.Slot.green, IMAGE_V2)
     assert (status.previous_slot, status.previous_image) == (spec.Slot.blue, IMAGE_V1)
@@ -395,7 +388,7 @@ def test_switch_cut_short_by_persistent_faults_resumes(
         spec.Slot.green,
         spec.Slot.blue,
     )
-    assert live_slot(sut) is spec.Slot.blue
+    assert sut.live_slot() is spec.Slot.blue
     # Argo runs the failed step again once the API server is back.
     fault_proxy.clear_faults()
     for name in ("switch", "retain", "cleanup"):
@@ -500,4 +493,4 @@ def test_cleanup_decides_again_when_the_slot_changes_under_it(
     assert sut.step("cleanup", "--all-services") == 0
     assert_fired(fault_proxy, rule, times=2)
     assert sut.deployment("cart-blue") is None
-    assert live_slot(sut) is spec.Slot.green
+    assert sut.live_slot() is spec.Slot.green
