@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,14 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurve
     )
 
 
-def generate(directory: Path) -> Pki:
-    """Write a CA, serving cert, admin client cert and SA signing keys into ``directory``."""
+def generate(directory: Path, serving_ips: Sequence[str] = ()) -> Pki:
+    """Write a CA, serving cert, admin client cert and SA signing keys into ``directory``.
+
+    Args:
+        directory: Where the files go.
+        serving_ips: Addresses the API server is reached at besides loopback: the address it binds
+            and the ``kubernetes`` Service's ClusterIP, which in-cluster clients dial.
+    """
     ca_key = _key()
     ca_name = _name("argo-bluegreen-testenv-ca")
     ca_cert = (
@@ -93,8 +100,12 @@ def generate(directory: Path) -> Pki:
             x509.SubjectAlternativeName(
                 [
                     x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes"),
+                    x509.DNSName("kubernetes.default"),
                     x509.DNSName("kubernetes.default.svc"),
+                    x509.DNSName("kubernetes.default.svc.cluster.local"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in serving_ips),
                 ]
             ),
             critical=False,

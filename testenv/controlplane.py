@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from testenv import certs
@@ -44,14 +45,16 @@ class ControlPlaneError(RuntimeError):
     """The control plane did not come up; the message carries the tail of the server logs."""
 
 
-def _free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now at ``host``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Child-process hook: the kernel kills this process when the process that started it dies."""
     # If the test process is killed outright, the kernel takes the servers down with it instead
     # of leaving orphans bound to loopback ports. SIGKILL, not SIGTERM: the two servers' graceful
     # shutdowns wait on each other for many seconds, and their data is thrown away anyway.
@@ -87,11 +90,29 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
+@dataclass(frozen=True)
+class ApiServing:
+    """Where the API server listens and what it serves beyond the API itself.
+
+    The defaults suit an API-only control plane on loopback. A full cluster, whose Pods reach the
+    server from their own network namespaces, binds a non-loopback address, puts the ``kubernetes``
+    Service's ClusterIP in the certificate, keeps that Service's endpoints current, and turns the
+    ServiceAccount admission plugin back on because its controllers create every namespace's
+    ``default`` ServiceAccount.
+    """
+
+    bind_address: str = "127.0.0.1"
+    service_cidr: str = "10.96.0.0/16"
+    extra_serving_ips: tuple[str, ...] = ()
+    with_controllers: bool = False
+
+
 class ControlPlane:
     """One etcd and one kube-apiserver process sharing a private temporary directory."""
 
-    def __init__(self, artifacts: Artifacts) -> None:
+    def __init__(self, artifacts: Artifacts, serving: ApiServing | None = None) -> None:
         self.artifacts = artifacts
+        self.serving = serving or ApiServing()
         self.workdir: Path | None = None
         self.kubeconfig_path = Path()
         self.server = ""
@@ -156,11 +177,13 @@ class ControlPlane:
     def _start(self, timeout: float) -> None:
         assert self.workdir is not None
         work = self.workdir
-        pki = self._pki = certs.generate(work / "pki")
-        etcd_client, etcd_peer, api_port = _free_port(), _free_port(), _free_port()
+        serving = self.serving
+        pki = self._pki = certs.generate(work / "pki", serving_ips=(serving.bind_address, *serving.extra_serving_ips))
+        etcd_client, etcd_peer, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_client}"
         peer_url = f"http://127.0.0.1:{etcd_peer}"
-        self.server = f"https://127.0.0.1:{api_port}"
+        self.server = f"https://{serving.bind_address}:{api_port}"
+        disabled_admission = {} if serving.with_controllers else DISABLED_ADMISSION_PLUGINS
         self._spawn(
             "etcd",
             [
@@ -182,8 +205,8 @@ class ControlPlane:
             "kube-apiserver",
             [
                 str(self.artifacts.kube_apiserver),
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={serving.bind_address}",
+                f"--advertise-address={serving.bind_address}",
                 f"--secure-port={api_port}",
                 f"--etcd-servers={etcd_url}",
                 f"--tls-cert-file={pki.serving_cert}",
@@ -193,12 +216,12 @@ class ControlPlane:
                 f"--service-account-issuer={self.server}",
                 f"--service-account-key-file={pki.sa_public_key}",
                 f"--service-account-signing-key-file={pki.sa_private_key}",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                f"--disable-admission-plugins={','.join(DISABLED_ADMISSION_PLUGINS)}",
+                f"--service-cluster-ip-range={serving.service_cidr}",
+                *([f"--disable-admission-plugins={','.join(disabled_admission)}"] if disabled_admission else []),
                 "--allow-privileged=true",
-                # Nothing in the tests routes to the `kubernetes` Service; reconciling its
-                # endpoints would only add writes.
-                "--endpoint-reconciler-type=none",
+                # Without Pods nothing routes to the `kubernetes` Service, and reconciling its
+                # endpoints would only add writes; in a full cluster in-cluster clients dial it.
+                f"--endpoint-reconciler-type={'lease' if serving.with_controllers else 'none'}",
                 "--profiling=false",
                 f"--cert-dir={work / 'cert-dir'}",
             ],
@@ -218,7 +241,7 @@ class ControlPlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             log.close()
