@@ -24,6 +24,7 @@ from testenv.apply import ApplyError, ApplyResult, apply_manifest_objects
 from testenv.cluster import KubeCluster, connect_existing, existing_kubeconfig, start_local
 from testenv.controlplane import DISABLED_ADMISSION_PLUGINS
 from testenv.crds import install_crds, load_crds, wait_established
+from testenv.local_cluster import ClusterStartError, ClusterTuning, LocalCluster, host_problems
 from testenv.rest import KubeApiError, request
 from testenv.stand_in import MANAGED_LABEL, DeploymentStandIn
 
@@ -40,6 +41,7 @@ __all__ = [
 
 SESSION_LABEL = "argo-bluegreen.test/session"
 BUILD_ENV = "BLUEGREEN_TESTENV_BUILD"
+REQUEUE_ENV = "BLUEGREEN_TEST_REQUEUE_TIME"
 NOT_BUILT = "control plane not built: run `make testenv` (needs Go >= 1.26)"
 
 _summary_key = pytest.StashKey[list[str]]()
@@ -48,6 +50,10 @@ _summary_key = pytest.StashKey[list[str]]()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "controlplane: needs the real kube-apiserver and etcd from testenv/ (make testenv)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "cluster: needs the whole local cluster (controllers, kube-proxy, CoreDNS, Argo, node agent; root on Linux)",
     )
     config.stash[_summary_key] = []
 
@@ -73,9 +79,13 @@ def _artifacts() -> paths.Artifacts:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    marked = item.get_closest_marker("controlplane") is not None
+    marked = item.get_closest_marker("controlplane") is not None or item.get_closest_marker("cluster") is not None
     if marked and not os.environ.get(BUILD_ENV) and paths.locate().artifacts is None:
         _unavailable(NOT_BUILT)
+    if item.get_closest_marker("cluster") is not None:
+        problems = host_problems(paths.locate().artifacts)
+        if problems:
+            _unavailable("local cluster cannot run here: " + "; ".join(problems))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -115,6 +125,32 @@ def kube_cluster(request: pytest.FixtureRequest, testenv_artifacts: paths.Artifa
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def local_cluster(request: pytest.FixtureRequest, testenv_artifacts: paths.Artifacts) -> Iterator[LocalCluster]:
+    """The whole local cluster of real components, with Argo, for end-to-end tests.
+
+    Argo runs with its default requeue time unless ``BLUEGREEN_TEST_REQUEUE_TIME`` names another, so the tests see
+    the controller as users install it.
+    """
+    problems = host_problems(testenv_artifacts)
+    if problems:
+        _unavailable("local cluster cannot run here: " + "; ".join(problems))
+    tuning = ClusterTuning(default_requeue_time=os.environ.get(REQUEUE_ENV) or None)
+    cluster = LocalCluster(testenv_artifacts, tuning=tuning)
+    try:
+        cluster.start()
+    except ClusterStartError as exc:
+        _unavailable(f"local cluster did not start: {exc}")
+    requeue = tuning.default_requeue_time or "Argo's default"
+    request.config.stash[_summary_key].append(
+        f"testenv: local cluster ready in {cluster.start_seconds:.1f}s (requeue time {requeue})"
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,246 @@
+"""A service on the local cluster, driven the way its team drives it: `kubectl`, `argo submit`, real HTTP.
+
+The end-to-end tests and ``make demo`` both use it, so the demo's story and the tests walk the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bluegreen_spec import SLOT_LABEL
+from testenv.local_cluster import LocalCluster
+from testenv.rest import KubeApiError, request
+from testenv.workflow_run import WorkflowRun
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "apps"  # the namespace the committed manifests are rendered for
+DEMO_IMAGE = "ghcr.io/argo-bluegreen/demo-app"
+DEPLOY_TEMPLATE = "workflowtemplate/blue-green-deploy"
+ROLLBACK_TEMPLATE = "workflowtemplate/blue-green-rollback"
+CLEANUP_CRON = "cronworkflow/blue-green-cleanup"
+BGD_PATH = "/apis/argo-bluegreen.io/v1alpha1/namespaces/{ns}/bluegreendeployments/{name}"
+
+
+def demo_image(tag: str) -> str:
+    """The demo app at ``tag``; a suffix such as ``-fail-smoke`` picks a failure mode."""
+    return f"{DEMO_IMAGE}:{tag}"
+
+
+@dataclass
+class DemoService:
+    """One service as a team has it before its first blue-green deploy: a Deployment, a Service and its spec."""
+
+    cluster: LocalCluster
+    name: str
+    namespace: str = NAMESPACE
+
+    # -- what users type --------------------------------------------------------------------------------------
+
+    def argo(self, *args: str, check: bool = True, timeout: float = 600.0) -> str:
+        """``argo <args> -n <namespace>``; returns stdout."""
+        proc = self.cluster.run_tool(["argo", *args, "-n", self.namespace], check=False, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"argo {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def submit(self, source: str, *params: str, wait: bool = True, extra: tuple[str, ...] = ()) -> WorkflowRun:
+        """``argo submit --from <source> -p service=<name> -p ... [--wait]``; the workflow as it ended (or started)."""
+        args = ["submit", "--from", source, "-p", f"service={self.name}"]
+        for param in params:
+            args += ["-p", param]
+        args += [*extra, "-o", "name"]
+        if wait:
+            args.append("--wait")
+        out = self.argo(*args, check=False)
+        name = _workflow_name(out)
+        return self.workflow(name)
+
+    def deploy(self, image: str, wait: bool = True) -> WorkflowRun:
+        """Submit the deploy template for ``image``, as CI does."""
+        return self.submit(DEPLOY_TEMPLATE, f"image={image}", wait=wait)
+
+    def workflow(self, name: str) -> WorkflowRun:
+        """``argo get <name> -o json``."""
+        return WorkflowRun(json.loads(self.argo("get", name, "-o", "json")))
+
+    def wait_workflow(self, name: str, timeout: float = 600.0) -> WorkflowRun:
+        """``argo wait <name>``, then the workflow."""
+        self.argo("wait", name, timeout=timeout)
+        return self.workflow(name)
+
+    # -- what the cluster says --------------------------------------------------------------------------------
+
+    def bgd(self) -> dict[str, Any]:
+        """The BlueGreenDeployment as stored."""
+        return request(self.cluster.api, "GET", BGD_PATH.format(ns=self.namespace, name=self.name))
+
+    def status(self) -> dict[str, Any]:
+        """The BlueGreenDeployment's status."""
+        return dict(self.bgd().get("status") or {})
+
+    def service(self) -> dict[str, Any]:
+        """The application Service."""
+        return request(self.cluster.api, "GET", f"/api/v1/namespaces/{self.namespace}/services/{self.name}")
+
+    def live_slot(self) -> str:
+        """The slot the application Service selects (the `service` router's live route)."""
+        return str(self.service()["spec"]["selector"].get(SLOT_LABEL, ""))
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        """A Deployment by name, or None."""
+        try:
+            return request(self.cluster.api, "GET", f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}")
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def slot(self, slot: str) -> dict[str, Any] | None:
+        """The slot Deployment ``<name>-<slot>``."""
+        return self.deployment(f"{self.name}-{slot}")
+
+    def records(self) -> list[dict[str, Any]]:
+        """This service's DeploymentRecords, oldest first."""
+        items = request(
+            self.cluster.api,
+            "GET",
+            f"/apis/argo-bluegreen.io/v1alpha1/namespaces/{self.namespace}/deploymentrecords",
+            query={"labelSelector": f"argo-bluegreen.io/service={self.name}"},
+        )["items"]
+        return sorted(items, key=lambda r: str(r["spec"].get("startedAt", "")))
+
+    def record_of(self, workflow: str) -> dict[str, Any]:
+        """The record of one run."""
+        for record in self.records():
+            if record["spec"].get("workflow") == workflow:
+                return record
+        raise AssertionError(
+            f"no DeploymentRecord for workflow {workflow}; have {[r['metadata']['name'] for r in self.records()]}"
+        )
+
+    def serving_version(self, path: str = "/version", timeout: float = 30.0) -> str:
+        """The version that answers a real request to the Service's ClusterIP, through kube-proxy."""
+        cluster_ip = self.service()["spec"]["clusterIP"]
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{cluster_ip}:80{path}", timeout=5) as resp:
+                    return str(resp.headers.get("X-Demo-Version", ""))
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}'s ClusterIP {cluster_ip} did not answer within {timeout}s: {last}")
+            time.sleep(0.2)  # bounded poll: kube-proxy's rules have no watch from outside the node
+
+
+def _workflow_name(argo_output: str) -> str:
+    for line in argo_output.splitlines():
+        line = line.strip()
+        if line and " " not in line and not line.startswith(("Name:", "STEP")):
+            return line.split("/")[-1]
+    raise AssertionError(f"argo submit printed no workflow name:\n{argo_output}")
+
+
+def app_objects(name: str, image: str, replicas: int = 2, readiness: str = "http") -> list[dict[str, Any]]:
+    """A team's Deployment and Service before argo-bluegreen, with the zero-downtime settings careful teams use."""
+    probe: dict[str, Any] = (
+        {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 1}
+        if readiness == "http"
+        else {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    )
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": 60,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 10,
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "readinessProbe": probe,
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 1}}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }
+    return [deployment, service]
+
+
+def blue_green_spec(name: str, **overrides: Any) -> dict[str, Any]:
+    """The seed's spec shape for ``name``, on the `service` router, with the demo app's endpoints."""
+    spec: dict[str, Any] = {
+        "replicas": 2,
+        "healthCheck": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 0, "periodSeconds": 1},
+        "smokeTests": [
+            {"name": "api-availability", "endpoint": "/api/users/health"},
+            {"name": "database-connectivity", "endpoint": "/api/health/db"},
+        ],
+        "rollbackOnFailure": True,
+        "retainPreviousVersion": "1h",
+        "traffic": {"router": "service"},
+    }
+    spec.update(overrides)
+    return {
+        "apiVersion": "argo-bluegreen.io/v1alpha1",
+        "kind": "BlueGreenDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def install_manifests(cluster: LocalCluster, namespace: str = NAMESPACE) -> None:
+    """The README's install: create the namespace the manifests are rendered for, then apply them server-side."""
+    existing = cluster.run_tool(["kubectl", "get", "namespace", namespace], check=False)
+    if existing.returncode != 0:
+        cluster.run_tool(["kubectl", "create", "namespace", namespace])
+    cluster.run_tool(["kubectl", "apply", "--server-side", "-k", str(REPO / "manifests")])
+
+
+def create_demo_service(
+    cluster: LocalCluster,
+    *,
+    name: str | None = None,
+    tag: str = "v1",
+    readiness: str = "http",
+    replicas: int = 2,
+    **spec_overrides: Any,
+) -> DemoService:
+    """Apply a team's Deployment, Service and BlueGreenDeployment with `kubectl apply`; return once it is available.
+
+    Availability is decided by the real deployment controller from the node agent's readiness probes.
+    """
+    name = name or f"svc-{uuid.uuid4().hex[:6]}"
+    docs = [
+        *app_objects(name, demo_image(tag), replicas=replicas, readiness=readiness),
+        blue_green_spec(name, replicas=replicas, **spec_overrides),
+    ]
+    manifest = "\n---\n".join(json.dumps(doc) for doc in docs)
+    cluster.run_tool(["kubectl", "apply", "-n", NAMESPACE, "-f", "-"], input_text=manifest)
+    cluster.run_tool(
+        ["kubectl", "rollout", "status", f"deployment/{name}", "-n", NAMESPACE, "--timeout=180s"], timeout=200
+    )
+    return DemoService(cluster, name)

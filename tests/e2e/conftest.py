@@ -1,0 +1,41 @@
+"""End-to-end fixtures: the local cluster with the manifests installed as the README says, and demo services.
+
+Everything here goes through what users use: the built `kubectl` and `argo` with the cluster's kubeconfig, the
+rendered manifests unchanged, and real Pods of the demo app run by the node agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from testenv.demo_service import DemoService, create_demo_service, demo_image, install_manifests
+from testenv.local_cluster import LocalCluster
+
+
+@pytest.fixture(scope="session")
+def installed(local_cluster: LocalCluster) -> LocalCluster:
+    """The cluster with argo-bluegreen installed by the README's own commands."""
+    install_manifests(local_cluster)
+    return local_cluster
+
+
+@pytest.fixture
+def demo_service(installed: LocalCluster) -> Callable[..., DemoService]:
+    """Factory: ``demo_service(tag="v1", readiness="http", **spec_overrides)`` creates a ready service."""
+
+    def make(tag: str = "v1", readiness: str = "http", **spec_overrides: Any) -> DemoService:
+        return create_demo_service(installed, tag=tag, readiness=readiness, **spec_overrides)
+
+    return make
+
+
+@pytest.fixture
+def adopted_service(demo_service: Callable[..., DemoService]) -> Iterator[DemoService]:
+    """A demo service whose first deploy (adopting v1 into a slot) has succeeded."""
+    service = demo_service()
+    run = service.deploy(demo_image("v1"))
+    assert run.phase == "Succeeded", run.summary()
+    yield service

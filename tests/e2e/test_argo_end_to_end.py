@@ -1,0 +1,256 @@
+"""The rendered templates, run by the real Argo workflow-controller and argoexec, driven as users drive them.
+
+Each test installs nothing by hand: the manifests went in with `kubectl apply --server-side -k manifests/`, every
+run starts with `argo submit --from ...`, and the application is the demo app in real Pods behind a real Service.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import ssl
+import time
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+
+from testenv.demo_service import (
+    CLEANUP_CRON,
+    NAMESPACE,
+    ROLLBACK_TEMPLATE,
+    DemoService,
+    demo_image,
+)
+from tests.e2e.failing_webhook import FailingWebhook
+
+pytestmark = [pytest.mark.cluster]
+
+MAIN_PATH = ["preflight", "deploy-green", "probe", "smoke", "switch", "retain", "cleanup"]
+
+
+def _other(slot: str) -> str:
+    return "green" if slot == "blue" else "blue"
+
+
+def test_deploy_succeeds_in_dag_order_and_moves_traffic(adopted_service: DemoService) -> None:
+    service = adopted_service
+    before = service.live_slot()
+
+    run = service.deploy(demo_image("v2"))
+
+    assert run.phase == "Succeeded", run.summary()
+    main_steps = [t for t in run.step_order() if t in MAIN_PATH]
+    assert main_steps == MAIN_PATH, run.summary()
+    for first, then in itertools.pairwise(MAIN_PATH):
+        assert run.finished_before(first, then), f"{first} overlapped {then}\n{run.summary()}"
+    # Outputs pass between steps: preflight names the target slot that the later steps act on.
+    target = run.output("preflight", "target-slot")
+    assert target == _other(before)
+    assert service.live_slot() == target
+    assert service.serving_version() == "v2"
+    status = service.status()
+    assert status["activeSlot"] == target and status["activeImage"] == demo_image("v2")
+    record = service.record_of(run.name)
+    assert record["status"]["outcome"] == "Succeeded", record["status"]
+    assert record["spec"]["image"] == demo_image("v2")
+    assert record["spec"]["toSlot"] == target
+
+
+@pytest.mark.parametrize(
+    ("tag", "readiness", "failing_step"),
+    [
+        pytest.param("v2-fail-smoke", "http", "smoke", id="smoke-fails"),
+        pytest.param("v2-never-ready", "tcp", "probe", id="probe-fails"),
+    ],
+)
+def test_failed_check_is_rolled_back_by_the_exit_handler(
+    demo_service: Callable[..., DemoService], tag: str, readiness: str, failing_step: str
+) -> None:
+    service = demo_service(readiness=readiness)
+    first = service.deploy(demo_image("v1"))
+    assert first.phase == "Succeeded", first.summary()
+    live = service.live_slot()
+
+    run = service.deploy(demo_image(tag))
+
+    assert run.phase == "Failed", run.summary()
+    failed = run.pod_steps(failing_step)
+    assert failed and failed[-1].phase == "Failed", run.summary()
+    # A failed check is final: Argo does not retry it (only pod errors and exit 75 are retried).
+    assert len(failed) == 1, run.summary()
+    assert "switch" not in run.step_order(), run.summary()
+    assert run.finished_before("rollback", "notify"), run.summary()
+    assert service.live_slot() == live
+    assert service.serving_version() == "v1"
+    record = service.record_of(run.name)
+    assert record["status"]["outcome"] in {"RolledBack", "Failed"}, record["status"]
+    assert failing_step in record["status"]["reason"].lower(), record["status"]
+
+
+def test_bad_image_fails_deploy_green_and_rolls_back(adopted_service: DemoService) -> None:
+    service = adopted_service
+    live = service.live_slot()
+
+    run = service.deploy("registry.invalid/nobody/nothing:1.0")
+
+    assert run.phase == "Failed", run.summary()
+    deploy_green = run.pod_steps("deploy-green")
+    assert deploy_green and deploy_green[-1].phase == "Failed", run.summary()
+    assert "ImagePull" in service.record_of(run.name)["status"]["reason"], service.record_of(run.name)["status"]
+    assert run.finished_before("rollback", "notify"), run.summary()
+    assert service.live_slot() == live
+    idle = service.slot(_other(live))
+    assert idle is None or idle["spec"]["replicas"] == 0, idle
+    assert service.serving_version() == "v1"
+
+
+def test_two_submits_for_one_service_are_serialised_by_the_mutex(adopted_service: DemoService) -> None:
+    service = adopted_service
+    start_slot = service.live_slot()
+    first = service.deploy(demo_image("v2"), wait=False)
+    second = service.deploy(demo_image("v3"), wait=False)
+
+    waited_message = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        seen = service.workflow(second.name)
+        if "lock" in seen.message.lower() or "waiting" in seen.message.lower():
+            waited_message = seen.message
+            break
+        if seen.phase in {"Succeeded", "Failed", "Error"}:
+            break
+        time.sleep(0.5)  # bounded poll of the Argo API for the mutex message
+
+    first_done = service.wait_workflow(first.name)
+    second_done = service.wait_workflow(second.name)
+
+    assert first_done.phase == "Succeeded", first_done.summary()
+    assert second_done.phase == "Succeeded", second_done.summary()
+    assert waited_message, "the second run never reported waiting for the service's lock"
+    first_end = max(n.finished_at for n in first_done.pods() if n.template == "cleanup")
+    second_start = min(n.started_at for n in second_done.pods())
+    assert first_end <= second_start, "the two runs overlapped"
+    # The second run started from the state the first one left: it deployed into the slot the first one vacated.
+    assert second_done.output("preflight", "target-slot") == start_slot
+    assert service.live_slot() == start_slot
+    assert service.serving_version() == "v3"
+
+
+def test_rollback_template_restores_the_previous_slot(adopted_service: DemoService) -> None:
+    service = adopted_service
+    old_slot = service.live_slot()
+    deployed = service.deploy(demo_image("v2"))
+    assert deployed.phase == "Succeeded", deployed.summary()
+    assert service.live_slot() == _other(old_slot)
+
+    run = service.submit(ROLLBACK_TEMPLATE)
+
+    assert run.phase == "Succeeded", run.summary()
+    assert service.live_slot() == old_slot
+    assert service.serving_version() == "v1"
+    assert service.status()["activeImage"] == demo_image("v1")
+
+
+def test_cleanup_cron_removes_an_expired_slot(demo_service: Callable[..., DemoService]) -> None:
+    service = demo_service(retainPreviousVersion="1s")
+    assert service.deploy(demo_image("v1")).phase == "Succeeded"
+    assert service.deploy(demo_image("v2")).phase == "Succeeded"
+    previous = _other(service.live_slot())
+
+    run = service.submit(CLEANUP_CRON)
+
+    assert run.phase == "Succeeded", run.summary()
+    gone = service.slot(previous)
+    assert gone is None or gone["spec"]["replicas"] == 0, gone
+    assert service.serving_version() == "v2"
+
+
+def test_terminated_deploy_is_repaired_by_the_cron(adopted_service: DemoService) -> None:
+    service = adopted_service
+    live = service.live_slot()
+    run = service.deploy(demo_image("v2-slow-start"), wait=False)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        seen = service.workflow(run.name)
+        if any(n.template == "deploy-green" and n.phase == "Running" for n in seen.pods()):
+            break
+        time.sleep(0.5)  # bounded poll: wait until deploy-green's Pod is running
+    else:
+        pytest.fail(f"deploy-green never started:\n{service.workflow(run.name).summary()}")
+
+    service.argo("terminate", run.name)
+    terminated = service.wait_workflow(run.name)
+    assert terminated.phase in {"Failed", "Error"}, terminated.summary()
+    # `argo terminate` skips onExit, so nothing rolled back: the run still holds the service.
+    assert "rollback" not in terminated.step_order(), terminated.summary()
+
+    repair = service.submit(CLEANUP_CRON)
+
+    assert repair.phase == "Succeeded", repair.summary()
+    assert service.live_slot() == live
+    idle = service.slot(_other(live))
+    assert idle is None or idle["spec"]["replicas"] == 0, idle
+    record = service.record_of(run.name)
+    assert record["status"]["outcome"] == "Aborted", record["status"]
+    assert service.serving_version() == "v1"
+
+
+def test_template_metrics_appear_on_the_controller(adopted_service: DemoService, installed: object) -> None:
+    service = adopted_service
+    run = service.deploy(demo_image("v2"))
+    assert run.phase == "Succeeded", run.summary()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the controller serves metrics with a self-signed certificate
+    deadline = time.monotonic() + 60
+    wanted = f'service="{service.name}"'
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(service.cluster.metrics_url, context=context, timeout=5) as resp:
+            text = resp.read().decode()
+        lines = [ln for ln in text.splitlines() if ln.startswith("argo_workflows_bluegreen_") and wanted in ln]
+        if any("bluegreen_deploy_runs" in ln and 'status="Succeeded"' in ln for ln in lines):
+            break
+        time.sleep(1.0)  # bounded poll: the controller publishes metrics when it next reconciles
+    runs = [ln for ln in lines if ln.startswith("argo_workflows_bluegreen_deploy_runs")]
+    assert any('status="Succeeded"' in ln for ln in runs), lines
+    assert any(ln.startswith("argo_workflows_bluegreen_deploy_duration_seconds") for ln in lines), lines
+
+
+def test_submit_through_the_argo_server_api(adopted_service: DemoService) -> None:
+    service = adopted_service
+    base = service.cluster.argo_server_url
+    with urllib.request.urlopen(f"{base}/api/v1/workflow-templates/{NAMESPACE}/blue-green-deploy", timeout=10) as resp:
+        template = json.loads(resp.read())
+    described = {p["name"]: p.get("description", "") for p in template["spec"]["arguments"]["parameters"]}
+    assert described["service"] and described["image"], described
+
+    body = {
+        "resourceKind": "WorkflowTemplate",
+        "resourceName": "blue-green-deploy",
+        "submitOptions": {"parameters": [f"service={service.name}", f"image={demo_image('v2')}"]},
+    }
+    req = urllib.request.Request(
+        f"{base}/api/v1/workflows/{NAMESPACE}/submit",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        created = json.loads(resp.read())
+
+    run = service.wait_workflow(created["metadata"]["name"])
+    assert run.phase == "Succeeded", run.summary()
+    assert service.serving_version() == "v2"
+
+
+def test_transient_api_failure_exits_75_and_is_retried(adopted_service: DemoService) -> None:
+    service = adopted_service
+    with FailingWebhook(service.cluster, namespace=NAMESPACE, resource="deploymentrecords", seconds=45.0) as hook:
+        run = service.deploy(demo_image("v2"))
+    assert hook.refused > 0, "the webhook never refused a request"
+    assert run.phase == "Succeeded", run.summary()
+    attempts = run.pod_steps("preflight")
+    assert len(attempts) >= 2, run.summary()
+    assert attempts[0].exit_code == "75", run.summary()
