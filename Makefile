@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 NAMESPACE ?= apps
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the test control plane and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests lint test unit bench testenv image clean
+.PHONY: install manifests lint test unit bench testenv cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -23,7 +23,7 @@ install: $(STAMP)
 
 ## Render every manifest into manifests/ and validate it (Hera models, DAG, references, safety; Argo's own schema).
 manifests: $(STAMP)
-	$(BIN)/bluegreen-render --namespace $(NAMESPACE) --image $(IMAGE)
+	$(BIN)/bluegreen-render --namespace $(NAMESPACE) --image $(IMAGE) --readme README.md
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(BIN)/bluegreen-lint manifests examples --argo-schema "$$($(PYTHON) testenv/build.py --argo-schema)"
 
@@ -39,6 +39,15 @@ testenv:
 
 test: $(STAMP) lint testenv
 	$(BIN)/python -m pytest
+
+## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,
+## node agent); prints the two lines that point kubectl and argo at it, and stays up until Ctrl-C.
+cluster: $(STAMP) testenv
+	$(BIN)/python -m testenv.run_cluster
+
+## The main job: blue-green deploys of the demo app through the real Argo controller on the local cluster.
+demo: $(STAMP) testenv
+	$(BIN)/python -m testenv.demo
 
 ## Unit and manifest tests only: no Go needed.
 unit: $(STAMP)

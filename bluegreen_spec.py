@@ -63,7 +63,7 @@ class Slot(StrEnum):
         return Slot.green if self is Slot.blue else Slot.blue
 
 
-class Router(StrEnum):
+class RouterKind(StrEnum):
     """How live traffic is pointed at a slot."""
 
     istio = "istio"
@@ -210,7 +210,7 @@ class GatewayAPIRouting(_Model):
 class Traffic(_Model):
     """How traffic reaches the live slot."""
 
-    router: Router = Router.istio
+    router: RouterKind = RouterKind.istio
     istio: IstioRouting = Field(default_factory=IstioRouting)
     service: ServiceRouting = Field(default_factory=ServiceRouting)
     gateway_api: GatewayAPIRouting = Field(default_factory=GatewayAPIRouting)
@@ -238,9 +238,18 @@ class Analysis(_Model):
 
     prometheus_url: str = Field(pattern=r"^https?://[^\s]+$")
     window: Duration = "5m"
-    interval: Duration = "30s"
+    interval: Duration = Field(default="30s", description="Time between samples, above zero, such as 30s.")
     failure_limit: int = Field(default=1, ge=1, le=100, description="Breaches tolerated before the run fails.")
     queries: list[AnalysisQuery] = Field(min_length=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_above_zero(cls, value: str) -> str:
+        # Caught here, the spec is refused before a run starts; the analysis itself would refuse it only after the
+        # traffic switch, and the run would roll back a good version.
+        if parse_duration(value).total_seconds() <= 0:
+            raise ValueError(f"{value!r} is not above zero; sample at least every second, such as 30s")
+        return value
 
 
 class SlackNotification(_Model):
@@ -426,12 +435,18 @@ class DeploymentRecordStatus(_Model):
     entries: list[RecordEntry] = Field(default_factory=list, max_length=500)
 
 
+class RecordMeta(ObjectMeta):
+    """A record is named after its workflow, which may be longer than a label: a DNS-1123 subdomain."""
+
+    name: str = Field(pattern=DNS1123_SUBDOMAIN, min_length=1, max_length=253)
+
+
 class DeploymentRecord(_Model):
     """The durable audit record of one run; it outlives the Workflow object and Event TTLs."""
 
     api_version: Literal["argo-bluegreen.io/v1alpha1"] = "argo-bluegreen.io/v1alpha1"
     kind: Literal["DeploymentRecord"] = "DeploymentRecord"
-    metadata: ObjectMeta
+    metadata: RecordMeta
     spec: DeploymentRecordSpec
     status: DeploymentRecordStatus | None = None
 
@@ -540,7 +555,8 @@ __all__ = [
     "Notifications",
     "Phase",
     "RecordEntry",
-    "Router",
+    "RecordMeta",
+    "RouterKind",
     "Slot",
     "SmokeTest",
     "SpecError",

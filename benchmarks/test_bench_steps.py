@@ -19,8 +19,9 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES
 from steps.commands.cleanup import sweep
-from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, Kube
+from steps.kube import Kube
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.installation import install

@@ -14,6 +14,8 @@ from __future__ import annotations
 from hera.workflows import DAG, CronWorkflow, Task
 from hera.workflows.metrics import Counter, Label
 
+from bluegreen_contract import Step
+from pipelines.argo_variables import WORKFLOW_STATUS
 from pipelines.run_policy import common_fields
 from pipelines.settings import RenderSettings
 from pipelines.step_container import StepSpec, step_container
@@ -46,7 +48,7 @@ def build(settings: RenderSettings) -> CronWorkflow:
             Counter(
                 name="bluegreen_cleanup_runs",
                 help="Blue-green cleanup sweeps by outcome",
-                labels=[Label(key="status", value="{{workflow.status}}")],
+                labels=[Label(key="status", value=WORKFLOW_STATUS)],
                 value="1",
             ),
         ],
@@ -54,7 +56,7 @@ def build(settings: RenderSettings) -> CronWorkflow:
         sweep = step_container(
             StepSpec(
                 template="cleanup-all",
-                step="cleanup",
+                step=Step.cleanup,
                 extra_args=["--all-services"],
                 deadline_seconds=SWEEP_DEADLINE_SECONDS - 60,
                 retry=True,

@@ -21,6 +21,18 @@ from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 from hera.workflows.metrics import Counter, Histogram, Label
 from hera.workflows.models import Amount
 
+from bluegreen_contract import STEP_OUTPUTS, Output, Step
+from pipelines.argo_variables import (
+    SERVICE,
+    SERVICE_PARAMETER,
+    TEMPLATE_DURATION,
+    TEMPLATE_STATUS,
+    WORKFLOW_DURATION,
+    WORKFLOW_NAME,
+    WORKFLOW_STATUS,
+    input_parameter,
+    workflow_parameter,
+)
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
@@ -36,7 +48,8 @@ RUN_DURATION_BUCKETS: list[float | Amount] = [30.0, 60.0, 120.0, 300.0, 600.0, 1
 
 PARAMETERS = [
     Parameter(
-        name="service", description="Name of the BlueGreenDeployment (and Service) to deploy, e.g. user-service."
+        name=SERVICE_PARAMETER,
+        description="Name of the BlueGreenDeployment (and Service) to deploy, e.g. user-service.",
     ),
     Parameter(
         name="image",
@@ -51,8 +64,8 @@ PARAMETERS = [
 def run_metrics() -> list[Counter | Histogram]:
     """Workflow-level metrics: runs by outcome and their duration, labelled by service."""
     labels = [
-        Label(key="service", value="{{workflow.parameters.service}}"),
-        Label(key="status", value="{{workflow.status}}"),
+        Label(key="service", value=SERVICE),
+        Label(key="status", value=WORKFLOW_STATUS),
     ]
     return [
         Counter(
@@ -66,7 +79,7 @@ def run_metrics() -> list[Counter | Histogram]:
             help="Duration of blue-green deploy runs",
             labels=labels,
             buckets=RUN_DURATION_BUCKETS,
-            value="{{workflow.duration}}",
+            value=WORKFLOW_DURATION,
         ),
     ]
 
@@ -78,11 +91,11 @@ def switch_metrics() -> list[Histogram]:
             name="bluegreen_switch_duration_seconds",
             help="Duration of blue-green traffic switches",
             labels=[
-                Label(key="service", value="{{inputs.parameters.service}}"),
-                Label(key="status", value="{{status}}"),
+                Label(key="service", value=input_parameter(SERVICE_PARAMETER)),
+                Label(key="status", value=TEMPLATE_STATUS),
             ],
             buckets=[0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0],
-            value="{{duration}}",
+            value=TEMPLATE_DURATION,
         ),
     ]
 
@@ -110,9 +123,9 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         preflight = step_container(
             StepSpec(
                 template="preflight",
-                step="preflight",
-                inputs=["service", "image", "workflow", "triggered-by", "commit", "reason"],
-                outputs=["record", "live-slot", "target-slot", "previous-image", "analysis-enabled"],
+                step=Step.preflight,
+                inputs=[SERVICE_PARAMETER, "image", "workflow", "triggered-by", "commit", "reason"],
+                outputs=STEP_OUTPUTS[Step.preflight],
                 deadline_seconds=15 * 60,
                 retry=True,
                 description="Validate inputs, adopt an unmanaged service, open the deployment record.",
@@ -122,9 +135,9 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         deploy_green = step_container(
             StepSpec(
                 template="deploy-green",
-                step="deploy-green",
-                inputs=["service", "image", "slot", "record"],
-                outputs=["deployment"],
+                step=Step.deploy_green,
+                inputs=[SERVICE_PARAMETER, "image", "slot", "record"],
+                outputs=STEP_OUTPUTS[Step.deploy_green],
                 deadline_seconds=20 * 60,
                 retry=True,
                 description="Bring the new version up in the idle slot and wait until every replica is available.",
@@ -134,8 +147,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         probe = step_container(
             StepSpec(
                 template="probe",
-                step="probe",
-                inputs=["service", "slot", "record"],
+                step=Step.probe,
+                inputs=[SERVICE_PARAMETER, "slot", "record"],
                 deadline_seconds=10 * 60,
                 description="Health-check the idle slot through the preview Service.",
             ),
@@ -144,8 +157,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         smoke = step_container(
             StepSpec(
                 template="smoke",
-                step="smoke",
-                inputs=["service", "slot", "record"],
+                step=Step.smoke,
+                inputs=[SERVICE_PARAMETER, "slot", "record"],
                 deadline_seconds=5 * 60,
                 description="Run the spec's smoke tests against the idle slot.",
             ),
@@ -154,9 +167,9 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         switch = step_container(
             StepSpec(
                 template="switch",
-                step="switch",
-                inputs=["service", "slot", "record"],
-                outputs=["switched-at"],
+                step=Step.switch,
+                inputs=[SERVICE_PARAMETER, "slot", "record"],
+                outputs=STEP_OUTPUTS[Step.switch],
                 deadline_seconds=5 * 60,
                 retry=True,
                 metrics=switch_metrics(),
@@ -167,8 +180,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         verify = step_container(
             StepSpec(
                 template="verify",
-                step="verify",
-                inputs=["service", "record"],
+                step=Step.verify,
+                inputs=[SERVICE_PARAMETER, "record"],
                 deadline_seconds=60 * 60,
                 description="Post-switch analysis against Prometheus; a breach fails the run and rolls back.",
             ),
@@ -177,8 +190,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         retain = step_container(
             StepSpec(
                 template="retain",
-                step="retain",
-                inputs=["service", "record"],
+                step=Step.retain,
+                inputs=[SERVICE_PARAMETER, "record"],
                 deadline_seconds=3 * 60,
                 retry=True,
                 description="Keep the previous slot warm until its retention ends; close the record.",
@@ -188,8 +201,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         cleanup = step_container(
             StepSpec(
                 template="cleanup",
-                step="cleanup",
-                inputs=["service"],
+                step=Step.cleanup,
+                inputs=[SERVICE_PARAMETER],
                 deadline_seconds=5 * 60,
                 retry=True,
                 description="Remove this service's expired previous versions.",
@@ -199,30 +212,29 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         rollback = step_container(rollback_step("on-exit"), settings)
         notify = step_container(notify_step(), settings)
 
-        service = "{{workflow.parameters.service}}"
         with DAG(name="deploy"):
             t_preflight = Task(
                 name="preflight",
                 template=preflight,
                 arguments={
-                    "service": service,
-                    "image": "{{workflow.parameters.image}}",
-                    "workflow": "{{workflow.name}}",
-                    "triggered-by": "{{workflow.parameters.triggered-by}}",
-                    "commit": "{{workflow.parameters.commit}}",
-                    "reason": "{{workflow.parameters.reason}}",
+                    SERVICE_PARAMETER: SERVICE,
+                    "image": workflow_parameter("image"),
+                    "workflow": WORKFLOW_NAME,
+                    "triggered-by": workflow_parameter("triggered-by"),
+                    "commit": workflow_parameter("commit"),
+                    "reason": workflow_parameter("reason"),
                 },
             )
             slot_and_record = {
-                "service": service,
-                "slot": t_preflight.get_parameter("target-slot").value,
-                "record": t_preflight.get_parameter("record").value,
+                SERVICE_PARAMETER: SERVICE,
+                "slot": t_preflight.get_parameter(Output.target_slot).value,
+                "record": t_preflight.get_parameter(Output.record).value,
             }
-            record_only = {"service": service, "record": t_preflight.get_parameter("record").value}
+            record_only = {SERVICE_PARAMETER: SERVICE, "record": t_preflight.get_parameter(Output.record).value}
             t_deploy = Task(
                 name="deploy-green",
                 template=deploy_green,
-                arguments={**slot_and_record, "image": "{{workflow.parameters.image}}"},
+                arguments={**slot_and_record, "image": workflow_parameter("image")},
             )
             t_probe = Task(name="probe", template=probe, arguments=slot_and_record)
             t_smoke = Task(name="smoke", template=smoke, arguments=slot_and_record)
@@ -231,10 +243,10 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 name="verify",
                 template=verify,
                 arguments=record_only,
-                when=f"{t_preflight.get_parameter('analysis-enabled').value} == true",
+                when=f"{t_preflight.get_parameter(Output.analysis_enabled).value} == true",
             )
             t_retain = Task(name="retain", template=retain, arguments=record_only)
-            t_cleanup = Task(name="cleanup", template=cleanup, arguments={"service": service})
+            t_cleanup = Task(name="cleanup", template=cleanup, arguments={SERVICE_PARAMETER: SERVICE})
             # A bare name in `depends` also accepts Skipped, so retain still runs when verify is skipped.
             chain = [t_preflight, t_deploy, t_probe, t_smoke, t_switch, t_verify, t_retain, t_cleanup]
             for before, after in itertools.pairwise(chain):
@@ -242,7 +254,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
 
         with DAG(name="exit-handler"):
             t_rollback = Task(
-                name="rollback", template=rollback, arguments=exit_arguments(), when="{{workflow.status}} != Succeeded"
+                name="rollback", template=rollback, arguments=exit_arguments(), when=f"{WORKFLOW_STATUS} != Succeeded"
             )
             Task(
                 name="notify",

@@ -13,27 +13,38 @@ from collections.abc import Sequence
 
 from hera.workflows.metrics import Counter, Histogram, Label
 
+from bluegreen_contract import Step
+from pipelines.argo_variables import (
+    SERVICE,
+    SERVICE_PARAMETER,
+    TEMPLATE_DURATION,
+    TEMPLATE_STATUS,
+    WORKFLOW_FAILURES,
+    WORKFLOW_NAME,
+    WORKFLOW_STATUS,
+    input_parameter,
+)
 from pipelines.step_container import StepSpec
 
-EXIT_INPUTS = ("service", "workflow", "workflow-status", "failures")
+EXIT_INPUTS = (SERVICE_PARAMETER, "workflow", "workflow-status", "failures")
 
 
 def exit_arguments() -> dict[str, str]:
     """What exit handler tasks receive: the run's identity, outcome and failures."""
     return {
-        "service": "{{workflow.parameters.service}}",
-        "workflow": "{{workflow.name}}",
-        "workflow-status": "{{workflow.status}}",
-        "failures": "{{workflow.failures}}",
+        SERVICE_PARAMETER: SERVICE,
+        "workflow": WORKFLOW_NAME,
+        "workflow-status": WORKFLOW_STATUS,
+        "failures": WORKFLOW_FAILURES,
     }
 
 
 def rollback_metrics(trigger: str) -> list[Counter | Histogram]:
     """How many rollbacks ran and how long each took to restore traffic."""
     labels = [
-        Label(key="service", value="{{inputs.parameters.service}}"),
+        Label(key="service", value=input_parameter(SERVICE_PARAMETER)),
         Label(key="trigger", value=trigger),
-        Label(key="status", value="{{status}}"),
+        Label(key="status", value=TEMPLATE_STATUS),
     ]
     return [
         Counter(
@@ -47,7 +58,7 @@ def rollback_metrics(trigger: str) -> list[Counter | Histogram]:
             help="Duration of blue-green rollbacks",
             labels=labels,
             buckets=[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0],
-            value="{{duration}}",
+            value=TEMPLATE_DURATION,
         ),
     ]
 
@@ -56,7 +67,7 @@ def rollback_step(trigger: str, inputs: Sequence[str] = EXIT_INPUTS) -> StepSpec
     """The rollback template; ``trigger`` is ``on-exit`` (automatic) or ``manual`` (the one-click template)."""
     return StepSpec(
         template="rollback",
-        step="rollback",
+        step=Step.rollback,
         inputs=inputs,
         extra_args=["--trigger", trigger],
         deadline_seconds=15 * 60,
@@ -70,7 +81,7 @@ def notify_step() -> StepSpec:
     """The run summary; the notify step never fails the run over a notification."""
     return StepSpec(
         template="notify",
-        step="notify",
+        step=Step.notify,
         inputs=EXIT_INPUTS,
         deadline_seconds=3 * 60,
         description="Send the run summary to Slack and the webhook.",

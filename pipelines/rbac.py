@@ -1,110 +1,49 @@
 """The workflow ServiceAccount and the least-privilege Role its steps run with.
 
-Every rule names the API calls a step makes and nothing more: no Secrets (notification URLs arrive as environment
-variables from an optional Secret the kubelet reads), no deletes of BlueGreenDeployments, nothing cluster-scoped.
-The README's RBAC table explains each rule; a test keeps the two in step, and the integration tests prove each rule
-against a real API server by impersonating this ServiceAccount.
+The rules are :data:`bluegreen_contract.STEP_RULES`, the API calls the steps make and nothing more: no Secrets
+(notification URLs arrive as environment variables from an optional Secret the kubelet reads), no deletes of
+BlueGreenDeployments, nothing cluster-scoped. The README's RBAC table is generated from the same rules
+(``bluegreen-render --readme README.md``), and the integration tests prove each rule against a real API server by
+impersonating this ServiceAccount.
 
 Argo reference for the executor rule: https://argo-workflows.readthedocs.io/en/latest/workflow-rbac/.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import bluegreen_spec as spec
+from bluegreen_contract import EXECUTOR_RULES, STEP_RULES, ApiRule
 from pipelines.run_policy import PART_OF
 from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
 
 ROLE = "bluegreen-deployer"
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One PolicyRule and why the steps need it."""
-
-    api_group: str
-    resources: tuple[str, ...]
-    verbs: tuple[str, ...]
-    why: str
-
-    def to_policy_rule(self) -> dict[str, Any]:
-        """The rule as Kubernetes RBAC writes it."""
-        return {"apiGroups": [self.api_group], "resources": list(self.resources), "verbs": list(self.verbs)}
+def policy_rule(rule: ApiRule) -> dict[str, Any]:
+    """One rule as Kubernetes RBAC writes it."""
+    return {"apiGroups": [rule.api_group], "resources": list(rule.resource_names), "verbs": list(rule.verbs)}
 
 
-RULES: tuple[Rule, ...] = (
-    Rule(
-        spec.API_GROUP,
-        (spec.PLURAL,),
-        ("get", "list", "watch"),
-        "read each service's spec; cleanup lists them per namespace",
-    ),
-    Rule(
-        spec.API_GROUP,
-        (f"{spec.PLURAL}/status",),
-        ("get", "patch", "update"),
-        "record phase, live slot, retention and history",
-    ),
-    Rule(
-        spec.API_GROUP,
-        (spec.RECORD_PLURAL,),
-        ("get", "list", "watch", "create", "patch", "update", "delete"),
-        "open one DeploymentRecord per run; prune beyond historyLimit",
-    ),
-    Rule(
-        spec.API_GROUP,
-        (f"{spec.RECORD_PLURAL}/status",),
-        ("get", "patch", "update"),
-        "append probe, smoke and transition entries; close the record",
-    ),
-    Rule(
-        "apps",
-        ("deployments",),
-        ("get", "list", "watch", "create", "patch", "update", "delete"),
-        "create and scale the slot Deployments, watch their rollout, delete expired slots, adopt the original",
-    ),
-    Rule(
-        "",
-        ("services",),
-        ("get", "list", "watch", "create", "patch", "update"),
-        "create the preview Service; the service router patches the live selector",
-    ),
-    Rule(
-        "",
-        ("pods",),
-        ("get", "list", "watch"),
-        "name the reason (ImagePullBackOff, CrashLoopBackOff) when a slot never becomes available",
-    ),
-    Rule("", ("events",), ("create", "patch"), "emit an Event on the BlueGreenDeployment for each transition"),
-    Rule(
-        "networking.k8s.io",
-        ("networkpolicies",),
-        ("get", "list", "create", "patch", "update"),
-        "isolate the blue and green slots of a service from each other",
-    ),
-    Rule("policy", ("poddisruptionbudgets",), ("get", "list"), "warn when a service has no PodDisruptionBudget"),
-    Rule(
-        "networking.istio.io",
-        ("virtualservices", "destinationrules"),
-        ("get", "list", "watch", "create", "patch", "update"),
-        "istio router: one subset per slot, flip the route weights",
-    ),
-    Rule(
-        "gateway.networking.k8s.io",
-        ("httproutes",),
-        ("get", "list", "watch", "create", "patch", "update"),
-        "gateway-api router: flip the HTTPRoute backendRef weights",
-    ),
-    Rule("argoproj.io", ("workflows",), ("get", "list"), "cleanup repairs runs whose workflow is gone or finished"),
-    Rule(
-        "argoproj.io",
-        ("workflowtaskresults",),
-        ("create", "patch"),
-        "Argo's executor reports step outputs (required since Argo 3.4)",
-    ),
-)
+def readme_table() -> str:
+    """The README's RBAC table: one row per rule, with why the steps need it."""
+    rows = ["| API group | resource | verbs | why |", "|---|---|---|---|"]
+    for rule in (*STEP_RULES, *EXECUTOR_RULES):
+        resources = ", ".join(f"`{name}`" for name in rule.resource_names)
+        rows.append(f"| `{rule.api_group or 'core'}` | {resources} | {', '.join(rule.verbs)} | {rule.why} |")
+    return "\n".join(rows) + "\n"
+
+
+README_TABLE_START = "<!-- the RBAC table: generated from bluegreen_contract.STEP_RULES by `make manifests` -->\n"
+README_TABLE_END = "<!-- end of the generated RBAC table -->\n"
+
+
+def with_readme_table(readme: str) -> str:
+    """``readme`` with the text between the table's markers replaced by the current table."""
+    start, end = readme.find(README_TABLE_START), readme.find(README_TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError("the README has no RBAC table markers; restore them from git")
+    return readme[: start + len(README_TABLE_START)] + readme_table() + readme[end:]
 
 
 def service_account(settings: RenderSettings) -> dict[str, Any]:
@@ -122,7 +61,7 @@ def role(settings: RenderSettings) -> dict[str, Any]:
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": ROLE, "namespace": settings.namespace, "labels": dict(PART_OF)},
-        "rules": [rule.to_policy_rule() for rule in RULES],
+        "rules": [policy_rule(rule) for rule in (*STEP_RULES, *EXECUTOR_RULES)],
     }
 
 
@@ -137,4 +76,12 @@ def role_binding(settings: RenderSettings) -> dict[str, Any]:
     }
 
 
-__all__ = ["ROLE", "RULES", "Rule", "role", "role_binding", "service_account"]
+__all__ = [
+    "ROLE",
+    "policy_rule",
+    "readme_table",
+    "role",
+    "role_binding",
+    "service_account",
+    "with_readme_table",
+]

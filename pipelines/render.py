@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from pipelines.manifests import Manifest, render_all
+from pipelines.rbac import with_readme_table
 from pipelines.settings import DEFAULT_IMAGE, DEFAULT_NAMESPACE, RenderSettings
 
 
@@ -60,7 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"steps image (default: {DEFAULT_IMAGE})")
     parser.add_argument("--argo-ui-url", default="", help="Argo UI base URL for links in notifications")
+    parser.add_argument("--pushgateway-url", default="", help="Prometheus Pushgateway the steps push run metrics to")
     parser.add_argument("--cleanup-schedule", default="*/5 * * * *", help="cron schedule of the cleanup workflow")
+    parser.add_argument("--readme", type=Path, help="also keep the RBAC table in this README current")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming stale files")
     return parser.parse_args(argv)
 
@@ -73,22 +76,29 @@ def main(argv: list[str] | None = None) -> int:
             namespace=args.namespace,
             image=args.image,
             argo_ui_url=args.argo_ui_url,
+            pushgateway_url=args.pushgateway_url,
             cleanup_schedule=args.cleanup_schedule,
         )
     except ValueError as error:
         print(f"bluegreen-render: {error}", file=sys.stderr)
         return 2
     manifests = render_all(settings)
+    readme = args.readme.read_text() if args.readme else None
     if args.check:
-        problems = stale_files(manifests, args.out)
+        problems = [str(args.out / problem) for problem in stale_files(manifests, args.out)]
+        if readme is not None and with_readme_table(readme) != readme:
+            problems.append(f"{args.readme}: RBAC table differs from the rules")
         for problem in problems:
-            print(f"stale: {args.out / problem}", file=sys.stderr)
+            print(f"stale: {problem}", file=sys.stderr)
         if problems:
             print("bluegreen-render: manifests are stale; run `make manifests` and commit the result", file=sys.stderr)
             return 1
         print(f"{len(manifests)} manifests in {args.out} are up to date")
         return 0
     changed = write(manifests, args.out)
+    if readme is not None and with_readme_table(readme) != readme:
+        args.readme.write_text(with_readme_table(readme))
+        changed.append(str(args.readme))
     print(f"rendered {len(manifests)} manifests into {args.out} ({len(changed)} changed)")
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 
+from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAME, workflow_parameter
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
@@ -41,7 +42,9 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         entrypoint="one-click-rollback",
         on_exit="exit-handler",
         arguments=[
-            Parameter(name="service", description="Name of the BlueGreenDeployment to roll back, e.g. user-service."),
+            Parameter(
+                name=SERVICE_PARAMETER, description="Name of the BlueGreenDeployment to roll back, e.g. user-service."
+            ),
             Parameter(name="reason", value="", description="Why you roll back, for the audit record."),
             Parameter(name="triggered-by", value="", description="Who rolls back, for the audit record."),
         ],
@@ -50,7 +53,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         workflow_metadata=workflow_metadata(),
     ) as template:
         rollback = step_container(
-            rollback_step("manual", inputs=("service", "workflow", "reason", "triggered-by")), settings
+            rollback_step("manual", inputs=(SERVICE_PARAMETER, "workflow", "reason", "triggered-by")), settings
         )
         notify = step_container(notify_step(), settings)
         with DAG(name="one-click-rollback"):
@@ -58,10 +61,10 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 name="rollback",
                 template=rollback,
                 arguments={
-                    "service": "{{workflow.parameters.service}}",
-                    "workflow": "{{workflow.name}}",
-                    "reason": "{{workflow.parameters.reason}}",
-                    "triggered-by": "{{workflow.parameters.triggered-by}}",
+                    SERVICE_PARAMETER: SERVICE,
+                    "workflow": WORKFLOW_NAME,
+                    "reason": workflow_parameter("reason"),
+                    "triggered-by": workflow_parameter("triggered-by"),
                 },
             )
         with DAG(name="exit-handler"):

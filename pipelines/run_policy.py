@@ -11,13 +11,14 @@ from typing import Any
 
 from hera.workflows import models as m
 
+import bluegreen_spec as spec
+from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAMESPACE, workflow_parameter_expression
 from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
 from pipelines.step_container import POD_SECURITY
 
 PART_OF = {"app.kubernetes.io/part-of": "argo-bluegreen"}
-SERVICE_LABEL_KEY = "argo-bluegreen.io/service"
 #: One lock per namespace and service, shared by deploys and rollbacks (invariant I5).
-SERVICE_MUTEX = "bluegreen-{{workflow.namespace}}-{{workflow.parameters.service}}"
+SERVICE_MUTEX = f"bluegreen-{WORKFLOW_NAMESPACE}-{SERVICE}"
 WORKFLOW_DEADLINE_SECONDS = 2 * 3600
 
 
@@ -40,7 +41,9 @@ def workflow_metadata() -> m.WorkflowMetadata:
     """Label each run with its service so ``argo list -l argo-bluegreen.io/service=<svc>`` finds it."""
     return m.WorkflowMetadata(
         labels=dict(PART_OF),
-        labels_from={SERVICE_LABEL_KEY: m.LabelValueFrom(expression="workflow.parameters.service")},
+        labels_from={
+            spec.SERVICE_LABEL: m.LabelValueFrom(expression=workflow_parameter_expression(SERVICE_PARAMETER))
+        },
     )
 
 

@@ -32,12 +32,14 @@ class RenderSettings:
         namespace: where the templates, the RBAC and the services' BlueGreenDeployments live.
         image: the steps image every container runs.
         argo_ui_url: base URL of the Argo UI, for links in notifications; empty leaves links out.
+        pushgateway_url: Prometheus Pushgateway the steps push each run's metrics to; empty pushes nothing.
         cleanup_schedule: cron schedule of the cleanup/repair CronWorkflow.
     """
 
     namespace: str = DEFAULT_NAMESPACE
     image: str = DEFAULT_IMAGE
     argo_ui_url: str = ""
+    pushgateway_url: str = ""
     cleanup_schedule: str = "*/5 * * * *"
 
     def __post_init__(self) -> None:
@@ -51,5 +53,7 @@ class RenderSettings:
             )
         if self.argo_ui_url and not re.fullmatch(r"https?://[^\s]+", self.argo_ui_url):
             raise ValueError(f"argo UI URL {self.argo_ui_url!r} must start with http:// or https://")
+        if self.pushgateway_url and not re.fullmatch(r"https?://[^\s]+", self.pushgateway_url):
+            raise ValueError(f"Pushgateway URL {self.pushgateway_url!r} must start with http:// or https://")
         if len(self.cleanup_schedule.split()) != 5:
             raise ValueError(f"cleanup schedule {self.cleanup_schedule!r} must have five cron fields")

@@ -18,11 +18,19 @@ from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources,
 from hera.workflows import models as m
 from hera.workflows.metrics import Counter, Gauge, Histogram
 
+from bluegreen_contract import (
+    ARGO_UI_URL_ENV,
+    PUSHGATEWAY_URL_ENV,
+    SLACK_WEBHOOK_URL_ENV,
+    WEBHOOK_URL_ENV,
+    ExitCode,
+    Output,
+    Step,
+)
+from pipelines.argo_variables import WORKFLOW_NAMESPACE, input_parameter
 from pipelines.settings import NOTIFICATIONS_SECRET, SLACK_URL_KEY, WEBHOOK_URL_KEY, RenderSettings
 
 OUTPUT_DIR = "/tmp/outputs"
-#: The step contract's exit code for "a transient failure: running the step again may help" (EX_TEMPFAIL).
-TRANSIENT_EXIT_CODE = 75
 
 RESTRICTED = m.SecurityContext(
     run_as_non_root=True,
@@ -54,7 +62,7 @@ def transient_retry(limit: int = 3) -> RetryStrategy:
     return RetryStrategy(
         limit=str(limit),
         retry_policy="Always",
-        expression=f'lastRetry.status == "Error" || asInt(lastRetry.exitCode) == {TRANSIENT_EXIT_CODE}',
+        expression=f'lastRetry.status == "Error" || asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}',
         backoff=m.Backoff(duration="5s", factor=m.IntOrString("2"), max_duration="1m"),
     )
 
@@ -75,10 +83,10 @@ class StepSpec:
     """
 
     template: str
-    step: str
+    step: Step
     inputs: Sequence[str] = ()
     extra_args: Sequence[str] = ()
-    outputs: Sequence[str] = ()
+    outputs: Sequence[Output] = ()
     deadline_seconds: int = 300
     retry: bool = False
     metrics: Sequence[Counter | Gauge | Histogram] = field(default_factory=list)
@@ -86,28 +94,28 @@ class StepSpec:
 
 
 def step_env(settings: RenderSettings) -> list[Env | SecretEnv]:
-    """Environment every step gets: notification URLs from an optional Secret, never read through the API."""
+    """Environment every step gets: URLs from the render settings and from an optional Secret.
+
+    Notification URLs carry credentials, so they come from the Secret through the kubelet, never through the API.
+    """
     env: list[Env | SecretEnv] = [
         SecretEnv(
-            name="BLUEGREEN_SLACK_WEBHOOK_URL",
-            secret_name=NOTIFICATIONS_SECRET,
-            secret_key=SLACK_URL_KEY,
-            optional=True,
+            name=SLACK_WEBHOOK_URL_ENV, secret_name=NOTIFICATIONS_SECRET, secret_key=SLACK_URL_KEY, optional=True
         ),
-        SecretEnv(
-            name="BLUEGREEN_WEBHOOK_URL", secret_name=NOTIFICATIONS_SECRET, secret_key=WEBHOOK_URL_KEY, optional=True
-        ),
+        SecretEnv(name=WEBHOOK_URL_ENV, secret_name=NOTIFICATIONS_SECRET, secret_key=WEBHOOK_URL_KEY, optional=True),
     ]
     if settings.argo_ui_url:
-        env.append(Env(name="BLUEGREEN_ARGO_UI_URL", value=settings.argo_ui_url))
+        env.append(Env(name=ARGO_UI_URL_ENV, value=settings.argo_ui_url))
+    if settings.pushgateway_url:
+        env.append(Env(name=PUSHGATEWAY_URL_ENV, value=settings.pushgateway_url))
     return env
 
 
 def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
     """Build the Container template for one step."""
-    args = [spec.step, "--namespace", "{{workflow.namespace}}"]
+    args = [spec.step.value, "--namespace", WORKFLOW_NAMESPACE]
     # `--name=value` as one argument, so a value that starts with "-" (a reason, say) is never read as an option.
-    args += [f"--{name}={{{{inputs.parameters.{name}}}}}" for name in spec.inputs]
+    args += [f"--{name}={input_parameter(name)}" for name in spec.inputs]
     args += list(spec.extra_args)
     if spec.outputs:
         args += ["--output-dir", OUTPUT_DIR]
@@ -118,7 +126,10 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
         command=["bluegreen-step"],
         args=args,
         inputs=[Parameter(name=name) for name in spec.inputs],
-        outputs=[Parameter(name=name, value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name}")) for name in spec.outputs],
+        outputs=[
+            Parameter(name=name.value, value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name.value}"))
+            for name in spec.outputs
+        ],
         env=step_env(settings),
         security_context=RESTRICTED,
         resources=SMALL,
@@ -130,4 +141,4 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
     )
 
 
-__all__ = ["OUTPUT_DIR", "POD_SECURITY", "RESTRICTED", "TRANSIENT_EXIT_CODE", "StepSpec", "step_container"]
+__all__ = ["OUTPUT_DIR", "POD_SECURITY", "RESTRICTED", "StepSpec", "step_container"]

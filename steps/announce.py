@@ -9,37 +9,38 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import bluegreen_spec as spec
+from steps.clock import parse_timestamp
 from steps.context import StepContext
-from steps.notifier import Notifier, RetryPolicy, RunMessage
+from steps.notifier import DeliveryRetryPolicy, Notifier, RunMessage
 
-STAGE_RETRY = RetryPolicy(max_attempts=2, first_backoff_seconds=0.5, total_seconds=5.0, request_timeout_seconds=3.0)
+STAGE_RETRY = DeliveryRetryPolicy(
+    max_attempts=2, first_backoff_seconds=0.5, total_seconds=5.0, request_timeout_seconds=3.0
+)
 
 
 def seconds_since(stamp: str | None) -> float:
     """Seconds from an API timestamp to now; 0 when there is none."""
-    if not stamp:
-        return 0.0
-    try:
-        started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
+    started = parse_timestamp(stamp)
+    if started is None:
         return 0.0
     return max(0.0, (datetime.now(UTC) - started).total_seconds())
 
 
 def run_message(ctx: StepContext, record_name: str, outcome: str, reason: str = "") -> RunMessage:
     """The facts of the run as its record has them."""
-    record = ctx.records.get(record_name) or {}
-    record_spec = record.get("spec") or {}
+    record = ctx.records.get(record_name)
+    if record is None:
+        return RunMessage(ctx.service, ctx.namespace, record_name, outcome, None, "", 0.0, reason)
     return RunMessage(
         service=ctx.service,
         namespace=ctx.namespace,
-        workflow=record_spec.get("workflow", record_name),
+        workflow=record.spec.workflow,
         outcome=outcome,
-        old_image=record_spec.get("previousImage"),
-        new_image=record_spec.get("image", ""),
-        duration_seconds=seconds_since(record_spec.get("startedAt")),
-        reason=reason or (record.get("status") or {}).get("reason", ""),
-        triggered_by=record_spec.get("triggeredBy", ""),
+        old_image=record.spec.previous_image,
+        new_image=record.spec.image,
+        duration_seconds=seconds_since(record.spec.started_at),
+        reason=reason or (record.status.reason if record.status else ""),
+        triggered_by=record.spec.triggered_by,
     )
 
 

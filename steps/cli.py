@@ -2,8 +2,8 @@
 
 ``bluegreen-step <step> --namespace NS --service NAME [step options]``. A step reads its spec from the
 BlueGreenDeployment ``NAME`` in ``NS``, writes output parameters as files under ``--output-dir`` (Argo reads them
-with ``valueFrom.path``), logs one JSON object per line on stdout, and exits with a code from
-:mod:`steps.exit_codes`, with a one-line reason on stderr when it fails.
+with ``valueFrom.path``), logs one JSON object per line on stdout, and exits with a
+:class:`bluegreen_contract.ExitCode`, with a one-line reason on stderr when it fails (see :mod:`steps.errors`).
 
 The parser here is the contract: a test parses every container's arguments from the rendered WorkflowTemplates with
 it, so the templates and the steps cannot drift apart.
@@ -16,12 +16,10 @@ import importlib
 import sys
 from pathlib import Path
 
-from steps import exit_codes
+import bluegreen_spec as spec
+from bluegreen_contract import USER_COMMANDS, WORKFLOW_FINISHED_PHASES, Step
 from steps.errors import StepError
 from steps.kube import Kube
-
-SLOTS = ("blue", "green")
-WORKFLOW_STATUSES = ("Succeeded", "Failed", "Error")
 
 
 def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: bool = False) -> None:
@@ -33,13 +31,17 @@ def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: b
 
 
 def _slot_and_record(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--slot", required=True, choices=SLOTS, help="the slot this run deploys to")
+    parser.add_argument(
+        "--slot", required=True, choices=[slot.value for slot in spec.Slot], help="the slot this run deploys to"
+    )
     parser.add_argument("--record", required=True, help="the DeploymentRecord of this run")
 
 
 def _run_outcome(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workflow", required=True, help="name of the workflow running this step")
-    parser.add_argument("--workflow-status", choices=WORKFLOW_STATUSES, help="{{workflow.status}} in an exit handler")
+    parser.add_argument(
+        "--workflow-status", choices=WORKFLOW_FINISHED_PHASES, help="{{workflow.status}} in an exit handler"
+    )
     parser.add_argument("--failures", default="", help="{{workflow.failures}}: Argo's quoted JSON list, or null")
 
 
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bluegreen-step", description="Blue-green deployment steps.")
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
 
-    p = sub.add_parser("preflight", help="validate inputs, adopt an unmanaged service, open the record")
+    p = sub.add_parser(Step.preflight, help="validate inputs, adopt an unmanaged service, open the record")
     _common(p, outputs=True)
     p.add_argument("--image", required=True, help="image reference of the new version")
     p.add_argument("--workflow", required=True, help="name of the workflow running this deploy")
@@ -56,46 +58,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", default="", help="source commit of the image")
     p.add_argument("--reason", default="", help="why this deploy happens")
 
-    p = sub.add_parser("deploy-green", help="bring the new version up in the idle slot")
+    p = sub.add_parser(Step.deploy_green, help="bring the new version up in the idle slot")
     _common(p, outputs=True)
     p.add_argument("--image", required=True, help="image reference of the new version")
     _slot_and_record(p)
 
     for name, text in (
-        ("probe", "health-check the idle slot"),
-        ("smoke", "run the smoke tests against the idle slot"),
+        (Step.probe, "health-check the idle slot"),
+        (Step.smoke, "run the smoke tests against the idle slot"),
     ):
         p = sub.add_parser(name, help=text)
         _common(p)
         _slot_and_record(p)
         p.add_argument("--base-url", help="reach the idle slot here instead of through its preview Service")
 
-    p = sub.add_parser("switch", help="record the intent, then move all traffic to the slot")
+    p = sub.add_parser(Step.switch, help="record the intent, then move all traffic to the slot")
     _common(p, outputs=True)
     _slot_and_record(p)
 
     for name, text in (
-        ("verify", "post-switch analysis against Prometheus"),
-        ("retain", "keep the previous slot warm until its retention ends; close the record"),
+        (Step.verify, "post-switch analysis against Prometheus"),
+        (Step.retain, "keep the previous slot warm until its retention ends; close the record"),
     ):
         p = sub.add_parser(name, help=text)
         _common(p)
         p.add_argument("--record", required=True, help="the DeploymentRecord of this run")
 
-    p = sub.add_parser("cleanup", help="remove expired previous slots and repair abandoned runs")
+    p = sub.add_parser(Step.cleanup, help="remove expired previous slots and repair abandoned runs")
     _common(p, service=False)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--service", help="clean up one service")
     which.add_argument("--all-services", action="store_true", help="every managed service in the namespace")
 
-    p = sub.add_parser("rollback", help="restore traffic to the previous slot")
+    p = sub.add_parser(Step.rollback, help="restore traffic to the previous slot")
     _common(p)
     p.add_argument("--trigger", required=True, choices=("on-exit", "manual"), help="who asked for the rollback")
     _run_outcome(p)
     p.add_argument("--reason", default="", help="why, when a person rolls back")
     p.add_argument("--triggered-by", default="", help="who rolls back")
 
-    p = sub.add_parser("notify", help="send the run summary to Slack and the webhook")
+    p = sub.add_parser(Step.notify, help="send the run summary to Slack and the webhook")
     _common(p)
     _run_outcome(p)
 
@@ -110,40 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-STEPS: tuple[str, ...] = (
-    "preflight",
-    "deploy-green",
-    "probe",
-    "smoke",
-    "switch",
-    "verify",
-    "retain",
-    "cleanup",
-    "rollback",
-    "notify",
-)
-
-#: Output parameters each step writes under ``--output-dir``, one file per name.
-OUTPUTS: dict[str, tuple[str, ...]] = {
-    "preflight": ("record", "live-slot", "target-slot", "previous-image", "analysis-enabled"),
-    "deploy-green": ("deployment",),
-    "switch": ("switched-at",),
-}
-
 #: The module implementing each command; imported only when that command runs, to keep start-up short.
 COMMANDS: dict[str, str] = {
-    "preflight": "steps.commands.preflight",
-    "deploy-green": "steps.commands.deploy_green",
-    "switch": "steps.commands.switch",
-    "retain": "steps.commands.retain",
-    "probe": "steps.commands.probe",
-    "smoke": "steps.commands.smoke",
-    "verify": "steps.commands.verify",
-    "notify": "steps.commands.notify",
-    "cleanup": "steps.commands.cleanup",
-    "rollback": "steps.commands.rollback",
-    "history": "steps.commands.history",
-    "status": "steps.commands.status",
+    **{step.value: f"steps.commands.{step.name}" for step in Step},
+    **{command: f"steps.commands.{command}" for command in USER_COMMANDS},
 }
 
 
@@ -154,15 +126,7 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
     the step uses its ServiceAccount, elsewhere the kubeconfig.
     """
     args = build_parser().parse_args(argv)
-    module_name = COMMANDS.get(args.step)
-    if module_name is None:
-        print(
-            f"bluegreen-step {args.step}: not available in this version of the steps image; "
-            "use an image that implements it",
-            file=sys.stderr,
-        )
-        return exit_codes.FAILED
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(COMMANDS[args.step])
     try:
         if kube is None:
             from steps.context import api_client

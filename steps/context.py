@@ -10,6 +10,7 @@ from pathlib import Path
 from kubernetes import client, config
 
 import bluegreen_spec as spec
+from bluegreen_contract import Output
 from steps.errors import BadInput
 from steps.kube import Kube, Obj
 from steps.log import StepLog
@@ -67,18 +68,23 @@ class StepContext:
             router_for(resource, kube, namespace, log),
         )
 
+    @property
+    def status(self) -> spec.BlueGreenDeploymentStatus:
+        """The status as last read, with defaults for a resource no run has touched yet."""
+        return self.resource.status or spec.BlueGreenDeploymentStatus()
+
     def reload(self) -> None:
         """Re-read the resource, for the current status."""
         self.resource, self.raw = load(self.kube, self.namespace, self.service)
 
 
-def write_outputs(output_dir: Path | None, values: dict[str, str]) -> None:
-    """Write Argo output parameters, one file each."""
+def write_outputs(output_dir: Path | None, values: dict[Output, str]) -> None:
+    """Write Argo output parameters, one file each; the names are the contract's."""
     if output_dir is None:
         return
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, value in values.items():
-        (output_dir / name).write_text(value)
+        (output_dir / name.value).write_text(value)
 
 
 __all__ = ["StepContext", "api_client", "record_name", "write_outputs"]

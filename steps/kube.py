@@ -26,72 +26,17 @@ from urllib.parse import urlencode
 import urllib3
 from kubernetes import client
 
-from steps.errors import BadInput, StepError, Transient
+from bluegreen_contract import ApiResource
+from steps.errors import ApiError, BadInput, CheckFailed, Conflict, NotFound, StepError, Transient
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "argo-bluegreen"
 RETRIED_STATUSES = {429, 500, 502, 503, 504}
 
 
-@dataclass(frozen=True)
-class Resource:
-    """A namespaced API resource."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-
-    @property
-    def api_version(self) -> str:
-        """``group/version``, or just the version for the core group."""
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-        """The REST path of the collection, an object, or its subresource."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{base}/namespaces/{namespace}/{self.plural}"
-        if name is not None:
-            path += f"/{name}"
-        if subresource is not None:
-            path += f"/{subresource}"
-        return path
-
-
-DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
-SERVICES = Resource("", "v1", "services", "Service")
-PODS = Resource("", "v1", "pods", "Pod")
-EVENTS = Resource("", "v1", "events", "Event")
-NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
-PDBS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
-VIRTUAL_SERVICES = Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
-DESTINATION_RULES = Resource("networking.istio.io", "v1", "destinationrules", "DestinationRule")
-HTTP_ROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
-WORKFLOWS = Resource("argoproj.io", "v1alpha1", "workflows", "Workflow")
-BLUE_GREEN_DEPLOYMENTS = Resource("argo-bluegreen.io", "v1alpha1", "bluegreendeployments", "BlueGreenDeployment")
-DEPLOYMENT_RECORDS = Resource("argo-bluegreen.io", "v1alpha1", "deploymentrecords", "DeploymentRecord")
-
-
-class ApiError(StepError):
-    """An API answer the step cannot work around; carries the HTTP status and the server's reason."""
-
-    def __init__(self, message: str, status: int, reason: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-class Conflict(ApiError):
-    """409: the object changed since it was read (or already exists on create)."""
-
-
-class NotFound(ApiError):
-    """404: the object or its kind does not exist."""
-
-
 @dataclass
-class RetryPolicy:
-    """How long transient API failures are retried before the step gives up with exit code 75."""
+class ApiRetryPolicy:
+    """How long transient API requests are retried before the step gives up with exit code 75."""
 
     deadline_seconds: float = 30.0
     first_backoff_seconds: float = 0.05
@@ -104,11 +49,11 @@ def _what_to_do(status: int) -> str:
         return "the step's ServiceAccount lacks this permission; re-apply manifests/rbac from this release"
     if status == 404:
         return "check the name and namespace, and that the CRDs from manifests/crds are installed"
-    if status == 422:
-        return "the object was refused by validation; fix the field the server names"
     if status == 409:
-        return "another writer changed it; run the step again"
-    return "check the API server's health and run the step again"
+        # Kube.modify re-reads and retries conflicts itself; what reaches here is an object that already exists,
+        # or one still changing under it after every fresh read. Exit code 1: the templates do not retry it.
+        return "it already exists or another writer keeps changing it; find that writer, then run the pipeline again"
+    return "check the API server's health, then run the pipeline again"
 
 
 class Kube:
@@ -118,11 +63,11 @@ class Kube:
         self,
         api: client.ApiClient,
         *,
-        retry: RetryPolicy | None = None,
+        retry: ApiRetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api = api
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or ApiRetryPolicy()
         # urllib3's own default Retry(3) would retry 429/503 behind our back, sleeping whatever Retry-After says
         # and outliving the deadline; this class is the only place that retries.
         pool = api.rest_client.pool_manager
@@ -131,12 +76,14 @@ class Kube:
         self._sleep = sleep
         #: Number of HTTP requests sent, for the benchmarks' API-call counts.
         self.requests = 0
+        #: Writes the server accepted: a refusal after one is no longer "bad input, nothing written".
+        self.writes_accepted = 0
         self._snapshots: dict[tuple[str, str], dict[str, Obj]] = {}
         self._read_snapshots = True
 
     # -- namespace snapshots -------------------------------------------------------------------------------------
 
-    def snapshot(self, resource: Resource, namespace: str) -> list[Obj]:
+    def snapshot(self, resource: ApiResource, namespace: str) -> list[Obj]:
         """List a kind once and serve later ``get`` calls for it from that list.
 
         A sweep over many services reads each kind with one request instead of one per service. Decisions that
@@ -193,6 +140,8 @@ class Kube:
                 raise Transient(f"{what}: API server unreachable ({error}); run the step again") from None
             status = int(response.status)
             if status < 400:
+                if method != "GET":
+                    self.writes_accepted += 1
                 return response
             reason = _server_message(response.read()) or str(response.reason)
             if status in RETRIED_STATUSES:
@@ -205,7 +154,7 @@ class Kube:
                     self._sleep(wait)
                     backoff = min(backoff * 2, self.retry.max_backoff_seconds)
                     continue
-            raise _api_error(what, status, reason)
+            raise _api_error(what, status, reason, self.writes_accepted)
 
     def _json(self, method: str, path: str, *, what: str, **kwargs: Any) -> Obj:
         data = self._send(method, path, what=what, **kwargs).read()
@@ -213,14 +162,14 @@ class Kube:
 
     # -- verbs ---------------------------------------------------------------------------------------------------
 
-    def get(self, resource: Resource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
+    def get(self, resource: ApiResource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
         """The object, or None when it does not exist."""
         snapshot = self._snapshots.get((resource.plural, namespace))
         if snapshot is not None and subresource is None and self._read_snapshots:
             return snapshot.get(name)
         return self._fetch(resource, namespace, name, subresource)
 
-    def _fetch(self, resource: Resource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
+    def _fetch(self, resource: ApiResource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
         try:
             return self._json(
                 "GET", resource.path(namespace, name, subresource), what=f"get {resource.kind} {namespace}/{name}"
@@ -228,18 +177,14 @@ class Kube:
         except NotFound:
             return None
 
-    def must_get(self, resource: Resource, namespace: str, name: str) -> Obj:
+    def must_get(self, resource: ApiResource, namespace: str, name: str) -> Obj:
         """The object; a missing one is an error naming it."""
         found = self.get(resource, namespace, name)
         if found is None:
-            raise NotFound(
-                f"{resource.kind} {namespace}/{name} does not exist; create it or check the service name",
-                404,
-                "NotFound",
-            )
+            raise _missing(resource, namespace, name)
         return found
 
-    def list(self, resource: Resource, namespace: str, label_selector: str | None = None) -> list[Obj]:
+    def list(self, resource: ApiResource, namespace: str, label_selector: str | None = None) -> list[Obj]:
         """Every object of a kind in the namespace, optionally filtered by labels."""
         query = {"labelSelector": label_selector} if label_selector else None
         answer = self._json("GET", resource.path(namespace), query=query, what=f"list {resource.kind} in {namespace}")
@@ -249,14 +194,14 @@ class Kube:
             item.setdefault("kind", resource.kind)
         return items
 
-    def create(self, resource: Resource, namespace: str, body: Obj) -> Obj:
+    def create(self, resource: ApiResource, namespace: str, body: Obj) -> Obj:
         """Create; 409 AlreadyExists raises :class:`Conflict`."""
         name = body.get("metadata", {}).get("name") or body.get("metadata", {}).get("generateName", "")
         return self._json(
             "POST", resource.path(namespace), body=body, what=f"create {resource.kind} {namespace}/{name}"
         )
 
-    def apply(self, resource: Resource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
+    def apply(self, resource: ApiResource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
         """Server-side apply: create or converge to ``body``, owning exactly the fields it names."""
         name = body["metadata"]["name"]
         return self._json(
@@ -269,7 +214,7 @@ class Kube:
         )
 
     def merge_patch(
-        self, resource: Resource, namespace: str, name: str, patch: Obj, subresource: str | None = None
+        self, resource: ApiResource, namespace: str, name: str, patch: Obj, subresource: str | None = None
     ) -> Obj:
         """JSON merge patch; include ``metadata.resourceVersion`` to make it conditional."""
         return self._json(
@@ -280,7 +225,7 @@ class Kube:
             what=f"patch {resource.kind} {namespace}/{name}{'/' + subresource if subresource else ''}",
         )
 
-    def replace(self, resource: Resource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
+    def replace(self, resource: ApiResource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
         """PUT; the body's resourceVersion makes it fail with :class:`Conflict` if the object moved on."""
         name = body["metadata"]["name"]
         return self._json(
@@ -290,7 +235,7 @@ class Kube:
             what=f"update {resource.kind} {namespace}/{name}{'/' + subresource if subresource else ''}",
         )
 
-    def delete(self, resource: Resource, namespace: str, name: str, *, resource_version: str | None = None) -> bool:
+    def delete(self, resource: ApiResource, namespace: str, name: str, *, resource_version: str | None = None) -> bool:
         """Delete; returns False when it was already gone. A resourceVersion precondition guards against races."""
         body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
         try:
@@ -303,7 +248,7 @@ class Kube:
 
     def modify(
         self,
-        resource: Resource,
+        resource: ApiResource,
         namespace: str,
         name: str,
         mutate: Callable[[Obj], bool],
@@ -317,11 +262,7 @@ class Kube:
             # Always from the server: a write based on a snapshot would only ever conflict.
             live = self._fetch(resource, namespace, name)
             if live is None:
-                raise NotFound(
-                    f"{resource.kind} {namespace}/{name} does not exist; create it or check the service name",
-                    404,
-                    "NotFound",
-                )
+                raise _missing(resource, namespace, name)
             if not mutate(live):
                 return live
             try:
@@ -335,7 +276,7 @@ class Kube:
 
     def watch(
         self,
-        resource: Resource,
+        resource: ApiResource,
         namespace: str,
         *,
         name: str | None = None,
@@ -385,17 +326,27 @@ def _server_message(body: Any) -> str:
         return ""
 
 
-def _api_error(what: str, status: int, reason: str) -> StepError:
-    line = f"{what}: {status} {reason}; {_what_to_do(status)}"
+def _api_error(what: str, status: int, reason: str, writes_before: int) -> StepError:
     if status == 409:
-        return Conflict(line, status, reason)
+        return Conflict(f"{what}: {status} {reason}; {_what_to_do(status)}", status, reason)
     if status == 404:
-        return NotFound(line, status, reason)
-    if status == 422 or status == 400:
-        return BadInput(line)
+        return NotFound(f"{what}: {status} {reason}; {_what_to_do(status)}", status, reason)
+    if status in {400, 422}:
+        if writes_before == 0:
+            return BadInput(f"{what}: {status} {reason}; nothing was written: fix the field the server names")
+        return CheckFailed(
+            f"{what}: {status} {reason}; refused after this step had already made {writes_before} write(s), so it "
+            "stopped part-way: fix the field the server names, then run the pipeline again (its steps converge)"
+        )
     if status in RETRIED_STATUSES:
-        return Transient(line)
-    return ApiError(line, status, reason)
+        return Transient(f"{what}: {status} {reason}; still failing at the retry deadline, run the step again")
+    return ApiError(f"{what}: {status} {reason}; {_what_to_do(status)}", status, reason)
+
+
+def _missing(resource: ApiResource, namespace: str, name: str) -> NotFound:
+    return NotFound(
+        f"{resource.kind} {namespace}/{name} does not exist; create it or check the service name", 404, "NotFound"
+    )
 
 
 def labels_selector(labels: dict[str, str]) -> str:
@@ -403,25 +354,4 @@ def labels_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
-__all__ = [
-    "BLUE_GREEN_DEPLOYMENTS",
-    "DEPLOYMENTS",
-    "DEPLOYMENT_RECORDS",
-    "DESTINATION_RULES",
-    "EVENTS",
-    "HTTP_ROUTES",
-    "NETWORK_POLICIES",
-    "PDBS",
-    "PODS",
-    "SERVICES",
-    "VIRTUAL_SERVICES",
-    "WORKFLOWS",
-    "ApiError",
-    "Conflict",
-    "Kube",
-    "NotFound",
-    "Obj",
-    "Resource",
-    "RetryPolicy",
-    "labels_selector",
-]
+__all__ = ["FIELD_MANAGER", "ApiRetryPolicy", "Kube", "Obj", "labels_selector"]

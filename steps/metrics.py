@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, push_to_gateway
 
-PUSHGATEWAY_URL_ENV = "BLUEGREEN_PUSHGATEWAY_URL"
+from bluegreen_contract import PUSHGATEWAY_URL_ENV
+
 #: The Pushgateway job every run pushes under; the service is the grouping label below it.
 JOB = "bluegreen"
 
@@ -150,4 +151,4 @@ class RunMetrics:
         return PushResult(True, gateway)
 
 
-__all__ = ["JOB", "PUSHGATEWAY_URL_ENV", "PushResult", "RunMetrics"]
+__all__ = ["JOB", "PushResult", "RunMetrics"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -24,16 +24,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bluegreen_contract import ARGO_UI_URL_ENV, SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV
 from bluegreen_spec import Notifications, Stage
-
-SLACK_URL_ENV = "BLUEGREEN_SLACK_WEBHOOK_URL"
-WEBHOOK_URL_ENV = "BLUEGREEN_WEBHOOK_URL"
-ARGO_UI_URL_ENV = "BLUEGREEN_ARGO_UI_URL"
-
-#: Returns seconds on a monotonic scale; only differences are used.
-Clock = Callable[[], float]
-#: Blocks for the given number of seconds.
-Sleep = Callable[[float], None]
+from steps.clock import Clock, Sleep
 
 _log = logging.getLogger(__name__)
 
@@ -99,7 +92,7 @@ class DeliveryResult:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class DeliveryRetryPolicy:
     """How hard a delivery tries: bounded in attempts and in total time, so a notify step always ends."""
 
     max_attempts: int = 5
@@ -241,7 +234,7 @@ class Notifier:
     slack_url: str | None = None
     webhook_url: str | None = None
     argo_ui_url: str | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: DeliveryRetryPolicy = field(default_factory=DeliveryRetryPolicy)
     sleep: Sleep = time.sleep
     clock: Clock = time.monotonic
 
@@ -251,7 +244,7 @@ class Notifier:
         notifications: Notifications,
         environ: Mapping[str, str] = os.environ,
         *,
-        retry: RetryPolicy | None = None,
+        retry: DeliveryRetryPolicy | None = None,
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
     ) -> Notifier:
@@ -261,10 +254,10 @@ class Notifier:
         """
         return cls(
             notifications,
-            slack_url=environ.get(SLACK_URL_ENV, "").strip() or None,
+            slack_url=environ.get(SLACK_WEBHOOK_URL_ENV, "").strip() or None,
             webhook_url=environ.get(WEBHOOK_URL_ENV, "").strip() or None,
             argo_ui_url=environ.get(ARGO_UI_URL_ENV, "").strip() or None,
-            retry=retry or RetryPolicy(),
+            retry=retry or DeliveryRetryPolicy(),
             sleep=sleep,
             clock=clock,
         )
@@ -341,12 +334,9 @@ class Notifier:
 
 
 __all__ = [
-    "ARGO_UI_URL_ENV",
-    "SLACK_URL_ENV",
-    "WEBHOOK_URL_ENV",
     "DeliveryResult",
+    "DeliveryRetryPolicy",
     "Notifier",
-    "RetryPolicy",
     "RunMessage",
     "format_duration",
     "redact_url",

@@ -27,11 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bluegreen_spec import HealthCheck
-
-#: Returns seconds on a monotonic scale; only differences are used.
-Clock = Callable[[], float]
-#: Blocks for the given number of seconds.
-Sleep = Callable[[float], None]
+from steps.clock import Clock, Sleep
 
 #: Sent instead of httpx's default, so the service's access log shows who is asking (the kubelet sends kube-probe/).
 USER_AGENT = "bluegreen-probe/1"
@@ -230,11 +226,9 @@ def run_probe(
 
 
 __all__ = [
-    "Clock",
     "ProbeAttempt",
     "ProbeResult",
     "ProbeVerdict",
-    "Sleep",
     "default_deadline_seconds",
     "format_latency",
     "is_success_status",

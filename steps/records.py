@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
 import bluegreen_spec as spec
-from steps.kube import DEPLOYMENT_RECORDS, EVENTS, Conflict, Kube, Obj
+from bluegreen_contract import DEPLOYMENT_RECORDS, EVENTS
+from steps.clock import now
+from steps.errors import Conflict
+from steps.kube import Kube, Obj
 from steps.log import StepLog
 
 MAX_ENTRIES = 500
@@ -27,11 +29,6 @@ OPEN_PHASES = {
 }
 
 
-def now() -> str:
-    """The current time as the API writes it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Records:
     """Reads and writes one service's DeploymentRecords and Events."""
 
@@ -41,12 +38,13 @@ class Records:
         self.service = service
         self.log = log
 
-    def get(self, name: str) -> Obj | None:
-        """The record, or None."""
-        return self.kube.get(DEPLOYMENT_RECORDS, self.namespace, name)
+    def get(self, name: str) -> spec.DeploymentRecord | None:
+        """The record, read into the model once, or None when it does not exist."""
+        found = self.kube.get(DEPLOYMENT_RECORDS, self.namespace, name)
+        return None if found is None else spec.DeploymentRecord.model_validate(found)
 
-    def open(self, name: str, record_spec: spec.DeploymentRecordSpec) -> Obj:
-        """Create the run's record in phase Deploying; a record that already exists is returned as it is."""
+    def open(self, name: str, record_spec: spec.DeploymentRecordSpec) -> None:
+        """Create the run's record in phase Deploying; a record that already exists is kept as it is."""
         body = {
             "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
             "kind": spec.RECORD_KIND,
@@ -58,18 +56,17 @@ class Records:
             "spec": record_spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
         }
         try:
-            created = self.kube.create(DEPLOYMENT_RECORDS, self.namespace, body)
+            self.kube.create(DEPLOYMENT_RECORDS, self.namespace, body)
         except Conflict:
             existing = self.get(name)
             if existing is None:
                 raise
             self.log("record-exists", record=name)
-            if not existing.get("status"):  # created, but the reply (and the phase after it) was lost
+            if existing.status is None:  # created, but the reply (and the phase after it) was lost
                 self.set_phase(name, spec.Phase.deploying)
-            return existing
+            return
         self.set_phase(name, spec.Phase.deploying)
         self.log("record-opened", record=name, image=record_spec.image)
-        return created
 
     def _modify_status(self, name: str, change: Any) -> Obj:
         def mutate(live: Obj) -> bool:
@@ -183,4 +180,4 @@ class Records:
             self.kube.create(EVENTS, self.namespace, body)
 
 
-__all__ = ["OPEN_PHASES", "Records", "now"]
+__all__ = ["OPEN_PHASES", "Records"]

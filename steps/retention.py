@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import bluegreen_spec as spec
+from steps.clock import format_timestamp, parse_timestamp
 from steps.kube import Obj
-
-_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def until(duration: str, start: datetime | None = None) -> str:
     """The end of a window of ``duration`` that starts now (or at ``start``)."""
-    return ((start or datetime.now(UTC)) + spec.parse_duration(duration)).strftime(_FORMAT)
+    return format_timestamp((start or datetime.now(UTC)) + spec.parse_duration(duration))
 
 
 def stamp_of(deployment: Obj) -> str | None:
@@ -26,11 +25,8 @@ def stamp_of(deployment: Obj) -> str | None:
 
 def has_expired(stamp: str | None, at: datetime | None = None) -> bool:
     """Whether a stamp has passed; a missing or unreadable stamp counts as passed."""
-    if not stamp:
-        return True
-    try:
-        end = datetime.strptime(stamp, _FORMAT).replace(tzinfo=UTC)
-    except ValueError:
+    end = parse_timestamp(stamp)
+    if end is None:
         return True
     return (at or datetime.now(UTC)) >= end
 

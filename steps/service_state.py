@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import bluegreen_spec as spec
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS
 from steps.errors import BadInput
-from steps.kube import BLUE_GREEN_DEPLOYMENTS, Kube, Obj
+from steps.kube import Kube, Obj
 
 HISTORY_IN_STATUS = 10
 

@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS, NETWORK_POLICIES, PODS, SERVICES
 from steps.errors import BadInput, CheckFailed
-from steps.kube import DEPLOYMENTS, NETWORK_POLICIES, PODS, SERVICES, Kube, Obj, labels_selector
+from steps.kube import Kube, Obj, labels_selector
 from steps.log import StepLog
 
 #: Annotation on a slot Deployment naming the image it was deployed with, as the pipeline asked for it.
@@ -183,28 +184,34 @@ def scale(kube: Kube, namespace: str, name: str, replicas: int, log: StepLog) ->
     return True
 
 
-def preview_service(resource: spec.BlueGreenDeployment, main_service: Obj, slot: spec.Slot) -> Obj:
-    """The Service that selects only ``slot``'s pods, for probes and smoke tests before any user traffic."""
+#: The port fields a Service of ours copies from the application's Service; the rest (nodePort) is the cluster's.
+_COPIED_PORT_FIELDS = {"name", "port", "targetPort", "protocol"}
+
+
+def selecting_service(main_service: Obj, name: str, labels: dict[str, str], selector: dict[str, str]) -> Obj:
+    """A Service of ours beside the application's: its ports, its selector narrowed by ``selector``."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": resource.preview_service_name(),
-            "namespace": main_service["metadata"]["namespace"],
-            "labels": {spec.SERVICE_LABEL: resource.service},
-        },
+        "metadata": {"name": name, "namespace": main_service["metadata"]["namespace"], "labels": labels},
         "spec": {
-            "selector": {
-                **(main_service["spec"].get("selector") or {}),
-                spec.SERVICE_LABEL: resource.service,
-                spec.SLOT_LABEL: slot.value,
-            },
+            "selector": {**(main_service["spec"].get("selector") or {}), **selector},
             "ports": [
-                {k: v for k, v in p.items() if k in {"name", "port", "targetPort", "protocol"}}
-                for p in main_service["spec"].get("ports") or []
+                {key: value for key, value in port.items() if key in _COPIED_PORT_FIELDS}
+                for port in main_service["spec"].get("ports") or []
             ],
         },
     }
+
+
+def preview_service(resource: spec.BlueGreenDeployment, main_service: Obj, slot: spec.Slot) -> Obj:
+    """The Service that selects only ``slot``'s pods, for probes and smoke tests before any user traffic."""
+    return selecting_service(
+        main_service,
+        resource.preview_service_name(),
+        {spec.SERVICE_LABEL: resource.service},
+        {spec.SERVICE_LABEL: resource.service, spec.SLOT_LABEL: slot.value},
+    )
 
 
 def point_preview(kube: Kube, resource: spec.BlueGreenDeployment, main_service: Obj, slot: spec.Slot) -> None:
@@ -282,6 +289,7 @@ __all__ = [
     "point_preview",
     "ready_replicas",
     "scale",
+    "selecting_service",
     "slot_deployment",
     "wait_available",
 ]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from steps.kube import WORKFLOWS, Kube
-
-FINISHED_PHASES = {"Succeeded", "Failed", "Error"}
+from bluegreen_contract import WORKFLOW_FINISHED_PHASES, WORKFLOWS
+from steps.kube import Kube
 
 
 class RunState(StrEnum):
@@ -23,7 +22,7 @@ def run_state(kube: Kube, namespace: str, workflow: str) -> RunState:
     if found is None:
         return RunState.gone
     phase = (found.get("status") or {}).get("phase")
-    return RunState.finished if phase in FINISHED_PHASES else RunState.running
+    return RunState.finished if phase in WORKFLOW_FINISHED_PHASES else RunState.running
 
 
-__all__ = ["FINISHED_PHASES", "RunState", "run_state"]
+__all__ = ["RunState", "run_state"]

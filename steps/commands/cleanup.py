@@ -12,10 +12,7 @@ import argparse
 from dataclasses import dataclass, field
 
 import bluegreen_spec as spec
-from steps import retention, slots
-from steps.commands.restore import restore_traffic, retire_slot
-from steps.context import StepContext
-from steps.kube import (
+from bluegreen_contract import (
     BLUE_GREEN_DEPLOYMENTS,
     DEPLOYMENT_RECORDS,
     DEPLOYMENTS,
@@ -24,19 +21,22 @@ from steps.kube import (
     SERVICES,
     VIRTUAL_SERVICES,
     WORKFLOWS,
-    Conflict,
-    Kube,
-    NotFound,
 )
+from steps import retention, slots
+from steps.clock import now
+from steps.context import StepContext
+from steps.errors import Conflict, NotFound
+from steps.kube import Kube
 from steps.log import StepLog
-from steps.records import OPEN_PHASES, now
+from steps.records import OPEN_PHASES
+from steps.restore import restore_traffic, retire_slot
 from steps.service_state import add_history, update_status
 from steps.workflows import RunState, run_state
 
 ROUTER_KINDS = {
-    spec.Router.istio: (VIRTUAL_SERVICES, DESTINATION_RULES),
-    spec.Router.service: (SERVICES,),
-    spec.Router.gateway_api: (HTTP_ROUTES,),
+    spec.RouterKind.istio: (VIRTUAL_SERVICES, DESTINATION_RULES),
+    spec.RouterKind.service: (SERVICES,),
+    spec.RouterKind.gateway_api: (HTTP_ROUTES,),
 }
 
 
@@ -52,7 +52,7 @@ class SweepReport:
 
 def repair(ctx: StepContext, report: SweepReport) -> None:
     """A run left in an open phase whose workflow is gone or finished: restore its from-slot, close as Aborted."""
-    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    status = ctx.status
     if not status.workflow or status.phase.value not in OPEN_PHASES:
         return
     state = run_state(ctx.kube, ctx.namespace, status.workflow)
@@ -64,22 +64,19 @@ def repair(ctx: StepContext, report: SweepReport) -> None:
 
 def _repair(ctx: StepContext, report: SweepReport, state: RunState) -> None:
     ctx.reload()
-    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    status = ctx.status
     if not status.workflow or status.phase.value not in OPEN_PHASES:
         return
     record_name = status.record or ""
     record = ctx.records.get(record_name) if record_name else None
-    from_value = (record or {}).get("spec", {}).get("fromSlot") or (
-        status.active_slot.value if status.active_slot else None
-    )
+    from_slot = (record.spec.from_slot if record else None) or status.active_slot
     reason = (
         f"workflow {status.workflow} is {state.value} but left phase {status.phase.value} (its exit handler "
         "did not run, e.g. after `argo terminate`)"
     )
     ctx.log("repair", workflow=status.workflow, phase=status.phase.value, state=state.value)
     restored = None
-    if from_value is not None:
-        from_slot = spec.Slot(from_value)
+    if from_slot is not None:
         if ctx.router.live_slot() is not from_slot:
             restored, _ = restore_traffic(ctx, from_slot, record_name, "cleanup")
         to_slot = from_slot.other
@@ -91,9 +88,9 @@ def _repair(ctx: StepContext, report: SweepReport, state: RunState) -> None:
         current.phase = spec.Phase.aborted
         current.workflow = None
         current.target_slot = None
-        if from_value is not None:
-            if current.active_slot is not spec.Slot(from_value):
-                current.active_slot = spec.Slot(from_value)
+        if from_slot is not None:
+            if current.active_slot is not from_slot:
+                current.active_slot = from_slot
                 current.active_image = restored or current.active_image
             current.previous_slot = None
             current.previous_image = None
@@ -102,7 +99,7 @@ def _repair(ctx: StepContext, report: SweepReport, state: RunState) -> None:
             spec.HistoryEntry(
                 record=record_name or workflow,
                 workflow=workflow,
-                image=(record or {}).get("spec", {}).get("image", ""),
+                image=record.spec.image if record else "",
                 outcome=spec.Phase.aborted.value,
                 finished_at=now(),
                 reason=reason[:300],
@@ -120,7 +117,7 @@ def _repair(ctx: StepContext, report: SweepReport, state: RunState) -> None:
 
 def remove_expired(ctx: StepContext, report: SweepReport) -> None:
     """Scale down, then delete, slots that are neither live nor retained, re-reading the route first."""
-    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    status = ctx.status
     if status.workflow:
         report.skipped.append(f"{ctx.service}: run {status.workflow} in progress")
         return
@@ -151,7 +148,7 @@ def _remove(ctx: StepContext, report: SweepReport, slot: spec.Slot, live: spec.S
     name = slots.deployment_name(ctx.service, slot)
     for _ in range(REMOVAL_ATTEMPTS):
         ctx.reload()
-        status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+        status = ctx.status
         fresh = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
         if fresh is None:
             return
@@ -203,7 +200,7 @@ def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport
         kube.snapshot(DEPLOYMENT_RECORDS, namespace)
         routers = {r.get("spec", {}).get("traffic", {}).get("router", "istio") for r in resources}
         for router in routers:
-            for resource in ROUTER_KINDS.get(spec.Router(router), ()):
+            for resource in ROUTER_KINDS.get(spec.RouterKind(router), ()):
                 kube.snapshot(resource, namespace)
     for service in services:
         report.services += 1

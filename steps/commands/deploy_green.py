@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS, Output
 from steps import images, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
-from steps.kube import DEPLOYMENTS, Kube
+from steps.kube import Kube
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             "Run the pipeline again so preflight picks the idle slot"
         )
     if live is None:
-        raise CheckFailed(f"{ctx.router.kind()} routes nowhere; run preflight first (it adopts the service)")
+        raise CheckFailed(f"{ctx.router.describe()} routes nowhere; run preflight first (it adopts the service)")
     live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live))
     replicas = max(ctx.resource.spec.replicas, slots.ready_replicas(live_deployment), 1)
     desired = slots.slot_deployment(
@@ -52,7 +53,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     ctx.records.append(args.record, "deploy-green", "slot-available", f"{name}: {replicas} replicas available")
     ctx.records.event("GreenReady", f"{name} is available with {args.image}")
     announce(ctx, spec.Stage.green_ready, args.record)
-    write_outputs(args.output_dir, {"deployment": name})
+    write_outputs(args.output_dir, {Output.deployment: name})
     return 0
 
 

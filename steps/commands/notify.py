@@ -27,9 +27,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         log("notify-skipped", reason=str(error))
         return 0
     name = record_name(args.workflow)
-    record = ctx.records.get(name) or {}
-    record_status = record.get("status") or {}
-    outcome = record_status.get("outcome") or args.workflow_status or "Unknown"
+    record = ctx.records.get(name)
+    record_status = (record.status if record else None) or spec.DeploymentRecordStatus()
+    outcome = record_status.outcome or args.workflow_status or "Unknown"
     message = run_message(ctx, name, outcome, failures.reason(args.failures))
     deliveries = Notifier.from_env(ctx.resource.spec.notifications).send_summary(message)
     metrics = RunMetrics.from_env(ctx.service)
@@ -38,11 +38,11 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     outcomes = [d.to_record() for d in deliveries] + ([pushed.to_record()] if pushed else [])
     for details in outcomes:
         log("delivery", **details)
-        if record:
+        if record is not None:
             ctx.records.append(name, "notify", "delivery", "", **details)
-    if not record:
+    if record is None:
         log("no-record", record=name, outcome=outcome)
-    elif not record_status.get("finishedAt"):
+    elif not record_status.finished_at:
         # The run ended without any step closing its record (e.g. it failed and rollback is off): close it now.
         ctx.records.close(name, spec.Phase.failed if outcome != "Succeeded" else spec.Phase.succeeded, message.reason)
     return 0

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS, PDBS, WORKFLOWS, Output
 from steps import images, slots
+from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
-from steps.commands.adoption import adopt, finish_interrupted_adoption
+from steps.clock import now
 from steps.context import StepContext, record_name, write_outputs
 from steps.errors import BadInput, CheckFailed
-from steps.kube import DEPLOYMENTS, PDBS, WORKFLOWS, Kube, Obj
-from steps.records import now
+from steps.kube import Kube, Obj
 from steps.service_state import update_status
 from steps.workflows import RunState, run_state
 
@@ -27,7 +28,7 @@ MESH_DRAIN_SECONDS = 5
 
 def check_lock(ctx: StepContext, workflow: str) -> str:
     """Refuse when another run still holds the service; returns a note when an abandoned run is taken over."""
-    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    status = ctx.status
     holder = status.workflow
     if not holder or holder == workflow:
         return ""
@@ -107,7 +108,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         live_deployment = kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live))
         if live_deployment is None:
             raise CheckFailed(
-                f"{ctx.router.kind()} routes to {live.value}, but Deployment "
+                f"{ctx.router.describe()} routes to {live.value}, but Deployment "
                 f"{ctx.namespace}/{slots.deployment_name(ctx.service, live)} does not exist; "
                 "restore it or point the route at an existing slot"
             )
@@ -165,11 +166,11 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     write_outputs(
         args.output_dir,
         {
-            "record": name,
-            "live-slot": from_slot.value,
-            "target-slot": from_slot.other.value,
-            "previous-image": previous_image,
-            "analysis-enabled": "true" if ctx.resource.spec.analysis else "false",
+            Output.record: name,
+            Output.live_slot: from_slot.value,
+            Output.target_slot: from_slot.other.value,
+            Output.previous_image: previous_image,
+            Output.analysis_enabled: "true" if ctx.resource.spec.analysis else "false",
         },
     )
     announce(ctx, spec.Stage.started, name)

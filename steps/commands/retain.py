@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from steps import retention, slots
 from steps.announce import announce
+from steps.clock import now
 from steps.context import StepContext
 from steps.errors import CheckFailed
-from steps.kube import DEPLOYMENTS, Kube
-from steps.records import now
+from steps.kube import Kube
 from steps.service_state import add_history, update_status
 
 
@@ -20,7 +21,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     record = ctx.records.get(args.record)
     if record is None:
         raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{args.record} does not exist; run the pipeline again")
-    previous = spec.Slot(record["spec"]["fromSlot"])
+    previous = record.spec.from_slot
+    if previous is None:
+        raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{args.record} names no slot the run started from")
     live = ctx.router.live_slot()
     if live is previous or live is None:
         raise CheckFailed(
@@ -54,10 +57,10 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             status,
             spec.HistoryEntry(
                 record=args.record,
-                workflow=record["spec"]["workflow"],
-                image=record["spec"]["image"],
+                workflow=record.spec.workflow,
+                image=record.spec.image,
                 outcome=spec.Phase.succeeded.value,
-                started_at=record["spec"].get("startedAt"),
+                started_at=record.spec.started_at,
                 finished_at=now(),
             ),
         )
@@ -66,7 +69,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     ctx.records.close(args.record, spec.Phase.succeeded)
     ctx.records.event(
         "Succeeded",
-        f"{record['spec']['image']} is live on slot {live.value}; slot {previous.value} retained until {until}",
+        f"{record.spec.image} is live on slot {live.value}; slot {previous.value} retained until {until}",
     )
     announce(ctx, spec.Stage.succeeded, args.record, spec.Phase.succeeded.value)
     ctx.records.prune(ctx.resource.spec.history_limit)

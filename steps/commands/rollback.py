@@ -16,15 +16,17 @@ import argparse
 import time
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from steps import failures, slots
 from steps.announce import announce
-from steps.commands.restore import restore_traffic, retire_slot
+from steps.clock import now
 from steps.context import StepContext, record_name
 from steps.errors import CheckFailed
-from steps.kube import DEPLOYMENTS, Kube
+from steps.kube import Kube
 from steps.log import StepLog
 from steps.metrics import RunMetrics
-from steps.records import Records, now
+from steps.records import Records
+from steps.restore import restore_traffic, retire_slot
 from steps.service_state import add_history, update_status
 
 
@@ -105,18 +107,19 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
     ctx = StepContext.open(kube, args.namespace, args.service, "rollback")
     record = ctx.records.get(name)
     assert record is not None
-    if (record.get("status") or {}).get("finishedAt"):
+    if record.status is not None and record.status.finished_at:
         ctx.log("already-closed", record=name)
         return 0
-    from_slot = spec.Slot(record["spec"]["fromSlot"])
-    to_slot = spec.Slot(record["spec"]["toSlot"])
+    from_slot, to_slot = record.spec.from_slot, record.spec.to_slot
+    if from_slot is None or to_slot is None:
+        raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{name} names no slots; restore traffic by hand")
     if not ctx.resource.spec.rollback_on_failure:
         ctx.records.append(name, "rollback", "skipped", "spec.rollbackOnFailure is false: traffic left as it is")
         _finish(
             ctx,
             name,
             args.workflow,
-            record["spec"]["image"],
+            record.spec.image,
             spec.Phase.failed,
             f"{reason}; not rolled back (spec.rollbackOnFailure is false)",
             None,
@@ -135,7 +138,7 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
         image, _ = restore_traffic(ctx, from_slot, name, "rollback")
     if kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, to_slot)) is not None:
         retire_slot(ctx, to_slot, name, "rollback")
-    _finish(ctx, name, args.workflow, record["spec"]["image"], spec.Phase.rolled_back, reason, from_slot, image)
+    _finish(ctx, name, args.workflow, record.spec.image, spec.Phase.rolled_back, reason, from_slot, image)
     ctx.records.event("RolledBack", f"traffic on slot {from_slot.value} ({image}): {reason}", warning=True)
     _observe_rollback(ctx, started)
     return 0
@@ -147,9 +150,9 @@ def manual(kube: Kube, args: argparse.Namespace) -> int:
     ctx = StepContext.open(kube, args.namespace, args.service, "rollback")
     live = ctx.router.live_slot()
     if live is None:
-        raise CheckFailed(f"{ctx.router.kind()} routes nowhere, so there is nothing to roll back from")
+        raise CheckFailed(f"{ctx.router.describe()} routes nowhere, so there is nothing to roll back from")
     target = live.other
-    status = ctx.resource.status or spec.BlueGreenDeploymentStatus()
+    status = ctx.status
     target_deployment = kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, target))
     if status.previous_slot is not target or target_deployment is None:
         redeploy = status.previous_image or "the last good image (see `bluegreen-step history`)"

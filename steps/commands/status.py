@@ -11,18 +11,18 @@ from steps.kube import Kube
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """Print the service's state, one fact per line."""
     ctx = StepContext.open(kube, args.namespace, args.service, "status")
-    status = ctx.resource.status
+    status = ctx.status
     live = ctx.router.live_slot()
     facts = {
         "service": f"{ctx.namespace}/{ctx.service}",
         "router": ctx.resource.spec.traffic.router.value,
         "live slot (route)": live.value if live else "-",
-        "active image": (status.active_image if status else None) or "-",
-        "phase": status.phase.value if status else "Idle",
-        "previous slot": (status.previous_slot.value if status and status.previous_slot else "-"),
-        "previous image": (status.previous_image if status else None) or "-",
-        "retained until": (status.retain_until if status else None) or "-",
-        "running workflow": (status.workflow if status else None) or "-",
+        "active image": status.active_image or "-",
+        "phase": status.phase.value,
+        "previous slot": status.previous_slot.value if status.previous_slot else "-",
+        "previous image": status.previous_image or "-",
+        "retained until": status.retain_until or "-",
+        "running workflow": status.workflow or "-",
     }
     width = max(len(k) for k in facts)
     for key, value in facts.items():

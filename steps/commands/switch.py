@@ -11,13 +11,14 @@ import argparse
 import time
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS, Output
 from steps import slots
 from steps.announce import announce
+from steps.clock import now
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
-from steps.kube import DEPLOYMENTS, Kube
+from steps.kube import Kube
 from steps.metrics import RunMetrics
-from steps.records import now
 from steps.service_state import update_status
 
 PROPAGATION_TIMEOUT_SECONDS = 60.0
@@ -79,7 +80,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     metrics.push()
     announce(ctx, spec.Stage.switched, args.record)
     ctx.log("switched", slot=target.value, changed=changed, propagation=propagation)
-    write_outputs(args.output_dir, {"switched-at": switched_at})
+    write_outputs(args.output_dir, {Output.switched_at: switched_at})
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from steps.analysis import AnalysisSample, run_analysis
 from steps.context import StepContext
-from steps.errors import BadInput, CheckFailed
+from steps.errors import CheckFailed
 from steps.kube import Kube
 
 
@@ -22,10 +22,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         ctx.records.append(args.record, "verify", "analysis-sample", result.detail, **result.to_record())
         ctx.log("analysis-sample", **result.to_record())
 
-    try:
-        report = run_analysis(analysis, on_sample=sample)
-    except ValueError as error:
-        raise BadInput(f"spec.analysis of {ctx.service} cannot run: {error}") from None
+    report = run_analysis(analysis, on_sample=sample)
     ctx.records.append(args.record, "verify", "analysis-result", report.reason, **report.to_record())
     if not report.passed:
         raise CheckFailed(f"post-switch analysis of {ctx.service} failed: {report.reason}; the run rolls back")

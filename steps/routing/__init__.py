@@ -13,10 +13,10 @@ from steps.routing.service import ServiceRouter
 
 def router_for(resource: spec.BlueGreenDeployment, kube: Kube, namespace: str, log: StepLog) -> Router:
     """The router the spec asks for."""
-    kinds: dict[spec.Router, type[Router]] = {
-        spec.Router.istio: IstioRouter,
-        spec.Router.service: ServiceRouter,
-        spec.Router.gateway_api: GatewayApiRouter,
+    kinds: dict[spec.RouterKind, type[Router]] = {
+        spec.RouterKind.istio: IstioRouter,
+        spec.RouterKind.service: ServiceRouter,
+        spec.RouterKind.gateway_api: GatewayApiRouter,
     }
     return kinds[resource.spec.traffic.router](resource, kube, namespace, log)
 

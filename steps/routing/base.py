@@ -6,8 +6,9 @@ import abc
 from typing import Any
 
 import bluegreen_spec as spec
+from bluegreen_contract import SERVICES
 from steps.errors import BadInput, CheckFailed
-from steps.kube import SERVICES, Kube, Obj
+from steps.kube import Kube, Obj
 from steps.log import StepLog
 
 #: Response header each route sets, so the data path can be checked without changing the application.
@@ -68,8 +69,8 @@ class Router(abc.ABC):
         live = self.live_slot()
         if live is not slot:
             raise CheckFailed(
-                f"{self.kind()} for {self.service} routes to {live.value if live else 'nothing'} after the switch to "
-                f"{slot.value}; another writer may own it: check its managedFields and run the step again"
+                f"{self.describe()} for {self.service} routes to {live.value if live else 'nothing'} after the "
+                f"switch to {slot.value}; another writer may own it: check its managedFields and run the step again"
             )
 
     def wait_propagated(self, slot: spec.Slot, timeout_seconds: float) -> str:
@@ -77,8 +78,8 @@ class Router(abc.ABC):
         return "not reported by this router"
 
     @abc.abstractmethod
-    def kind(self) -> str:
-        """The kind of the object holding the route, for messages."""
+    def describe(self) -> str:
+        """The object holding the route, such as ``VirtualService apps/cart``, for messages."""
 
 
 def weighted_slot(weights: dict[str, Any]) -> spec.Slot | None:

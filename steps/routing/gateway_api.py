@@ -7,15 +7,17 @@ https://gateway-api.sigs.k8s.io/guides/traffic-splitting/.
 from __future__ import annotations
 
 import bluegreen_spec as spec
+from bluegreen_contract import HTTP_ROUTES, SERVICES
 from steps.errors import BadInput
-from steps.kube import HTTP_ROUTES, SERVICES, Obj
+from steps.kube import Obj
 from steps.routing.base import SLOT_HEADER, Router, weighted_slot
+from steps.slots import selecting_service
 
 
 class GatewayApiRouter(Router):
     """HTTPRoute backendRef weights over one Service per slot."""
 
-    def kind(self) -> str:
+    def describe(self) -> str:
         """The routing object."""
         return f"HTTPRoute {self.namespace}/{self.resource.http_route_name()}"
 
@@ -26,22 +28,12 @@ class GatewayApiRouter(Router):
     def _ensure_slot_services(self) -> None:
         main = self.main_service()
         for slot in spec.Slot:
-            body = {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {
-                    "name": self.slot_service_name(slot),
-                    "namespace": self.namespace,
-                    "labels": {spec.SERVICE_LABEL: self.service, spec.SLOT_LABEL: slot.value},
-                },
-                "spec": {
-                    "selector": {**(main["spec"].get("selector") or {}), spec.SLOT_LABEL: slot.value},
-                    "ports": [
-                        {k: v for k, v in p.items() if k in {"name", "port", "targetPort", "protocol"}}
-                        for p in main["spec"].get("ports") or []
-                    ],
-                },
-            }
+            body = selecting_service(
+                main,
+                self.slot_service_name(slot),
+                {spec.SERVICE_LABEL: self.service, spec.SLOT_LABEL: slot.value},
+                {spec.SLOT_LABEL: slot.value},
+            )
             self.kube.apply(SERVICES, self.namespace, body)
 
     def _rule(self, slot: spec.Slot, port: int) -> Obj:
@@ -79,7 +71,7 @@ class GatewayApiRouter(Router):
         gateway = self.resource.spec.traffic.gateway_api
         if not gateway.parent_refs:
             raise BadInput(
-                f"{self.kind()}: spec.traffic.gatewayApi.parentRefs is empty; name the Gateway to attach to"
+                f"{self.describe()}: spec.traffic.gatewayApi.parentRefs is empty; name the Gateway to attach to"
             )
         if self.live_slot() is slot:
             return False

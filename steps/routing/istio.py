@@ -15,8 +15,9 @@ import time
 from typing import Any
 
 import bluegreen_spec as spec
+from bluegreen_contract import DESTINATION_RULES, VIRTUAL_SERVICES
 from steps.errors import CheckFailed
-from steps.kube import DESTINATION_RULES, VIRTUAL_SERVICES, Obj
+from steps.kube import Obj
 from steps.routing.base import SLOT_HEADER, Router, weighted_slot
 
 ROUTE_NAME = "argo-bluegreen"
@@ -25,7 +26,7 @@ ROUTE_NAME = "argo-bluegreen"
 class IstioRouter(Router):
     """VirtualService weights over DestinationRule subsets."""
 
-    def kind(self) -> str:
+    def describe(self) -> str:
         """The routing object."""
         return f"VirtualService {self.namespace}/{self.resource.virtual_service_name()}"
 

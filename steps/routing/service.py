@@ -8,14 +8,15 @@ kept warm during retention.
 from __future__ import annotations
 
 import bluegreen_spec as spec
-from steps.kube import SERVICES, Obj
+from bluegreen_contract import SERVICES
+from steps.kube import Obj
 from steps.routing.base import Router
 
 
 class ServiceRouter(Router):
     """Flip ``spec.selector[argo-bluegreen.io/slot]`` of the Service."""
 
-    def kind(self) -> str:
+    def describe(self) -> str:
         """The routing object."""
         return f"Service {self.namespace}/{self.resource.router_service_name()}"
 

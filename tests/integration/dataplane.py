@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from steps.kube import DESTINATION_RULES, HTTP_ROUTES, PODS, SERVICES, VIRTUAL_SERVICES, Kube, Obj, labels_selector
+from bluegreen_contract import DESTINATION_RULES, HTTP_ROUTES, PODS, SERVICES, VIRTUAL_SERVICES
+from steps.kube import Kube, Obj, labels_selector
 from steps.routing.istio import ROUTE_NAME
 from testenv.stand_in import OWNER_LABEL
 

@@ -11,9 +11,10 @@ from typing import Any
 from kubernetes import client
 
 import bluegreen_spec as spec
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS
 from pipelines.settings import SERVICE_ACCOUNT
 from steps.cli import main as step_main
-from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS, Kube, RetryPolicy
+from steps.kube import ApiRetryPolicy, Kube
 from steps.log import StepLog
 from steps.routing import router_for
 from testenv.apply import apply_manifest_objects
@@ -203,7 +204,7 @@ def make_service(
     """Install argo-bluegreen into ``namespace`` and create an unmanaged service with its spec."""
     install(admin, namespace)
     stand_in.manage(namespace)
-    fast = RetryPolicy(deadline_seconds=10.0)
+    fast = ApiRetryPolicy(deadline_seconds=10.0)
     sut = ServiceUnderTest(
         namespace,
         name,

@@ -22,8 +22,9 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from steps import slots
-from steps.kube import DEPLOYMENTS, Kube, RetryPolicy
+from steps.kube import ApiRetryPolicy, Kube
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.service_fixture import IMAGE_V2, ServiceUnderTest, make_service
@@ -42,7 +43,7 @@ class CrashingKube(Kube):
     """Counts API writes, and dies just before or just after the one it is told to."""
 
     def __init__(self, api: client.ApiClient, crash_at: int | None = None, when: str = "before") -> None:
-        super().__init__(api, retry=RetryPolicy(deadline_seconds=10.0))
+        super().__init__(api, retry=ApiRetryPolicy(deadline_seconds=10.0))
         self.crash_at = crash_at
         self.when = when
         self.writes: list[str] = []

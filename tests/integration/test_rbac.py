@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from bluegreen_contract import EXECUTOR_RULES, FORBIDDEN_CALLS, STEP_RULES, ApiCall
 from pipelines.settings import SERVICE_ACCOUNT
-from steps.api_calls import EXECUTOR_CALLS, FORBIDDEN_CALLS, STEP_CALLS, ApiCall
 from testenv.cluster import KubeCluster
 from testenv.rest import request
 from tests.integration.installation import install
@@ -52,7 +52,7 @@ def deployer(
 
 def test_every_call_the_steps_and_the_executor_make_is_allowed(deployer: tuple[str, client.ApiClient]) -> None:
     namespace, api = deployer
-    calls = [*STEP_CALLS, *EXECUTOR_CALLS]
+    calls = [call for rule in (*STEP_RULES, *EXECUTOR_RULES) for call in rule.calls()]
     denied = [str(c) for c in calls if not allowed(api, namespace, c.verb, c.group, c.resource, c.subresource)]
     assert denied == []
     assert len(calls) == 63

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
-from steps.kube import NETWORK_POLICIES, VIRTUAL_SERVICES
+from bluegreen_contract import NETWORK_POLICIES, VIRTUAL_SERVICES
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.service_fixture import IMAGE_V2, ServiceUnderTest, make_service

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
-from steps.kube import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, WORKFLOWS
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, WORKFLOWS
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn, Mode
 from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceUnderTest, make_service

@@ -18,9 +18,9 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS, ExitCode
 from pipelines.settings import SERVICE_ACCOUNT
-from steps import exit_codes
-from steps.kube import DEPLOYMENTS, Kube, RetryPolicy
+from steps.kube import ApiRetryPolicy, Kube
 from testenv.cluster import KubeCluster
 from testenv.fault_proxy import FaultProxy, FaultRule
 from testenv.stand_in import DeploymentStandIn
@@ -66,7 +66,7 @@ def service(
 def via(proxy: FaultProxy, sut: ServiceUnderTest, deadline_seconds: float = 10.0) -> ServiceUnderTest:
     """The same service, with the steps' client impersonating the ServiceAccount through ``proxy``."""
     api = proxy.impersonating_api_client(sut.namespace, SERVICE_ACCOUNT)
-    return dataclasses.replace(sut, steps_kube=Kube(api, retry=RetryPolicy(deadline_seconds=deadline_seconds)))
+    return dataclasses.replace(sut, steps_kube=Kube(api, retry=ApiRetryPolicy(deadline_seconds=deadline_seconds)))
 
 
 def step_args(sut: ServiceUnderTest, out: Path, image: str = IMAGE_V2) -> dict[str, list[str]]:
@@ -356,7 +356,7 @@ def test_unavailable_api_exits_transient_naming_the_object(
     started = time.monotonic()
     code = sut.step("preflight", *step_args(sut, tmp_path)["preflight"])
     elapsed = time.monotonic() - started
-    assert code == exit_codes.TRANSIENT
+    assert code == ExitCode.TRANSIENT
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert f"BlueGreenDeployment {sut.namespace}/cart" in lines[0] and "503" in lines[0], lines[0]
@@ -377,7 +377,7 @@ def test_switch_cut_short_by_persistent_faults_resumes(
         assert sut.step(name, *argv[name]) == 0
     capsys.readouterr()
     rule = fault_proxy.inject("PUT", "/virtualservices/cart", 503, times=1_000)
-    assert sut.step("switch", *argv["switch"]) == exit_codes.TRANSIENT
+    assert sut.step("switch", *argv["switch"]) == ExitCode.TRANSIENT
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"VirtualService {sut.namespace}/cart" in lines[0], lines
     assert rule.hits >= 2
@@ -407,7 +407,7 @@ def test_endless_conflicts_exit_transient(
 ) -> None:
     sut = via(fault_proxy, service)
     rule = fault_proxy.inject("PUT", "/bluegreendeployments/cart/status", 409, times=1_000)
-    assert sut.step("preflight", *step_args(sut, tmp_path)["preflight"]) == exit_codes.TRANSIENT
+    assert sut.step("preflight", *step_args(sut, tmp_path)["preflight"]) == ExitCode.TRANSIENT
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"BlueGreenDeployment {sut.namespace}/cart" in lines[0], lines
     assert rule.hits == sut.steps_kube.retry.conflict_attempts
@@ -437,7 +437,7 @@ def test_forbidden_exits_failed_blaming_the_service_account(
         assert sut.step("preflight", *argv["preflight"]) == 0
     capsys.readouterr()
     rule = fault_proxy.inject(method, path, 403, times=1_000)
-    assert sut.step(step, *argv[step]) == exit_codes.FAILED
+    assert sut.step(step, *argv[step]) == ExitCode.FAILED
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert object_named.format(ns=sut.namespace) in lines[0] and "ServiceAccount lacks" in lines[0], lines[0]
@@ -454,7 +454,7 @@ def test_throttling_never_outlives_the_retry_deadline(
     started = time.monotonic()
     code = sut.step("preflight", *step_args(sut, tmp_path)["preflight"])
     elapsed = time.monotonic() - started
-    assert code == exit_codes.TRANSIENT
+    assert code == ExitCode.TRANSIENT
     assert rule.hits >= 1
     assert elapsed < 1.0 + 2.0 + 1.0, f"gave up after {elapsed:.1f} s with a 1 s deadline"
     assert sut.steps_kube.requests == len(fault_proxy.log), "every request sent should be counted"

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from bluegreen_spec import Analysis
 from steps.analysis import AnalysisReport, AnalysisSample, SampleOutcome, run_analysis
@@ -228,6 +229,6 @@ def test_a_given_client_is_used_and_left_open(prometheus: FakePrometheus, clock:
     assert {request.headers["Authorization"] for request in prometheus.received()} == {"Bearer test-token"}
 
 
-def test_a_zero_interval_is_refused() -> None:
-    with pytest.raises(ValueError, match="interval '0s' must be longer than 0s"):
-        run_analysis(analysis("http://127.0.0.1:1", error_rate(), interval="0s"))
+def test_a_zero_interval_is_refused_by_the_spec_before_any_run() -> None:
+    with pytest.raises(ValidationError, match="'0s' is not above zero"):
+        analysis("http://127.0.0.1:1", error_rate(), interval="0s")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bluegreen_spec import Notifications, Stage
-from steps.notifier import DeliveryResult, Notifier, RetryPolicy, RunMessage, format_duration
+from steps.notifier import DeliveryResult, DeliveryRetryPolicy, Notifier, RunMessage, format_duration
 from tests.steps.http_servers import RecordingWebhook, Reply, SkippingClock, unused_port
 
 TOKEN_PATH = "/services/T0000/B0000/secret-token"
@@ -191,7 +191,7 @@ def test_retries_stop_at_the_total_time_limit(receiver: RecordingWebhook, clock:
     notifier = Notifier.from_env(
         notifications(),
         {"BLUEGREEN_SLACK_WEBHOOK_URL": receiver.url},
-        retry=RetryPolicy(total_seconds=5),
+        retry=DeliveryRetryPolicy(total_seconds=5),
         sleep=clock.sleep,
         clock=clock,
     )

@@ -41,7 +41,7 @@ def test_seed_example_loads_with_its_own_values_and_defaults() -> None:
     assert resource.spec.smoke_tests[0].method == "GET"
     assert resource.spec.smoke_tests[0].expected_status == ["2xx"]
     assert resource.spec.smoke_test_budget == "30s"
-    assert resource.spec.traffic.router is spec.Router.istio
+    assert resource.spec.traffic.router is spec.RouterKind.istio
     assert resource.spec.analysis is None
     assert resource.spec.history_limit == 20
 
@@ -114,6 +114,16 @@ def test_router_object_names_default_from_the_service_name() -> None:
         (
             {"analysis": {"prometheusUrl": "http://prom:9090", "queries": [{"name": "errors", "query": "up"}]}},
             "spec.analysis.queries[0]: set max, min or both: a query without a threshold can never fail",
+        ),
+        (
+            {
+                "analysis": {
+                    "prometheusUrl": "http://prom:9090",
+                    "interval": "0s",
+                    "queries": [{"name": "errors", "query": "up", "max": 1}],
+                }
+            },
+            "spec.analysis.interval: '0s' is not above zero; sample at least every second, such as 30s",
         ),
         (
             {"smokeTests": [{"name": "a", "endpoint": "/x", "bodyMatches": "("}]},

@@ -8,10 +8,21 @@ from typing import Any
 
 import pytest
 import yaml
+from hera.workflows import Env
 
-from pipelines.step_container import TRANSIENT_EXIT_CODE
-from steps import exit_codes
-from steps.cli import OUTPUTS, STEPS, build_parser
+from bluegreen_contract import (
+    ARGO_UI_URL_ENV,
+    PUSHGATEWAY_URL_ENV,
+    SLACK_WEBHOOK_URL_ENV,
+    STEP_OUTPUTS,
+    USER_COMMANDS,
+    WEBHOOK_URL_ENV,
+    ExitCode,
+    Step,
+)
+from pipelines.settings import RenderSettings
+from pipelines.step_container import StepSpec, step_container, step_env
+from steps.cli import COMMANDS, build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,28 +62,54 @@ def containers() -> list[tuple[str, dict[str, Any]]]:
 def test_container_arguments_parse_with_the_step_cli(name: str, template: dict[str, Any]) -> None:
     args = [substitute(a) for a in template["container"]["args"]]
     parsed = build_parser().parse_args(args)
-    assert parsed.step in STEPS
+    step = Step(parsed.step)
     assert parsed.namespace == "apps"
     declared = [p["name"] for p in (template.get("outputs") or {}).get("parameters", [])]
-    assert set(declared) <= set(OUTPUTS.get(parsed.step, ())), f"{name} reads outputs the step never writes"
+    assert set(declared) <= set(STEP_OUTPUTS.get(step, ())), f"{name} reads outputs the step never writes"
     if declared:
         assert parsed.output_dir is not None
+        paths = {p["name"]: p["valueFrom"]["path"] for p in template["outputs"]["parameters"]}
+        assert all(path == f"{parsed.output_dir}/{output}" for output, path in paths.items())
+
+
+@pytest.mark.parametrize(("name", "template"), containers(), ids=[n for n, _ in containers()])
+def test_every_variable_a_template_sets_is_one_the_steps_read(name: str, template: dict[str, Any]) -> None:
+    names = {variable["name"] for variable in template["container"].get("env") or []}
+    assert names <= {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ARGO_UI_URL_ENV, PUSHGATEWAY_URL_ENV}
+    assert {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV} <= names, f"{name} gets no notification URLs"
+
+
+def test_render_settings_reach_the_steps_as_the_variables_they_read() -> None:
+    settings = RenderSettings(argo_ui_url="https://argo.example.com", pushgateway_url="http://pushgateway:9091")
+    values = {variable.name: getattr(variable, "value", None) for variable in step_env(settings)}
+    assert values[ARGO_UI_URL_ENV] == "https://argo.example.com"
+    assert values[PUSHGATEWAY_URL_ENV] == "http://pushgateway:9091"
+    env = step_container(StepSpec(template="notify", step=Step.notify), settings).env
+    assert isinstance(env, list)
+    assert PUSHGATEWAY_URL_ENV in {variable.name for variable in env if isinstance(variable, Env)}
+    assert PUSHGATEWAY_URL_ENV not in {variable.name for variable in step_env(RenderSettings())}
 
 
 def test_every_step_is_used_by_some_template() -> None:
     used = {t["container"]["args"][0] for _, t in containers()}
-    assert used == set(STEPS)
+    assert used == {step.value for step in Step}
 
 
-def test_transient_exit_code_is_the_one_templates_retry_on() -> None:
-    assert exit_codes.TRANSIENT == TRANSIENT_EXIT_CODE
+def test_templates_retry_on_the_transient_exit_code_and_no_other() -> None:
+    retried = set()
+    for name, template in containers():
+        strategy = template.get("retryStrategy")
+        if strategy is None:
+            continue
+        codes = re.findall(r"asInt\(lastRetry\.exitCode\) == (\d+)", strategy["expression"])
+        assert codes, f"{name} retries without looking at the exit code"
+        retried |= {int(code) for code in codes}
+    assert retried == {ExitCode.TRANSIENT}
 
 
 def test_every_step_and_user_command_has_an_implementation() -> None:
     import importlib
 
-    from steps.cli import COMMANDS
-
-    assert set(COMMANDS) == {*STEPS, "history", "status"}
+    assert set(COMMANDS) == {*(step.value for step in Step), *USER_COMMANDS}
     for module in COMMANDS.values():
         assert callable(importlib.import_module(module).run)

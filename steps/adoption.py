@@ -8,9 +8,10 @@ is kept (annotated with the slot that took over), so a person can compare or rev
 from __future__ import annotations
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from steps import slots
 from steps.context import StepContext
-from steps.kube import DEPLOYMENTS, Obj
+from steps.kube import Obj
 from steps.service_state import update_status
 
 

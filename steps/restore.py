@@ -7,10 +7,10 @@ is written before the route changes (I3); the route is read back afterwards.
 from __future__ import annotations
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from steps import retention, slots
 from steps.context import StepContext
 from steps.errors import CheckFailed
-from steps.kube import DEPLOYMENTS
 from steps.service_state import update_status
 
 

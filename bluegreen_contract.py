@@ -1,0 +1,295 @@
+"""The step contract: every fact ``pipelines`` and ``steps`` share besides the spec model, each defined once.
+
+The WorkflowTemplates in ``pipelines/`` call the step programs in ``steps/``; the two sides agree here on
+
+* the exit codes a step ends with, and which one the templates retry on;
+* the environment variables the templates set and the steps read;
+* the step names and the output parameters each step writes (Argo reads them with ``valueFrom.path``);
+* Argo's final workflow phases, the values ``{{workflow.status}}`` takes in an exit handler;
+* the Kubernetes API resources the steps call and the RBAC rules that allow exactly those calls. The Role in
+  ``manifests/rbac`` and the README's RBAC table are generated from :data:`STEP_RULES`.
+
+Slot names are :class:`bluegreen_spec.Slot`. A test parses every rendered container's arguments with the step CLI,
+so the templates and the steps cannot disagree without a test failing.
+
+Beside the standard library this module imports only the spec model (for its API group and kinds): no Hera, no
+HTTP client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+import bluegreen_spec as spec
+
+
+class ExitCode(IntEnum):
+    """How a step ends; the templates retry ``TRANSIENT`` only."""
+
+    OK = 0
+    #: The step ran and what it checked failed (an unhealthy version, a breached threshold); do not retry.
+    FAILED = 1
+    #: Bad input or a spec that cannot be acted on; nothing was written.
+    BAD_INPUT = 2
+    #: A transient failure (API unavailable, throttled); running the step again may help (EX_TEMPFAIL).
+    TRANSIENT = 75
+
+
+# -- environment ---------------------------------------------------------------------------------------------------
+
+#: Slack incoming-webhook URL, from the optional notifications Secret.
+SLACK_WEBHOOK_URL_ENV = "BLUEGREEN_SLACK_WEBHOOK_URL"
+#: Generic JSON webhook URL, from the optional notifications Secret.
+WEBHOOK_URL_ENV = "BLUEGREEN_WEBHOOK_URL"
+#: Base URL of the Argo UI, for links in notifications; a render setting.
+ARGO_UI_URL_ENV = "BLUEGREEN_ARGO_UI_URL"
+#: Prometheus Pushgateway the steps push a run's metrics to; a render setting.
+PUSHGATEWAY_URL_ENV = "BLUEGREEN_PUSHGATEWAY_URL"
+
+
+# -- steps and their outputs ---------------------------------------------------------------------------------------
+
+
+class Step(StrEnum):
+    """The ``bluegreen-step`` subcommands the templates run."""
+
+    preflight = "preflight"
+    deploy_green = "deploy-green"
+    probe = "probe"
+    smoke = "smoke"
+    switch = "switch"
+    verify = "verify"
+    retain = "retain"
+    cleanup = "cleanup"
+    rollback = "rollback"
+    notify = "notify"
+
+
+#: Subcommands for people beside the steps; no template runs them.
+USER_COMMANDS = ("history", "status")
+
+
+class Output(StrEnum):
+    """Output parameters a step writes under ``--output-dir``, one file each."""
+
+    record = "record"
+    live_slot = "live-slot"
+    target_slot = "target-slot"
+    previous_image = "previous-image"
+    analysis_enabled = "analysis-enabled"
+    deployment = "deployment"
+    switched_at = "switched-at"
+
+
+STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
+    Step.preflight: (
+        Output.record,
+        Output.live_slot,
+        Output.target_slot,
+        Output.previous_image,
+        Output.analysis_enabled,
+    ),
+    Step.deploy_green: (Output.deployment,),
+    Step.switch: (Output.switched_at,),
+}
+
+#: Argo's final workflow phases; in an exit handler ``{{workflow.status}}`` is one of them.
+WORKFLOW_FINISHED_PHASES = ("Succeeded", "Failed", "Error")
+
+
+# -- the Kubernetes API the steps call -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiResource:
+    """A namespaced API resource the steps read or write."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        """``group/version``, or just the version for the core group."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        """The REST path of the collection, an object, or its subresource."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        path = f"{base}/namespaces/{namespace}/{self.plural}"
+        if name is not None:
+            path += f"/{name}"
+        if subresource is not None:
+            path += f"/{subresource}"
+        return path
+
+
+BLUE_GREEN_DEPLOYMENTS = ApiResource(spec.API_GROUP, spec.API_VERSION, spec.PLURAL, spec.KIND)
+DEPLOYMENT_RECORDS = ApiResource(spec.API_GROUP, spec.API_VERSION, spec.RECORD_PLURAL, spec.RECORD_KIND)
+DEPLOYMENTS = ApiResource("apps", "v1", "deployments", "Deployment")
+SERVICES = ApiResource("", "v1", "services", "Service")
+PODS = ApiResource("", "v1", "pods", "Pod")
+EVENTS = ApiResource("", "v1", "events", "Event")
+SECRETS = ApiResource("", "v1", "secrets", "Secret")
+NETWORK_POLICIES = ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
+PDBS = ApiResource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
+VIRTUAL_SERVICES = ApiResource("networking.istio.io", "v1", "virtualservices", "VirtualService")
+DESTINATION_RULES = ApiResource("networking.istio.io", "v1", "destinationrules", "DestinationRule")
+HTTP_ROUTES = ApiResource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+WORKFLOWS = ApiResource("argoproj.io", "v1alpha1", "workflows", "Workflow")
+WORKFLOW_TASK_RESULTS = ApiResource("argoproj.io", "v1alpha1", "workflowtaskresults", "WorkflowTaskResult")
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One kind of request: a verb on a resource (and subresource) in the workflow's namespace."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str = ""
+    why: str = ""
+
+    def __str__(self) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        return f"{self.verb} {self.group or 'core'}/{resource}"
+
+
+@dataclass(frozen=True)
+class ApiRule:
+    """One RBAC PolicyRule: verbs on resources of one API group, and why the steps need them."""
+
+    resources: tuple[ApiResource, ...]
+    verbs: tuple[str, ...]
+    why: str
+    subresource: str = ""
+
+    @property
+    def api_group(self) -> str:
+        """The rule's API group; every resource of a rule shares it."""
+        return self.resources[0].group
+
+    @property
+    def resource_names(self) -> tuple[str, ...]:
+        """The resources as RBAC names them: ``plural`` or ``plural/subresource``."""
+        suffix = f"/{self.subresource}" if self.subresource else ""
+        return tuple(resource.plural + suffix for resource in self.resources)
+
+    def calls(self) -> tuple[ApiCall, ...]:
+        """Every request the rule allows, one per verb and resource."""
+        return tuple(
+            ApiCall(verb, resource.group, resource.plural, self.subresource, self.why)
+            for resource in self.resources
+            for verb in self.verbs
+        )
+
+
+def _rule(resources: ApiResource | tuple[ApiResource, ...], verbs: str, why: str, subresource: str = "") -> ApiRule:
+    listed = resources if isinstance(resources, tuple) else (resources,)
+    if len({resource.group for resource in listed}) != 1:
+        raise ValueError("one rule, one API group")
+    return ApiRule(listed, tuple(verbs.split()), why, subresource)
+
+
+#: Every call the steps make: the Role grants exactly these, and nothing cluster-scoped. A step that needs a new
+#: call adds it here first; the integration tests prove each one allowed as the rendered ServiceAccount.
+STEP_RULES: tuple[ApiRule, ...] = (
+    _rule(BLUE_GREEN_DEPLOYMENTS, "get list watch", "read each service's spec; cleanup lists them per namespace"),
+    _rule(BLUE_GREEN_DEPLOYMENTS, "get patch update", "record phase, live slot, retention and history", "status"),
+    _rule(
+        DEPLOYMENT_RECORDS,
+        "get list watch create patch update delete",
+        "open one DeploymentRecord per run; prune beyond historyLimit",
+    ),
+    _rule(
+        DEPLOYMENT_RECORDS,
+        "get patch update",
+        "append probe, smoke and transition entries; close the record",
+        "status",
+    ),
+    _rule(
+        DEPLOYMENTS,
+        "get list watch create patch update delete",
+        "create and scale the slot Deployments, watch their rollout, delete expired slots, adopt the original",
+    ),
+    _rule(
+        SERVICES,
+        "get list watch create patch update",
+        "create the preview Service; the service router patches the live selector",
+    ),
+    _rule(
+        PODS,
+        "get list watch",
+        "name the reason (ImagePullBackOff, CrashLoopBackOff) when a slot never becomes available",
+    ),
+    _rule(EVENTS, "create patch", "emit an Event on the BlueGreenDeployment for each transition"),
+    _rule(
+        NETWORK_POLICIES,
+        "get list create patch update",
+        "isolate the blue and green slots of a service from each other",
+    ),
+    _rule(PDBS, "get list", "warn when a service has no PodDisruptionBudget"),
+    _rule(
+        (VIRTUAL_SERVICES, DESTINATION_RULES),
+        "get list watch create patch update",
+        "istio router: one subset per slot, flip the route weights",
+    ),
+    _rule(
+        HTTP_ROUTES, "get list watch create patch update", "gateway-api router: flip the HTTPRoute backendRef weights"
+    ),
+    _rule(WORKFLOWS, "get list", "cleanup repairs runs whose workflow is gone or finished"),
+)
+
+#: What Argo's emissary executor does with the same ServiceAccount to report step outputs.
+EXECUTOR_RULES: tuple[ApiRule, ...] = (
+    _rule(WORKFLOW_TASK_RESULTS, "create patch", "Argo's executor reports step outputs (required since Argo 3.4)"),
+)
+
+#: Calls the ServiceAccount must never be able to make.
+FORBIDDEN_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("get", "", SECRETS.plural, why="notification URLs come from env, never the API"),
+    ApiCall("list", "", SECRETS.plural, why="notification URLs come from env, never the API"),
+    ApiCall(
+        "delete", BLUE_GREEN_DEPLOYMENTS.group, BLUE_GREEN_DEPLOYMENTS.plural, why="the platform team's to remove"
+    ),
+    ApiCall("update", BLUE_GREEN_DEPLOYMENTS.group, BLUE_GREEN_DEPLOYMENTS.plural, why="steps write status only"),
+    ApiCall("delete", "", SERVICES.plural, why="the live Service is never removed"),
+    ApiCall("create", "", PODS.plural, why="pods come from Deployments only"),
+    ApiCall("patch", WORKFLOWS.group, WORKFLOWS.plural, why="steps do not steer Argo"),
+)
+
+
+__all__ = [
+    "ARGO_UI_URL_ENV",
+    "BLUE_GREEN_DEPLOYMENTS",
+    "DEPLOYMENTS",
+    "DEPLOYMENT_RECORDS",
+    "DESTINATION_RULES",
+    "EVENTS",
+    "EXECUTOR_RULES",
+    "FORBIDDEN_CALLS",
+    "HTTP_ROUTES",
+    "NETWORK_POLICIES",
+    "PDBS",
+    "PODS",
+    "PUSHGATEWAY_URL_ENV",
+    "SECRETS",
+    "SERVICES",
+    "SLACK_WEBHOOK_URL_ENV",
+    "STEP_OUTPUTS",
+    "STEP_RULES",
+    "USER_COMMANDS",
+    "VIRTUAL_SERVICES",
+    "WEBHOOK_URL_ENV",
+    "WORKFLOWS",
+    "WORKFLOW_FINISHED_PHASES",
+    "WORKFLOW_TASK_RESULTS",
+    "ApiCall",
+    "ApiResource",
+    "ApiRule",
+    "ExitCode",
+    "Output",
+    "Step",
+]
