@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 NAMESPACE ?= apps
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the test control plane and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests lint test unit bench testenv cluster demo image clean
+.PHONY: install manifests lint fmt test unit bench testenv cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -31,6 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## Fix what ruff can fix and format every file; `make lint` then checks the rest.
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## The real kube-apiserver and etcd, and the pinned third-party CRDs, built into a cache outside the repository.
 testenv:

@@ -19,22 +19,22 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, Output
 from steps.commands.cleanup import sweep
 from steps.kube import Kube
 from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.installation import install
-from tests.integration.service_fixture import ServiceUnderTest, app_deployment, app_service, blue_green, make_service
+from tests.integration.service_helpers import ServiceFactory, ServiceUnderTest, app_deployment, app_service, blue_green
 from tests.steps.http_servers import AppServer, Reply
 
 RUNS = 5
 
 
-def timed(service: ServiceUnderTest, *argv: str) -> float:
+def timed(run_step: Callable[..., int], *args: Any, **kwargs: Any) -> float:
     """Seconds one step takes, in process, as the workflow's ServiceAccount."""
     started = time.perf_counter()
-    assert service.step(*argv) == 0
+    assert run_step(*args, **kwargs) == 0
     return time.perf_counter() - started
 
 
@@ -55,11 +55,9 @@ def service(  # noqa: D103
     impersonating_client: Callable[[str, str], client.ApiClient],
     deployment_stand_in: DeploymentStandIn,
 ) -> ServiceUnderTest:
-    return make_service(
-        kube_cluster.admin_api_client(),
-        impersonating_client,
-        deployment_stand_in,
-        make_namespace("bench"),
+    services = ServiceFactory(kube_cluster, make_namespace, impersonating_client, deployment_stand_in)
+    return services(
+        "bench",
         healthCheck={"httpGet": {"path": "/health", "port": 8080}},
         smokeTests=[{"name": "home", "endpoint": "/"}],
     )
@@ -75,30 +73,18 @@ def test_step_overhead_per_deploy(service: ServiceUnderTest, tmp_path: Path) -> 
         for run in range(RUNS + 1):
             image = f"registry.example.com/shop/cart:{run + 2}.0.0"
             out = tmp_path / str(run)
+            record = f"wf-{run}"
             before = service.steps_kube.requests
             times = {
-                "preflight": timed(
-                    service,
-                    "preflight",
-                    "--service",
-                    "cart",
-                    "--image",
-                    image,
-                    "--workflow",
-                    f"wf-{run}",
-                    "--output-dir",
-                    str(out),
-                ),
+                "preflight": timed(service.run_preflight, image, record, out=out),
             }
-            slot = (out / "target-slot").read_text()
-            record = f"wf-{run}"
-            common = ("--service", "cart", "--slot", slot, "--record", record)
-            times["deploy-green (incl. ready)"] = timed(service, "deploy-green", "--image", image, *common)
-            times["probe (app time)"] = timed(service, "probe", *common, "--base-url", app.url)
-            times["smoke (app time)"] = timed(service, "smoke", *common, "--base-url", app.url)
-            times["switch"] = timed(service, "switch", *common)
-            times["retain"] = timed(service, "retain", "--service", "cart", "--record", record)
-            times["cleanup"] = timed(service, "cleanup", "--service", "cart")
+            slot = (out / Output.target_slot).read_text()
+            times["deploy-green (incl. ready)"] = timed(service.run_deploy_green, image, slot, record)
+            times["probe (app time)"] = timed(service.run_probe, slot, record, app.url)
+            times["smoke (app time)"] = timed(service.run_smoke, slot, record, app.url)
+            times["switch"] = timed(service.run_switch, slot, record)
+            times["retain"] = timed(service.run_retain, record)
+            times["cleanup"] = timed(service.run_cleanup)
             if run == 0:
                 continue  # the first run adopts the service; it is not a steady-state deploy
             requests.append(service.steps_kube.requests - before)
@@ -122,20 +108,11 @@ def test_rollback_time_with_the_old_slot_warm(service: ServiceUnderTest, tmp_pat
     for run in range(RUNS):
         image = f"registry.example.com/shop/cart:{run + 2}.0.0"
         out = tmp_path / str(run)
-        assert (
-            service.step(
-                "preflight", "--service", "cart", "--image", image, "--workflow", f"wf-{run}", "--output-dir", str(out)
-            )
-            == 0
-        )
-        slot = (out / "target-slot").read_text()
-        common = ("--service", "cart", "--slot", slot, "--record", f"wf-{run}")
-        assert service.step("deploy-green", "--image", image, *common) == 0
-        assert service.step("switch", *common) == 0
-        assert service.step("retain", "--service", "cart", "--record", f"wf-{run}") == 0
-        samples["rollback (manual, old slot warm)"].append(
-            timed(service, "rollback", "--service", "cart", "--trigger", "manual", "--workflow", f"rb-{run}")
-        )
+        target, record = service.preflight(image, f"wf-{run}", out)
+        assert service.run_deploy_green(image, target, record) == 0
+        assert service.run_switch(target, record) == 0
+        assert service.run_retain(record) == 0
+        samples["rollback (manual, old slot warm)"].append(timed(service.run_manual_rollback, f"rb-{run}"))
     report("rollback time", samples)
 
 

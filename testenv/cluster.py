@@ -59,11 +59,7 @@ class KubeCluster:
 
     def impersonating_api_client(self, namespace: str, service_account: str) -> client.ApiClient:
         """An ApiClient acting as ``system:serviceaccount:<namespace>:<service_account>``."""
-        api = ImpersonatingApiClient(
-            self.configuration(),
-            user=f"system:serviceaccount:{namespace}:{service_account}",
-            groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
-        )
+        api = ImpersonatingApiClient.as_service_account(self.configuration(), namespace, service_account)
         self._clients.append(api)
         return api
 

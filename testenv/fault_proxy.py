@@ -436,13 +436,9 @@ class FaultProxy:
     def impersonating_api_client(self, namespace: str, service_account: str) -> client.ApiClient:
         """An ApiClient through the proxy acting as ``system:serviceaccount:<namespace>:<service_account>``.
 
-        The same user and groups as ``KubeCluster.impersonating_api_client``; closed by :meth:`stop`.
+        The same identity as ``KubeCluster.impersonating_api_client``; closed by :meth:`stop`.
         """
-        api = ImpersonatingApiClient(
-            self.client_configuration(),
-            user=f"system:serviceaccount:{namespace}:{service_account}",
-            groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
-        )
+        api = ImpersonatingApiClient.as_service_account(self.client_configuration(), namespace, service_account)
         self._clients.append(api)
         return api
 

@@ -71,6 +71,20 @@ class ImpersonatingApiClient(client.ApiClient):
             method, url, header_params=headers, body=body, post_params=post_params, _request_timeout=_request_timeout
         )
 
+    @classmethod
+    def as_service_account(
+        cls, configuration: client.Configuration, namespace: str, service_account: str
+    ) -> ImpersonatingApiClient:
+        """A client acting as ``system:serviceaccount:<namespace>:<service_account>``.
+
+        With the groups the API server gives a ServiceAccount's token, so RBAC decides exactly as it would for a pod.
+        """
+        return cls(
+            configuration,
+            user=f"system:serviceaccount:{namespace}:{service_account}",
+            groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+        )
+
 
 def _send(
     api: client.ApiClient,

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
-from testenv.cluster import KubeCluster
+import bluegreen_spec as spec
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.dataplane import EmulatedDataPlane, LoadReport, run_load
-from tests.integration.service_fixture import IMAGE_V2, make_service
+from tests.integration.service_helpers import IMAGE_V2, ServiceFactory
 from tests.steps.http_servers import AppServer, Reply
 
 pytestmark = pytest.mark.controlplane
@@ -33,22 +32,14 @@ def backends() -> Iterator[dict[str, str]]:
 
 @pytest.mark.parametrize("router", ["istio", "service", "gateway-api"])
 def test_adoption_and_first_deploy_drop_no_request(
-    kube_cluster: KubeCluster,
-    make_namespace: Callable[..., str],
-    impersonating_client: Callable[[str, str], client.ApiClient],
+    make_service: ServiceFactory,
     deployment_stand_in: DeploymentStandIn,
     backends: dict[str, str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     router: str,
 ) -> None:
-    sut = make_service(
-        kube_cluster.admin_api_client(),
-        impersonating_client,
-        deployment_stand_in,
-        make_namespace("adopt"),
-        router=router,
-    )
+    sut = make_service("adopt", router=router)
     # New pods take a while to become Ready, as real ones do: routing early would show as failed requests.
     for name in ("cart-blue", "cart-green"):
         deployment_stand_in.behave(sut.namespace, name, "available", delay_seconds=1.0)
@@ -59,19 +50,11 @@ def test_adoption_and_first_deploy_drop_no_request(
     load.start()
     try:
         out = tmp_path / "out"
-        assert (
-            sut.step(
-                "preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", "wf-1", "--output-dir", str(out)
-            )
-            == 0
-        )
+        assert sut.run_preflight(IMAGE_V2, "wf-1", out=out) == 0
         adopted_at = report.sent
-        assert (
-            sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", "green", "--record", "wf-1")
-            == 0
-        )
-        assert sut.step("switch", "--service", sut.name, "--slot", "green", "--record", "wf-1") == 0
-        assert sut.step("retain", "--service", sut.name, "--record", "wf-1") == 0
+        assert sut.run_deploy_green(IMAGE_V2, spec.Slot.green, "wf-1") == 0
+        assert sut.run_switch(spec.Slot.green, "wf-1") == 0
+        assert sut.run_retain("wf-1") == 0
         sut.stand_in.wait_idle()
         settled = report.sent
         while report.sent < settled + 20 and load.is_alive():

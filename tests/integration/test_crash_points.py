@@ -3,11 +3,10 @@
 For deploy-green, switch, rollback and the cleanup repair, the test first counts the writes the step makes, then for
 each write and each side of it runs the step in a fresh service, stops it dead at that point (a BaseException, so no
 handler in the step can tidy up), checks that traffic is still on an available slot, runs the recovery the pipeline
-would run (the step again, the exit handler's rollback, or the repair cron), and checks the invariants:
-
-* I1: traffic is only ever on a slot whose every replica is available, at the crash and after recovery;
-* I3/I4: the recovery converges to the state a clean run reaches, with status and route agreeing;
-* I6: the run's record exists and, once recovery closes the run, has an outcome.
+would run (the step again, the exit handler's rollback, or the repair cron), and checks the invariants of the
+README's safety section: I1 at the crash and after recovery; I3 and I4 as a recovery that converges to the state a
+clean run reaches, status and route agreeing; I6 as a record that survives and, once recovery closes the run, has an
+outcome.
 """
 
 from __future__ import annotations
@@ -25,9 +24,7 @@ import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
 from steps import slots
 from steps.kube import ApiRetryPolicy, Kube
-from testenv.cluster import KubeCluster
-from testenv.stand_in import DeploymentStandIn
-from tests.integration.service_fixture import IMAGE_V2, ServiceUnderTest, make_service
+from tests.integration.service_helpers import IMAGE_V2, ServiceFactory, ServiceUnderTest
 
 pytestmark = pytest.mark.controlplane
 
@@ -95,11 +92,11 @@ def preflight(sut: ServiceUnderTest, out: Path) -> None:
 
 
 def deploy_green(sut: ServiceUnderTest) -> int:
-    return sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", "green", "--record", wf(sut))
+    return sut.run_deploy_green(IMAGE_V2, spec.Slot.green, wf(sut))
 
 
 def switch(sut: ServiceUnderTest) -> int:
-    return sut.step("switch", "--service", sut.name, "--slot", "green", "--record", wf(sut))
+    return sut.run_switch(spec.Slot.green, wf(sut))
 
 
 def rollback_on_exit(sut: ServiceUnderTest) -> int:
@@ -107,7 +104,7 @@ def rollback_on_exit(sut: ServiceUnderTest) -> int:
 
 
 def cleanup(sut: ServiceUnderTest) -> int:
-    return sut.step("cleanup", "--all-services")
+    return sut.run_cleanup(all_services=True)
 
 
 def up_to_switch(sut: ServiceUnderTest, out: Path) -> None:
@@ -141,10 +138,8 @@ SCENARIOS = [
     Scenario(
         "preflight adopting the service, then preflight again",
         nothing,
-        lambda sut: sut.step("preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", wf(sut)),
-        expect_ok(
-            lambda sut: sut.step("preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", wf(sut))
-        ),
+        lambda sut: sut.run_preflight(IMAGE_V2, wf(sut)),
+        expect_ok(lambda sut: sut.run_preflight(IMAGE_V2, wf(sut))),
         spec.Slot.blue,
         closes_run=False,
         extra_check=adopted,
@@ -208,20 +203,10 @@ def report_total() -> Any:
 
 
 @pytest.fixture
-def service_in(
-    kube_cluster: KubeCluster,
-    make_namespace: Callable[..., str],
-    impersonating_client: Callable[[str, str], client.ApiClient],
-    deployment_stand_in: DeploymentStandIn,
-) -> Callable[[str], ServiceUnderTest]:
+def service_in(make_service: ServiceFactory, make_namespace: Callable[..., str]) -> Callable[[str], ServiceUnderTest]:
+    """Services of one namespace, each named by the test: every crash point gets a fresh one beside the others."""
     namespace = make_namespace("crash")
-
-    def make(name: str) -> ServiceUnderTest:
-        return make_service(
-            kube_cluster.admin_api_client(), impersonating_client, deployment_stand_in, namespace, name=name
-        )
-
-    return make
+    return lambda name: make_service(namespace=namespace, name=name)
 
 
 def with_kube(sut: ServiceUnderTest, kube: Kube) -> ServiceUnderTest:

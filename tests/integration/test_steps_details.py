@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kubernetes import client
 
 import bluegreen_spec as spec
-from bluegreen_contract import NETWORK_POLICIES, VIRTUAL_SERVICES
-from testenv.cluster import KubeCluster
-from testenv.stand_in import DeploymentStandIn
-from tests.integration.service_fixture import IMAGE_V2, ServiceUnderTest, make_service
+from bluegreen_contract import NETWORK_POLICIES, VIRTUAL_SERVICES, WEBHOOK_URL_ENV
+from tests.integration.service_helpers import IMAGE_V2, ServiceFactory, ServiceUnderTest
 from tests.steps.http_servers import RecordingWebhook
 
 pytestmark = pytest.mark.controlplane
-
-
-@pytest.fixture
-def service_factory(
-    kube_cluster: KubeCluster,
-    make_namespace: Callable[..., str],
-    impersonating_client: Callable[[str, str], client.ApiClient],
-    deployment_stand_in: DeploymentStandIn,
-) -> Callable[..., ServiceUnderTest]:
-    def make(**spec_fields: Any) -> ServiceUnderTest:
-        return make_service(
-            kube_cluster.admin_api_client(),
-            impersonating_client,
-            deployment_stand_in,
-            make_namespace("detail"),
-            **spec_fields,
-        )
-
-    return make
 
 
 def deploy(sut: ServiceUnderTest, run: int, out: Path) -> str:
@@ -48,9 +24,9 @@ def deploy(sut: ServiceUnderTest, run: int, out: Path) -> str:
 
 
 def test_records_are_bounded_by_history_limit_and_listed_newest_first(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sut = service_factory(historyLimit=2)
+    sut = make_service("detail", historyLimit=2)
     for run in range(4):
         deploy(sut, run, tmp_path / str(run))
     assert sorted(r["metadata"]["name"] for r in sut.records()) == ["wf-2", "wf-3"]
@@ -67,10 +43,8 @@ def test_records_are_bounded_by_history_limit_and_listed_newest_first(
     assert status["phase"].strip() == "Succeeded"
 
 
-def test_preflight_warns_about_missing_zero_downtime_settings(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
-) -> None:
-    sut = service_factory()
+def test_preflight_warns_about_missing_zero_downtime_settings(make_service: ServiceFactory, tmp_path: Path) -> None:
+    sut = make_service("detail")
     deployment = sut.deployment("cart")
     assert deployment is not None
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -82,20 +56,7 @@ def test_preflight_warns_about_missing_zero_downtime_settings(
         deployment["metadata"].pop(field, None)
     sut.apply(deployment)
     sut.stand_in.wait_idle()
-    assert (
-        sut.step(
-            "preflight",
-            "--service",
-            sut.name,
-            "--image",
-            IMAGE_V2,
-            "--workflow",
-            "wf-w",
-            "--output-dir",
-            str(tmp_path),
-        )
-        == 0
-    )
+    assert sut.run_preflight(IMAGE_V2, "wf-w", out=tmp_path) == 0
     warnings = [e["message"] for e in sut.record("wf-w")["status"]["entries"] if e["event"] == "warning"]
     assert any("no readinessProbe" in w for w in warnings)
     assert any("no preStop hook" in w for w in warnings)
@@ -103,10 +64,8 @@ def test_preflight_warns_about_missing_zero_downtime_settings(
     assert any("no PodDisruptionBudget" in w for w in warnings)
 
 
-def test_slots_are_isolated_and_routes_name_their_slot(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
-) -> None:
-    sut = service_factory()
+def test_slots_are_isolated_and_routes_name_their_slot(make_service: ServiceFactory, tmp_path: Path) -> None:
+    sut = make_service("detail")
     deploy(sut, 0, tmp_path)
     policy = sut.admin_kube.must_get(NETWORK_POLICIES, sut.namespace, "cart-green-isolation")
     assert policy["spec"]["podSelector"]["matchLabels"] == {spec.SERVICE_LABEL: "cart", spec.SLOT_LABEL: "green"}
@@ -121,17 +80,15 @@ def test_slots_are_isolated_and_routes_name_their_slot(
     assert weights == {"blue": 0, "green": 100}
 
 
-def test_isolation_can_be_turned_off(service_factory: Callable[..., ServiceUnderTest], tmp_path: Path) -> None:
-    sut = service_factory(traffic={"router": "istio", "isolateSlots": False})
+def test_isolation_can_be_turned_off(make_service: ServiceFactory, tmp_path: Path) -> None:
+    sut = make_service("detail", traffic={"router": "istio", "isolateSlots": False})
     deploy(sut, 0, tmp_path)
     assert sut.admin_kube.get(NETWORK_POLICIES, sut.namespace, "cart-green-isolation") is None
 
 
-def test_switch_waits_for_istio_to_report_the_route_reconciled(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
-) -> None:
+def test_switch_waits_for_istio_to_report_the_route_reconciled(make_service: ServiceFactory, tmp_path: Path) -> None:
     """Where istiod reports distribution, the switch ends only once the new generation is Reconciled."""
-    sut = service_factory()
+    sut = make_service("detail")
     deploy(sut, 0, tmp_path / "0")
     # From now on "istiod" reports status, and confirms each new generation after a while.
     stop = threading.Event()
@@ -177,15 +134,9 @@ def test_switch_waits_for_istio_to_report_the_route_reconciled(
     thread.start()
     try:
         out = tmp_path / "1"
-        assert (
-            sut.step(
-                "preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", "wf-r", "--output-dir", str(out)
-            )
-            == 0
-        )
-        common = ("--service", sut.name, "--slot", "blue", "--record", "wf-r")
-        assert sut.step("deploy-green", "--image", IMAGE_V2, *common) == 0
-        assert sut.step("switch", *common) == 0
+        assert sut.run_preflight(IMAGE_V2, "wf-r", out=out) == 0
+        assert sut.run_deploy_green(IMAGE_V2, spec.Slot.blue, "wf-r") == 0
+        assert sut.run_switch(spec.Slot.blue, "wf-r") == 0
         switched_at = time.monotonic()
     finally:
         stop.set()
@@ -196,31 +147,20 @@ def test_switch_waits_for_istio_to_report_the_route_reconciled(
 
 
 def test_stage_messages_and_summary_reach_the_webhook(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_service: ServiceFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with RecordingWebhook() as webhook:
-        monkeypatch.setenv("BLUEGREEN_WEBHOOK_URL", webhook.url)
-        sut = service_factory(
+        monkeypatch.setenv(WEBHOOK_URL_ENV, webhook.url)
+        sut = make_service(
+            "detail",
             notifications={
                 "webhook": {"enabled": True},
                 "slack": {"enabled": False},
                 "stages": ["started", "switched", "succeeded"],
-            }
+            },
         )
         workflow = deploy(sut, 0, tmp_path)
-        assert (
-            sut.step(
-                "notify",
-                "--service",
-                sut.name,
-                "--workflow",
-                workflow,
-                "--workflow-status",
-                "Succeeded",
-                "--failures=null",
-            )
-            == 0
-        )
+        assert sut.run_notify(workflow, status="Succeeded") == 0
         events = [body["event"] for body in webhook.bodies()]
     assert events == ["started", "switched", "succeeded", "summary"]
     deliveries = [

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kubernetes import client
 
 import bluegreen_spec as spec
 from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, WORKFLOWS
-from testenv.cluster import KubeCluster
-from testenv.stand_in import DeploymentStandIn, Mode
-from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceUnderTest, make_service
+from testenv.stand_in import Mode
+from tests.integration.service_helpers import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
 from tests.steps.http_servers import AppServer, FakePrometheus, vector
 
 pytestmark = pytest.mark.controlplane
@@ -33,37 +30,14 @@ def app() -> Iterator[AppServer]:
         yield server
 
 
-@pytest.fixture
-def service_factory(
-    kube_cluster: KubeCluster,
-    make_namespace: Callable[..., str],
-    impersonating_client: Callable[[str, str], client.ApiClient],
-    deployment_stand_in: DeploymentStandIn,
-) -> Callable[..., ServiceUnderTest]:
-    def make(name: str = "cart", router: str = "istio", **spec_fields: Any) -> ServiceUnderTest:
-        return make_service(
-            kube_cluster.admin_api_client(),
-            impersonating_client,
-            deployment_stand_in,
-            make_namespace("fail"),
-            name=name,
-            router=router,
-            **spec_fields,
-        )
-
-    return make
-
-
 def test_probe_failure_keeps_traffic_on_blue_and_records_why(
-    service_factory: Callable[..., ServiceUnderTest], app: AppServer, tmp_path: Path
+    make_service: ServiceFactory, app: AppServer, tmp_path: Path
 ) -> None:
-    sut = service_factory(healthCheck=FAST_PROBE)
+    sut = make_service("fail", healthCheck=FAST_PROBE)
     app.route("/health", 503)
     target, record = sut.preflight(IMAGE_V2, "wf-probe", tmp_path)
-    assert (
-        sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record) == 0
-    )
-    assert sut.step("probe", "--service", sut.name, "--slot", target, "--record", record, "--base-url", app.url) == 1
+    assert sut.run_deploy_green(IMAGE_V2, target, record) == 0
+    assert sut.run_probe(target, record, app.url) == 1
     sut.exit_handler("wf-probe", argo_failures("probe", "Error (exit code 1)"))
     assert sut.live_slot() is spec.Slot.blue
     assert sut.replicas("cart-green") == 0
@@ -76,16 +50,12 @@ def test_probe_failure_keeps_traffic_on_blue_and_records_why(
     assert sut.status().workflow is None
 
 
-def test_smoke_failure_keeps_traffic_on_blue(
-    service_factory: Callable[..., ServiceUnderTest], app: AppServer, tmp_path: Path
-) -> None:
-    sut = service_factory(smokeTests=[{"name": "users", "endpoint": "/api/users", "bodyContains": "alice"}])
+def test_smoke_failure_keeps_traffic_on_blue(make_service: ServiceFactory, app: AppServer, tmp_path: Path) -> None:
+    sut = make_service("fail", smokeTests=[{"name": "users", "endpoint": "/api/users", "bodyContains": "alice"}])
     app.route("/api/users", 200)
     target, record = sut.preflight(IMAGE_V2, "wf-smoke", tmp_path)
-    assert (
-        sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record) == 0
-    )
-    assert sut.step("smoke", "--service", sut.name, "--slot", target, "--record", record, "--base-url", app.url) == 1
+    assert sut.run_deploy_green(IMAGE_V2, target, record) == 0
+    assert sut.run_smoke(target, record, app.url) == 1
     sut.exit_handler("wf-smoke", argo_failures("smoke", "Error (exit code 1)"))
     assert sut.live_slot() is spec.Slot.blue
     assert sut.replicas("cart-green") == 0
@@ -96,14 +66,12 @@ def test_smoke_failure_keeps_traffic_on_blue(
 
 @pytest.mark.parametrize("mode", ["never", "progress-deadline-exceeded"])
 def test_green_never_available_fails_fast_and_traffic_stays(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: Mode
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: Mode
 ) -> None:
-    sut = service_factory(readinessTimeout="3s")
+    sut = make_service("fail", readinessTimeout="3s")
     target, record = sut.preflight(IMAGE_V2, "wf-never", tmp_path)
     sut.stand_in.behave(sut.namespace, f"cart-{target}", mode, delay_seconds=0.5, waiting_reason="ImagePullBackOff")
-    assert (
-        sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record) == 1
-    )
+    assert sut.run_deploy_green(IMAGE_V2, target, record) == 1
     err = capsys.readouterr().err
     assert "cart-green" in err and "ImagePullBackOff" in err
     if mode == "progress-deadline-exceeded":
@@ -114,29 +82,25 @@ def test_green_never_available_fails_fast_and_traffic_stays(
     assert sut.record(record)["status"]["outcome"] == "RolledBack"
 
 
-def test_verify_failure_after_switch_restores_blue(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
-) -> None:
+def test_verify_failure_after_switch_restores_blue(make_service: ServiceFactory, tmp_path: Path) -> None:
     with FakePrometheus() as prometheus:
         query = 'sum(rate(http_requests_total{code=~"5.."}[1m]))'
         prometheus.answer(query, vector(0.0), vector(12.0))
-        sut = service_factory(
+        sut = make_service(
+            "fail",
             analysis={
                 "prometheusUrl": prometheus.url,
                 "window": "1s",
                 "interval": "1s",
                 "queries": [{"name": "errors", "query": query, "max": 1.0}],
-            }
+            },
         )
         target, record = sut.preflight(IMAGE_V2, "wf-verify", tmp_path)
         assert (tmp_path / "analysis-enabled").read_text() == "true"
-        assert (
-            sut.step("deploy-green", "--service", sut.name, "--image", IMAGE_V2, "--slot", target, "--record", record)
-            == 0
-        )
-        assert sut.step("switch", "--service", sut.name, "--slot", target, "--record", record) == 0
+        assert sut.run_deploy_green(IMAGE_V2, target, record) == 0
+        assert sut.run_switch(target, record) == 0
         assert sut.live_slot() is spec.Slot.green
-        assert sut.step("verify", "--service", sut.name, "--record", record) == 1
+        assert sut.run_verify(record) == 1
     sut.exit_handler("wf-verify", argo_failures("verify", "Error (exit code 1)"))
     assert sut.live_slot() is spec.Slot.blue
     status = sut.status()
@@ -153,22 +117,17 @@ def test_verify_failure_after_switch_restores_blue(
 
 
 def test_rollback_scales_a_scaled_down_old_slot_up_before_switching(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
+    make_service: ServiceFactory, tmp_path: Path
 ) -> None:
     """flagger#1898 / argo-rollouts#4750: a rollback must never point traffic at a slot with no ready pods."""
-    sut = service_factory()
+    sut = make_service("fail")
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     assert sut.live_slot() is spec.Slot.green
     # Something (an HPA, a person, a cost-saving job) scaled the retained blue slot to zero.
     sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart-blue", {"spec": {"replicas": 0}})
     sut.stand_in.wait_idle()
     sut.stand_in.behave(sut.namespace, "cart-blue", "available", delay_seconds=1.0)
-    assert (
-        sut.step(
-            "rollback", "--service", sut.name, "--trigger", "manual", "--workflow", "rb-1", "--reason", "bad release"
-        )
-        == 0
-    )
+    assert sut.run_manual_rollback("rb-1", reason="bad release") == 0
     assert sut.live_slot() is spec.Slot.blue
     blue = sut.deployment("cart-blue")
     assert blue is not None and blue["spec"]["replicas"] == 2
@@ -180,24 +139,24 @@ def test_rollback_scales_a_scaled_down_old_slot_up_before_switching(
 
 
 def test_one_click_rollback_with_nothing_retained_names_the_image_to_redeploy(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sut = service_factory(retainPreviousVersion="0s")
+    sut = make_service("fail", retainPreviousVersion="0s")
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
-    assert sut.step("cleanup", "--service", sut.name) == 0
+    assert sut.run_cleanup() == 0
     assert sut.deployment("cart-blue") is None
     capsys.readouterr()
-    assert sut.step("rollback", "--service", sut.name, "--trigger", "manual", "--workflow", "rb-1") == 1
+    assert sut.run_manual_rollback("rb-1") == 1
     err = capsys.readouterr().err
     assert "no retained previous version" in err
     assert sut.live_slot() is spec.Slot.green
 
 
 def test_cleanup_never_touches_live_or_retained_slots_even_with_stale_status(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
+    make_service: ServiceFactory, tmp_path: Path
 ) -> None:
     """argo-rollouts#2235: scale-down of the live ReplicaSet; here a stale status must not cost the live slot."""
-    sut = service_factory()
+    sut = make_service("fail")
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
     # Lie in the status: claim blue is live and green is the expired previous version.
     sut.admin_kube.merge_patch(
@@ -214,18 +173,16 @@ def test_cleanup_never_touches_live_or_retained_slots_even_with_stale_status(
         "cart-green",
         {"metadata": {"annotations": {spec.RETAIN_UNTIL_ANNOTATION: "2000-01-01T00:00:00Z"}}},
     )
-    assert sut.step("cleanup", "--all-services") == 0
+    assert sut.run_cleanup(all_services=True) == 0
     assert sut.replicas("cart-green") == 2, "the live slot was scaled down"
     assert sut.replicas("cart-blue") == 2, "the retained slot (retention not over) was removed"
     assert sut.live_slot() is spec.Slot.green
 
 
-def test_cleanup_removes_only_an_expired_previous_slot(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path
-) -> None:
-    sut = service_factory(retainPreviousVersion="0s")
+def test_cleanup_removes_only_an_expired_previous_slot(make_service: ServiceFactory, tmp_path: Path) -> None:
+    sut = make_service("fail", retainPreviousVersion="0s")
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
-    assert sut.step("cleanup", "--all-services") == 0
+    assert sut.run_cleanup(all_services=True) == 0
     assert sut.deployment("cart-blue") is None
     assert sut.replicas("cart-green") == 2
     status = sut.status()
@@ -233,12 +190,12 @@ def test_cleanup_removes_only_an_expired_previous_slot(
 
 
 def test_two_services_in_parallel_without_cross_talk_and_a_second_run_is_refused(
-    service_factory: Callable[..., ServiceUnderTest], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import threading
 
-    cart = service_factory(name="cart")
-    users = service_factory(name="users")
+    cart = make_service("fail", name="cart")
+    users = make_service("fail", name="users")
     errors: list[BaseException] = []
 
     def run(sut: ServiceUnderTest, out: Path) -> None:
@@ -270,7 +227,7 @@ def test_two_services_in_parallel_without_cross_talk_and_a_second_run_is_refused
     )
     before = cart.bgd()["metadata"]["resourceVersion"]
     capsys.readouterr()
-    assert cart.step("preflight", "--service", "cart", "--image", IMAGE_V3, "--workflow", "wf-second") == 1
+    assert cart.run_preflight(IMAGE_V3, "wf-second") == 1
     assert "held by running workflow wf-held" in capsys.readouterr().err
     assert cart.bgd()["metadata"]["resourceVersion"] == before
     assert [r["metadata"]["name"] for r in cart.records() if r["metadata"]["name"] == "wf-second"] == []
@@ -287,12 +244,12 @@ def test_two_services_in_parallel_without_cross_talk_and_a_second_run_is_refused
     ],
 )
 def test_bad_input_fails_clearly_with_no_write(
-    service_factory: Callable[..., ServiceUnderTest],
+    make_service: ServiceFactory,
     capsys: pytest.CaptureFixture[str],
     argv: tuple[str, ...],
     message: str,
 ) -> None:
-    sut = service_factory(imagePolicy={"allowedRegistries": ["registry.example.com/shop"], "requireDigest": True})
+    sut = make_service("fail", imagePolicy={"allowedRegistries": ["registry.example.com/shop"], "requireDigest": True})
     before = sut.bgd()["metadata"]["resourceVersion"]
     args = list(argv)
     if "--service" not in args:
@@ -307,13 +264,13 @@ def test_bad_input_fails_clearly_with_no_write(
 
 
 def test_missing_application_service_is_refused_before_any_write(
-    service_factory: Callable[..., ServiceUnderTest], capsys: pytest.CaptureFixture[str]
+    make_service: ServiceFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sut = service_factory()
+    sut = make_service("fail")
     sut.admin_kube.delete(SERVICES, sut.namespace, "cart")
     before = sut.bgd()["metadata"]["resourceVersion"]
     capsys.readouterr()
-    assert sut.step("preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", "wf-x") == 2
+    assert sut.run_preflight(IMAGE_V2, "wf-x") == 2
     err = capsys.readouterr().err.strip()
     assert f"Service {sut.namespace}/cart does not exist" in err and len(err.splitlines()) == 1
     assert sut.bgd()["metadata"]["resourceVersion"] == before
@@ -322,15 +279,15 @@ def test_missing_application_service_is_refused_before_any_write(
 
 
 def test_invalid_spec_that_got_in_is_refused_before_any_write(
-    service_factory: Callable[..., ServiceUnderTest], capsys: pytest.CaptureFixture[str]
+    make_service: ServiceFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sut = service_factory()
+    sut = make_service("fail")
     # Duplicate smoke test names pass the CRD schema, which cannot express "unique by name", but not the model.
     body = sut.bgd()
     body["spec"]["smokeTests"] = [{"name": "dup", "endpoint": "/a"}, {"name": "dup", "endpoint": "/b"}]
     sut.admin_kube.replace(BLUE_GREEN_DEPLOYMENTS, sut.namespace, body)
     capsys.readouterr()
-    assert sut.step("preflight", "--service", sut.name, "--image", IMAGE_V2, "--workflow", "wf-x") == 2
+    assert sut.run_preflight(IMAGE_V2, "wf-x") == 2
     err = capsys.readouterr().err
     assert "smoke test name 'dup' is used twice" in err
     assert sut.records() == []

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 import bluegreen_spec as spec
-from testenv.cluster import KubeCluster
-from testenv.stand_in import DeploymentStandIn
-from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, IMAGE_V3, make_service
+from tests.integration.service_helpers import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceFactory
 from tests.steps.http_servers import AppServer, Reply
 
 pytestmark = pytest.mark.controlplane
@@ -19,18 +15,12 @@ pytestmark = pytest.mark.controlplane
 
 @pytest.mark.parametrize("router", ["istio", "service", "gateway-api"])
 def test_deploy_twice_blue_green_blue(
-    kube_cluster: KubeCluster,
-    make_namespace: Callable[..., str],
-    impersonating_client: Callable[[str, str], client.ApiClient],
-    deployment_stand_in: DeploymentStandIn,
+    make_service: ServiceFactory,
     tmp_path: Path,
     router: str,
 ) -> None:
     sut = make_service(
-        kube_cluster.admin_api_client(),
-        impersonating_client,
-        deployment_stand_in,
-        make_namespace("happy"),
+        "happy",
         router=router,
         smokeTests=[{"name": "cart-api", "endpoint": "/api/cart", "bodyContains": "items"}],
     )

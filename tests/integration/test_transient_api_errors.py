@@ -15,17 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, ExitCode
 from pipelines.settings import SERVICE_ACCOUNT
 from steps.kube import ApiRetryPolicy, Kube
-from testenv.cluster import KubeCluster
 from testenv.fault_proxy import FaultProxy, FaultRule
-from testenv.stand_in import DeploymentStandIn
-from tests.integration.fault_proxy_fixture import fault_proxy  # noqa: F401
-from tests.integration.service_fixture import IMAGE_V1, IMAGE_V2, ServiceUnderTest, make_service
+from tests.integration.service_helpers import IMAGE_V1, IMAGE_V2, ServiceFactory, ServiceUnderTest
 
 pytestmark = pytest.mark.controlplane
 
@@ -44,23 +40,22 @@ def _report_fault_count(pytestconfig: pytest.Config) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _count_faults(fault_proxy: FaultProxy) -> Iterator[None]:  # noqa: F811
+def _count_faults(fault_proxy: FaultProxy) -> Iterator[None]:
     yield
     _tally["tests"] += 1
     _tally["faults"] += len(fault_proxy.injected())
 
 
 @pytest.fixture
-def service(
-    kube_cluster: KubeCluster,
-    make_namespace: Callable[..., str],
-    impersonating_client: Callable[[str, str], client.ApiClient],
-    deployment_stand_in: DeploymentStandIn,
-) -> ServiceUnderTest:
+def service(make_service: ServiceFactory) -> ServiceUnderTest:
     """An unmanaged service, installed directly; only the steps go through the proxy (see :func:`via`)."""
-    return make_service(
-        kube_cluster.admin_api_client(), impersonating_client, deployment_stand_in, make_namespace("faults")
-    )
+    return make_service("faults")
+
+
+@pytest.fixture
+def sut(fault_proxy: FaultProxy, service: ServiceUnderTest) -> ServiceUnderTest:
+    """The service with its steps going through the fault proxy, retrying for the default ten seconds."""
+    return via(fault_proxy, service)
 
 
 def via(proxy: FaultProxy, sut: ServiceUnderTest, deadline_seconds: float = 10.0) -> ServiceUnderTest:
@@ -69,29 +64,24 @@ def via(proxy: FaultProxy, sut: ServiceUnderTest, deadline_seconds: float = 10.0
     return dataclasses.replace(sut, steps_kube=Kube(api, retry=ApiRetryPolicy(deadline_seconds=deadline_seconds)))
 
 
-def step_args(sut: ServiceUnderTest, out: Path, image: str = IMAGE_V2) -> dict[str, list[str]]:
-    """Each step's command line in the DAG's order, minus the HTTP checks (as in test_steps_happy_path)."""
-    record = WORKFLOW
+def dag_steps(sut: ServiceUnderTest, out: Path, image: str = IMAGE_V2) -> dict[str, Callable[[], int]]:
+    """Each step of the deploy DAG in order, minus the HTTP checks (as in test_steps_happy_path), ready to run."""
+    green = spec.Slot.green
     return {
-        "preflight": [
-            "--service", sut.name, "--image", image, "--workflow", WORKFLOW, "--triggered-by", "ci",
-            "--output-dir", str(out),
-        ],
-        "deploy-green": [
-            "--service", sut.name, "--image", image, "--slot", "green", "--record", record, "--output-dir", str(out),
-        ],
-        "switch": ["--service", sut.name, "--slot", "green", "--record", record, "--output-dir", str(out)],
-        "retain": ["--service", sut.name, "--record", record],
-        "cleanup": ["--service", sut.name],
-    }  # fmt: skip
+        "preflight": lambda: sut.run_preflight(image, WORKFLOW, out=out, triggered_by="ci"),
+        "deploy-green": lambda: sut.run_deploy_green(image, green, WORKFLOW, out=out),
+        "switch": lambda: sut.run_switch(green, WORKFLOW, out=out),
+        "retain": lambda: sut.run_retain(WORKFLOW),
+        "cleanup": sut.run_cleanup,
+    }
 
 
 def deploy(sut: ServiceUnderTest, out: Path, *, before: Callable[[str], object] | None = None) -> None:
     """Run preflight, deploy-green, switch, retain and cleanup, each expected to exit 0."""
-    for name, argv in step_args(sut, out).items():
+    for name, run in dag_steps(sut, out).items():
         if before is not None:
             before(name)
-        code = sut.step(name, *argv)
+        code = run()
         assert code == 0, f"{name} exited {code}"
         if name == "preflight":
             assert (out / "target-slot").read_text() == "green"
@@ -150,11 +140,10 @@ def record_status_path(sut: ServiceUnderTest) -> str:
 
 
 def test_deploy_through_the_proxy_without_faults(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut = via(fault_proxy, service)
     sut.stand_in.behave(sut.namespace, "cart-green", delay_seconds=0.5)  # so deploy-green watches it
     deploy(sut, tmp_path)
     assert_deployed(sut)
@@ -169,11 +158,10 @@ def test_deploy_through_the_proxy_without_faults(
 
 
 def test_throttled_reads_are_retried_after_the_servers_delay(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut = via(fault_proxy, service)
     sut.stand_in.behave(sut.namespace, "cart-green", delay_seconds=0.5)
     rules: list[FaultRule] = []
     # Every step starts by reading the BlueGreenDeployment: each of those first reads is throttled once.
@@ -193,11 +181,10 @@ def test_throttled_reads_are_retried_after_the_servers_delay(
 
 
 def test_throttled_watch_and_list_are_retried(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut = via(fault_proxy, service)
     sut.stand_in.behave(sut.namespace, "cart-green", delay_seconds=0.5)
     watch = fault_proxy.inject("GET", "watch=true", 429, times=2)
     pdbs = fault_proxy.inject("GET", "/poddisruptionbudgets", 429, times=2)
@@ -230,13 +217,12 @@ MORE_WRITE_FAULTS: dict[str, tuple[str, str, int, int]] = {
 
 @pytest.mark.parametrize("fault", list(WRITE_FAULTS), ids=list(WRITE_FAULTS))
 def test_failing_writes_are_retried(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
     fault: str,
 ) -> None:
     method, path, status, times = WRITE_FAULTS[fault]
-    sut = via(fault_proxy, service)
     rule = fault_proxy.inject(method, path, status, times)
     deploy(sut, tmp_path)
     assert_deployed(sut)
@@ -248,11 +234,10 @@ def test_failing_writes_are_retried(
 
 
 def test_many_failing_writes_at_once(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut = via(fault_proxy, service)
     faults = [*WRITE_FAULTS.values(), *MORE_WRITE_FAULTS.values()]
     rules = [fault_proxy.inject(method, path, status, times) for method, path, status, times in faults]
     deploy(sut, tmp_path)
@@ -273,12 +258,11 @@ STATUS_WRITERS: dict[str, tuple[str, ...]] = {
 
 @pytest.mark.parametrize("kind", list(STATUS_WRITERS), ids=["bluegreendeployment-status", "record-status"])
 def test_conflicting_status_updates_are_reread(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
     kind: str,
 ) -> None:
-    sut = via(fault_proxy, service)
     rules: list[FaultRule] = []
 
     def conflicts(step: str) -> None:
@@ -320,13 +304,12 @@ LOST_REPLIES: dict[str, tuple[str, str, str]] = {
 
 @pytest.mark.parametrize("fault", list(LOST_REPLIES))
 def test_lost_replies_converge(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
     fault: str,
 ) -> None:
     method, path, when = LOST_REPLIES[fault]
-    sut = via(fault_proxy, service)
     rules: list[FaultRule] = []
 
     def lose_reply(step: str) -> None:
@@ -346,7 +329,7 @@ def test_lost_replies_converge(
 
 
 def test_unavailable_api_exits_transient_naming_the_object(
-    fault_proxy: FaultProxy,  # noqa: F811
+    fault_proxy: FaultProxy,
     service: ServiceUnderTest,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -354,7 +337,7 @@ def test_unavailable_api_exits_transient_naming_the_object(
     sut = via(fault_proxy, service, deadline_seconds=1.0)
     rule = fault_proxy.inject("GET", bgd_path(sut), 503, times=1_000)
     started = time.monotonic()
-    code = sut.step("preflight", *step_args(sut, tmp_path)["preflight"])
+    code = dag_steps(sut, tmp_path)["preflight"]()
     elapsed = time.monotonic() - started
     assert code == ExitCode.TRANSIENT
     lines = capsys.readouterr().err.strip().splitlines()
@@ -366,18 +349,18 @@ def test_unavailable_api_exits_transient_naming_the_object(
 
 
 def test_switch_cut_short_by_persistent_faults_resumes(
-    fault_proxy: FaultProxy,  # noqa: F811
+    fault_proxy: FaultProxy,
     service: ServiceUnderTest,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sut = via(fault_proxy, service, deadline_seconds=1.0)
-    argv = step_args(sut, tmp_path)
+    steps = dag_steps(sut, tmp_path)
     for name in ("preflight", "deploy-green"):
-        assert sut.step(name, *argv[name]) == 0
+        assert steps[name]() == 0
     capsys.readouterr()
     rule = fault_proxy.inject("PUT", "/virtualservices/cart", 503, times=1_000)
-    assert sut.step("switch", *argv["switch"]) == ExitCode.TRANSIENT
+    assert steps["switch"]() == ExitCode.TRANSIENT
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"VirtualService {sut.namespace}/cart" in lines[0], lines
     assert rule.hits >= 2
@@ -392,7 +375,7 @@ def test_switch_cut_short_by_persistent_faults_resumes(
     # Argo runs the failed step again once the API server is back.
     fault_proxy.clear_faults()
     for name in ("switch", "retain", "cleanup"):
-        assert sut.step(name, *argv[name]) == 0, name
+        assert steps[name]() == 0, name
     assert_deployed(sut, rerun=("switch",))
     entries = [(e["step"], e["event"]) for e in sut.record(WORKFLOW)["status"]["entries"]]
     assert entries.count(("switch", "intent")) == 2, "each attempt records its intent"
@@ -400,14 +383,13 @@ def test_switch_cut_short_by_persistent_faults_resumes(
 
 
 def test_endless_conflicts_exit_transient(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sut = via(fault_proxy, service)
     rule = fault_proxy.inject("PUT", "/bluegreendeployments/cart/status", 409, times=1_000)
-    assert sut.step("preflight", *step_args(sut, tmp_path)["preflight"]) == ExitCode.TRANSIENT
+    assert dag_steps(sut, tmp_path)["preflight"]() == ExitCode.TRANSIENT
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"BlueGreenDeployment {sut.namespace}/cart" in lines[0], lines
     assert rule.hits == sut.steps_kube.retry.conflict_attempts
@@ -422,8 +404,8 @@ def test_endless_conflicts_exit_transient(
     ids=["read-spec", "apply-deployment"],
 )
 def test_forbidden_exits_failed_blaming_the_service_account(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     step: str,
@@ -431,13 +413,12 @@ def test_forbidden_exits_failed_blaming_the_service_account(
     path: str,
     object_named: str,
 ) -> None:
-    sut = via(fault_proxy, service)
-    argv = step_args(sut, tmp_path)
+    steps = dag_steps(sut, tmp_path)
     if step == "deploy-green":
-        assert sut.step("preflight", *argv["preflight"]) == 0
+        assert steps["preflight"]() == 0
     capsys.readouterr()
     rule = fault_proxy.inject(method, path, 403, times=1_000)
-    assert sut.step(step, *argv[step]) == ExitCode.FAILED
+    assert steps[step]() == ExitCode.FAILED
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert object_named.format(ns=sut.namespace) in lines[0] and "ServiceAccount lacks" in lines[0], lines[0]
@@ -445,14 +426,14 @@ def test_forbidden_exits_failed_blaming_the_service_account(
 
 
 def test_throttling_never_outlives_the_retry_deadline(
-    fault_proxy: FaultProxy,  # noqa: F811
+    fault_proxy: FaultProxy,
     service: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
     sut = via(fault_proxy, service, deadline_seconds=1.0)
     rule = fault_proxy.inject("GET", bgd_path(sut), 429, times=1_000, retry_after="2")
     started = time.monotonic()
-    code = sut.step("preflight", *step_args(sut, tmp_path)["preflight"])
+    code = dag_steps(sut, tmp_path)["preflight"]()
     elapsed = time.monotonic() - started
     assert code == ExitCode.TRANSIENT
     assert rule.hits >= 1
@@ -461,14 +442,13 @@ def test_throttling_never_outlives_the_retry_deadline(
 
 
 def test_throttled_writes_wait_for_retry_after(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut = via(fault_proxy, service)
     # A PATCH (server-side apply) is not retried by urllib3, so Kube's own Retry-After handling answers it.
     rule = fault_proxy.inject("PATCH", "/deployments/cart-blue?", 429, times=3, retry_after="1")
-    assert sut.step("preflight", *step_args(sut, tmp_path)["preflight"]) == 0
+    assert dag_steps(sut, tmp_path)["preflight"]() == 0
     assert_fired(fault_proxy, rule)
     log = fault_proxy.log
     gaps = [log[i + 1].at - entry.at for i, entry in enumerate(log) if entry.injected]
@@ -476,12 +456,11 @@ def test_throttled_writes_wait_for_retry_after(
 
 
 def test_cleanup_decides_again_when_the_slot_changes_under_it(
-    fault_proxy: FaultProxy,  # noqa: F811
-    service: ServiceUnderTest,
+    fault_proxy: FaultProxy,
+    sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
     """A 409 on the guarded scale-down (a controller wrote status in between) makes cleanup re-read and retry."""
-    sut = via(fault_proxy, service)
     deploy(sut, tmp_path)
     sut.admin_kube.merge_patch(
         DEPLOYMENTS,
@@ -490,7 +469,7 @@ def test_cleanup_decides_again_when_the_slot_changes_under_it(
         {"metadata": {"annotations": {spec.RETAIN_UNTIL_ANNOTATION: "2000-01-01T00:00:00Z"}}},
     )
     rule = fault_proxy.inject("PATCH", "/deployments/cart-blue", 409, times=2)
-    assert sut.step("cleanup", "--all-services") == 0
+    assert sut.run_cleanup(all_services=True) == 0
     assert_fired(fault_proxy, rule, times=2)
     assert sut.deployment("cart-blue") is None
     assert sut.live_slot() is spec.Slot.green

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bluegreen_contract import PUSHGATEWAY_URL_ENV
 from steps.metrics import PushResult, RunMetrics
 from tests.steps.http_servers import RecordingWebhook, Reply, unused_port
 
@@ -25,7 +26,7 @@ def busy_run(metrics: RunMetrics) -> None:
 
 
 def test_push_reaches_the_service_group_with_every_metric(pushgateway: RecordingWebhook) -> None:
-    metrics = RunMetrics.from_env("user-service", {"BLUEGREEN_PUSHGATEWAY_URL": pushgateway.url})
+    metrics = RunMetrics.from_env("user-service", {PUSHGATEWAY_URL_ENV: pushgateway.url})
     busy_run(metrics)
 
     result = metrics.push()
@@ -57,7 +58,7 @@ def test_each_run_has_its_own_registry(pushgateway: RecordingWebhook) -> None:
 
 def test_without_a_url_nothing_is_pushed(pushgateway: RecordingWebhook) -> None:
     assert RunMetrics.from_env("user-service", {}).push() is None
-    assert RunMetrics.from_env("user-service", {"BLUEGREEN_PUSHGATEWAY_URL": " "}).push() is None
+    assert RunMetrics.from_env("user-service", {PUSHGATEWAY_URL_ENV: " "}).push() is None
     assert RunMetrics("user-service", None).push() is None
     assert pushgateway.received() == []
 

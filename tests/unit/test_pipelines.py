@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bluegreen_contract import SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ExitCode
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -103,7 +105,7 @@ def test_retries_only_where_idempotent_and_useful() -> None:
     for name in retried:
         strategy = templates(DEPLOY)[name]["retryStrategy"]
         assert "backoff" in strategy
-        assert "asInt(lastRetry.exitCode) == 75" in strategy["expression"]
+        assert f"asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}" in strategy["expression"]
 
 
 @pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, CLEANUP], ids=["deploy", "rollback", "cleanup"])
@@ -129,7 +131,7 @@ def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: 
         assert int(template["activeDeadlineSeconds"]) > 0
         env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
         assert all(ref["optional"] is True for ref in env.values())
-        assert {"BLUEGREEN_SLACK_WEBHOOK_URL", "BLUEGREEN_WEBHOOK_URL"} <= env.keys()
+        assert {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV} <= env.keys()
 
 
 def test_metrics_count_runs_durations_and_rollbacks() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pipelines.rbac import readme_table
@@ -22,3 +23,13 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_rbac_table_is_the_one_generated_from_the_rules() -> None:
     assert readme_table() in README, "the README's RBAC table is stale: run `make manifests` and commit README.md"
+
+
+def test_invariants_are_stated_once_and_every_citation_names_one() -> None:
+    stated = re.findall(r"^- \*\*(I\d)\.\*\*", README, flags=re.MULTILINE)
+    assert stated == ["I1", "I2", "I3", "I4", "I5", "I6"]
+    cited = set()
+    for folder in ("steps", "pipelines", "tests", "benchmarks"):
+        for source in (REPO / folder).rglob("*.py"):
+            cited |= set(re.findall(r"\bI(\d+)\b", source.read_text()))
+    assert cited and {f"I{n}" for n in cited} <= set(stated)

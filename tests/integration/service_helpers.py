@@ -1,4 +1,9 @@
-"""A service as a platform team has it before argo-bluegreen: a plain Deployment and Service, plus its spec."""
+"""Helpers for the service under test: a plain Deployment and Service as a team has them, its spec, and the steps.
+
+:class:`ServiceUnderTest` runs each step in-process as the workflow's ServiceAccount through one typed helper per
+step, so a test never builds a step's command line by hand. The ``make_service`` fixture in ``conftest.py`` creates
+one with :func:`make_service`.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,15 @@ from typing import Any
 from kubernetes import client
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS, Output, Step
+from bluegreen_spec import Slot
 from pipelines.settings import SERVICE_ACCOUNT
 from steps.cli import main as step_main
 from steps.kube import ApiRetryPolicy, Kube
 from steps.log import StepLog
 from steps.routing import router_for
 from testenv.apply import apply_manifest_objects
+from testenv.cluster import KubeCluster
 from testenv.stand_in import DeploymentStandIn
 from tests.integration.installation import install
 
@@ -134,11 +141,67 @@ class ServiceUnderTest:
         found = self.deployment(deployment)
         return None if found is None else int(found["spec"]["replicas"])
 
+    # -- one typed helper per step: the command line is built here only --------------------------------------------
+
+    def run_preflight(self, image: str, workflow: str, *, out: Path | None = None, triggered_by: str = "") -> int:
+        """``preflight`` as the deploy template runs it; returns the exit code."""
+        argv = ["--service", self.name, "--image", image, "--workflow", workflow]
+        if triggered_by:
+            argv += ["--triggered-by", triggered_by]
+        return self.step(Step.preflight, *argv, *_output_dir(out))
+
+    def run_deploy_green(self, image: str, slot: Slot | str, record: str, *, out: Path | None = None) -> int:
+        """``deploy-green`` into ``slot``."""
+        return self.step(Step.deploy_green, "--image", image, *self._slot_and_record(slot, record), *_output_dir(out))
+
+    def run_probe(self, slot: Slot | str, record: str, base_url: str) -> int:
+        """``probe`` against ``base_url``, which stands for the slot's preview address."""
+        return self.step(Step.probe, *self._slot_and_record(slot, record), "--base-url", base_url)
+
+    def run_smoke(self, slot: Slot | str, record: str, base_url: str) -> int:
+        """``smoke`` against ``base_url``."""
+        return self.step(Step.smoke, *self._slot_and_record(slot, record), "--base-url", base_url)
+
+    def run_switch(self, slot: Slot | str, record: str, *, out: Path | None = None) -> int:
+        """``switch`` all traffic to ``slot``."""
+        return self.step(Step.switch, *self._slot_and_record(slot, record), *_output_dir(out))
+
+    def run_verify(self, record: str) -> int:
+        """``verify``: the spec's post-switch analysis."""
+        return self.step(Step.verify, "--service", self.name, "--record", record)
+
+    def run_retain(self, record: str) -> int:
+        """``retain``: keep the previous slot, close the run as Succeeded."""
+        return self.step(Step.retain, "--service", self.name, "--record", record)
+
+    def run_cleanup(self, *, all_services: bool = False) -> int:
+        """``cleanup`` of this service, or of every service in the namespace as the CronWorkflow runs it."""
+        return self.step(Step.cleanup, *(["--all-services"] if all_services else ["--service", self.name]))
+
+    def run_manual_rollback(self, workflow: str, reason: str = "") -> int:
+        """The one-click rollback template's step."""
+        argv = ["--service", self.name, "--trigger", "manual", "--workflow", workflow]
+        return self.step(Step.rollback, *argv, *(["--reason", reason] if reason else []))
+
+    def rollback_on_exit(self, workflow: str, failures: str = "null") -> int:
+        """What the deploy's exit handler runs first after a failure."""
+        return self.step(
+            Step.rollback, "--service", self.name, "--trigger", "on-exit", *_run_outcome(workflow, failures)
+        )
+
+    def run_notify(self, workflow: str, failures: str = "null", status: str = "Failed") -> int:
+        """The exit handler's notify step."""
+        return self.step(Step.notify, "--service", self.name, *_run_outcome(workflow, failures, status))
+
+    def _slot_and_record(self, slot: Slot | str, record: str) -> list[str]:
+        return ["--service", self.name, "--slot", Slot(slot).value, "--record", record]
+
+    # -- the DAG's steps in order --------------------------------------------------------------------------------
+
     def preflight(self, image: str, workflow: str, out: Path) -> tuple[str, str]:
         """Run preflight as CI would; returns the target slot and the record from its output files."""
-        argv = ["--service", self.name, "--image", image, "--workflow", workflow, "--triggered-by", "ci"]
-        assert self.step("preflight", *argv, "--output-dir", str(out)) == 0
-        return (out / "target-slot").read_text(), (out / "record").read_text()
+        assert self.run_preflight(image, workflow, out=out, triggered_by="ci") == 0
+        return (out / Output.target_slot).read_text(), (out / Output.record).read_text()
 
     def deploy(self, image: str, workflow: str, out: Path, *, cleanup: bool = True, app_url: str = "") -> str:
         """The deploy DAG's steps in order; returns the slot deployed to.
@@ -146,52 +209,32 @@ class ServiceUnderTest:
         With ``app_url`` (a local server standing for the new slot's preview address) probe and smoke run too.
         """
         target, record = self.preflight(image, workflow, out)
-        common = ("--service", self.name, "--slot", target, "--record", record)
-        assert self.step("deploy-green", "--image", image, *common) == 0
+        assert self.run_deploy_green(image, target, record) == 0
         if app_url:
-            assert self.step("probe", *common, "--base-url", app_url) == 0
-            assert self.step("smoke", *common, "--base-url", app_url) == 0
-        assert self.live_slot() is spec.Slot(target).other, "traffic moved before the switch"
-        assert self.step("switch", *common, "--output-dir", str(out)) == 0
-        assert self.step("retain", "--service", self.name, "--record", record) == 0
+            assert self.run_probe(target, record, app_url) == 0
+            assert self.run_smoke(target, record, app_url) == 0
+        assert self.live_slot() is Slot(target).other, "traffic moved before the switch"
+        assert self.run_switch(target, record, out=out) == 0
+        assert self.run_retain(record) == 0
         if cleanup:
-            assert self.step("cleanup", "--service", self.name) == 0
+            assert self.run_cleanup() == 0
         return target
-
-    def rollback_on_exit(self, workflow: str, failures: str = "null") -> int:
-        """What the deploy's exit handler runs first after a failure."""
-        return self.step(
-            "rollback",
-            "--service",
-            self.name,
-            "--trigger",
-            "on-exit",
-            "--workflow",
-            workflow,
-            "--workflow-status",
-            "Failed",
-            f"--failures={failures}",
-        )
 
     def exit_handler(self, workflow: str, failures: str) -> None:
         """The whole exit handler after a failure: rollback, then notify."""
         assert self.rollback_on_exit(workflow, failures) == 0
-        assert (
-            self.step(
-                "notify",
-                "--service",
-                self.name,
-                "--workflow",
-                workflow,
-                "--workflow-status",
-                "Failed",
-                f"--failures={failures}",
-            )
-            == 0
-        )
+        assert self.run_notify(workflow, failures) == 0
 
 
-def make_service(
+def _output_dir(out: Path | None) -> list[str]:
+    return [] if out is None else ["--output-dir", str(out)]
+
+
+def _run_outcome(workflow: str, failures: str, status: str = "Failed") -> list[str]:
+    return ["--workflow", workflow, "--workflow-status", status, f"--failures={failures}"]
+
+
+def install_service(
     admin: client.ApiClient,
     impersonate: Callable[[str, str], client.ApiClient],
     stand_in: DeploymentStandIn,
@@ -216,3 +259,35 @@ def make_service(
     sut.apply(app_deployment(name, IMAGE_V1, replicas), app_service(name), blue_green(name, router, **spec_fields))
     stand_in.wait_idle()
     return sut
+
+
+@dataclass
+class ServiceFactory:
+    """Creates services under test on the session's cluster, each in a new namespace unless given one."""
+
+    cluster: KubeCluster
+    make_namespace: Callable[..., str]
+    impersonate: Callable[[str, str], client.ApiClient]
+    stand_in: DeploymentStandIn
+
+    def __call__(
+        self,
+        prefix: str = "t",
+        *,
+        namespace: str | None = None,
+        name: str = "cart",
+        router: str = "istio",
+        replicas: int = 2,
+        **spec_fields: Any,
+    ) -> ServiceUnderTest:
+        """An unmanaged service ``name`` with its spec, in ``namespace`` or a new one named after ``prefix``."""
+        return install_service(
+            self.cluster.admin_api_client(),
+            self.impersonate,
+            self.stand_in,
+            namespace or self.make_namespace(prefix),
+            name=name,
+            router=router,
+            replicas=replicas,
+            **spec_fields,
+        )
