@@ -1,0 +1,88 @@
+"""Run the node agent as its own process: ``python -m testenv.node --kubeconfig K ...``.
+
+The cluster orchestrator starts this like any other component and supervises it; the network
+(``--network-index``) must already exist (``network.create_cluster_network``). SIGTERM or SIGINT
+stop every Pod's processes and remove their namespaces and files; the Pod objects stay in the
+API, as they would when a kubelet stops. Logs are JSON lines on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from testenv.node.agent import NodeAgent
+from testenv.node.network import network_for_index
+
+_STANDARD_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time, level, message and every ``extra`` field."""
+
+    def format(self, record: logging.LogRecord) -> str:  # noqa: D102
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_RECORD_FIELDS})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging() -> None:
+    """Send the agent's logs to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    logger = logging.getLogger("testenv.node")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m testenv.node", description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", type=Path, required=True, help="admin kubeconfig of the API server")
+    parser.add_argument("--network-index", type=int, required=True, help="the cluster network's index n")
+    parser.add_argument("--workdir", type=Path, required=True, help="directory for Pod files (created)")
+    parser.add_argument("--argoexec", type=Path, default=None, help="the built argoexec binary")
+    parser.add_argument("--node-name", default=None, help="Node name (default bluegreen-node-<n>)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the agent and run until SIGTERM/SIGINT."""
+    args = parse_args(argv)
+    configure_logging()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    agent = NodeAgent(
+        kubeconfig=args.kubeconfig,
+        net=network_for_index(args.network_index),
+        workdir=args.workdir,
+        argoexec=args.argoexec,
+        node_name=args.node_name,
+    )
+    agent.start()
+    stop.wait()
+    agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
