@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ POD_HOST_VETH_PREFIX = "bgv"
 POD_IFACE = "eth0"
 FIRST_POD_HOST = 2
 LAST_POD_HOST = 254
+KILL_WAIT_SECONDS = 10.0
 
 
 class NetworkError(RuntimeError):
@@ -159,11 +161,21 @@ def list_netns() -> list[str]:
 
 
 def _kill_netns_processes(netns: str) -> None:
-    """SIGKILL every process inside ``netns``: a namespace must not be deleted under live programs."""
-    out = _ip("netns", "pids", netns, check=False).stdout
-    for word in out.split():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(word), signal.SIGKILL)
+    """SIGKILL every process inside ``netns`` and wait until they are gone (bounded).
+
+    A namespace must not be deleted under live programs, and a caller that reports the sweep
+    done must be able to rely on it.
+    """
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        pids = [int(w) for w in _ip("netns", "pids", netns, check=False).stdout.split() if w.isdigit()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # Bounded poll: a killed process leaves the namespace asynchronously.
+        time.sleep(0.02)
 
 
 def _delete_netns(netns: str) -> None:
