@@ -103,7 +103,7 @@ class NodeAgent:
             worker.stop()
         for worker in workers:
             worker.thread.join(timeout=30)
-        self.cgroups.sweep()
+        self.cgroups.remove()
         network.sweep_pod_networks(self.net)
         self.api.close()
         log.info("node agent stopped", extra={"node": self.node_name})

@@ -73,6 +73,11 @@ class PodCgroups:
         if self.base is not None:
             _kill_group(self.base / pod_uid)
 
+    def remove(self) -> None:
+        """Kill what is left and remove this node's cgroup directory (when the agent stops)."""
+        if self.base is not None:
+            _kill_group(self.base)
+
     def sweep(self) -> list[str]:
         """Kill and remove every Pod cgroup of this node (a fresh agent owns no processes yet)."""
         if self.base is None or not self.base.is_dir():
