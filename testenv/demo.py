@@ -24,9 +24,10 @@ from types import FrameType
 
 from testenv.demo_service import (
     DEPLOY_TEMPLATE,
+    REPO,
     ROLLBACK_TEMPLATE,
     DemoService,
-    create_demo_service,
+    apply_service_file,
     demo_image,
     install_manifests,
 )
@@ -35,6 +36,7 @@ from testenv.run_cluster import Interrupted, start_cluster
 from testenv.workflow_run import WorkflowRun
 
 SERVICE = "user-service"
+EXAMPLE = REPO / "examples" / "demo" / "user-service.yaml"
 EXIT_OK = 0
 EXIT_STORY_FAILED = 1
 EXIT_NO_CLUSTER = 2
@@ -122,8 +124,8 @@ def _print_chapter(chapter: Chapter, say: Callable[[str], None]) -> None:
 def run_story(cluster: LocalCluster, say: Callable[[str], None]) -> list[Chapter]:
     """Walk the four parts of the story; returns each with what was observed."""
     install_manifests(cluster)
-    say(f"installed the manifests; creating {SERVICE} (demo app v1, 3 replicas) as its team has it")
-    service = create_demo_service(cluster, name=SERVICE, tag="v1", replicas=3)
+    say(f"installed the manifests; applying {EXAMPLE.relative_to(REPO)}: {SERVICE} v1 as its team runs it")
+    service = apply_service_file(cluster, EXAMPLE, SERVICE)
     chapters = [
         Chapter("1. adopt v1", "Succeeded", demo_image("v1")),
         Chapter("2. deploy v2", "Succeeded", demo_image("v2")),

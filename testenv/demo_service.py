@@ -244,3 +244,12 @@ def create_demo_service(
         ["kubectl", "rollout", "status", f"deployment/{name}", "-n", NAMESPACE, "--timeout=180s"], timeout=200
     )
     return DemoService(cluster, name)
+
+
+def apply_service_file(cluster: LocalCluster, path: Path, name: str) -> DemoService:
+    """`kubectl apply -n apps -f <path>` for a file holding a service's objects; return once its Deployment is up."""
+    cluster.run_tool(["kubectl", "apply", "-n", NAMESPACE, "-f", str(path)])
+    cluster.run_tool(
+        ["kubectl", "rollout", "status", f"deployment/{name}", "-n", NAMESPACE, "--timeout=180s"], timeout=200
+    )
+    return DemoService(cluster, name)

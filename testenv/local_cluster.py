@@ -230,11 +230,18 @@ class LocalCluster:
         return f"export KUBECONFIG={self.kubeconfig_path}\nexport PATH={self.tools_dir}:$PATH"
 
     def run_tool(
-        self, argv: Sequence[str], *, timeout: float = 300.0, check: bool = True, input_text: str | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 300.0,
+        check: bool = True,
+        input_text: str | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``kubectl ...`` or ``argo ...`` exactly as a user would in a shell with :meth:`shell_exports`."""
         proc = subprocess.run(
             list(argv),
+            cwd=cwd,
             env=self.tool_env(),
             capture_output=True,
             text=True,

@@ -11,14 +11,17 @@ from typing import Any
 
 import pytest
 
-from testenv.demo_service import DemoService, create_demo_service, demo_image, install_manifests
+from testenv.demo_service import REPO, DemoService, create_demo_service, demo_image
 from testenv.local_cluster import LocalCluster
+from tests.e2e.readme_blocks import readme_block
 
 
 @pytest.fixture(scope="session")
 def installed(local_cluster: LocalCluster) -> LocalCluster:
-    """The cluster with argo-bluegreen installed by the README's own commands."""
-    install_manifests(local_cluster)
+    """The cluster with argo-bluegreen installed by the README's own install commands, run as written."""
+    for command in readme_block("install"):
+        proc = local_cluster.run_tool(["bash", "-c", command], check=False, cwd=REPO)
+        assert proc.returncode == 0, f"README install command failed: {command}\n{proc.stdout}\n{proc.stderr}"
     return local_cluster
 
 
