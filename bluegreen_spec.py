@@ -175,11 +175,30 @@ class SmokeTest(_Model):
 
 
 class IstioRouting(_Model):
-    """Names of the Istio objects; each defaults from the service name."""
+    """The Istio objects and the routes in them that argo-bluegreen may change; names default from the service.
+
+    Destinations always go to the in-cluster per-slot Services ``<svc>-blue`` and ``<svc>-green``; the hosts
+    clients call (``hosts``, ``host``) are only the VirtualService's own ``hosts`` when the steps create it.
+    """
 
     virtual_service: Name | None = None
     destination_rule: Name | None = None
-    host: str | None = Field(default=None, pattern=DNS1123_SUBDOMAIN, description="Host the routes apply to.")
+    host: str | None = Field(
+        default=None,
+        pattern=DNS1123_SUBDOMAIN,
+        description="A host clients call, added to hosts; kept for older specs.",
+    )
+    hosts: list[Annotated[str, Field(pattern=DNS1123_SUBDOMAIN)]] = Field(
+        default_factory=list,
+        description="Hosts clients call (VirtualService hosts, may be external names on a gateway); used only "
+        "when the steps create the VirtualService. Default: the Service's in-cluster name.",
+    )
+    routes: list[Name] = Field(
+        default_factory=list,
+        description="Names of the http routes of a user-owned VirtualService whose destinations for this service "
+        "the steps flip (as Argo Rollouts' virtualService.routes); every http route with a destination for the "
+        "service if empty.",
+    )
     gateways: list[str] = Field(default_factory=list, description="Gateways the VirtualService binds; mesh if empty.")
     port: Port | None = Field(default=None, description="Service port to route to; the Service's only port if unset.")
 
@@ -286,10 +305,18 @@ class BlueGreenDeploymentSpec(_Model):
     """What a platform team writes for one service."""
 
     replicas: int = Field(default=2, ge=1, le=1000)
+    deployment: Name | None = Field(
+        default=None,
+        description="The existing Deployment to adopt on the first run, when it is not named like the service.",
+    )
     container: Name | None = Field(default=None, description="Container whose image changes; the first if unset.")
     health_check: HealthCheck
     smoke_tests: list[SmokeTest] = Field(default_factory=list)
     smoke_test_budget: Duration = Field(default="30s", description="Time all smoke tests together may take.")
+    smoke_test_port: Port | None = Field(
+        default=None,
+        description="Service port the smoke tests call; the routed service port (spec.traffic) if unset.",
+    )
     readiness_timeout: Duration = Field(default="10m", description="How long the new slot may take to be available.")
     rollback_on_failure: bool = True
     retain_previous_version: Duration = "1h"
@@ -382,6 +409,10 @@ class BlueGreenDeployment(_Model):
     def destination_rule_name(self) -> str:
         """The Istio DestinationRule with one subset per slot."""
         return self.spec.traffic.istio.destination_rule or self.service
+
+    def adopted_deployment_name(self) -> str:
+        """The unmanaged Deployment the first run adopts."""
+        return self.spec.deployment or self.service
 
     def router_service_name(self) -> str:
         """The Service whose selector the ``service`` router patches."""

@@ -185,7 +185,8 @@ def scale(kube: Kube, namespace: str, name: str, replicas: int, log: StepLog) ->
 
 
 #: The port fields a Service of ours copies from the application's Service; the rest (nodePort) is the cluster's.
-_COPIED_PORT_FIELDS = {"name", "port", "targetPort", "protocol"}
+#: ``appProtocol`` matters to meshes and gateways (Istio picks the protocol from it), so it travels with the port.
+_COPIED_PORT_FIELDS = {"name", "port", "targetPort", "protocol", "appProtocol"}
 
 
 def selecting_service(main_service: Obj, name: str, labels: dict[str, str], selector: dict[str, str]) -> Obj:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
-from bluegreen_contract import DEPLOYMENTS, PDBS, WORKFLOWS, Output
+from bluegreen_contract import DEPLOYMENTS, PDBS, SERVICES, WORKFLOWS, Output
 from steps import images, slots
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
@@ -92,12 +92,36 @@ def zero_downtime_warnings(ctx: StepContext, deployment: Obj) -> list[str]:
     return warnings
 
 
+def other_services_reaching_slots(ctx: StepContext, deployment: Obj) -> list[str]:
+    """Services besides ours whose selector matches the slot pods: paths that do not follow the switch."""
+    labels = {
+        **(deployment["spec"]["template"].get("metadata", {}).get("labels") or {}),
+        spec.SLOT_LABEL: spec.Slot.blue.value,  # both slots' pods differ only in this label
+    }
+    main = ctx.resource.router_service_name()
+    warnings = []
+    for service in ctx.kube.list(SERVICES, ctx.namespace):
+        name = service["metadata"]["name"]
+        selector = {k: v for k, v in (service["spec"].get("selector") or {}).items() if k != spec.SLOT_LABEL}
+        ours = (service["metadata"].get("labels") or {}).get(spec.SERVICE_LABEL) == ctx.service
+        if name == main or ours or not selector:
+            continue
+        if all(labels.get(key) == value for key, value in selector.items()):
+            warnings.append(
+                f"Service {ctx.namespace}/{name} selects the pods of both slots of {ctx.service} (selector "
+                f"{selector}): its clients reach the idle slot before the switch and the previous one after it; "
+                f"add {spec.SLOT_LABEL} to its selector, or point its clients at Service {main}"
+            )
+    return warnings
+
+
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The preflight step."""
     reference = images.parse(args.image)
     ctx = StepContext.open(kube, args.namespace, args.service, "preflight")
     images.check_policy(reference, ctx.resource.spec.image_policy, ctx.service)
     ctx.router.main_service()
+    ctx.router.check()
     name = record_name(args.workflow)
     takeover = check_lock(ctx, args.workflow)
 
@@ -160,7 +184,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         finish_interrupted_adoption(ctx, name)
 
     assert live_deployment is not None
-    for warning in zero_downtime_warnings(ctx, live_deployment):
+    warnings = [*zero_downtime_warnings(ctx, live_deployment), *other_services_reaching_slots(ctx, live_deployment)]
+    for warning in warnings:
         ctx.records.append(name, "preflight", "warning", warning)
         ctx.log("warning", message=warning)
     write_outputs(

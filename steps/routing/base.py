@@ -10,6 +10,7 @@ from bluegreen_contract import SERVICES
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube, Obj
 from steps.log import StepLog
+from steps.routing.slot_services import pinned_slot
 
 #: Response header each route sets, so the data path can be checked without changing the application.
 SLOT_HEADER = "x-bluegreen-slot"
@@ -56,6 +57,9 @@ class Router(abc.ABC):
             )
         return ports[0]
 
+    def check(self) -> None:  # noqa: B027 - most routers have nothing to refuse
+        """Refuse, before any write, a route the router could not flip without touching what is not ours."""
+
     @abc.abstractmethod
     def live_slot(self) -> spec.Slot | None:
         """The slot that receives all traffic, read from the route; None when no route exists yet."""
@@ -71,6 +75,16 @@ class Router(abc.ABC):
             raise CheckFailed(
                 f"{self.describe()} for {self.service} routes to {live.value if live else 'nothing'} after the "
                 f"switch to {slot.value}; another writer may own it: check its managedFields and run the step again"
+            )
+
+    def verify_pinned(self, slot: spec.Slot) -> None:
+        """Fail unless the application's Service selects only ``slot``'s pods (clients outside the route)."""
+        pinned = pinned_slot(self.main_service())
+        if pinned is not slot:
+            raise CheckFailed(
+                f"Service {self.namespace}/{self.resource.router_service_name()} selects "
+                f"{pinned.value if pinned else 'both slots'} after the switch to {slot.value}; another writer may "
+                "own its selector: check its managedFields and run the step again"
             )
 
     def wait_propagated(self, slot: spec.Slot, timeout_seconds: float) -> str:

@@ -2,7 +2,7 @@
 
 There is no kube-proxy, Envoy or kubelet here, so no real packet follows a Service selector or a VirtualService. This
 observer does the next best thing: for every request it reads the routing objects and Pods from the API server *at
-that moment* (the Service selector; the VirtualService weights and DestinationRule subsets; or the HTTPRoute backends),
+that moment* (the Service selector; the VirtualService weights over the slot Services; or the HTTPRoute backends),
 picks a Ready Pod the way endpoints would, and sends the request to a local HTTP server standing for that Pod's
 Deployment. A request fails when the route selects no Ready Pod or the backend fails.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bluegreen_contract import DESTINATION_RULES, HTTP_ROUTES, PODS, SERVICES, VIRTUAL_SERVICES
+from bluegreen_contract import HTTP_ROUTES, PODS, SERVICES, VIRTUAL_SERVICES
 from steps.kube import Kube, Obj, labels_selector
 from steps.routing.istio import ROUTE_NAME
 from testenv.stand_in import OWNER_LABEL
@@ -55,10 +55,10 @@ class EmulatedDataPlane:
                 r for r in (virtual_service or {}).get("spec", {}).get("http") or [] if r.get("name") == ROUTE_NAME
             ]
             if routes:
-                subsets = [d["destination"]["subset"] for d in routes[0]["route"] if int(d.get("weight", 0)) > 0]
-                rule = self.kube.must_get(DESTINATION_RULES, self.namespace, self.service)
-                labels = {s["name"]: s.get("labels") or {} for s in rule["spec"]["subsets"]}
-                selector.update(labels[subsets[0]])
+                # Host-level routing: the destination holding the weight names a slot Service.
+                hosts = [d["destination"]["host"] for d in routes[0]["route"] if int(d.get("weight", 0)) > 0]
+                backend = self.kube.must_get(SERVICES, self.namespace, hosts[0].split(".")[0])
+                selector = dict(backend["spec"]["selector"])
         elif self.router == "gateway-api":
             route = self.kube.get(HTTP_ROUTES, self.namespace, self.service)
             if route is not None:

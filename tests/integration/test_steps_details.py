@@ -74,10 +74,11 @@ def test_slots_are_isolated_and_routes_name_their_slot(make_service: ServiceFact
         e for p in peers for e in p.get("podSelector", {}).get("matchExpressions", [])
     ]
     route = sut.admin_kube.must_get(VIRTUAL_SERVICES, sut.namespace, "cart")["spec"]["http"][0]
-    headers = {d["destination"]["subset"]: d["headers"]["response"]["set"]["x-bluegreen-slot"] for d in route["route"]}
-    weights = {d["destination"]["subset"]: d["weight"] for d in route["route"]}
-    assert headers == {"blue": "blue", "green": "green"}
-    assert weights == {"blue": 0, "green": 100}
+    host = f"{{}}.{sut.namespace}.svc.cluster.local".format
+    headers = {d["destination"]["host"]: d["headers"]["response"]["set"]["x-bluegreen-slot"] for d in route["route"]}
+    weights = {d["destination"]["host"]: d["weight"] for d in route["route"]}
+    assert headers == {host("cart-blue"): "blue", host("cart-green"): "green"}
+    assert weights == {host("cart-blue"): 0, host("cart-green"): 100}
 
 
 def test_isolation_can_be_turned_off(make_service: ServiceFactory, tmp_path: Path) -> None:
