@@ -20,6 +20,7 @@ start does not sweep.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -40,7 +41,7 @@ from kubernetes import client
 
 from testenv import crds
 from testenv.controlplane import ApiServing, ControlPlane, ControlPlaneError, die_with_parent, free_port
-from testenv.node.network import ClusterNetwork, create_cluster_network, destroy_cluster_network
+from testenv.node.network import ClusterNetwork, create_cluster_network, destroy_cluster_network, network_for_index
 from testenv.paths import Artifacts
 from testenv.rest import KubeApiError, request
 
@@ -119,18 +120,26 @@ class ClusterTuning:
 class LocalCluster:
     """The running cluster: addresses, credentials and handles for tests and the demo."""
 
-    artifacts: Artifacts
+    artifacts: Artifacts | None
     tuning: ClusterTuning = field(default_factory=ClusterTuning)
     network: ClusterNetwork | None = None
-    control_plane: ControlPlane | None = None
+    control_plane: ControlPlane | _AttachedControlPlane | None = None
     workdir: Path = field(default_factory=Path)
     argo_server_url: str = ""
     metrics_url: str = ""
     start_seconds: float = 0.0
+    owned: bool = True
     _components: list[_Component] = field(default_factory=list)
     _api: client.ApiClient | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    @property
+    def built(self) -> Artifacts:
+        """The programs this cluster runs; only a cluster this process starts has them."""
+        if self.artifacts is None:
+            raise ClusterStartError("an attached cluster is run by another process; it cannot be started here")
+        return self.artifacts
 
     def start(self, timeout: float = 240.0, progress: Callable[[str], None] | None = None) -> None:
         """Bring every component up and return once a Pod can be scheduled and run, or raise and clean up."""
@@ -157,10 +166,13 @@ class LocalCluster:
         self.start_seconds = time.monotonic() - started
 
     def stop(self) -> None:
-        """Stop every component (last started first), then the control plane, then the network. Idempotent."""
-        if self._api is not None:
-            self._api.close()  # type: ignore[no-untyped-call]
-            self._api = None
+        """Stop every component (last started first), then the control plane, then the network. Idempotent.
+
+        A cluster this process only attached to (:meth:`attach`) is left running: only the clients close.
+        """
+        self._api_close()
+        if not self.owned:
+            return
         for component in reversed(self._components):
             _terminate(component.process, grace=15.0 if component.name == "node-agent" else 5.0)
         self._components.clear()
@@ -179,6 +191,47 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- attaching to a cluster another process runs ------------------------------------------------------------
+
+    @property
+    def description_path(self) -> Path:
+        """Where a running cluster describes itself for :meth:`attach`."""
+        return self.workdir / "cluster.json"
+
+    def write_description(self) -> Path:
+        """Write what another process needs to use this cluster (see :meth:`attach`)."""
+        assert self.control_plane is not None and self.network is not None
+        pki = self.control_plane.pki
+        description = {
+            "kubeconfig": str(self.kubeconfig_path),
+            "server": self.server,
+            "networkIndex": self.network.index,
+            "argoServer": self.argo_server_url,
+            "controllerMetrics": self.metrics_url,
+            "workdir": str(self.workdir),
+            "caCert": str(pki.ca_cert),
+            "adminCert": str(pki.admin_cert),
+            "adminKey": str(pki.admin_key),
+        }
+        self.description_path.write_text(json.dumps(description, indent=2) + "\n")
+        return self.description_path
+
+    @classmethod
+    def attach(cls, description: Path) -> LocalCluster:
+        """A handle on a cluster that another process (``make cluster``) started; :meth:`stop` leaves it running."""
+        info = json.loads(description.read_text())
+        cluster = cls(None, owned=False)
+        cluster.workdir = Path(info["workdir"])
+        cluster.network = network_for_index(int(info["networkIndex"]))
+        cluster.control_plane = _AttachedControlPlane(
+            kubeconfig_path=Path(info["kubeconfig"]),
+            server=str(info["server"]),
+            pki=_ClientPki(Path(info["caCert"]), Path(info["adminCert"]), Path(info["adminKey"])),
+        )
+        cluster.argo_server_url = str(info["argoServer"])
+        cluster.metrics_url = str(info["controllerMetrics"])
+        return cluster
 
     # -- what users and tests use ----------------------------------------------------------------------------------
 
@@ -270,14 +323,14 @@ class LocalCluster:
             extra_serving_ips=(net.kubernetes_service_ip,),
             with_controllers=True,
         )
-        cp = self.control_plane = ControlPlane(self.artifacts, serving)
-        seed = _seed_dir(self.artifacts, net)
+        cp = self.control_plane = ControlPlane(self.built, serving)
+        seed = _seed_dir(self.built, net)
         seeded = seed.is_dir()
         try:
             cp.start(timeout=max(10.0, deadline - time.monotonic()), etcd_seed=seed if seeded else None)
         except ControlPlaneError as exc:
             raise ClusterStartError(str(exc)) from exc
-        docs = crds.load_crds(self.artifacts.crd_dirs.values())
+        docs = crds.load_crds(self.built.crd_dirs.values())
         if seeded:
             crds.wait_established(self.api, [str(d["metadata"]["name"]) for d in docs])
         else:
@@ -289,12 +342,12 @@ class LocalCluster:
 
     def _start_kubernetes_components(self, net: ClusterNetwork) -> None:
         cp = self.control_plane
-        assert cp is not None
+        assert isinstance(cp, ControlPlane)
         kubeconfig = str(cp.kubeconfig_path)
         self._spawn(
             "kube-controller-manager",
             [
-                str(self.artifacts.kube_controller_manager),
+                str(self.built.kube_controller_manager),
                 f"--kubeconfig={kubeconfig}",
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
@@ -312,7 +365,7 @@ class LocalCluster:
         self._spawn(
             "kube-scheduler",
             [
-                str(self.artifacts.kube_scheduler),
+                str(self.built.kube_scheduler),
                 f"--kubeconfig={kubeconfig}",
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
@@ -326,7 +379,7 @@ class LocalCluster:
             "kube-proxy",
             net.run_in_node(
                 [
-                    str(self.artifacts.kube_proxy),
+                    str(self.built.kube_proxy),
                     f"--kubeconfig={kubeconfig}",
                     "--proxy-mode=nftables",
                     f"--hostname-override={NODE_NAME}",
@@ -359,11 +412,11 @@ class LocalCluster:
 }}
 """
         )
-        self._spawn("coredns", net.run_in_node([str(self.artifacts.coredns), "-conf", str(corefile)]))
+        self._spawn("coredns", net.run_in_node([str(self.built.coredns), "-conf", str(corefile)]))
 
     def _start_node_agent(self, net: ClusterNetwork) -> None:
         cp = self.control_plane
-        assert cp is not None
+        assert isinstance(cp, ControlPlane)
         agent_work = self.workdir / "node"
         agent_work.mkdir()
         self._spawn(
@@ -379,7 +432,7 @@ class LocalCluster:
                 "--workdir",
                 str(agent_work),
                 "--argoexec",
-                str(self.artifacts.argoexec),
+                str(self.built.argoexec),
                 "--node-name",
                 NODE_NAME,
             ],
@@ -388,7 +441,7 @@ class LocalCluster:
 
     def _start_argo(self, net: ClusterNetwork) -> None:
         cp = self.control_plane
-        assert cp is not None
+        assert isinstance(cp, ControlPlane)
         _ensure_namespace(self.api, ARGO_NAMESPACE)
         metrics_port = 9090
         controller_config = {
@@ -403,7 +456,7 @@ class LocalCluster:
             "workflow-controller",
             net.run_in_node(
                 [
-                    str(self.artifacts.workflow_controller),
+                    str(self.built.workflow_controller),
                     f"--kubeconfig={cp.kubeconfig_path}",
                     f"--namespace={ARGO_NAMESPACE}",
                     f"--configmap={CONTROLLER_CONFIGMAP}",
@@ -418,7 +471,7 @@ class LocalCluster:
             "argo-server",
             net.run_in_node(
                 [
-                    str(self.artifacts.argo),
+                    str(self.built.argo),
                     "server",
                     f"--kubeconfig={cp.kubeconfig_path}",
                     f"--namespace={ARGO_NAMESPACE}",
@@ -432,7 +485,7 @@ class LocalCluster:
         self.argo_server_url = f"http://{net.node_ip}:{server_port}"
         self.metrics_url = f"https://{net.node_ip}:{metrics_port}/metrics"
         self.tools_dir.mkdir(exist_ok=True)
-        for tool in (self.artifacts.kubectl, self.artifacts.argo):
+        for tool in (self.built.kubectl, self.built.argo):
             (self.tools_dir / tool.name).symlink_to(tool)
 
     def _wait_until_usable(self, deadline: float) -> None:
@@ -488,6 +541,25 @@ class LocalCluster:
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]
             self._api = None
+
+
+@dataclass(frozen=True)
+class _ClientPki:
+    ca_cert: Path
+    admin_cert: Path
+    admin_key: Path
+
+
+@dataclass
+class _AttachedControlPlane:
+    """The parts of :class:`ControlPlane` a client needs, for a control plane another process runs."""
+
+    kubeconfig_path: Path
+    server: str
+    pki: _ClientPki
+
+    def stop(self) -> None:
+        """Not ours to stop."""
 
 
 def _python() -> str:

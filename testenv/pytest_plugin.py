@@ -1,10 +1,13 @@
-"""Pytest fixtures giving tests a real Kubernetes API server (see ``testenv/__init__.py``).
+"""Pytest fixtures giving tests a real Kubernetes cluster (see ``testenv/README.md``).
 
-Tests that need the control plane are marked ``controlplane``. When the artifacts are not built
-those tests are skipped with one line saying how to build them; under CI (env ``CI`` set) that
-skip becomes a failure, so a pipeline cannot pass by silently running nothing. Set
-``BLUEGREEN_TESTENV_BUILD=1`` to build from inside pytest instead, or
-``BLUEGREEN_TEST_KUBECONFIG`` to test against an existing cluster.
+One local cluster of real components serves the whole session: API-level tests (marked ``controlplane``) and Pod and
+end-to-end tests (marked ``cluster``) share it, so a Deployment a test applies is rolled out by the real deployment and
+replicaset controllers and its Pods are run by the node agent. When the artifacts are not built those tests are skipped
+with one line saying how to build them; under CI (env ``CI`` set) that skip becomes a failure, so a pipeline cannot
+pass by silently running nothing. Set ``BLUEGREEN_TESTENV_BUILD=1`` to build from inside pytest instead,
+``BLUEGREEN_TEST_CLUSTER`` to use a running ``make cluster``, or ``BLUEGREEN_TEST_KUBECONFIG`` to run the
+``controlplane`` tests against another running cluster (its Pod and Service addresses must be reachable from this host,
+as those of ``make cluster`` are).
 """
 
 from __future__ import annotations
@@ -21,17 +24,14 @@ from kubernetes import client
 
 from testenv import paths
 from testenv.apply import ApplyError, ApplyResult, apply_manifest_objects
-from testenv.cluster import KubeCluster, connect_existing, existing_kubeconfig, start_local
-from testenv.controlplane import DISABLED_ADMISSION_PLUGINS
+from testenv.cluster import KubeCluster, connect_existing, existing_kubeconfig, on_local_cluster
 from testenv.crds import install_crds, load_crds, wait_established
 from testenv.local_cluster import ClusterStartError, ClusterTuning, LocalCluster, host_problems
 from testenv.rest import KubeApiError, request
-from testenv.stand_in import MANAGED_LABEL, DeploymentStandIn
 
 __all__ = [
     "ApplyError",
     "ApplyResult",
-    "DeploymentStandIn",
     "KubeCluster",
     "apply_manifest_objects",
     "install_crds",
@@ -42,6 +42,8 @@ __all__ = [
 SESSION_LABEL = "argo-bluegreen.test/session"
 BUILD_ENV = "BLUEGREEN_TESTENV_BUILD"
 REQUEUE_ENV = "BLUEGREEN_TEST_REQUEUE_TIME"
+# A running `make cluster` prints this variable; the end-to-end tests then use that cluster instead of starting one.
+ATTACH_ENV = "BLUEGREEN_TEST_CLUSTER"
 NOT_BUILT = "control plane not built: run `make testenv` (needs Go >= 1.26)"
 
 _summary_key = pytest.StashKey[list[str]]()
@@ -49,7 +51,9 @@ _summary_key = pytest.StashKey[list[str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "controlplane: needs the real kube-apiserver and etcd from testenv/ (make testenv)"
+        "markers",
+        "controlplane: needs the session's cluster: the local one (make testenv; root on Linux) or "
+        "BLUEGREEN_TEST_KUBECONFIG's",
     )
     config.addinivalue_line(
         "markers",
@@ -79,10 +83,14 @@ def _artifacts() -> paths.Artifacts:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    marked = item.get_closest_marker("controlplane") is not None or item.get_closest_marker("cluster") is not None
-    if marked and not os.environ.get(BUILD_ENV) and paths.locate().artifacts is None:
+    api_level = item.get_closest_marker("controlplane") is not None
+    whole_cluster = item.get_closest_marker("cluster") is not None
+    if os.environ.get(ATTACH_ENV) and (api_level or whole_cluster):
+        return
+    if (api_level or whole_cluster) and not os.environ.get(BUILD_ENV) and paths.locate().artifacts is None:
         _unavailable(NOT_BUILT)
-    if item.get_closest_marker("cluster") is not None:
+    # API-level tests may run on an existing cluster; otherwise they share the local one and need what it needs.
+    if whole_cluster or (api_level and existing_kubeconfig() is None):
         problems = host_problems(paths.locate().artifacts)
         if problems:
             _unavailable("local cluster cannot run here: " + "; ".join(problems))
@@ -106,34 +114,23 @@ def argo_schema_path(testenv_artifacts: paths.Artifacts) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kube_cluster(request: pytest.FixtureRequest, testenv_artifacts: paths.Artifacts) -> Iterator[KubeCluster]:
-    """The API server for this session, with the Argo, Istio and Gateway API CRDs established."""
-    kubeconfig = existing_kubeconfig()
-    if kubeconfig is not None:
-        cluster = connect_existing(kubeconfig, testenv_artifacts)
-        how = f"existing cluster {cluster.server} (CRDs applied in {cluster.start_seconds:.1f}s)"
-    else:
-        cluster = start_local(testenv_artifacts)
-        origin = "from saved store" if cluster.seeded else "cold, store saved for next time"
-        plugins = ", ".join(DISABLED_ADMISSION_PLUGINS)
-        how = (
-            f"local control plane ready in {cluster.start_seconds:.1f}s ({origin}); "
-            f"admission plugins disabled: {plugins}"
-        )
-    request.config.stash[_summary_key].append(f"testenv: {how}")
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """The whole local cluster of real components, with Argo: one per session, for every test that needs a cluster.
 
-
-@pytest.fixture(scope="session")
-def local_cluster(request: pytest.FixtureRequest, testenv_artifacts: paths.Artifacts) -> Iterator[LocalCluster]:
-    """The whole local cluster of real components, with Argo, for end-to-end tests.
-
-    Argo runs with its default requeue time unless ``BLUEGREEN_TEST_REQUEUE_TIME`` names another, so the tests see
-    the controller as users install it.
+    With ``BLUEGREEN_TEST_CLUSTER`` set to the description a running ``make cluster`` printed, the tests use that
+    cluster and leave it running. Otherwise a cluster starts for the session, with Argo's default requeue time
+    unless ``BLUEGREEN_TEST_REQUEUE_TIME`` names another, so the tests see the controller as users install it.
     """
+    attach_to = os.environ.get(ATTACH_ENV)
+    if attach_to:
+        attached = LocalCluster.attach(Path(attach_to))
+        request.config.stash[_summary_key].append(f"testenv: attached to the local cluster of {attach_to}")
+        try:
+            yield attached
+        finally:
+            attached.stop()
+        return
+    testenv_artifacts = _artifacts()
     problems = host_problems(testenv_artifacts)
     if problems:
         _unavailable("local cluster cannot run here: " + "; ".join(problems))
@@ -154,28 +151,50 @@ def local_cluster(request: pytest.FixtureRequest, testenv_artifacts: paths.Artif
 
 
 @pytest.fixture(scope="session")
+def kube_cluster(request: pytest.FixtureRequest) -> Iterator[KubeCluster]:
+    """The session's cluster as API clients see it, with the Argo, Istio and Gateway API CRDs established.
+
+    That is the shared :func:`local_cluster`, or the cluster ``BLUEGREEN_TEST_KUBECONFIG`` names.
+    """
+    kubeconfig = existing_kubeconfig()
+    if kubeconfig is not None:
+        cluster = connect_existing(kubeconfig, _artifacts())
+        request.config.stash[_summary_key].append(
+            f"testenv: existing cluster {cluster.server} (CRDs applied in {cluster.start_seconds:.1f}s)"
+        )
+    else:
+        # Looked up only here, so a session on an existing cluster never starts a local one for these tests.
+        cluster = on_local_cluster(request.getfixturevalue("local_cluster"), _artifacts())
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
 def _admin_api(kube_cluster: KubeCluster) -> client.ApiClient:
     return kube_cluster.admin_api_client()
 
 
 @pytest.fixture
-def make_namespace(kube_cluster: KubeCluster, _admin_api: client.ApiClient) -> Iterator[Callable[..., str]]:
+def make_namespace(_admin_api: client.ApiClient) -> Iterator[Callable[..., str]]:
     """Factory: ``make_namespace(prefix="t") -> name`` creates a uniquely named namespace.
 
-    On the local control plane the namespace is labelled for the deployment stand-in. Namespaces
-    are deleted at teardown, best effort (locally they stay Terminating: no namespace
-    controller runs, and nothing needs them gone).
+    Namespaces are deleted at teardown without waiting for them to go: the namespace controller removes what they
+    hold, and their Pods stop gracefully in the background while the next test runs.
     """
     session = uuid.uuid4().hex[:6]
     created: list[str] = []
 
     def make(prefix: str = "t") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        labels = {SESSION_LABEL: session}
-        if kube_cluster.local:
-            labels[MANAGED_LABEL] = "true"
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
-        request(_admin_api, "POST", "/api/v1/namespaces", body=body)
+        metadata = {"name": name, "labels": {SESSION_LABEL: session}}
+        request(
+            _admin_api,
+            "POST",
+            "/api/v1/namespaces",
+            body={"apiVersion": "v1", "kind": "Namespace", "metadata": metadata},
+        )
         created.append(name)
         return name
 
@@ -193,16 +212,3 @@ def impersonating_client(kube_cluster: KubeCluster) -> Callable[[str, str], clie
     token would have, so RBAC decides exactly as it would for the workflow's pods.
     """
     return kube_cluster.impersonating_api_client
-
-
-@pytest.fixture(scope="session")
-def deployment_stand_in(kube_cluster: KubeCluster, _admin_api: client.ApiClient) -> Iterator[DeploymentStandIn]:
-    """The stand-in for the deployment/replicaset controllers and kubelet (see ``stand_in.py``)."""
-    stand_in = DeploymentStandIn(_admin_api)
-    stand_in.start()
-    try:
-        yield stand_in
-    finally:
-        stand_in.stop()
-    if stand_in.errors:
-        raise RuntimeError("deployment stand-in reported errors: " + "; ".join(stand_in.errors))

@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(describe(cluster), indent=2), file=sys.stderr)
             print("# paste these two lines into your shell; Ctrl-C here stops the cluster", file=sys.stderr)
             print(cluster.shell_exports(), flush=True)
+            print(
+                f"# the end-to-end tests can use this cluster: BLUEGREEN_TEST_CLUSTER={cluster.write_description()}",
+                file=sys.stderr,
+                flush=True,
+            )
             while True:
                 signal.pause()
         except Interrupted as why:
