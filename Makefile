@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 NAMESPACE ?= apps
-GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the test control plane and fetches Argo's schema from pinned modules
+GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
 .PHONY: install manifests lint fmt test unit bench testenv cluster demo image clean
 
@@ -37,7 +37,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## The real kube-apiserver and etcd, and the pinned third-party CRDs, built into a cache outside the repository.
+## Every program of the local cluster (etcd, the Kubernetes components and kubectl, CoreDNS, Argo's controller, CLI
+## and executor) built from pinned Go modules, and the pinned third-party CRDs, into a cache outside the repository.
 testenv:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/build.py

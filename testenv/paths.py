@@ -1,4 +1,4 @@
-"""Where the built control-plane artifacts live, and whether they are there.
+"""Where the built local-cluster artifacts live, and whether they are there.
 
 The binaries and CRDs are large and derived entirely from the pinned Go modules, so they are
 kept in a per-user cache outside the repository, keyed by a hash of everything that decides
@@ -20,6 +20,10 @@ TESTENV_DIR = Path(__file__).resolve().parent
 KEY_INPUTS: tuple[str, ...] = (
     "go.mod",
     "go.sum",
+    "argo/go.mod",
+    "argo/go.sum",
+    "dns/go.mod",
+    "dns/go.sum",
     "crds/go.mod",
     "crds/go.sum",
     "build.py",
@@ -32,14 +36,38 @@ CRD_SETS: tuple[str, ...] = ("argo", "istio", "gateway-api")
 
 @dataclass(frozen=True)
 class Artifacts:
-    """Paths inside one complete cache entry."""
+    """Paths inside one complete cache entry: one field per program, then the data files."""
 
     root: Path
     etcd: Path
     kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kube_proxy: Path
+    kubectl: Path
+    coredns: Path
+    workflow_controller: Path
+    argo: Path
+    argoexec: Path
     crd_dirs: dict[str, Path]
     argo_schema: Path
     versions_file: Path
+
+    @property
+    def programs(self) -> tuple[Path, ...]:
+        """Every built executable, so checks for completeness cannot forget one."""
+        return (
+            self.etcd,
+            self.kube_apiserver,
+            self.kube_controller_manager,
+            self.kube_scheduler,
+            self.kube_proxy,
+            self.kubectl,
+            self.coredns,
+            self.workflow_controller,
+            self.argo,
+            self.argoexec,
+        )
 
 
 @dataclass(frozen=True)
@@ -72,10 +100,19 @@ def cache_key() -> str:
 
 def layout(root: Path) -> Artifacts:
     """The artifact paths for a cache entry rooted at ``root`` (whether or not it exists)."""
+    bin_dir = root / "bin"
     return Artifacts(
         root=root,
-        etcd=root / "bin" / "etcd",
-        kube_apiserver=root / "bin" / "kube-apiserver",
+        etcd=bin_dir / "etcd",
+        kube_apiserver=bin_dir / "kube-apiserver",
+        kube_controller_manager=bin_dir / "kube-controller-manager",
+        kube_scheduler=bin_dir / "kube-scheduler",
+        kube_proxy=bin_dir / "kube-proxy",
+        kubectl=bin_dir / "kubectl",
+        coredns=bin_dir / "coredns",
+        workflow_controller=bin_dir / "workflow-controller",
+        argo=bin_dir / "argo",
+        argoexec=bin_dir / "argoexec",
         crd_dirs={name: root / "crds" / name for name in CRD_SETS},
         argo_schema=root / "argo" / "schema.json",
         versions_file=root / "versions.json",
@@ -91,9 +128,9 @@ def locate() -> Located:
     """Find the built artifacts without building anything."""
     root = entry_dir()
     if not (root / READY_MARKER).is_file():
-        return Located(None, f"control plane not built (no {root / READY_MARKER})")
+        return Located(None, f"local cluster not built (no {root / READY_MARKER})")
     arts = layout(root)
-    for binary in (arts.etcd, arts.kube_apiserver):
-        if not os.access(binary, os.X_OK):
-            return Located(None, f"control plane cache incomplete: {binary} is not executable")
+    for program in arts.programs:
+        if not os.access(program, os.X_OK):
+            return Located(None, f"local cluster cache incomplete: {program} is not executable")
     return Located(arts, "")
