@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 NAMESPACE ?= apps
+HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests lint fmt test unit bench testenv cluster demo image clean
+.PHONY: install manifests lint fmt test unit bench testenv host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -43,24 +44,36 @@ testenv:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/build.py
 
-test: $(STAMP) lint testenv
+## The Debian packages the local cluster runs with: ip (network namespaces, veths), nft (kube-proxy's nftables mode),
+## unshare and nsenter (the node agent's containers). Installed only when missing.
+host-deps:
+	@missing=""; for pair in $(HOST_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+			echo "the local cluster needs these Debian packages:$$missing; install them as root (make host-deps does it with apt-get)" >&2; exit 1; \
+		fi; \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: $(STAMP) lint testenv host-deps
 	$(BIN)/python -m pytest
 
 ## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,
 ## node agent); prints the two lines that point kubectl and argo at it, and stays up until Ctrl-C.
-cluster: $(STAMP) testenv
+cluster: $(STAMP) testenv host-deps
 	$(BIN)/python -m testenv.run_cluster
 
 ## The main job: blue-green deploys of the demo app through the real Argo controller on the local cluster.
-demo: $(STAMP) testenv
+demo: $(STAMP) testenv host-deps
 	$(BIN)/python -m testenv.demo
 
 ## Unit and manifest tests only: no Go needed.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m 'not controlplane'
+	$(BIN)/python -m pytest -m 'not controlplane and not cluster'
 
 ## Benchmarks against the local API server; they print medians, they do not assert timings.
-bench: $(STAMP) testenv
+bench: $(STAMP) testenv host-deps
 	$(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
 
 image:
