@@ -148,6 +148,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             StepSpec(
                 template="probe",
                 step=Step.probe,
+                # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
+                retry=True,
                 inputs=[SERVICE_PARAMETER, "slot", "record"],
                 deadline_seconds=10 * 60,
                 description="Health-check the idle slot through the preview Service.",
@@ -158,6 +160,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             StepSpec(
                 template="smoke",
                 step=Step.smoke,
+                # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
+                retry=True,
                 inputs=[SERVICE_PARAMETER, "slot", "record"],
                 deadline_seconds=5 * 60,
                 description="Run the spec's smoke tests against the idle slot.",
@@ -181,6 +185,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             StepSpec(
                 template="verify",
                 step=Step.verify,
+                # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
+                retry=True,
                 inputs=[SERVICE_PARAMETER, "record"],
                 deadline_seconds=60 * 60,
                 description="Post-switch analysis against Prometheus; a breach fails the run and rolls back.",

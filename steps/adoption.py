@@ -1,8 +1,11 @@
 """Adoption: the first run takes over an unmanaged Deployment and Service without downtime or app changes.
 
-The original Deployment is copied into the blue slot (same image, same pod template, plus the slot labels); once
-every blue replica is available the router sends all traffic to blue; only then is the original scaled to zero. It
-is kept (annotated with the slot that took over), so a person can compare or revert by hand.
+The original Deployment (``spec.deployment``, else the one named like the service) is first annotated with the slot
+that takes it over, then copied into the blue slot (same image, same pod template, plus the slot labels, minus
+Argo CD's tracking labels); once every blue replica is available the router sends all traffic to blue; only then is
+the original scaled to zero. It is kept, so a person can compare or revert by hand. Because the annotation is
+written first, a re-run after a crash finishes only an adoption that really started: a Deployment without it (one
+Argo CD or a person created later under the same name) is never scaled down.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from steps.service_state import update_status
 def adopt(ctx: StepContext, original: Obj, record: str) -> None:
     """Copy, wait, route, then scale the original down; each part converges when run again."""
     slot = spec.Slot.blue
+    mark_adopted(ctx, original, slots.deployment_name(ctx.service, slot))
     image = slots.current_image(original, ctx.resource.spec.container)
     replicas = max(ctx.resource.spec.replicas, slots.ready_replicas(original), 1)
     desired = slots.slot_deployment(original, ctx.service, slot, image, ctx.resource.spec.container, replicas, record)
@@ -48,6 +52,18 @@ def adopt(ctx: StepContext, original: Obj, record: str) -> None:
     retire_original(ctx, original, desired["metadata"]["name"], record)
 
 
+def mark_adopted(ctx: StepContext, original: Obj, slot_deployment: str) -> None:
+    """Annotate the original with the slot taking it over, before anything else: the proof an adoption started."""
+    if (original["metadata"].get("annotations") or {}).get(slots.ADOPTED_ANNOTATION) == slot_deployment:
+        return
+    ctx.kube.merge_patch(
+        DEPLOYMENTS,
+        ctx.namespace,
+        original["metadata"]["name"],
+        {"metadata": {"annotations": {slots.ADOPTED_ANNOTATION: slot_deployment}}},
+    )
+
+
 def retire_original(ctx: StepContext, original: Obj, slot_deployment: str, record: str) -> None:
     """Scale the adopted original to zero, once traffic is on the slot; kept, annotated, for people to compare."""
     original_replicas = int(original["spec"].get("replicas", 1))
@@ -64,21 +80,26 @@ def retire_original(ctx: StepContext, original: Obj, slot_deployment: str, recor
         record,
         "preflight",
         "adoption",
-        f"traffic on slot blue; original Deployment {ctx.service} scaled from {original_replicas} to 0",
-        original=ctx.service,
+        f"traffic on slot blue; original Deployment {original['metadata']['name']} scaled from "
+        f"{original_replicas} to 0",
+        original=original["metadata"]["name"],
         original_replicas=original_replicas,
     )
-    ctx.records.event("Adopted", f"Deployment {ctx.service} adopted; original scaled to 0")
+    ctx.records.event("Adopted", f"Deployment {original['metadata']['name']} adopted; original scaled to 0")
 
 
 def finish_interrupted_adoption(ctx: StepContext, record: str) -> None:
-    """A run that died after routing to the new slot but before scaling the original down is finished here."""
-    # The original is the Deployment named like the service (slots are <service>-blue/-green); once a slot is live,
-    # no route leads to it any more, so scaling it down is safe.
-    original = ctx.kube.get(DEPLOYMENTS, ctx.namespace, ctx.service)
+    """A run that died after routing to the new slot but before scaling the original down is finished here.
+
+    Only a Deployment carrying our adopted-by annotation is scaled: once a slot is live no route leads to it. An
+    unannotated Deployment of that name is someone else's, and stays as it is.
+    """
+    original = ctx.kube.get(DEPLOYMENTS, ctx.namespace, ctx.resource.adopted_deployment_name())
     if original is None or int(original["spec"].get("replicas", 1)) == 0:
+        return
+    if slots.ADOPTED_ANNOTATION not in (original["metadata"].get("annotations") or {}):
         return
     retire_original(ctx, original, slots.deployment_name(ctx.service, spec.Slot.blue), record)
 
 
-__all__ = ["adopt", "finish_interrupted_adoption", "retire_original"]
+__all__ = ["adopt", "finish_interrupted_adoption", "mark_adopted", "retire_original"]

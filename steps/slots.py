@@ -60,6 +60,16 @@ def current_image(deployment: Obj, container: str | None) -> str:
     return str(template["spec"]["containers"][container_index(template, container, "Deployment")]["image"])
 
 
+#: Argo CD's default tracking label: on a slot Deployment it would make Argo CD claim (and prune) our slots.
+ARGOCD_TRACKING_LABEL = "app.kubernetes.io/instance"
+ARGOCD_PREFIX = "argocd.argoproj.io/"
+
+
+def untracked(labels: dict[str, str]) -> dict[str, str]:
+    """Deployment labels without Argo CD's tracking ones; the pod template keeps its labels (Services select them)."""
+    return {k: v for k, v in labels.items() if k != ARGOCD_TRACKING_LABEL and not k.startswith(ARGOCD_PREFIX)}
+
+
 def slot_deployment(
     source: Obj, service: str, slot: spec.Slot, image: str, container: str | None, replicas: int, record: str
 ) -> Obj:
@@ -87,7 +97,7 @@ def slot_deployment(
         "metadata": {
             "name": deployment_name(service, slot),
             "namespace": source["metadata"]["namespace"],
-            "labels": {**(source["metadata"].get("labels") or {}), **slot_labels},
+            "labels": {**untracked(source["metadata"].get("labels") or {}), **slot_labels},
             "annotations": {IMAGE_ANNOTATION: image, RECORD_ANNOTATION: record},
         },
         "spec": spec_body,
@@ -105,6 +115,9 @@ def availability(deployment: Obj) -> Availability:
     """Whether the Deployment's current generation has every replica updated and available."""
     status = deployment.get("status") or {}
     wanted = int(deployment["spec"].get("replicas", 1))
+    if wanted == 0:
+        # "0 of 0 available" is vacuously complete, but a slot without pods can take no traffic.
+        return Availability(False, "", 0, 0)
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     progressing = conditions.get("Progressing") or {}
     observed = int(status.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
@@ -279,6 +292,7 @@ def ensure_isolation(kube: Kube, namespace: str, service: str, log: StepLog) -> 
 
 __all__ = [
     "ADOPTED_ANNOTATION",
+    "ARGOCD_TRACKING_LABEL",
     "IMAGE_ANNOTATION",
     "RECORD_ANNOTATION",
     "Availability",
@@ -292,5 +306,6 @@ __all__ = [
     "scale",
     "selecting_service",
     "slot_deployment",
+    "untracked",
     "wait_available",
 ]

@@ -59,13 +59,39 @@ def repair(ctx: StepContext, report: SweepReport) -> None:
     if state is RunState.running:
         return
     with ctx.kube.fresh_reads():
-        _repair(ctx, report, state)
+        _repair(ctx, report, state, status.workflow)
 
 
-def _repair(ctx: StepContext, report: SweepReport, state: RunState) -> None:
+class _TakenOver(Exception):
+    """Another run holds the service now; the repair's judgement is stale."""
+
+
+def _claim(ctx: StepContext, judged: str) -> bool:
+    """Take the service from the abandoned run ``judged`` in one guarded write, before any other write.
+
+    The decision to repair was made on a snapshot. If another run has taken the service over since, its preflight
+    wrote ``status.workflow``; the write here is conditional on the resourceVersion read, so a take-over in between
+    makes it re-read and see the new holder, and the repair skips instead of scaling down that run's green.
+    """
+
+    def claim(status: spec.BlueGreenDeploymentStatus) -> None:
+        if status.workflow != judged or status.phase.value not in OPEN_PHASES:
+            raise _TakenOver
+        status.phase = spec.Phase.rolling_back
+
+    try:
+        update_status(ctx.kube, ctx.namespace, ctx.service, claim)
+    except _TakenOver:
+        return False
+    return True
+
+
+def _repair(ctx: StepContext, report: SweepReport, state: RunState, judged: str) -> None:
     ctx.reload()
     status = ctx.status
-    if not status.workflow or status.phase.value not in OPEN_PHASES:
+    if status.workflow != judged or status.phase.value not in OPEN_PHASES:
+        ctx.log("repair-skipped", judged=judged, holder=status.workflow or "", reason="another run holds the service")
+        report.skipped.append(f"{ctx.service}: run {status.workflow} took over from {judged}")
         return
     record_name = status.record or ""
     record = ctx.records.get(record_name) if record_name else None
@@ -75,6 +101,10 @@ def _repair(ctx: StepContext, report: SweepReport, state: RunState) -> None:
         "did not run, e.g. after `argo terminate`)"
     )
     ctx.log("repair", workflow=status.workflow, phase=status.phase.value, state=state.value)
+    if not _claim(ctx, judged):
+        ctx.log("repair-skipped", judged=judged, reason="another run took the service over")
+        report.skipped.append(f"{ctx.service}: another run took over from {judged}")
+        return
     restored = None
     if from_slot is not None:
         if ctx.router.live_slot() is not from_slot:

@@ -21,8 +21,10 @@ from steps.kube import Kube
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The deploy-green step."""
-    images.parse(args.image)
+    reference = images.parse(args.image)
     ctx = StepContext.open(kube, args.namespace, args.service, "deploy-green")
+    # Argo lets a submitter pick the entrypoint, so preflight may not have run: the policy is checked here too.
+    images.check_policy(reference, ctx.resource.spec.image_policy, ctx.service)
     target = spec.Slot(args.slot)
     live = ctx.router.live_slot()
     if live is target:

@@ -137,11 +137,12 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
                 "restore it or point the route at an existing slot"
             )
     else:
-        source = kube.get(DEPLOYMENTS, ctx.namespace, ctx.service)
+        adopted = ctx.resource.adopted_deployment_name()
+        source = kube.get(DEPLOYMENTS, ctx.namespace, adopted)
         if source is None:
             raise BadInput(
-                f"service {ctx.namespace}/{ctx.service} has no route and no Deployment {ctx.service} to "
-                "adopt; deploy the application once, then run the pipeline"
+                f"service {ctx.namespace}/{ctx.service} has no route and no Deployment {adopted} to "
+                "adopt; deploy the application once (or name its Deployment in spec.deployment), then run the pipeline"
             )
 
     from_slot = live or spec.Slot.blue

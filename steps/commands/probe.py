@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 
+import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from steps.context import StepContext
 from steps.errors import CheckFailed
 from steps.kube import Kube
 from steps.metrics import RunMetrics
 from steps.preview_address import preview_base_url
 from steps.probe import ProbeAttempt, run_probe
+from steps.slots import deployment_name
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The probe step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "probe")
-    base_url = args.base_url or preview_base_url(ctx.resource, ctx.router.main_service(), ctx.namespace)
+    slot = kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, spec.Slot(args.slot)))
+    template = None if slot is None else slot["spec"]["template"]
+    base_url = args.base_url or preview_base_url(ctx.resource, ctx.router.main_service(), ctx.namespace, template)
     metrics = RunMetrics.from_env(ctx.service)
 
     def attempt(result: ProbeAttempt) -> None:

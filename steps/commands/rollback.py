@@ -17,7 +17,7 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import failures, slots
+from steps import failures, retention, slots
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, record_name
@@ -97,6 +97,30 @@ def _record_for_failed_start(kube: Kube, args: argparse.Namespace, reason: str) 
     return 0
 
 
+def retain_previous_after_switch(ctx: StepContext, record: str, from_slot: spec.Slot, to_slot: spec.Slot) -> None:
+    """A run that failed after its switch, left as it is: the known-good previous slot keeps its retention window.
+
+    Without the stamp the next cleanup sweep would count the previous slot as expired and delete the one version
+    known to work, exactly when someone may want to roll back to it by hand.
+    """
+    if ctx.router.live_slot() is not to_slot:
+        return
+    name = slots.deployment_name(ctx.service, from_slot)
+    if ctx.kube.get(DEPLOYMENTS, ctx.namespace, name) is None:
+        return
+    until = retention.until(ctx.resource.spec.retain_previous_version)
+    ctx.kube.merge_patch(
+        DEPLOYMENTS, ctx.namespace, name, {"metadata": {"annotations": {spec.RETAIN_UNTIL_ANNOTATION: until}}}
+    )
+
+    def retained(status: spec.BlueGreenDeploymentStatus) -> None:
+        status.previous_slot = from_slot
+        status.retain_until = until
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, retained)
+    ctx.records.append(record, "rollback", "retained", f"{name} kept warm until {until} for a manual rollback")
+
+
 def on_exit(kube: Kube, args: argparse.Namespace) -> int:
     """Roll back the run named by ``--workflow`` after it failed."""
     started = time.monotonic()
@@ -115,6 +139,7 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
         raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{name} names no slots; restore traffic by hand")
     if not ctx.resource.spec.rollback_on_failure:
         ctx.records.append(name, "rollback", "skipped", "spec.rollbackOnFailure is false: traffic left as it is")
+        retain_previous_after_switch(ctx, name, from_slot, to_slot)
         _finish(
             ctx,
             name,

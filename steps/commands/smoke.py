@@ -6,11 +6,22 @@ import argparse
 
 import bluegreen_spec as spec
 from steps.context import StepContext
-from steps.errors import CheckFailed
+from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
 from steps.metrics import RunMetrics
-from steps.preview_address import preview_base_url
+from steps.preview_address import smoke_base_url
 from steps.smoke import run_smoke_tests
+
+
+def smoke_address(ctx: StepContext) -> str:
+    """The preview Service on the port users reach, or on spec.smokeTestPort."""
+    if ctx.resource.spec.smoke_test_port is not None:
+        return smoke_base_url(ctx.resource, ctx.namespace, ctx.resource.spec.smoke_test_port)
+    try:
+        port = ctx.router.routed_port()
+    except BadInput as error:
+        raise BadInput(f"{error}; or set spec.smokeTestPort to the Service port the smoke tests call") from None
+    return smoke_base_url(ctx.resource, ctx.namespace, port)
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -20,7 +31,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     if not tests:
         ctx.records.append(args.record, "smoke", "smoke-skipped", "the spec lists no smoke tests")
         return 0
-    base_url = args.base_url or preview_base_url(ctx.resource, ctx.router.main_service(), ctx.namespace)
+    base_url = args.base_url or smoke_address(ctx)
     budget = spec.parse_duration(ctx.resource.spec.smoke_test_budget).total_seconds()
     report = run_smoke_tests(tests, base_url, budget)
     metrics = RunMetrics.from_env(ctx.service)

@@ -57,6 +57,12 @@ class Router(abc.ABC):
             )
         return ports[0]
 
+    def routed_port(self) -> int:
+        """The Service port the router sends users to: the one spec.traffic names, or the Service's only port."""
+        traffic = self.resource.spec.traffic
+        named = {spec.RouterKind.istio: traffic.istio.port, spec.RouterKind.gateway_api: traffic.gateway_api.port}
+        return self.service_port(named.get(traffic.router))
+
     def check(self) -> None:  # noqa: B027 - most routers have nothing to refuse
         """Refuse, before any write, a route the router could not flip without touching what is not ours."""
 

@@ -101,7 +101,9 @@ def test_deploy_parameters_explain_themselves() -> None:
 
 def test_retries_only_where_idempotent_and_useful() -> None:
     retried = {name for name, t in templates(DEPLOY).items() if "retryStrategy" in t}
-    assert retried == {"preflight", "deploy-green", "switch", "retain", "cleanup", "rollback"}
+    # probe, smoke and verify too (issue 8): a pod-level error retries them, a failed check (exit 1) does not.
+    expected = {"preflight", "deploy-green", "probe", "smoke", "switch", "verify", "retain", "cleanup", "rollback"}
+    assert retried == expected
     for name in retried:
         strategy = templates(DEPLOY)[name]["retryStrategy"]
         assert "backoff" in strategy
