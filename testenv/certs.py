@@ -3,7 +3,9 @@
 kube-apiserver only enforces RBAC for authenticated callers, so the tests need a CA the server
 trusts, a serving certificate valid for the loopback address, an admin client certificate in
 ``system:masters`` and a key pair for signing service-account tokens. Everything is generated
-fresh per session so no key material is committed or shared between runs.
+fresh per session so no key material is committed or shared between runs. The CA key is kept (owner
+only) so that :func:`issue_serving_certificate` can sign a certificate for another server of the
+cluster later, such as the node agent's kubelet endpoint, which the API server verifies.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Pki:
     """Files written by :func:`generate`."""
 
     ca_cert: Path
+    ca_key: Path
     serving_cert: Path
     serving_key: Path
     admin_cert: Path
@@ -127,6 +130,7 @@ def generate(directory: Path, serving_ips: Sequence[str] = ()) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(
         ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
         serving_cert=directory / "apiserver.crt",
         serving_key=directory / "apiserver.key",
         admin_cert=directory / "admin.crt",
@@ -136,6 +140,7 @@ def generate(directory: Path, serving_ips: Sequence[str] = ()) -> Pki:
     )
     pem = serialization.Encoding.PEM
     pki.ca_cert.write_bytes(ca_cert.public_bytes(pem))
+    pki.ca_key.write_bytes(_pem_key(ca_key))
     pki.serving_cert.write_bytes(serving_cert.public_bytes(pem))
     pki.serving_key.write_bytes(_pem_key(serving_key))
     pki.admin_cert.write_bytes(admin_cert.public_bytes(pem))
@@ -144,6 +149,38 @@ def generate(directory: Path, serving_ips: Sequence[str] = ()) -> Pki:
     pki.sa_public_key.write_bytes(
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    for secret in (pki.serving_key, pki.admin_key, pki.sa_private_key):
+    for secret in (pki.ca_key, pki.serving_key, pki.admin_key, pki.sa_private_key):
         secret.chmod(0o600)
     return pki
+
+
+def issue_serving_certificate(pki: Pki, directory: Path, common_name: str, ips: Sequence[str]) -> tuple[Path, Path]:
+    """Sign a TLS serving certificate for ``ips`` with the cluster CA; returns (certificate, key) paths.
+
+    Args:
+        pki: The cluster's PKI (its CA signs).
+        directory: Where ``<common_name>.crt`` and ``.key`` go.
+        common_name: The server's name, e.g. ``system:node:<node>`` for a kubelet.
+        ips: The addresses clients dial; each becomes an IP SAN.
+    """
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"unexpected CA key type {type(ca_key).__name__}")
+    key = _key()
+    cert = (
+        _builder(_name(common_name), ca_cert.subject, key.public_key())
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = common_name.replace(":", "-")
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_pem_key(key))
+    key_path.chmod(0o600)
+    return cert_path, key_path

@@ -224,6 +224,13 @@ class ControlPlane:
                 f"--endpoint-reconciler-type={'lease' if serving.with_controllers else 'none'}",
                 "--profiling=false",
                 f"--cert-dir={work / 'cert-dir'}",
+                # How `kubectl logs` reaches a node agent's kubelet endpoint: at the Node's InternalIP,
+                # verifying its certificate against the cluster CA, with the admin certificate as the
+                # client (the agent authorises it by SubjectAccessReview). Inert while no Node exists.
+                f"--kubelet-client-certificate={pki.admin_cert}",
+                f"--kubelet-client-key={pki.admin_key}",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP",
             ],
         )
         self._write_kubeconfig(pki)

@@ -39,7 +39,7 @@ from typing import Any
 
 from kubernetes import client
 
-from testenv import crds
+from testenv import certs, crds
 from testenv.controlplane import ApiServing, ControlPlane, ControlPlaneError, die_with_parent, free_port
 from testenv.node.network import ClusterNetwork, create_cluster_network, destroy_cluster_network, network_for_index
 from testenv.paths import Artifacts
@@ -419,6 +419,10 @@ class LocalCluster:
         assert isinstance(cp, ControlPlane)
         agent_work = self.workdir / "node"
         agent_work.mkdir()
+        # The agent's kubelet endpoint (logs) listens on the node address; the API server checks this certificate.
+        serving_cert, serving_key = certs.issue_serving_certificate(
+            cp.pki, self.workdir / "node-pki", f"system:node:{NODE_NAME}", [net.node_ip]
+        )
         self._spawn(
             "node-agent",
             [
@@ -435,6 +439,10 @@ class LocalCluster:
                 str(self.built.argoexec),
                 "--node-name",
                 NODE_NAME,
+                "--kubelet-serving-cert",
+                str(serving_cert),
+                "--kubelet-serving-key",
+                str(serving_key),
             ],
             cwd=Path(__file__).resolve().parent.parent,
         )

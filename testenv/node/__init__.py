@@ -8,6 +8,9 @@ bridge. Modules, one concept each:
 - ``images``: the table mapping image repositories to local programs
 - ``launcher`` / ``sandbox``: building a container's private root and namespaces, and exec
 - ``processes``: cgroups per container so whole process trees can be killed and swept
+- ``exits``: waking a Pod's worker the moment one of its container processes exits
+- ``container_logs``: each container's stdout/stderr as CRI log records, read back as the kubelet does
+- ``kubelet_server``: the kubelet's HTTPS endpoint for ``kubectl logs`` (``/containerLogs``, ``/healthz``)
 - ``volumes``, ``downward``, ``env``: what a container sees
 - ``probes``: startup, readiness, liveness, and lifecycle hook actions
 - ``lifecycle``: one Pod's life (init, sidecars, containers, restarts, status, deletion)

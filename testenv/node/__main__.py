@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from testenv.node.agent import NodeAgent
+from testenv.node.kubelet_server import KUBELET_PORT
 from testenv.node.network import network_for_index
 
 _STANDARD_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -56,7 +57,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, required=True, help="directory for Pod files (created)")
     parser.add_argument("--argoexec", type=Path, default=None, help="the built argoexec binary")
     parser.add_argument("--node-name", default=None, help="Node name (default bluegreen-node-<n>)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--kubelet-serving-cert",
+        type=Path,
+        default=None,
+        help="PEM certificate for the kubelet endpoint (logs), valid for the node address, signed by the cluster CA",
+    )
+    parser.add_argument("--kubelet-serving-key", type=Path, default=None, help="the serving certificate's key")
+    parser.add_argument(
+        "--kubelet-port", type=int, default=KUBELET_PORT, help=f"the endpoint's port (default {KUBELET_PORT})"
+    )
+    args = parser.parse_args(argv)
+    if (args.kubelet_serving_cert is None) != (args.kubelet_serving_key is None):
+        parser.error("--kubelet-serving-cert and --kubelet-serving-key go together")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
         argoexec=args.argoexec,
         node_name=args.node_name,
+        kubelet_serving=(args.kubelet_serving_cert, args.kubelet_serving_key) if args.kubelet_serving_cert else None,
+        kubelet_port=args.kubelet_port,
     )
     agent.start()
     stop.wait()

@@ -4,6 +4,14 @@ It plays the kubelet's part for the local cluster (see ``testenv/node/__init__.p
 :class:`~testenv.node.lifecycle.PodWorker` per Pod whose ``spec.nodeName`` is this node, fed by a
 watch. At start it sweeps what a previous agent of the same node left (processes, Pod network
 namespaces, Pod directories), so a crash never leaves orphans past the next start.
+
+Given a serving certificate it also runs the kubelet's HTTPS endpoint for logs
+(:mod:`testenv.node.kubelet_server`). The Node advertises ``InternalIP`` = the node address
+(``10.243.<n>.2``, inside the node network namespace) and ``kubeletEndpoint.Port`` = 10250, and
+the endpoint listens exactly there: the API server on the host reaches that address through the
+host's veth, the address is the one Pods already report as ``hostIP`` and kube-proxy (which runs
+in the node namespace) takes as the node's own, and the namespace belongs to this cluster alone,
+so the kubelet's well-known port never collides with another cluster's.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any
 from testenv.node import network
 from testenv.node.images import ImageTable
 from testenv.node.kubeapi import ApiError, KubeApi, WatchExpired
+from testenv.node.kubelet_server import KUBELET_PORT, KubeletServer, NodeAuthorizer
 from testenv.node.lifecycle import PodWorker, now_rfc3339
 from testenv.node.processes import PodCgroups
 
@@ -46,6 +55,10 @@ class NodeAgent:
         argoexec: The built ``argoexec`` binary for Argo's executor image (None: that image
             is reported as not pullable).
         node_name: The Node to register (default: ``bluegreen-node-<index>``).
+        kubelet_serving: Certificate and key (PEM files) for the kubelet endpoint, valid for the
+            node address and signed by the cluster CA; None runs no endpoint (the Node then
+            advertises port 0 and ``kubectl logs`` cannot reach it).
+        kubelet_port: The endpoint's port on the node address.
     """
 
     def __init__(
@@ -55,6 +68,8 @@ class NodeAgent:
         workdir: Path,
         argoexec: Path | None = None,
         node_name: str | None = None,
+        kubelet_serving: tuple[Path, Path] | None = None,
+        kubelet_port: int = KUBELET_PORT,
     ) -> None:
         self.net = net
         self.workdir = workdir.resolve()
@@ -68,18 +83,38 @@ class NodeAgent:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._kubelet_serving = kubelet_serving
+        self._kubelet_port = kubelet_port
+        self.kubelet_server: KubeletServer | None = None
 
     # ---- start and stop ---------------------------------------------------------------
 
     def start(self) -> None:
         """Sweep leftovers, register the Node and begin heartbeating and running Pods."""
         self.sweep()
+        self._start_kubelet_server()
         self._register_node()
         for target, name in ((self._heartbeat_loop, "node-heartbeat"), (self._watch_loop, "pod-watch")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         log.info("node agent started", extra={"node": self.node_name, "workdir": str(self.workdir)})
+
+    def _start_kubelet_server(self) -> None:
+        if self._kubelet_serving is None:
+            return
+        cert, key = self._kubelet_serving
+        server = KubeletServer(
+            network.listen_in_node(self.net, self._kubelet_port),
+            cert,
+            key,
+            self.api.ca_pem,
+            NodeAuthorizer(self.api, self.node_name),
+            self.find_pod,
+        )
+        server.start()
+        self.kubelet_server = server
+        log.info("kubelet endpoint serving", extra={"address": f"{self.net.node_ip}:{server.port}"})
 
     def sweep(self) -> list[str]:
         """Remove whatever a previous agent of this node left: processes, Pod namespaces, Pod dirs."""
@@ -97,6 +132,8 @@ class NodeAgent:
     def stop(self) -> None:
         """Kill every Pod's processes and remove their namespaces and files; the API is left alone."""
         self._stop.set()
+        if self.kubelet_server is not None:
+            self.kubelet_server.stop()
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:
@@ -155,7 +192,7 @@ class NodeAgent:
                 "operatingSystem": "linux",
                 "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
             },
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_server.port if self.kubelet_server else 0}},
         }
 
     def _register_node(self) -> None:
@@ -271,6 +308,12 @@ class NodeAgent:
             self._workers[uid] = worker
         log.info("pod admitted", extra={"pod": worker.key, "uid": uid})
         worker.thread.start()
+
+    def find_pod(self, namespace: str, name: str) -> PodWorker | None:
+        """The worker of the Pod ``namespace/name`` on this node, if one runs."""
+        key = f"{namespace}/{name}"
+        with self._lock:
+            return next((w for w in self._workers.values() if w.key == key), None)
 
     def workers(self) -> dict[str, PodWorker]:
         """Live workers by Pod uid (for tests and diagnostics)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import logging
 import shutil
 import signal
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testenv.node import downward, network, probes, sandbox
+from testenv.node import downward, exits, network, probes, sandbox
+from testenv.node.container_logs import ContainerLog, tail_text
 from testenv.node.env import EnvError, EnvResolver, command_line
 from testenv.node.images import ImageConfig, ImageNotFound
 from testenv.node.kubeapi import ApiError
@@ -47,8 +49,27 @@ BACKOFF_RESET_SECONDS = 600.0
 MINIMUM_GRACE_AFTER_HOOK_SECONDS = 2.0
 DEFAULT_GRACE_SECONDS = 30
 VOLUME_RETRY_SECONDS = 2.0
+# A backstop only: container exits (exits.py), probe results and watch events wake a worker at once.
 IDLE_RESYNC_SECONDS = 5.0
 TERMINATION_MESSAGE_LIMIT = 4096
+FALLBACK_LOG_LINES = 80
+# How long a failed container's last output may take to reach its log, for FallbackToLogsOnError.
+LOG_DRAIN_SECONDS = 2.0
+
+
+# The kubelet's wording for the commonest reasons a container has no log yet.
+_WAITING_LOG_MESSAGES = {
+    "ErrImagePull": "image can't be pulled",
+    "ImagePullBackOff": "trying and failing to pull image",
+}
+
+
+class LogUnavailable(Exception):
+    """A container's log cannot be served; ``status`` is the HTTP status the kubelet answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def now_rfc3339() -> str:
@@ -87,6 +108,7 @@ class ContainerRun:
     """One running (or finished) instance of a container."""
 
     process: subprocess.Popen[bytes]
+    log: ContainerLog
     container_dir: Path
     identity: sandbox.Identity
     env: dict[str, str]
@@ -173,6 +195,8 @@ class PodWorker:
             for c in spec.get("initContainers", []) or []
         ] + [ContainerSlot(c, "regular") for c in spec.get("containers", [])]
         self.conditions: dict[str, JsonObj] = {}
+        # Every instance's log by container ID, so earlier instances stay readable (``previous``).
+        self.logs: dict[str, ContainerLog] = {}
         self.terminal = False
         self.start_time = pod.get("status", {}).get("startTime") or now_rfc3339()
         self._published: JsonObj | None = None
@@ -335,7 +359,8 @@ class PodWorker:
                 and run.exit_code != 0
                 and slot.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
             ):
-                message = _tail_log(self.dir / "logs" / slot.name / f"{slot.restart_count}.log")
+                run.log.wait_until_complete(LOG_DRAIN_SECONDS)
+                message = tail_text(run.log.path, FALLBACK_LOG_LINES, TERMINATION_MESSAGE_LIMIT)
             terminated: JsonObj = {
                 "exitCode": run.exit_code,
                 "reason": reason,
@@ -457,17 +482,23 @@ class PodWorker:
             runtime_paths=[str(p) for p in image.runtime_paths],
             readonly_root=bool(security.get("readOnlyRootFilesystem", False)),
             cgroup_procs=self.agent.cgroups.create(self.uid, cgroup_name),
-            log_path=self.dir / "logs" / slot.name / f"{instance}.log",
             termination_message_file=termination_file,
         )
         process = sandbox.start(plan)
         started = time.monotonic()
+        container_id = f"bluegreen://{self.uid[:8]}-{slot.name}-{instance}"
+        container_log = self.logs[container_id] = ContainerLog(self.dir / "logs" / slot.name / f"{instance}.log")
+        assert process.stdout is not None and process.stderr is not None
+        container_log.capture({"stdout": process.stdout, "stderr": process.stderr})
+        # The exit is reaped (and the next init container started) the moment it happens.
+        exits.notify_on_exit(process.pid, self.wake.set, name=f"{self.key}/{slot.name}")
         run = ContainerRun(
             process=process,
+            log=container_log,
             container_dir=container_dir,
             identity=ident,
             env=env,
-            container_id=f"bluegreen://{self.uid[:8]}-{slot.name}-{instance}",
+            container_id=container_id,
             started_monotonic=started,
             started_at=now_rfc3339(),
             termination_file=termination_file,
@@ -585,6 +616,36 @@ class PodWorker:
         else:
             status["state"] = {"waiting": {"reason": "ContainerCreating"}}
         return status
+
+    def log_of(self, container: str, previous: bool) -> ContainerLog:
+        """The log ``kubectl logs`` means: the current (or last) instance, or with ``previous`` the one before.
+
+        Raises :class:`LogUnavailable` with the kubelet's status and wording when there is none.
+        Called from the kubelet server's threads; it only reads the worker's state.
+        """
+        pod_name = _go_quoted(self.pod["metadata"]["name"])
+        slot = next((s for s in self.slots if s.name == container), None)
+        name = _go_quoted(container)
+        if slot is None:
+            raise LogUnavailable(404, f"container {name} not found in pod {pod_name}")
+        status = self._container_status(slot)
+        state, last = status.get("state", {}), status.get("lastState", {})
+        if previous:
+            container_id = (last.get("terminated") or {}).get("containerID", "")
+            if not container_id:
+                raise LogUnavailable(400, f"previous terminated container {name} in pod {pod_name} not found")
+        elif "running" in state or "terminated" in state:
+            container_id = status.get("containerID", "")
+        elif last.get("terminated"):
+            container_id = last["terminated"].get("containerID", "")
+        else:
+            reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            reason = _WAITING_LOG_MESSAGES.get(reason, reason)
+            raise LogUnavailable(400, f"container {name} in pod {pod_name} is waiting to start: {reason}")
+        log = self.logs.get(container_id)
+        if log is None:
+            raise LogUnavailable(400, f"container {name} in pod {pod_name} has no log")
+        return log
 
     def _status(self) -> JsonObj:
         phase = self._phase()
@@ -782,9 +843,6 @@ def _read_limited(path: Path) -> str:
         return ""
 
 
-def _tail_log(path: Path, lines: int = 80) -> str:
-    try:
-        text = path.read_bytes()[-TERMINATION_MESSAGE_LIMIT:].decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+def _go_quoted(text: str) -> str:
+    """``text`` as Go's ``%q`` prints it (the kubelet's messages quote names so)."""
+    return json.dumps(text)

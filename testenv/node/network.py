@@ -20,10 +20,12 @@ See https://man7.org/linux/man-pages/man8/ip-netns.8.html.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -44,6 +46,7 @@ POD_IFACE = "eth0"
 FIRST_POD_HOST = 2
 LAST_POD_HOST = 254
 KILL_WAIT_SECONDS = 10.0
+_CLONE_NEWNET = 0x40000000
 
 
 class NetworkError(RuntimeError):
@@ -67,6 +70,12 @@ class ClusterNetwork:
     def run_in_node(self, argv: list[str]) -> list[str]:
         """``argv`` prefixed so that it runs inside the node network namespace."""
         return ["ip", "netns", "exec", self.node_netns, *argv]
+
+    @property
+    def bridge_mac(self) -> str:
+        """The bridge's (the Pods' gateway's) MAC: locally administered, from the gateway address."""
+        octets = [int(part) for part in self.gateway_ip.split(".")]
+        return "0a:58:" + ":".join(f"{octet:02x}" for octet in octets)
 
     @property
     def host_veth(self) -> str:
@@ -270,7 +279,9 @@ def _setup(net: ClusterNetwork) -> None:
     _ip("link", "set", net.host_veth, "up")
     _ip("-n", ns, "addr", "add", f"{net.node_ip}/30", "dev", net.node_veth)
     _ip("-n", ns, "link", "set", net.node_veth, "up")
-    _ip("-n", ns, "link", "add", net.bridge, "type", "bridge")
+    # A fixed address: a bridge otherwise takes the lowest MAC among its ports, so the Pods' gateway
+    # MAC would change whenever such a Pod comes or goes, under every Pod's cached neighbour entry.
+    _ip("-n", ns, "link", "add", net.bridge, "address", net.bridge_mac, "type", "bridge")
     _ip("-n", ns, "addr", "add", f"{net.gateway_ip}/24", "dev", net.bridge)
     _ip("-n", ns, "link", "set", net.bridge, "up")
     _ip("-n", ns, "route", "add", "default", "via", net.host_ip)
@@ -299,12 +310,18 @@ def pod_netns_name(net: ClusterNetwork, pod_uid: str) -> str:
 
 
 class PodAddresses:
-    """Hands out Pod IPs from .2-.254 of the cluster's Pod CIDR; thread-safe."""
+    """Hands out Pod IPs from .2-.254 of the cluster's Pod CIDR, round-robin; thread-safe.
+
+    Like the host-local IPAM plugin, it keeps a cursor at the last address it reserved and
+    searches onwards from there, so an address just released is the last one handed out again.
+    Reusing it at once would meet neighbour entries that still map it to the old Pod's MAC.
+    """
 
     def __init__(self, net: ClusterNetwork) -> None:
         self._net = net
         self._lock = threading.Lock()
         self._in_use: dict[str, str] = {}
+        self._last_reserved = LAST_POD_HOST
 
     def allocate(self, owner: str) -> str:
         """A free address for ``owner`` (the same one again if it already has one)."""
@@ -313,10 +330,13 @@ class PodAddresses:
                 return self._in_use[owner]
             taken = set(self._in_use.values())
             base = ipaddress.ip_network(self._net.pod_cidr).network_address
-            for host in range(FIRST_POD_HOST, LAST_POD_HOST + 1):
+            span = LAST_POD_HOST - FIRST_POD_HOST + 1
+            for step in range(1, span + 1):
+                host = FIRST_POD_HOST + (self._last_reserved - FIRST_POD_HOST + step) % span
                 candidate = str(base + host)
                 if candidate not in taken:
                     self._in_use[owner] = candidate
+                    self._last_reserved = host
                     return candidate
         raise NetworkError(f"no free Pod IP left in {self._net.pod_cidr}")
 
@@ -324,6 +344,17 @@ class PodAddresses:
         """Return ``owner``'s address to the pool."""
         with self._lock:
             self._in_use.pop(owner, None)
+
+
+def forget_neighbour(net: ClusterNetwork, ip: str) -> None:
+    """Drop the node namespace's neighbour (ARP) entry for Pod address ``ip``, whatever its state.
+
+    An entry left by a previous owner of the address names that Pod's MAC; while it stays
+    REACHABLE the node keeps sending to a MAC no port has, so the new Pod is unreachable until the
+    entry ages out (tens of seconds). Without an entry the next packet asks anew, as a CNI plugin
+    arranges when it hands out an address.
+    """
+    _ip("-n", net.node_netns, "neigh", "flush", "to", ip, check=False)
 
 
 def create_pod_network(net: ClusterNetwork, pod_uid: str, ip: str) -> PodNetwork:
@@ -341,6 +372,7 @@ def create_pod_network(net: ClusterNetwork, pod_uid: str, ip: str) -> PodNetwork
         _ip("-n", netns, "addr", "add", f"{ip}/24", "dev", POD_IFACE)
         _ip("-n", netns, "link", "set", POD_IFACE, "up")
         _ip("-n", netns, "route", "add", "default", "via", net.gateway_ip)
+        forget_neighbour(net, ip)
     except BaseException:
         destroy_pod_network(net, pod)
         raise
@@ -352,6 +384,7 @@ def destroy_pod_network(net: ClusterNetwork, pod: PodNetwork) -> None:
     if pod.netns in list_netns():
         _delete_netns(pod.netns)
     _ip("-n", net.node_netns, "link", "delete", pod.host_veth, check=False)
+    forget_neighbour(net, pod.ip)
 
 
 def sweep_pod_networks(net: ClusterNetwork) -> list[str]:
@@ -360,3 +393,38 @@ def sweep_pod_networks(net: ClusterNetwork) -> list[str]:
     for name in removed:
         _delete_netns(name)
     return removed
+
+
+def listen_in_node(net: ClusterNetwork, port: int) -> socket.socket:
+    """A TCP socket listening on the node address inside the node namespace (port 0: any free one).
+
+    A socket belongs to the network namespace it was created in, whichever thread later uses
+    it; so a short-lived thread enters the node namespace (``setns`` changes only the calling
+    thread's), creates and binds the socket there, and the agent serves it from its own threads.
+    """
+    result: list[socket.socket] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        target = os.open(f"/run/netns/{net.node_netns}", os.O_RDONLY)
+        try:
+            if libc.setns(target, _CLONE_NEWNET) != 0:
+                raise NetworkError(f"setns {net.node_netns}: {os.strerror(ctypes.get_errno())}")
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((net.node_ip, port))
+            listener.listen(64)
+            result.append(listener)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            os.close(target)
+        # The thread ends here, still in the node namespace; no other thread ever entered it.
+
+    thread = threading.Thread(target=create, name="listen-in-node", daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]

@@ -72,7 +72,6 @@ class LaunchPlan:
     runtime_paths: list[str]
     readonly_root: bool
     cgroup_procs: Path | None
-    log_path: Path
     termination_message_file: Path
 
 
@@ -93,7 +92,10 @@ def volume_mounts(container: JsonObj, volume_paths: dict[str, Path]) -> list[Jso
 
 
 def start(plan: LaunchPlan) -> subprocess.Popen[bytes]:
-    """Start the launcher for ``plan``; the returned process becomes the container's main process."""
+    """Start the launcher for ``plan``; the returned process becomes the container's main process.
+
+    Its ``stdout`` and ``stderr`` are pipes the caller must drain (into the container's log).
+    """
     plan.container_dir.mkdir(parents=True, exist_ok=True)
     root = plan.container_dir / "root"
     spec = {
@@ -121,17 +123,17 @@ def start(plan: LaunchPlan) -> subprocess.Popen[bytes]:
     fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(spec, handle)
-    plan.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with plan.log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-I", launcher.__file__, str(spec_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its own session: signals for the container never reach the agent, and back.
-            start_new_session=True,
-            cwd="/",
-        )
+    # stdout and stderr stay apart on their own pipes, for the log's per-stream records
+    # (container_logs.py); close_fds (the default) keeps other containers' pipes out of this one.
+    return subprocess.Popen(
+        [sys.executable, "-I", launcher.__file__, str(spec_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # Its own session: signals for the container never reach the agent, and back.
+        start_new_session=True,
+        cwd="/",
+    )
 
 
 def start_error(container_dir: Path) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from testenv import paths
+from testenv import certs, paths
 from testenv.controlplane import ApiServing, ControlPlane
 from testenv.node import network
 from testenv.node.agent import NodeAgent
@@ -41,7 +41,7 @@ def _missing_host_support() -> str:
 
 @dataclass
 class NodeEnv:
-    """What a test gets: the network, the admin API, the agent and its work dir."""
+    """What a test gets: the network, the admin API, the agent and its work dir, and the cluster PKI."""
 
     net: network.ClusterNetwork
     api: KubeApi
@@ -49,6 +49,7 @@ class NodeEnv:
     workdir: Path
     kubeconfig: Path
     server: str
+    pki: certs.Pki
 
     def namespace(self) -> str:
         """A fresh namespace with a ``default`` ServiceAccount and ``kube-root-ca.crt``."""
@@ -161,10 +162,11 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeEnv]:
         )
         cp.start()
         workdir = tmp_path_factory.mktemp("node-agent")
-        agent = NodeAgent(cp.kubeconfig_path, net, workdir)
+        serving = certs.issue_serving_certificate(cp.pki, workdir / "pki", "system:node:test", [net.node_ip])
+        agent = NodeAgent(cp.kubeconfig_path, net, workdir, kubelet_serving=serving)
         agent.start()
         api = KubeApi(cp.kubeconfig_path)
-        yield NodeEnv(net, api, agent, workdir, cp.kubeconfig_path, cp.server)
+        yield NodeEnv(net, api, agent, workdir, cp.kubeconfig_path, cp.server, cp.pki)
     finally:
         if agent is not None:
             agent.stop()
