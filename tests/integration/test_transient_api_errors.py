@@ -208,7 +208,8 @@ WRITE_FAULTS: dict[str, tuple[str, str, int, int]] = {
 MORE_WRITE_FAULTS: dict[str, tuple[str, str, int, int]] = {
     "adoption-apply-500": ("PATCH", "/deployments/cart-blue?", 500, 1),
     "virtualservice-apply-503": ("PATCH", "/virtualservices/cart?", 503, 1),
-    "destinationrule-apply-500": ("PATCH", "/destinationrules/cart?", 500, 2),
+    # The slot DestinationRules: the team's own (cart) is never written.
+    "destinationrule-apply-500": ("PATCH", "/destinationrules/cart-blue?", 500, 2),
     "preview-service-apply-503": ("PATCH", "/services/cart-preview?", 503, 1),
     "networkpolicy-apply-500": ("PATCH", "/networkpolicies/", 500, 2),
     "event-create-503": ("POST", "/events", 503, 2),
