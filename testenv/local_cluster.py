@@ -457,23 +457,7 @@ class LocalCluster:
             "executor": "imagePullPolicy: IfNotPresent\n",
         }
         _apply_configmap(self.api, ARGO_NAMESPACE, CONTROLLER_CONFIGMAP, controller_config)
-        env = {"LEADER_ELECTION_DISABLE": "true", "LEADER_ELECTION_IDENTITY": NODE_NAME}
-        if self.tuning.default_requeue_time:
-            env["DEFAULT_REQUEUE_TIME"] = self.tuning.default_requeue_time
-        self._spawn(
-            "workflow-controller",
-            net.run_in_node(
-                [
-                    str(self.built.workflow_controller),
-                    f"--kubeconfig={cp.kubeconfig_path}",
-                    f"--namespace={ARGO_NAMESPACE}",
-                    f"--configmap={CONTROLLER_CONFIGMAP}",
-                    f"--executor-image={EXECUTOR_IMAGE}",
-                    "--loglevel=info",
-                ]
-            ),
-            env=env,
-        )
+        self._spawn_workflow_controller(net)
         server_port = 2746
         self._spawn(
             "argo-server",
@@ -495,6 +479,42 @@ class LocalCluster:
         self.tools_dir.mkdir(exist_ok=True)
         for tool in (self.built.kubectl, self.built.argo):
             (self.tools_dir / tool.name).symlink_to(tool)
+
+    def _spawn_workflow_controller(self, net: ClusterNetwork) -> None:
+        cp = self.control_plane
+        assert cp is not None
+        env = {"LEADER_ELECTION_DISABLE": "true", "LEADER_ELECTION_IDENTITY": NODE_NAME}
+        if self.tuning.default_requeue_time:
+            env["DEFAULT_REQUEUE_TIME"] = self.tuning.default_requeue_time
+        self._spawn(
+            "workflow-controller",
+            net.run_in_node(
+                [
+                    str(self.built.workflow_controller),
+                    f"--kubeconfig={cp.kubeconfig_path}",
+                    f"--namespace={ARGO_NAMESPACE}",
+                    f"--configmap={CONTROLLER_CONFIGMAP}",
+                    f"--executor-image={EXECUTOR_IMAGE}",
+                    "--loglevel=info",
+                ]
+            ),
+            env=env,
+        )
+
+    def retune(self, tuning: ClusterTuning, timeout: float = 60.0) -> None:
+        """Restart only the workflow-controller with other settings, as a platform team would roll it out.
+
+        Running workflows carry on: the new controller picks them up from the API, as after any controller restart.
+        """
+        if not self.owned or self.network is None:
+            raise ClusterStartError("only a cluster this process started can be retuned")
+        for component in [c for c in self._components if c.name == "workflow-controller"]:
+            _terminate(component.process, grace=10.0)
+            self._components.remove(component)
+        self.tuning = tuning
+        self._spawn_workflow_controller(self.network)
+        deadline = time.monotonic() + timeout
+        self._poll(deadline, "the restarted workflow-controller's metrics", lambda: _http_ok(self.metrics_url, True))
 
     def _wait_until_usable(self, deadline: float) -> None:
         api = self.api

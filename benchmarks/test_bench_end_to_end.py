@@ -1,0 +1,152 @@
+"""End-to-end figures through the real Argo controller on the local cluster: printed as medians, never asserted.
+
+For each controller setting (Argo's default requeue time, then a tuned one) it measures, with the demo app ready at
+once:
+
+- submit to ``Succeeded`` of the deploy template;
+- for every step Pod, where its time went: controller queueing (the previous step's end to this Pod's creation),
+  Pod start (creation to the step's container starting), the step's own work (its container running), and the
+  controller noticing the end (the container's end to the node's end);
+- a failed smoke test to the end of the exit handler's rollback;
+- submit of the rollback template to traffic restored (the Service selecting the old slot again).
+
+Kubernetes and Argo stamp times to the second, so the per-step split is coarse; the wall times are measured here.
+Set ``BLUEGREEN_BENCH_E2E_RUNS`` for more runs than the default 3.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import statistics
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from testenv.demo_service import (
+    DEPLOY_TEMPLATE,
+    ROLLBACK_TEMPLATE,
+    DemoService,
+    create_demo_service,
+    demo_image,
+    install_manifests,
+)
+from testenv.local_cluster import ClusterTuning, LocalCluster
+from testenv.rest import request
+from testenv.workflow_run import WorkflowRun
+
+pytestmark = [pytest.mark.cluster]
+
+RUNS = int(os.environ.get("BLUEGREEN_BENCH_E2E_RUNS", "3"))
+TUNED_REQUEUE = "1s"
+
+
+def _ts(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _spread(samples: list[float]) -> str:
+    if not samples:
+        return "no samples"
+    low, high = min(samples), max(samples)
+    return f"median {statistics.median(samples):6.1f}s  (min {low:.1f}, max {high:.1f}, n={len(samples)})"
+
+
+def _step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, float]]:
+    """Per template: queueing, Pod start, own work and noticing, in seconds, from the Pods and the workflow."""
+    pods = request(
+        cluster.api,
+        "GET",
+        f"/api/v1/namespaces/{run.raw['metadata']['namespace']}/pods",
+        query={"labelSelector": f"workflows.argoproj.io/workflow={run.name}"},
+    )["items"]
+    by_node: dict[str, dict[str, Any]] = {}
+    for pod in pods:
+        node_id = (pod["metadata"].get("annotations") or {}).get("workflows.argoproj.io/node-id")
+        if node_id:
+            by_node[node_id] = pod
+    split: dict[str, dict[str, float]] = {}
+    previous_end: datetime.datetime | None = None
+    for node in run.pods():
+        pod = by_node.get(node.id)
+        if pod is None or not node.finished_at:
+            continue
+        main = next((c for c in pod["status"].get("containerStatuses", []) if c["name"] == "main"), None)
+        terminated = ((main or {}).get("state") or {}).get("terminated")
+        if terminated is None:
+            continue
+        created = _ts(pod["metadata"]["creationTimestamp"])
+        started, finished = _ts(terminated["startedAt"]), _ts(terminated["finishedAt"])
+        split[node.template] = {
+            "queueing": (created - previous_end).total_seconds() if previous_end else 0.0,
+            "pod start": (started - created).total_seconds(),
+            "own work": (finished - started).total_seconds(),
+            "noticing": (_ts(node.finished_at) - finished).total_seconds(),
+        }
+        previous_end = _ts(node.finished_at)
+    return split
+
+
+def _wait_live_slot(service: DemoService, slot: str, deadline_seconds: float = 300.0) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while service.live_slot() != slot:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{service.name} never went back to {slot}")
+        time.sleep(0.05)  # bounded poll of the Service selector, the route itself
+
+
+def _measure(cluster: LocalCluster, label: str) -> None:
+    service = create_demo_service(cluster, replicas=2)
+    first = service.deploy(demo_image("v1"))
+    assert first.phase == "Succeeded", first.summary()
+    deploys: list[float] = []
+    splits: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    failure_to_safe: list[float] = []
+    rollbacks: list[float] = []
+    for index in range(RUNS):
+        started = time.monotonic()
+        run = service.deploy(demo_image(f"v{index + 2}"))
+        deploys.append(time.monotonic() - started)
+        assert run.phase == "Succeeded", run.summary()
+        for template, parts in _step_split(cluster, run).items():
+            for part, seconds in parts.items():
+                splits[template][part].append(seconds)
+
+        failed = service.deploy(demo_image(f"v{index + 2}-fail-smoke"))
+        assert failed.phase == "Failed", failed.summary()
+        smoke, rollback = failed.pod_steps("smoke"), failed.pod_steps("rollback")
+        if smoke and rollback:
+            failure_to_safe.append((_ts(rollback[-1].finished_at) - _ts(smoke[-1].finished_at)).total_seconds())
+
+        old = service.status().get("previousSlot") or ("green" if service.live_slot() == "blue" else "blue")
+        started = time.monotonic()
+        service.submit(ROLLBACK_TEMPLATE, wait=False)
+        _wait_live_slot(service, str(old))
+        rollbacks.append(time.monotonic() - started)
+        # Put the newer version back so the next round starts from the same shape.
+        again = service.submit(DEPLOY_TEMPLATE, f"image={demo_image(f'v{index + 2}')}")
+        assert again.phase == "Succeeded", again.summary()
+
+    print(f"\n== end to end through Argo, {label} ==")
+    print(f"deploy, submit to Succeeded:          {_spread(deploys)}")
+    print(f"failed smoke to rollback done:        {_spread(failure_to_safe)}")
+    print(f"rollback template, submit to restored: {_spread(rollbacks)}")
+    print("where each step's time goes (medians, seconds; Kubernetes stamps whole seconds):")
+    print(f"  {'step':<14}{'queueing':>10}{'pod start':>11}{'own work':>10}{'noticing':>10}")
+    for template, by_part in splits.items():
+        cells = "".join(f"{statistics.median(by_part[p]):>10.1f}" for p in ("queueing", "pod start", "own work"))
+        print(f"  {template:<14}{cells}{statistics.median(by_part['noticing']):>10.1f}")
+
+
+def test_end_to_end_figures_default_and_tuned(local_cluster: LocalCluster) -> None:
+    """Both controller settings on one cluster, one after the other."""
+    install_manifests(local_cluster)
+    if local_cluster.owned:
+        local_cluster.retune(ClusterTuning(default_requeue_time=None))
+    _measure(local_cluster, "Argo's default requeue time (10s)")
+    if not local_cluster.owned:
+        pytest.skip("an attached cluster cannot be retuned; start the benchmark without BLUEGREEN_TEST_CLUSTER")
+    local_cluster.retune(ClusterTuning(default_requeue_time=TUNED_REQUEUE))
+    _measure(local_cluster, f"DEFAULT_REQUEUE_TIME={TUNED_REQUEUE}")
