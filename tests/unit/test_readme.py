@@ -13,7 +13,7 @@ README = (REPO / "README.md").read_text()
 
 def test_readme_opens_with_the_two_fresh_machine_commands() -> None:
     commands = [line.split("#")[0].strip() for line in README.splitlines() if line.startswith("    make ")][:2]
-    assert commands == ["make manifests", "make test"]
+    assert commands == ["make demo", "make test"]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
