@@ -47,6 +47,11 @@ ARGO_UI_URL_ENV = "BLUEGREEN_ARGO_UI_URL"
 #: Prometheus Pushgateway the steps push a run's metrics to; a render setting.
 PUSHGATEWAY_URL_ENV = "BLUEGREEN_PUSHGATEWAY_URL"
 
+#: Where a failed step leaves its one-line reason: the Kubernetes default ``terminationMessagePath``, which the
+#: step containers keep. The kubelet keeps at most 4096 bytes of it.
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+TERMINATION_MESSAGE_LIMIT = 4096
+
 
 # -- steps and their outputs ---------------------------------------------------------------------------------------
 
@@ -280,6 +285,8 @@ __all__ = [
     "SLACK_WEBHOOK_URL_ENV",
     "STEP_OUTPUTS",
     "STEP_RULES",
+    "TERMINATION_MESSAGE_LIMIT",
+    "TERMINATION_MESSAGE_PATH",
     "USER_COMMANDS",
     "VIRTUAL_SERVICES",
     "WEBHOOK_URL_ENV",

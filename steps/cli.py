@@ -17,7 +17,13 @@ import sys
 from pathlib import Path
 
 import bluegreen_spec as spec
-from bluegreen_contract import USER_COMMANDS, WORKFLOW_FINISHED_PHASES, Step
+from bluegreen_contract import (
+    TERMINATION_MESSAGE_LIMIT,
+    TERMINATION_MESSAGE_PATH,
+    USER_COMMANDS,
+    WORKFLOW_FINISHED_PHASES,
+    Step,
+)
 from steps.errors import StepError
 from steps.kube import Kube
 
@@ -135,7 +141,24 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
         return int(module.run(kube, args))
     except StepError as error:
         print(f"bluegreen-step {args.step}: {error}", file=sys.stderr)
+        leave_termination_message(str(error))
         return error.exit_code
+
+
+def leave_termination_message(reason: str, path: Path = Path(TERMINATION_MESSAGE_PATH)) -> bool:
+    """Write the failure's reason where the kubelet reads a container's termination message.
+
+    Argo copies that message into the step's node message, so the reason shows in the UI, in ``argo get`` and in
+    ``{{workflow.failures}}``, which the exit handler's rollback writes into the record. Outside a Pod the file does
+    not exist and nothing is written. Returns whether it was written.
+    """
+    if not path.is_file():
+        return False
+    try:
+        path.write_text(reason[:TERMINATION_MESSAGE_LIMIT])
+    except OSError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
