@@ -1,7 +1,7 @@
 """Fixtures the integration tests share: a fault-injecting proxy, and a factory for services under test.
 
-The control plane itself (``kube_cluster``, ``make_namespace``, ``impersonating_client``, ``deployment_stand_in``)
-comes from the ``testenv.pytest_plugin`` loaded by ``tests/conftest.py``.
+The cluster itself (``kube_cluster``, ``make_namespace``, ``impersonating_client``) comes from the
+``testenv.pytest_plugin`` loaded by ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from kubernetes import client
 
 from testenv.cluster import KubeCluster
 from testenv.fault_proxy import FaultProxy
-from testenv.stand_in import DeploymentStandIn
 from tests.integration.service_helpers import ServiceFactory
 
 
@@ -36,7 +35,6 @@ def make_service(
     kube_cluster: KubeCluster,
     make_namespace: Callable[..., str],
     impersonating_client: Callable[[str, str], client.ApiClient],
-    deployment_stand_in: DeploymentStandIn,
 ) -> ServiceFactory:
     """``make_service("prefix", router=..., **spec_fields)``: an unmanaged service in a namespace of its own."""
-    return ServiceFactory(kube_cluster, make_namespace, impersonating_client, deployment_stand_in)
+    return ServiceFactory(kube_cluster, make_namespace, impersonating_client)

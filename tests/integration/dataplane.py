@@ -1,14 +1,15 @@
 """An observer for zero-downtime claims: route each request as the data plane would, from live API state.
 
-There is no kube-proxy, Envoy or kubelet here, so no real packet follows a Service selector or a VirtualService. This
-observer does the next best thing: for every request it reads the routing objects and Pods from the API server *at
-that moment* (the Service selector; the VirtualService weights over the slot Services; or the HTTPRoute backends),
-picks a Ready Pod the way endpoints would, and sends the request to a local HTTP server standing for that Pod's
-Deployment. A request fails when the route selects no Ready Pod or the backend fails.
+No Envoy or gateway runs here, so no packet follows a VirtualService or an HTTPRoute, and a Service's ClusterIP follows
+kube-proxy's rules, which lag the API by design. This observer takes the route from the API instead: for every request
+it reads the routing objects and Pods *at that moment* (the Service selector; the VirtualService weights over the
+slot Services; or the HTTPRoute backends), picks a Ready Pod the way endpoints would, and sends the request to that
+Pod's own address, where the node agent runs the real app. A request fails when the route selects no Ready Pod or
+the Pod does not answer 200.
 
-What it proves: at no instant does the API state route traffic to a set without Ready Pods. What it cannot see:
-propagation delay (kube-proxy, istiod to Envoy), in-flight connections on a Pod being removed, and the app's own
-shutdown; those are bounded by preStop, terminationGracePeriodSeconds and retention, which preflight checks for.
+What it proves: at no instant does the API state route traffic to a set without Ready Pods, and every Pod it routes to
+serves. What it cannot see: propagation delay (kube-proxy, istiod to Envoy); that is bounded by preStop,
+terminationGracePeriodSeconds and retention, which preflight checks for.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import httpx
 from bluegreen_contract import HTTP_ROUTES, PODS, SERVICES, VIRTUAL_SERVICES
 from steps.kube import Kube, Obj, labels_selector
 from steps.routing.istio import ROUTE_NAME
-from testenv.stand_in import OWNER_LABEL
 
 
 @dataclass
@@ -38,12 +38,12 @@ class LoadReport:
 class EmulatedDataPlane:
     """Resolves one service's route from the API for each request."""
 
-    def __init__(self, kube: Kube, namespace: str, service: str, router: str, backends: dict[str, str]) -> None:
+    def __init__(self, kube: Kube, namespace: str, service: str, router: str, port: int) -> None:
         self.kube = kube
         self.namespace = namespace
         self.service = service
         self.router = router
-        self.backends = backends
+        self.port = port
         self._turn = itertools.count()
 
     def _selector(self) -> dict[str, str]:
@@ -86,11 +86,17 @@ class EmulatedDataPlane:
         if not pods:
             raise RuntimeError(f"no Ready pod behind the route (selector {self._selector()})")
         pod = pods[next(self._turn) % len(pods)]
-        owner = str(pod["metadata"]["labels"][OWNER_LABEL])
-        response = client.get(self.backends[owner] + "/")
+        owner = owning_deployment(pod)
+        response = client.get(f"http://{pod['status']['podIP']}:{self.port}/")
         if response.status_code != 200:
-            raise RuntimeError(f"{owner} answered {response.status_code}")
+            raise RuntimeError(f"{owner} ({pod['metadata']['name']}) answered {response.status_code}")
         return owner
+
+
+def owning_deployment(pod: Obj) -> str:
+    """The Deployment behind a Pod: its ReplicaSet owner's name without the ``-<pod-template-hash>`` suffix."""
+    [owner] = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == "ReplicaSet"]
+    return str(owner["name"]).removesuffix("-" + pod["metadata"]["labels"]["pod-template-hash"])
 
 
 def run_load(plane: EmulatedDataPlane, stop: threading.Event, report: LoadReport, max_seconds: float = 120) -> None:

@@ -88,7 +88,7 @@ def install_helm_release(sut: ServiceUnderTest) -> None:
     sut.admin_kube.delete(DEPLOYMENTS, sut.namespace, sut.name)
     sut.admin_kube.delete(SERVICES, sut.namespace, sut.name)
     sut.apply(helm_deployment(sut.namespace), helm_service())
-    sut.stand_in.wait_idle()
+    sut.wait_settled()
 
 
 def multi_route_virtual_service(namespace: str) -> Obj:

@@ -2,7 +2,11 @@
 
 :class:`ServiceUnderTest` runs each step in-process as the workflow's ServiceAccount through one typed helper per
 step, so a test never builds a step's command line by hand. The ``make_service`` fixture in ``conftest.py`` creates
-one with :func:`make_service`.
+one with :class:`ServiceFactory`.
+
+The application is the demo app (``images/demo-app``): the real deployment and replicaset controllers roll its
+Deployments out and the node agent runs its Pods, so availability, readiness and the kubelet's waiting reasons are
+real. Its image tag is its version, and a tag suffix picks a real failure (``-never-ready``, ``-crash``...).
 """
 
 from __future__ import annotations
@@ -16,21 +20,31 @@ from typing import Any
 from kubernetes import client
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS, Output, Step
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS, SERVICES, Output, Step
 from bluegreen_spec import Slot
 from pipelines.settings import SERVICE_ACCOUNT
 from steps.cli import main as step_main
 from steps.kube import ApiRetryPolicy, Kube
 from steps.log import StepLog
 from steps.routing import router_for
+from steps.slots import preview_service
 from testenv.apply import apply_manifest_objects
 from testenv.cluster import KubeCluster
-from testenv.stand_in import DeploymentStandIn
+from testenv.node.images import DEMO_APP_REPOSITORY
 from tests.integration.installation import install
+from tests.integration.rollouts import wait_settled
 
-IMAGE_V1 = "registry.example.com/shop/cart:1.0.0"
-IMAGE_V2 = "registry.example.com/shop/cart:2.0.0"
-IMAGE_V3 = "registry.example.com/shop/cart:3.0.0"
+
+def demo_app(tag: str) -> str:
+    """The demo app's image at ``tag`` (``v2``, or ``v2-never-ready`` for a failure mode)."""
+    return f"{DEMO_APP_REPOSITORY}:{tag}"
+
+
+IMAGE_V1 = demo_app("v1")
+IMAGE_V2 = demo_app("v2")
+IMAGE_V3 = demo_app("v3")
+#: An image no registry has: the node agent reports ErrImagePull, then ImagePullBackOff, as a kubelet does.
+IMAGE_MISSING = "registry.example.com/shop/cart:does-not-exist"
 
 
 def app_deployment(name: str, image: str, replicas: int = 2) -> dict[str, Any]:
@@ -51,7 +65,9 @@ def app_deployment(name: str, image: str, replicas: int = 2) -> dict[str, Any]:
                             "name": "app",
                             "image": image,
                             "ports": [{"containerPort": 8080}],
-                            "readinessProbe": {"httpGet": {"path": "/health", "port": 8080}},
+                            # Probed every second, so a Pod is Ready about a second after the app listens
+                            # (the default 10 s period would make every rollout of the suite ~10 s long).
+                            "readinessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 1},
                             "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
                         }
                     ],
@@ -101,7 +117,6 @@ class ServiceUnderTest:
     admin: client.ApiClient
     steps_kube: Kube
     admin_kube: Kube
-    stand_in: DeploymentStandIn
 
     def step(self, *argv: str) -> int:
         """Run ``bluegreen-step`` in-process as the ServiceAccount; returns its exit code."""
@@ -135,6 +150,20 @@ class ServiceUnderTest:
         """The slot all traffic goes to, read from the route itself."""
         resource = spec.load_resource(self.bgd())
         return router_for(resource, self.admin_kube, self.namespace, StepLog("test", self.name)).live_slot()
+
+    def wait_settled(self) -> None:
+        """Wait until the real controllers have finished every rollout in the namespace (see ``rollouts.py``)."""
+        wait_settled(self.admin_kube, self.namespace)
+
+    def preview_url(self) -> str:
+        """The preview Service's address as this host reaches it: its ClusterIP (the host routes the Service range
+        into the cluster, through kube-proxy) and the port the health check's container port is exposed on."""
+        resource = spec.load_resource(self.bgd())
+        main_service = self.admin_kube.must_get(SERVICES, self.namespace, self.name)
+        name = preview_service(resource, main_service, spec.Slot.blue)["metadata"]["name"]
+        preview = self.admin_kube.must_get(SERVICES, self.namespace, name)
+        port = preview_port(preview, resource.spec.health_check.http_get.port)
+        return f"http://{preview['spec']['clusterIP']}:{port}"
 
     def replicas(self, deployment: str) -> int | None:
         """A Deployment's desired replicas, None when it does not exist."""
@@ -203,13 +232,25 @@ class ServiceUnderTest:
         assert self.run_preflight(image, workflow, out=out, triggered_by="ci") == 0
         return (out / Output.target_slot).read_text(), (out / Output.record).read_text()
 
-    def deploy(self, image: str, workflow: str, out: Path, *, cleanup: bool = True, app_url: str = "") -> str:
+    def deploy(
+        self,
+        image: str,
+        workflow: str,
+        out: Path,
+        *,
+        cleanup: bool = True,
+        app_url: str = "",
+        through_preview: bool = False,
+    ) -> str:
         """The deploy DAG's steps in order; returns the slot deployed to.
 
-        With ``app_url`` (a local server standing for the new slot's preview address) probe and smoke run too.
+        With ``app_url`` (a local server whose answers the test controls) or ``through_preview`` (the new slot's real
+        Pods, through the preview Service) probe and smoke run too.
         """
         target, record = self.preflight(image, workflow, out)
         assert self.run_deploy_green(image, target, record) == 0
+        if through_preview:
+            app_url = self.preview_url()
         if app_url:
             assert self.run_probe(target, record, app_url) == 0
             assert self.run_smoke(target, record, app_url) == 0
@@ -226,6 +267,14 @@ class ServiceUnderTest:
         assert self.run_notify(workflow, failures) == 0
 
 
+def preview_port(preview: dict[str, Any], container_port: int) -> int:
+    """The port of ``preview`` that leads to ``container_port`` (the app's Service maps 80 to 8080)."""
+    for port in preview["spec"]["ports"]:
+        if str(port.get("targetPort", port["port"])) == str(container_port):
+            return int(port["port"])
+    raise AssertionError(f"preview Service {preview['metadata']['name']} has no port to {container_port}")
+
+
 def _output_dir(out: Path | None) -> list[str]:
     return [] if out is None else ["--output-dir", str(out)]
 
@@ -237,16 +286,14 @@ def _run_outcome(workflow: str, failures: str, status: str = "Failed") -> list[s
 def install_service(
     admin: client.ApiClient,
     impersonate: Callable[[str, str], client.ApiClient],
-    stand_in: DeploymentStandIn,
     namespace: str,
     name: str = "cart",
     router: str = "istio",
     replicas: int = 2,
     **spec_fields: Any,
 ) -> ServiceUnderTest:
-    """Install argo-bluegreen into ``namespace`` and create an unmanaged service with its spec."""
+    """Install argo-bluegreen into ``namespace`` and create an unmanaged service with its spec, its Pods Ready."""
     install(admin, namespace)
-    stand_in.manage(namespace)
     fast = ApiRetryPolicy(deadline_seconds=10.0)
     sut = ServiceUnderTest(
         namespace,
@@ -254,10 +301,11 @@ def install_service(
         admin,
         Kube(impersonate(namespace, SERVICE_ACCOUNT), retry=fast),
         Kube(admin, retry=fast),
-        stand_in,
     )
-    sut.apply(app_deployment(name, IMAGE_V1, replicas), app_service(name), blue_green(name, router, **spec_fields))
-    stand_in.wait_idle()
+    # The spec asks for as many replicas per slot as the team's Deployment runs, unless the test says otherwise.
+    resource = blue_green(name, router, **{"replicas": replicas, **spec_fields})
+    sut.apply(app_deployment(name, IMAGE_V1, replicas), app_service(name), resource)
+    sut.wait_settled()
     return sut
 
 
@@ -268,7 +316,6 @@ class ServiceFactory:
     cluster: KubeCluster
     make_namespace: Callable[..., str]
     impersonate: Callable[[str, str], client.ApiClient]
-    stand_in: DeploymentStandIn
 
     def __call__(
         self,
@@ -284,7 +331,6 @@ class ServiceFactory:
         return install_service(
             self.cluster.admin_api_client(),
             self.impersonate,
-            self.stand_in,
             namespace or self.make_namespace(prefix),
             name=name,
             router=router,

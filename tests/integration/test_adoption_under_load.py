@@ -3,47 +3,30 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 import bluegreen_spec as spec
-from testenv.stand_in import DeploymentStandIn
 from tests.integration.dataplane import EmulatedDataPlane, LoadReport, run_load
 from tests.integration.service_helpers import IMAGE_V2, ServiceFactory
-from tests.steps.http_servers import AppServer, Reply
 
 pytestmark = pytest.mark.controlplane
 
-
-@pytest.fixture
-def backends() -> Iterator[dict[str, str]]:
-    """One local HTTP server per Deployment that can serve: the original and both slots."""
-    with ExitStack() as stack:
-        urls = {}
-        for name in ("cart", "cart-blue", "cart-green"):
-            server = stack.enter_context(AppServer())
-            server.route("/", Reply(200, name))
-            urls[name] = server.url
-        yield urls
+#: The demo app's container port, which the load reaches on each Pod's own address.
+APP_PORT = 8080
 
 
 @pytest.mark.parametrize("router", ["istio", "service", "gateway-api"])
 def test_adoption_and_first_deploy_drop_no_request(
     make_service: ServiceFactory,
-    deployment_stand_in: DeploymentStandIn,
-    backends: dict[str, str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     router: str,
 ) -> None:
     sut = make_service("adopt", router=router)
-    # New pods take a while to become Ready, as real ones do: routing early would show as failed requests.
-    for name in ("cart-blue", "cart-green"):
-        deployment_stand_in.behave(sut.namespace, name, "available", delay_seconds=1.0)
-    plane = EmulatedDataPlane(sut.admin_kube, sut.namespace, sut.name, router, backends)
+    # The slots' Pods are real processes that take a while to become Ready: routing early would fail requests.
+    plane = EmulatedDataPlane(sut.admin_kube, sut.namespace, sut.name, router, APP_PORT)
     report = LoadReport()
     stop = threading.Event()
     load = threading.Thread(target=run_load, args=(plane, stop, report))
@@ -55,7 +38,7 @@ def test_adoption_and_first_deploy_drop_no_request(
         assert sut.run_deploy_green(IMAGE_V2, spec.Slot.green, "wf-1") == 0
         assert sut.run_switch(spec.Slot.green, "wf-1") == 0
         assert sut.run_retain("wf-1") == 0
-        sut.stand_in.wait_idle()
+        sut.wait_settled()
         settled = report.sent
         while report.sent < settled + 20 and load.is_alive():
             stop.wait(0.01)  # a few more requests after the switch, so the final route is exercised too

@@ -10,16 +10,16 @@ import pytest
 
 import bluegreen_spec as spec
 from bluegreen_contract import NETWORK_POLICIES, VIRTUAL_SERVICES, WEBHOOK_URL_ENV
-from tests.integration.service_helpers import IMAGE_V2, ServiceFactory, ServiceUnderTest
+from tests.integration.service_helpers import IMAGE_V2, ServiceFactory, ServiceUnderTest, demo_app
 from tests.steps.http_servers import RecordingWebhook
 
 pytestmark = pytest.mark.controlplane
 
 
 def deploy(sut: ServiceUnderTest, run: int, out: Path) -> str:
-    """Deploy image ``<run + 2>.0.0`` as workflow ``wf-<run>``; returns the workflow."""
+    """Deploy the demo app ``v<run + 2>`` as workflow ``wf-<run>``; returns the workflow."""
     workflow = f"wf-{run}"
-    sut.deploy(f"registry.example.com/shop/cart:{run + 2}.0.0", workflow, out, cleanup=False)
+    sut.deploy(demo_app(f"v{run + 2}"), workflow, out, cleanup=False)
     return workflow
 
 
@@ -39,7 +39,7 @@ def test_records_are_bounded_by_history_limit_and_listed_newest_first(
     assert sut.step("status", sut.name) == 0
     status = dict(line.split("  ", 1) for line in capsys.readouterr().out.splitlines())
     assert status["live slot (route)"].strip() == "blue"  # four deploys: green, blue, green, blue
-    assert status["active image"].strip() == "registry.example.com/shop/cart:5.0.0"
+    assert status["active image"].strip() == demo_app("v5")
     assert status["phase"].strip() == "Succeeded"
 
 
@@ -55,7 +55,7 @@ def test_preflight_warns_about_missing_zero_downtime_settings(make_service: Serv
     for field in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"):
         deployment["metadata"].pop(field, None)
     sut.apply(deployment)
-    sut.stand_in.wait_idle()
+    sut.wait_settled()
     assert sut.run_preflight(IMAGE_V2, "wf-w", out=tmp_path) == 0
     warnings = [e["message"] for e in sut.record("wf-w")["status"]["entries"] if e["event"] == "warning"]
     assert any("no readinessProbe" in w for w in warnings)

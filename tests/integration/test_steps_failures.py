@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import bluegreen_spec as spec
 from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, WORKFLOWS
-from testenv.stand_in import Mode
-from tests.integration.service_helpers import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
+from tests.integration.service_helpers import (
+    IMAGE_MISSING,
+    IMAGE_V1,
+    IMAGE_V2,
+    IMAGE_V3,
+    ServiceFactory,
+    ServiceUnderTest,
+    demo_app,
+)
 from tests.steps.http_servers import AppServer, FakePrometheus, vector
 
 pytestmark = pytest.mark.controlplane
@@ -64,18 +73,52 @@ def test_smoke_failure_keeps_traffic_on_blue(make_service: ServiceFactory, app: 
     assert "alice" in results[0]["message"]
 
 
-@pytest.mark.parametrize("mode", ["never", "progress-deadline-exceeded"])
+@dataclass(frozen=True)
+class NeverAvailable:
+    """A real reason for a new slot never to become available, and what deploy-green must say about it."""
+
+    image: str
+    #: The spec's readinessTimeout: how long deploy-green waits unless the controller gives up first.
+    readiness_timeout: str
+    #: The team's Deployment's progressDeadlineSeconds, which the slots inherit (None: the API's default, 600).
+    progress_deadline_seconds: int | None
+    expected: tuple[str, ...]
+
+
+NEVER_AVAILABLE = {
+    # The kubelet reports ErrImagePull, then ImagePullBackOff once its pull back-off holds (~5 s on): the timeout
+    # leaves time for that, so the step names the reason a user would see.
+    "bad image": NeverAvailable(IMAGE_MISSING, "20s", None, ("ImagePullBackOff", IMAGE_MISSING)),
+    # The app runs but /health never answers 200: no waiting reason, so the step reports the count it waited for.
+    "never ready": NeverAvailable(demo_app("v2-never-ready"), "15s", None, ("not available within 15 s", "0/2")),
+    # The real deployment controller marks the rollout ProgressDeadlineExceeded; the step fails on that at once,
+    # long before its own timeout.
+    "progress deadline": NeverAvailable(
+        demo_app("v2-never-ready"), "120s", 10, ("ProgressDeadlineExceeded", "has timed out progressing")
+    ),
+}
+
+
+@pytest.mark.parametrize("cause", NEVER_AVAILABLE.values(), ids=NEVER_AVAILABLE.keys())
 def test_green_never_available_fails_fast_and_traffic_stays(
-    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: Mode
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str], cause: NeverAvailable
 ) -> None:
-    sut = make_service("fail", readinessTimeout="3s")
-    target, record = sut.preflight(IMAGE_V2, "wf-never", tmp_path)
-    sut.stand_in.behave(sut.namespace, f"cart-{target}", mode, delay_seconds=0.5, waiting_reason="ImagePullBackOff")
-    assert sut.run_deploy_green(IMAGE_V2, target, record) == 1
+    sut = make_service("fail", readinessTimeout=cause.readiness_timeout)
+    if cause.progress_deadline_seconds is not None:
+        sut.admin_kube.merge_patch(
+            DEPLOYMENTS, sut.namespace, "cart", {"spec": {"progressDeadlineSeconds": cause.progress_deadline_seconds}}
+        )
+        sut.wait_settled()
+    target, record = sut.preflight(cause.image, "wf-never", tmp_path)
+    started = time.monotonic()
+    assert sut.run_deploy_green(cause.image, target, record) == 1
+    waited = time.monotonic() - started
     err = capsys.readouterr().err
-    assert "cart-green" in err and "ImagePullBackOff" in err
-    if mode == "progress-deadline-exceeded":
-        assert "ProgressDeadlineExceeded" in err
+    assert "cart-green" in err
+    for text in cause.expected:
+        assert text in err
+    if cause.progress_deadline_seconds is not None:
+        assert waited < 60, f"deploy-green waited {waited:.0f} s instead of failing on the controller's verdict"
     sut.exit_handler("wf-never", argo_failures("deploy-green", "Error (exit code 1)"))
     assert sut.live_slot() is spec.Slot.blue
     assert sut.replicas("cart-green") == 0
@@ -125,8 +168,8 @@ def test_rollback_scales_a_scaled_down_old_slot_up_before_switching(
     assert sut.live_slot() is spec.Slot.green
     # Something (an HPA, a person, a cost-saving job) scaled the retained blue slot to zero.
     sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart-blue", {"spec": {"replicas": 0}})
-    sut.stand_in.wait_idle()
-    sut.stand_in.behave(sut.namespace, "cart-blue", "available", delay_seconds=1.0)
+    sut.wait_settled()
+    # Blue's Pods are gone: scaling it up starts real processes that take a while to become Ready.
     assert sut.run_manual_rollback("rb-1", reason="bad release") == 0
     assert sut.live_slot() is spec.Slot.blue
     blue = sut.deployment("cart-blue")

@@ -8,7 +8,6 @@ import pytest
 
 import bluegreen_spec as spec
 from tests.integration.service_helpers import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceFactory
-from tests.steps.http_servers import AppServer, Reply
 
 pytestmark = pytest.mark.controlplane
 
@@ -22,34 +21,31 @@ def test_deploy_twice_blue_green_blue(
     sut = make_service(
         "happy",
         router=router,
-        smokeTests=[{"name": "cart-api", "endpoint": "/api/cart", "bodyContains": "items"}],
+        smokeTests=[{"name": "users-api", "endpoint": "/api/users/health", "bodyContains": '"ok"'}],
     )
-    app = AppServer()
-    app.route("/health", Reply(200, "ok"))
-    app.route("/api/cart", Reply(200, '{"items": []}'))
-    with app:
-        first = sut.deploy(IMAGE_V2, "deploy-1", tmp_path / "1", app_url=app.url)
-        assert first == "green"
-        assert sut.live_slot() is spec.Slot.green
-        status = sut.status()
-        assert (status.phase, status.active_slot, status.active_image) == (
-            spec.Phase.succeeded,
-            spec.Slot.green,
-            IMAGE_V2,
-        )
-        assert (status.previous_slot, status.previous_image) == (spec.Slot.blue, IMAGE_V1)
-        assert status.workflow is None
-        original = sut.deployment("cart")
-        assert original is not None and original["spec"]["replicas"] == 0  # adopted, kept, scaled to zero
-        blue = sut.deployment("cart-blue")
-        assert blue is not None and blue["spec"]["replicas"] == 2  # retained warm
-        assert blue["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION] == status.retain_until
-        record = sut.record("deploy-1")
-        assert record["status"]["outcome"] == "Succeeded"
-        assert record["spec"]["previousImage"] == IMAGE_V1
-        assert record["spec"]["triggeredBy"] == "ci"
+    # Probe and smoke tests reach the new slot's real Pods through its preview Service.
+    first = sut.deploy(IMAGE_V2, "deploy-1", tmp_path / "1", through_preview=True)
+    assert first == "green"
+    assert sut.live_slot() is spec.Slot.green
+    status = sut.status()
+    assert (status.phase, status.active_slot, status.active_image) == (
+        spec.Phase.succeeded,
+        spec.Slot.green,
+        IMAGE_V2,
+    )
+    assert (status.previous_slot, status.previous_image) == (spec.Slot.blue, IMAGE_V1)
+    assert status.workflow is None
+    original = sut.deployment("cart")
+    assert original is not None and original["spec"]["replicas"] == 0  # adopted, kept, scaled to zero
+    blue = sut.deployment("cart-blue")
+    assert blue is not None and blue["spec"]["replicas"] == 2  # retained warm
+    assert blue["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION] == status.retain_until
+    record = sut.record("deploy-1")
+    assert record["status"]["outcome"] == "Succeeded"
+    assert record["spec"]["previousImage"] == IMAGE_V1
+    assert record["spec"]["triggeredBy"] == "ci"
 
-        second = sut.deploy(IMAGE_V3, "deploy-2", tmp_path / "2", app_url=app.url)
+    second = sut.deploy(IMAGE_V3, "deploy-2", tmp_path / "2", through_preview=True)
     assert second == "blue"
     assert sut.live_slot() is spec.Slot.blue
     status = sut.status()

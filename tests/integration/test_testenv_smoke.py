@@ -1,4 +1,4 @@
-"""Proves the test control plane is the real thing: version, RBAC, concurrency, CRDs, stand-in.
+"""Proves the test cluster is the real thing: version, RBAC, concurrency, CRDs, controllers, node agent, Services.
 
 If any of these fail, every other control-plane test result is suspect, so they run first.
 """
@@ -14,9 +14,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from testenv.node.images import STEPS_REPOSITORY
 from testenv.pytest_plugin import ApplyError, KubeCluster, apply_manifest_objects
-from testenv.rest import request
-from testenv.stand_in import DeploymentStandIn
+from testenv.rest import KubeApiError, request
+from tests.integration.service_helpers import IMAGE_MISSING, demo_app
 
 pytestmark = pytest.mark.controlplane
 
@@ -24,12 +25,17 @@ T = TypeVar("T")
 
 
 def eventually(fn: Callable[[], T], timeout: float = 10.0) -> T:
-    """Retry ``fn`` until it stops raising; RBAC and discovery caches catch up asynchronously."""
+    """Retry ``fn`` until it stops raising, then raise its last error; caches and controllers catch up asynchronously.
+
+    A bounded poll: none of the states awaited here has one watchable signal (a condition on one object, the Pods of
+    another, the node agent's view of a third).
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
             return fn()
-        except (ApiException, AssertionError):
+        # Not there yet: an object not created, a list still short (unpacking), a status field not yet written.
+        except (ApiException, KubeApiError, AssertionError, ValueError, KeyError):
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.1)
@@ -85,7 +91,8 @@ def test_rbac_is_enforced_for_impersonated_service_account(
         ),
     )
     listing = eventually(lambda: as_sa.list_namespaced_config_map(ns))
-    assert listing.items == []
+    # The only ConfigMap a new namespace holds is the one the root-CA publisher controller puts in every namespace.
+    assert {item.metadata.name for item in listing.items if item.metadata} <= {"kube-root-ca.crt"}
     # Still nothing beyond what the Role grants.
     with pytest.raises(ApiException) as still_denied:
         as_sa.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x")))
@@ -161,24 +168,38 @@ def test_third_party_crds_established_and_enforced(
     assert "spec.entrypoint" in wrong_type.value.message
 
 
-def _deployment(name: str, image: str = "nginx:1", replicas: int = 2) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image}]},
+#: Deployments here wait on real Pods of a busy node: generous, and only ever spent when something is broken.
+ROLLOUT_SECONDS = 120.0
+
+
+def _deployment(
+    name: str, image: str = demo_app("v1"), replicas: int = 2, progress_deadline_seconds: int | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {
+                "terminationGracePeriodSeconds": 5,
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": image,
+                        "ports": [{"containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 1},
+                    }
+                ],
             },
         },
     }
+    if progress_deadline_seconds is not None:
+        spec["progressDeadlineSeconds"] = progress_deadline_seconds
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
 
 
 def _conditions(dep: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    return {c["type"]: (c["status"], c["reason"]) for c in dep["status"].get("conditions", [])}
+    return {c["type"]: (c["status"], c["reason"]) for c in (dep.get("status") or {}).get("conditions", [])}
 
 
 def _pods(api: client.ApiClient, ns: str, app: str) -> list[dict[str, Any]]:
@@ -188,62 +209,192 @@ def _pods(api: client.ApiClient, ns: str, app: str) -> list[dict[str, Any]]:
     return items
 
 
-def test_stand_in_drives_deployments(
-    kube_cluster: KubeCluster,
-    make_namespace: Callable[..., str],
-    deployment_stand_in: DeploymentStandIn,
-) -> None:
+def _live_pods(api: client.ApiClient, ns: str, app: str) -> list[dict[str, Any]]:
+    return [p for p in _pods(api, ns, app) if not p["metadata"].get("deletionTimestamp")]
+
+
+def _waiting_reasons(pods: list[dict[str, Any]]) -> set[str]:
+    return {
+        ((c.get("state") or {}).get("waiting") or {}).get("reason", "")
+        for p in pods
+        for c in (p.get("status") or {}).get("containerStatuses") or []
+    }
+
+
+def _deployment_state(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
+    dep: dict[str, Any] = request(api, "GET", f"/apis/apps/v1/namespaces/{ns}/deployments/{name}")
+    assert (dep.get("status") or {}).get("observedGeneration") == dep["metadata"]["generation"]
+    return dep
+
+
+def test_real_controllers_roll_deployments_out(kube_cluster: KubeCluster, make_namespace: Callable[..., str]) -> None:
     api = kube_cluster.admin_api_client()
     ns = make_namespace("deploy")
-    deployment_stand_in.behave(ns, "good", "available", delay_seconds=0.5)
-    deployment_stand_in.behave(ns, "stuck", "progress-deadline-exceeded", waiting_reason="CrashLoopBackOff")
-    deployment_stand_in.behave(ns, "hang", "never")
+    apply_manifest_objects(api, [_deployment("good")], namespace=ns)
+
+    def available(image: str) -> dict[str, Any]:
+        dep = _deployment_state(api, ns, "good")
+        assert dep["status"].get("availableReplicas") == dep["status"].get("updatedReplicas") == 2
+        assert dep["status"].get("replicas") == 2
+        assert _conditions(dep) == {
+            "Available": ("True", "MinimumReplicasAvailable"),
+            "Progressing": ("True", "NewReplicaSetAvailable"),
+        }
+        pods = _live_pods(api, ns, "good")
+        assert {p["spec"]["containers"][0]["image"] for p in pods} == {image}
+        assert all(p["status"]["phase"] == "Running" and p["spec"]["nodeName"] for p in pods)
+        return dep
+
+    first = eventually(lambda: available(demo_app("v1")), ROLLOUT_SECONDS)
+    # The replicaset controller made the Pods, the scheduler bound them and the node agent runs them.
+    [owner] = _live_pods(api, ns, "good")[0]["metadata"]["ownerReferences"]
+    assert owner["kind"] == "ReplicaSet" and owner["name"].startswith("good-")
+
+    # A new image is a new rollout: a new ReplicaSet, and the old Pods serve until the new ones are ready.
+    apply_manifest_objects(api, [_deployment("good", image=demo_app("v2"))], namespace=ns)
+    second = eventually(lambda: available(demo_app("v2")), ROLLOUT_SECONDS)
+    assert second["metadata"]["generation"] == first["metadata"]["generation"] + 1
+    sets = request(api, "GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"]
+    assert sorted(int(r["spec"]["replicas"]) for r in sets) == [0, 2]
+
+    # Scale to zero: no Pods, nothing available, and still "Available", as the real controller says.
+    apply_manifest_objects(api, [_deployment("good", image=demo_app("v2"), replicas=0)], namespace=ns)
+
+    def scaled_to_zero() -> None:
+        dep = _deployment_state(api, ns, "good")
+        assert dep["status"].get("availableReplicas", 0) == 0
+        assert _conditions(dep)["Available"] == ("True", "MinimumReplicasAvailable")
+        assert _pods(api, ns, "good") == []
+
+    eventually(scaled_to_zero, ROLLOUT_SECONDS)
+
+
+def test_pods_that_never_become_ready_report_the_kubelets_reasons(
+    kube_cluster: KubeCluster, make_namespace: Callable[..., str]
+) -> None:
+    api = kube_cluster.admin_api_client()
+    ns = make_namespace("stuck")
     apply_manifest_objects(
-        api, [_deployment("good"), _deployment("stuck"), _deployment("hang", replicas=1)], namespace=ns
+        api,
+        [
+            _deployment("hang", image=demo_app("v1-never-ready"), replicas=1),
+            _deployment("pull", image=IMAGE_MISSING, replicas=1),
+            _deployment("stuck", image=demo_app("v1-never-ready"), progress_deadline_seconds=3),
+        ],
+        namespace=ns,
     )
-    deployment_stand_in.wait_idle()
 
-    apps = f"/apis/apps/v1/namespaces/{ns}/deployments"
-    good = request(api, "GET", f"{apps}/good")
-    assert good["status"]["observedGeneration"] == good["metadata"]["generation"]
-    assert good["status"]["availableReplicas"] == 2
-    assert good["status"]["updatedReplicas"] == 2
-    assert _conditions(good) == {
-        "Available": ("True", "MinimumReplicasAvailable"),
-        "Progressing": ("True", "NewReplicaSetAvailable"),
+    def hang_runs_unready() -> None:
+        dep = _deployment_state(api, ns, "hang")
+        assert _conditions(dep) == {
+            "Available": ("False", "MinimumReplicasUnavailable"),
+            "Progressing": ("True", "ReplicaSetUpdated"),
+        }
+        [pod] = _pods(api, ns, "hang")
+        [container] = pod["status"]["containerStatuses"]
+        assert pod["status"]["phase"] == "Running" and "running" in container["state"]
+        assert container["ready"] is False
+        ready = {c["type"]: c for c in pod["status"]["conditions"]}["Ready"]
+        assert (ready["status"], ready["reason"]) == ("False", "ContainersNotReady")
+
+    def image_pull_backs_off() -> None:
+        [pod] = _pods(api, ns, "pull")
+        assert _waiting_reasons([pod]) == {"ImagePullBackOff"}
+        assert pod["status"]["phase"] == "Pending"
+
+    def deadline_exceeded() -> None:
+        dep = _deployment_state(api, ns, "stuck")
+        assert _conditions(dep) == {
+            "Available": ("False", "MinimumReplicasUnavailable"),
+            "Progressing": ("False", "ProgressDeadlineExceeded"),
+        }
+        assert dep["status"]["unavailableReplicas"] == 2
+        progressing = {c["type"]: c for c in dep["status"]["conditions"]}["Progressing"]
+        assert "has timed out progressing" in progressing["message"]
+
+    # The kubelet's first answer to a missing image is ErrImagePull, for a few seconds; the back-off it then holds is
+    # ImagePullBackOff. Looking from the start, at every turn, sees both.
+    pulls: set[str] = set()
+
+    def pull_seen() -> None:
+        pulls.update(_waiting_reasons(_pods(api, ns, "pull")))
+        image_pull_backs_off()
+
+    eventually(pull_seen, ROLLOUT_SECONDS)
+    assert "ErrImagePull" in pulls, pulls
+    eventually(hang_runs_unready, ROLLOUT_SECONDS)
+    eventually(deadline_exceeded, ROLLOUT_SECONDS)
+    # The deployment controller gave up; the Pods stay, running and unready, as a kubelet leaves them.
+    assert len(_pods(api, ns, "stuck")) == 2
+
+
+def test_a_crashing_app_goes_into_crash_loop_back_off(
+    kube_cluster: KubeCluster, make_namespace: Callable[..., str]
+) -> None:
+    api = kube_cluster.admin_api_client()
+    ns = make_namespace("crash")
+    apply_manifest_objects(api, [_deployment("crash", image=demo_app("v1-crash"), replicas=1)], namespace=ns)
+
+    def crash_looping() -> None:
+        [pod] = _pods(api, ns, "crash")
+        [container] = pod["status"]["containerStatuses"]
+        assert container["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
+        assert container["restartCount"] >= 1
+        assert container["lastState"]["terminated"]["exitCode"] == 1
+
+    eventually(crash_looping, ROLLOUT_SECONDS)
+    dep = _deployment_state(api, ns, "crash")
+    assert _conditions(dep)["Available"] == ("False", "MinimumReplicasUnavailable")
+
+
+#: Run in a Pod: call the API server through the `kubernetes` Service's DNS name with the Pod's own projected token,
+#: as in-cluster clients do. Exits 0 only on an answer from the API server.
+IN_CLUSTER_CALL = """
+import json, ssl, sys, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(f"{sa}/token").read()
+context = ssl.create_default_context(cafile=f"{sa}/ca.crt")
+req = urllib.request.Request("https://kubernetes.default.svc/version", headers={"Authorization": f"Bearer {token}"})
+version = json.load(urllib.request.urlopen(req, timeout=10, context=context))["gitVersion"]
+print(version)
+sys.exit(0 if version.startswith("v1.") else 1)
+"""
+
+
+def test_the_kubernetes_service_is_reachable_from_a_pod(
+    kube_cluster: KubeCluster, make_namespace: Callable[..., str]
+) -> None:
+    api = kube_cluster.admin_api_client()
+    ns = make_namespace("incluster")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "caller"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "call",
+                    "image": f"{STEPS_REPOSITORY}:dev",
+                    "command": ["python", "-c", IN_CLUSTER_CALL],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                }
+            ],
+        },
     }
-    stuck = request(api, "GET", f"{apps}/stuck")
-    assert _conditions(stuck) == {
-        "Available": ("False", "MinimumReplicasUnavailable"),
-        "Progressing": ("False", "ProgressDeadlineExceeded"),
-    }
-    assert stuck["status"]["unavailableReplicas"] == 2
-    pods = _pods(api, ns, "stuck")
-    assert len(pods) == 2
-    assert {p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] for p in pods} == {"CrashLoopBackOff"}
+    # The ServiceAccount admission plugin mounts the token of the `default` ServiceAccount, which the real
+    # serviceaccount controller creates in every new namespace: wait for it as kubectl users implicitly do.
+    eventually(lambda: request(api, "GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default"), ROLLOUT_SECONDS)
+    request(api, "POST", f"/api/v1/namespaces/{ns}/pods", body=pod)
 
-    hang = request(api, "GET", f"{apps}/hang")
-    assert _conditions(hang) == {
-        "Available": ("False", "MinimumReplicasUnavailable"),
-        "Progressing": ("True", "ReplicaSetUpdated"),
-    }
-    [hang_pod] = _pods(api, ns, "hang")
-    assert hang_pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    def finished() -> dict[str, Any]:
+        live = request(api, "GET", f"/api/v1/namespaces/{ns}/pods/caller")
+        assert live["status"]["phase"] in {"Succeeded", "Failed"}
+        return dict(live)
 
-    # A new image is a new rollout: the old pods keep serving until the new ones are ready.
-    apply_manifest_objects(api, [_deployment("good", image="nginx:2")], namespace=ns)
-    deployment_stand_in.wait_idle()
-    good = request(api, "GET", f"{apps}/good")
-    assert good["status"]["observedGeneration"] == 2
-    assert _conditions(good)["Progressing"] == ("True", "NewReplicaSetAvailable")
-    pods = _pods(api, ns, "good")
-    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:2"}
-    assert all(p["status"]["phase"] == "Running" for p in pods)
-
-    # Scale to zero: no pods, nothing available, and still "Available" as the real controller says.
-    apply_manifest_objects(api, [_deployment("good", image="nginx:2", replicas=0)], namespace=ns)
-    deployment_stand_in.wait_idle()
-    good = request(api, "GET", f"{apps}/good")
-    assert good["status"].get("availableReplicas", 0) == 0
-    assert _conditions(good)["Available"] == ("True", "MinimumReplicasAvailable")
-    assert _pods(api, ns, "good") == []
+    done = eventually(finished, ROLLOUT_SECONDS)
+    [container] = done["status"]["containerStatuses"]
+    terminated = container["state"]["terminated"]
+    assert (done["status"]["phase"], terminated["exitCode"]) == ("Succeeded", 0), terminated.get("message")
+    volumes = {v["name"] for v in done["spec"]["volumes"]}
+    assert any(name.startswith("kube-api-access-") for name in volumes), volumes

@@ -144,7 +144,6 @@ def test_deploy_through_the_proxy_without_faults(
     sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut.stand_in.behave(sut.namespace, "cart-green", delay_seconds=0.5)  # so deploy-green watches it
     deploy(sut, tmp_path)
     assert_deployed(sut)
     log = fault_proxy.log
@@ -162,7 +161,6 @@ def test_throttled_reads_are_retried_after_the_servers_delay(
     sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut.stand_in.behave(sut.namespace, "cart-green", delay_seconds=0.5)
     rules: list[FaultRule] = []
     # Every step starts by reading the BlueGreenDeployment: each of those first reads is throttled once.
     deploy(
@@ -185,7 +183,6 @@ def test_throttled_watch_and_list_are_retried(
     sut: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut.stand_in.behave(sut.namespace, "cart-green", delay_seconds=0.5)
     watch = fault_proxy.inject("GET", "watch=true", 429, times=2)
     pdbs = fault_proxy.inject("GET", "/poddisruptionbudgets", 429, times=2)
     deploy(sut, tmp_path)
