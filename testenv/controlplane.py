@@ -65,6 +65,25 @@ def die_with_parent() -> None:
         pass
 
 
+def spawn_logged(
+    argv: list[str], log_path: Path, *, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start one cluster program with its output appended to ``log_path``; it dies with this process."""
+    log = log_path.open("ab")
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            preexec_fn=die_with_parent,
+        )
+    finally:
+        log.close()
+
+
 def _sweep_abandoned_workdirs() -> None:
     """Remove work directories left by test processes that were killed before they could clean up.
 
@@ -240,19 +259,7 @@ class ControlPlane:
         assert self.workdir is not None
         if (name, argv) not in self._argvs:
             self._argvs.append((name, argv))
-        log = (self.workdir / f"{name}.log").open("ab")
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                preexec_fn=die_with_parent,
-            )
-        finally:
-            log.close()
-        self._procs.append((name, proc))
+        self._procs.append((name, spawn_logged(argv, self.workdir / f"{name}.log", cwd=self.workdir)))
 
     def _write_kubeconfig(self, pki: certs.Pki) -> None:
         assert self.workdir is not None

@@ -40,7 +40,7 @@ from typing import Any
 from kubernetes import client
 
 from testenv import certs, crds
-from testenv.controlplane import ApiServing, ControlPlane, ControlPlaneError, die_with_parent, free_port
+from testenv.controlplane import ApiServing, ControlPlane, ControlPlaneError, free_port, spawn_logged
 from testenv.node.network import ClusterNetwork, create_cluster_network, destroy_cluster_network, network_for_index
 from testenv.paths import Artifacts
 from testenv.rest import KubeApiError, request
@@ -550,19 +550,7 @@ class LocalCluster:
         return "\n".join(f"--- {c.name} ---\n{self.log_tail(c.name, 15)}" for c in self._components)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        log = (self.workdir / f"{name}.log").open("ab")
-        try:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=cwd or self.workdir,
-                env={**os.environ, **(env or {})},
-                preexec_fn=die_with_parent,
-            )
-        finally:
-            log.close()
+        process = spawn_logged(argv, self.workdir / f"{name}.log", cwd=cwd or self.workdir, env=env)
         self._components.append(_Component(name, argv, env, process))
 
     def _api_close(self) -> None:

@@ -8,52 +8,18 @@ it does when a real webhook's backend is down; after that it admits everything.
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
-import ssl
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from testenv.local_cluster import LocalCluster
 from testenv.rest import request
+from tests.steps.http_servers import self_signed_certificate, server_context
 
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-
-
-def _self_signed(ip: str, directory: Path) -> tuple[Path, Path, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "failing-webhook")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(pem)
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path, pem
 
 
 class FailingWebhook:
@@ -69,7 +35,6 @@ class FailingWebhook:
         self._first_call: float | None = None
         self._lock = threading.Lock()
         self._name = f"failing-{resource}-{namespace}"
-        self._tmp = tempfile.TemporaryDirectory(prefix="failing-webhook-")
         self._server: ThreadingHTTPServer | None = None
 
     def _decide(self) -> bool:
@@ -87,7 +52,7 @@ class FailingWebhook:
     def __enter__(self) -> FailingWebhook:
         assert self.cluster.network is not None
         host = self.cluster.network.host_ip
-        cert, key, pem = _self_signed(host, Path(self._tmp.name))
+        pem, key_pem = self_signed_certificate(host, "failing-webhook")
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,9 +79,7 @@ class FailingWebhook:
                 return
 
         server = ThreadingHTTPServer((host, 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(cert), str(key))
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.socket = server_context(pem, key_pem).wrap_socket(server.socket, server_side=True)
         self._server = server
         threading.Thread(target=server.serve_forever, name="failing-webhook", daemon=True).start()
         port = server.server_address[1]
@@ -154,4 +117,3 @@ class FailingWebhook:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        self._tmp.cleanup()

@@ -11,6 +11,7 @@ a slow reply does not wait for it at teardown.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import socket
 import ssl
@@ -247,15 +248,15 @@ def unused_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def self_signed_server_context() -> ssl.SSLContext:
-    """A TLS server context with a throwaway self-signed certificate for 127.0.0.1, which no client trusts."""
+def self_signed_certificate(ip: str = "127.0.0.1", common_name: str = "bluegreen-test") -> tuple[bytes, bytes]:
+    """A throwaway self-signed certificate for ``ip`` and its key, both PEM; only a client told to trust it will."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bluegreen-test")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
@@ -264,20 +265,30 @@ def self_signed_server_context() -> ssl.SSLContext:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
         .sign(key, hashes.SHA256())
     )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """A TLS server context serving ``cert_pem`` with ``key_pem``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with tempfile.TemporaryDirectory() as directory:
         cert_file, key_file = Path(directory, "cert.pem"), Path(directory, "key.pem")
-        cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
+        cert_file.write_bytes(cert_pem)
+        key_file.write_bytes(key_pem)
         context.load_cert_chain(cert_file, key_file)
     return context
+
+
+def self_signed_server_context() -> ssl.SSLContext:
+    """A TLS server context with a throwaway self-signed certificate for 127.0.0.1, which no client trusts."""
+    return server_context(*self_signed_certificate())
 
 
 class SkippingClock:
@@ -313,7 +324,9 @@ __all__ = [
     "SkippingClock",
     "prometheus_error",
     "scalar",
+    "self_signed_certificate",
     "self_signed_server_context",
+    "server_context",
     "unused_port",
     "vector",
 ]
