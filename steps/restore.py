@@ -6,6 +6,8 @@ is written before the route changes (I3); the route is read back afterwards.
 
 from __future__ import annotations
 
+from typing import Any
+
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
 from steps import retention, slots
@@ -71,4 +73,37 @@ def retire_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> No
         ctx.records.append(record, step, "scaled-down", f"{name} scaled to 0")
 
 
-__all__ = ["make_available", "restore_traffic", "retire_slot"]
+def reinstate_retained(ctx: StepContext, slot: spec.Slot, image: str, until: str, record: str, step: str) -> bool:
+    """Put the retained previous version back into the idle slot that a failed deploy borrowed.
+
+    With two slots, a deploy goes into the slot that held the previous version; when that deploy fails before its
+    switch, retiring the slot would also throw away the one-click rollback target that was still inside its retention
+    window. Instead the slot gets its previous image back, is waited on until available, and keeps its retain-until
+    stamp. Returns False (nothing done) when the slot no longer exists.
+    """
+    name = slots.deployment_name(ctx.service, slot)
+    container = ctx.resource.spec.container
+
+    def put_back(deployment: dict[str, Any]) -> bool:
+        template = deployment["spec"]["template"]
+        index = slots.container_index(template, container, f"Deployment {ctx.namespace}/{name}")
+        annotations = deployment["metadata"].setdefault("annotations", {}) or {}
+        deployment["metadata"]["annotations"] = annotations
+        if (
+            template["spec"]["containers"][index]["image"] == image
+            and annotations.get(spec.RETAIN_UNTIL_ANNOTATION) == until
+        ):
+            return False
+        template["spec"]["containers"][index]["image"] = image
+        annotations[spec.RETAIN_UNTIL_ANNOTATION] = until
+        return True
+
+    if ctx.kube.get(DEPLOYMENTS, ctx.namespace, name) is None:
+        return False
+    ctx.kube.modify(DEPLOYMENTS, ctx.namespace, name, put_back)
+    make_available(ctx, slot, record, step)
+    ctx.records.append(record, step, "reinstated", f"{name} runs the retained {image} again, kept until {until}")
+    return True
+
+
+__all__ = ["make_available", "reinstate_retained", "restore_traffic", "retire_slot"]

@@ -26,7 +26,7 @@ from steps.kube import Kube
 from steps.log import StepLog
 from steps.metrics import RunMetrics
 from steps.records import Records
-from steps.restore import restore_traffic, retire_slot
+from steps.restore import reinstate_retained, restore_traffic, retire_slot
 from steps.service_state import add_history, update_status
 
 
@@ -39,6 +39,7 @@ def _finish(
     reason: str,
     active: spec.Slot | None,
     active_image: str | None,
+    keep_rollback_target: bool = False,
 ) -> None:
     def closed(status: spec.BlueGreenDeploymentStatus) -> None:
         status.phase = phase
@@ -49,10 +50,11 @@ def _finish(
             if status.active_slot is not active:
                 status.active_slot = active
                 status.active_image = active_image
-            # The slot traffic left holds a failed or abandoned version: no rollback target any more.
-            status.previous_slot = None
-            status.previous_image = None
-            status.retain_until = None
+            if not keep_rollback_target:
+                # The other slot holds a failed or abandoned version: no rollback target any more.
+                status.previous_slot = None
+                status.previous_image = None
+                status.retain_until = None
         add_history(
             status,
             spec.HistoryEntry(
@@ -161,9 +163,29 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
         )
     else:
         image, _ = restore_traffic(ctx, from_slot, name, "rollback")
-    if kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, to_slot)) is not None:
+    retained = ctx.status
+    keeps_rollback_target = (
+        live is from_slot
+        and retained.previous_slot is to_slot
+        and bool(retained.previous_image)
+        and not retention.has_expired(retained.retain_until)
+    )
+    if keeps_rollback_target:
+        assert retained.previous_image is not None and retained.retain_until is not None
+        reinstate_retained(ctx, to_slot, retained.previous_image, retained.retain_until, name, "rollback")
+    elif kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, to_slot)) is not None:
         retire_slot(ctx, to_slot, name, "rollback")
-    _finish(ctx, name, args.workflow, record.spec.image, spec.Phase.rolled_back, reason, from_slot, image)
+    _finish(
+        ctx,
+        name,
+        args.workflow,
+        record.spec.image,
+        spec.Phase.rolled_back,
+        reason,
+        from_slot,
+        image,
+        keep_rollback_target=keeps_rollback_target,
+    )
     ctx.records.event("RolledBack", f"traffic on slot {from_slot.value} ({image}): {reason}", warning=True)
     _observe_rollback(ctx, started)
     return 0

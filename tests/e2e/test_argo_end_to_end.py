@@ -100,8 +100,12 @@ def test_bad_image_fails_deploy_green_and_rolls_back(adopted_service: DemoServic
     assert "ImagePull" in service.record_of(run.name)["status"]["reason"], service.record_of(run.name)["status"]
     assert run.finished_before("rollback", "notify"), run.summary()
     assert service.live_slot() == live
+    # The idle slot held the retained previous version (the adopted v1): the exit handler gave it back its image, so
+    # the one-click rollback still has a target.
     idle = service.slot(_other(live))
-    assert idle is None or idle["spec"]["replicas"] == 0, idle
+    assert idle is not None
+    assert idle["spec"]["template"]["spec"]["containers"][0]["image"] == demo_image("v1"), idle
+    assert service.status().get("previousSlot") == _other(live)
     assert service.serving_version() == "v1"
 
 

@@ -334,3 +334,40 @@ def test_invalid_spec_that_got_in_is_refused_before_any_write(
     err = capsys.readouterr().err
     assert "smoke test name 'dup' is used twice" in err
     assert sut.records() == []
+
+
+def test_failed_deploy_gives_the_retained_version_its_slot_back(
+    make_service: ServiceFactory, app: AppServer, tmp_path: Path
+) -> None:
+    # Nothing is lost (I6): with two slots a deploy borrows the slot holding the retained previous version; when it
+    # fails before its switch, the exit handler must hand that version back, or the one-click rollback has nothing.
+    sut = make_service("fail", smokeTests=[{"name": "users", "endpoint": "/api/users"}])
+    app.route("/api/users", 200)
+    sut.deploy(IMAGE_V2, "wf-v2", tmp_path, cleanup=False)
+    live = sut.live_slot()
+    assert live is not None
+    before = sut.status()
+    assert before.previous_slot is live.other and before.previous_image == IMAGE_V1
+
+    app.route("/api/users", 500)
+    target, record = sut.preflight(IMAGE_V3, "wf-v3", tmp_path)
+    assert target == live.other.value
+    assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
+    assert sut.run_smoke(target, record, app.url) == 1
+    sut.exit_handler("wf-v3", argo_failures("smoke", "Error (exit code 1): smoke tests failed"))
+
+    assert sut.live_slot() is live
+    kept = sut.deployment(f"cart-{live.other.value}")
+    assert kept is not None
+    assert kept["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_V1
+    assert kept["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION] == before.retain_until
+    after = sut.status()
+    assert (after.previous_slot, after.previous_image, after.retain_until) == (
+        before.previous_slot,
+        before.previous_image,
+        before.retain_until,
+    )
+    assert "reinstated" in [e["event"] for e in sut.record(record)["status"]["entries"]]
+
+    assert sut.run_manual_rollback("wf-back") == 0
+    assert sut.live_slot() is live.other
