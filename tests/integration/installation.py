@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from kubernetes import client
@@ -34,8 +35,16 @@ def ensure_crds(api: client.ApiClient) -> None:
 
 
 def install(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
-    """Install the CRDs, then RBAC, templates and cron into ``namespace``; returns the namespaced objects."""
+    """Install the CRDs, then RBAC, templates and cron into ``namespace``; returns the namespaced objects.
+
+    The cron is installed suspended. These tests run each step themselves at the moments they choose; the real Argo
+    controller in the cluster would otherwise start the cleanup sweep every five minutes in the test's namespace and
+    repair the runs a test has left mid-way on purpose. The end-to-end tests install it as users do, unsuspended.
+    """
     ensure_crds(api)
-    objects = [d for d in rendered(namespace) if d["kind"] != "CustomResourceDefinition"]
+    objects = [copy.deepcopy(d) for d in rendered(namespace) if d["kind"] != "CustomResourceDefinition"]
+    for document in objects:
+        if document["kind"] == "CronWorkflow":
+            document["spec"]["suspend"] = True
     apply_manifest_objects(api, objects)
     return objects

@@ -264,7 +264,9 @@ def test_two_services_in_parallel_without_cross_talk_and_a_second_run_is_refused
         {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",
-            "metadata": {"name": "wf-held"},
+            # The controller-instance label keeps the cluster's real Argo controller from running this stand-in
+            # for a workflow in progress: a controller handles only workflows of its own instance.
+            "metadata": {"name": "wf-held", "labels": {"workflows.argoproj.io/controller-instanceid": "tests"}},
             "spec": {"workflowTemplateRef": {"name": "blue-green-deploy"}},
         },
     )
