@@ -94,7 +94,7 @@ def test_previous_slot_is_retained_when_a_failed_run_is_not_rolled_back(
 
 def test_deploy_green_checks_the_image_policy_itself(make_service: ServiceFactory, tmp_path: Path) -> None:
     """A submitter can start at any template (``--entrypoint``); deploy-green must not trust that preflight ran."""
-    sut = make_service("rw-slots", imagePolicy={"allowedRegistries": ["registry.example.com/shop"]})
+    sut = make_service("rw-slots", imagePolicy={"allowedRegistries": ["ghcr.io/argo-bluegreen"]})
     target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
     assert sut.run_deploy_green("docker.io/attacker/cart:1", target, record) == ExitCode.BAD_INPUT
     assert sut.deployment(f"cart-{target}") is None
