@@ -163,16 +163,6 @@ def test_projected_token_authenticates_the_pod_to_the_api_server(node_env: NodeE
     assert terminated["message"] == f"system:serviceaccount:{ns}:default {ns}"
 
 
-def test_projected_token_reaches_api_server_through_kubernetes_service_cluster_ip(node_env: NodeEnv) -> None:
-    """The in-cluster path: KUBERNETES_SERVICE_HOST is the ClusterIP, which only kube-proxy routes."""
-    pytest.skip("needs kube-proxy in the node namespace; the local cluster's end-to-end tests cover it")
-    ns = node_env.namespace()
-    spec = _token_pod_spec("https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)")
-    node_env.create_pod(ns, "whoami-clusterip", spec)
-    pod = node_env.wait_pod(ns, "whoami-clusterip", "completion", _succeeded_or_failed)
-    assert _terminated(pod, "main").get("exitCode") == 0
-
-
 def test_init_containers_run_in_order_before_the_main_container(node_env: NodeEnv) -> None:
     ns = node_env.namespace()
     append = "open('/work/order', 'a').write('{}\\n')"
