@@ -139,7 +139,8 @@ def run_story(cluster: LocalCluster, say: Callable[[str], None]) -> list[Chapter
         (ROLLBACK_TEMPLATE, ()),
     ]
     for chapter, (source, params) in zip(chapters, submissions, strict=True):
-        say(f"{chapter.title}: argo submit --from {source} -p service={SERVICE} {' '.join('-p ' + p for p in params)}")
+        extra = "".join(f" -p {p}" for p in params)
+        say(f"{chapter.title}: argo submit --from {source} -n {service.namespace} -p service={SERVICE}{extra} --wait")
         started = time.monotonic()
         chapter.run = service.submit(source, *params)
         chapter.wall_seconds = time.monotonic() - started
