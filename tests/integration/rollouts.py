@@ -25,13 +25,16 @@ POLL_SECONDS = 0.2
 def settled(deployment: Obj) -> bool:
     """Whether the controller has caught up with ``deployment`` and its rollout has ended, well or badly.
 
-    A Deployment scaled to zero has settled once the controller observed it and no Pod is counted any more; the steps
-    never call such a slot available (it can take no traffic), but for waiting it is as finished as it gets.
+    A Deployment scaled to zero has settled once the controller observed it and no running Pod is counted any more;
+    the steps never call such a slot available (it can take no traffic), but for waiting it is as finished as it gets.
+    Pods still stopping are not waited for: they are out of every Service's endpoints already, and their graceful stop
+    (the test app's 10 s preStop plus its drain) goes on in the background, as it does behind the steps in a real
+    cluster. Waiting for it cost every adoption and every scale-down in the suite about 12 s.
     """
     if int(deployment["spec"].get("replicas", 1)) == 0:
         status = deployment.get("status") or {}
         observed = int(status.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
-        return observed and not int(status.get("replicas") or 0) and not int(status.get("terminatingReplicas") or 0)
+        return observed and not int(status.get("replicas") or 0)
     state = slots.availability(deployment)
     return state.available or bool(state.failed_reason)
 

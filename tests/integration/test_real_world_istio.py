@@ -41,7 +41,9 @@ def selected_slots(sut: ServiceUnderTest, service: str) -> set[str]:
     """The slots of the pods a Service's selector matches: where its clients outside the mesh land."""
     selector = sut.admin_kube.must_get(SERVICES, sut.namespace, service)["spec"]["selector"]
     pods = sut.admin_kube.list(PODS, sut.namespace, labels_selector(selector))
-    return {pod["metadata"]["labels"].get(spec.SLOT_LABEL, "original") for pod in pods}
+    # A Pod being deleted is no endpoint any more, whether or not its graceful stop has ended.
+    running = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+    return {pod["metadata"]["labels"].get(spec.SLOT_LABEL, "original") for pod in running}
 
 
 def weights(route: dict[str, Any], namespace: str) -> dict[str, int]:
