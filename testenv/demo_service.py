@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bluegreen_spec import SLOT_LABEL
+from bluegreen_spec import SERVICE_LABEL, SLOT_LABEL
 from testenv.local_cluster import LocalCluster
 from testenv.rest import KubeApiError, request
 from testenv.workflow_run import WorkflowRun
@@ -75,6 +75,33 @@ class DemoService:
         # `argo wait` exits 1 for a failed workflow, which is an answer here, not an error.
         self.argo("wait", name, timeout=timeout, check=False)
         return self.workflow(name)
+
+    def retire(self) -> None:
+        """Delete the service's spec, Deployments and Services, as a team retiring it would; its records stay.
+
+        The Pods stop in the background. A session runs dozens of services on one node, and every Pod left running
+        is a process the node agent probes every second for the rest of the session.
+        """
+        base = f"/namespaces/{self.namespace}"
+        slots = {"labelSelector": f"{SERVICE_LABEL}={self.name}"}
+        for path, query in (
+            (BGD_PATH.format(ns=self.namespace, name=self.name), None),
+            (f"/apis/apps/v1{base}/deployments/{self.name}", None),
+            (f"/apis/apps/v1{base}/deployments", slots),
+            (f"/api/v1{base}/services/{self.name}", None),
+        ):
+            try:
+                request(self.cluster.api, "DELETE", path, query=query)
+            except KubeApiError as exc:
+                if exc.status != 404:
+                    raise
+        for service in request(self.cluster.api, "GET", f"/api/v1{base}/services", query=slots)["items"]:
+            name = service["metadata"]["name"]
+            try:
+                request(self.cluster.api, "DELETE", f"/api/v1{base}/services/{name}")
+            except KubeApiError as exc:
+                if exc.status != 404:
+                    raise
 
     # -- what the cluster says --------------------------------------------------------------------------------
 

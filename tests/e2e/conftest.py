@@ -30,13 +30,21 @@ def installed(local_cluster: LocalCluster) -> LocalCluster:
 
 
 @pytest.fixture
-def demo_service(installed: LocalCluster) -> Callable[..., DemoService]:
-    """Factory: ``demo_service(tag="v1", readiness="http", **spec_overrides)`` creates a ready service."""
+def demo_service(installed: LocalCluster) -> Iterator[Callable[..., DemoService]]:
+    """Factory: ``demo_service(tag="v1", readiness="http", **spec_overrides)`` creates a ready service.
+
+    Each service is retired at teardown, so later tests do not share the node with its Pods.
+    """
+    created: list[DemoService] = []
 
     def make(tag: str = "v1", readiness: str = "http", **spec_overrides: Any) -> DemoService:
-        return create_demo_service(installed, tag=tag, readiness=readiness, **spec_overrides)
+        service = create_demo_service(installed, tag=tag, readiness=readiness, **spec_overrides)
+        created.append(service)
+        return service
 
-    return make
+    yield make
+    for service in created:
+        service.retire()
 
 
 @pytest.fixture
