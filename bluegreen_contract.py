@@ -232,8 +232,8 @@ STEP_RULES: tuple[ApiRule, ...] = (
     _rule(EVENTS, "create patch", "emit an Event on the BlueGreenDeployment for each transition"),
     _rule(
         NETWORK_POLICIES,
-        "get list create patch update",
-        "isolate the blue and green slots of a service from each other",
+        "get list create patch update delete",
+        "isolate the blue and green slots of a service from each other, never beside a policy of the team's",
     ),
     _rule(PDBS, "get list", "warn when a service has no PodDisruptionBudget"),
     _rule(

@@ -39,6 +39,8 @@ SLOT_LABEL = f"{API_GROUP}/slot"
 RETAIN_UNTIL_ANNOTATION = f"{API_GROUP}/retain-until"
 #: Label on deployment records naming the workflow that wrote them.
 WORKFLOW_LABEL = f"{API_GROUP}/workflow"
+#: Annotation on a team's original Deployment once a slot has taken it over; its value names that slot Deployment.
+ADOPTED_ANNOTATION = f"{API_GROUP}/adopted-by"
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -557,6 +559,7 @@ def load_resource(document: dict[str, Any]) -> BlueGreenDeployment:
 
 
 __all__ = [
+    "ADOPTED_ANNOTATION",
     "API_GROUP",
     "API_VERSION",
     "DNS1123_LABEL",

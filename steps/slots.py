@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 import bluegreen_spec as spec
-from bluegreen_contract import DEPLOYMENTS, NETWORK_POLICIES, PODS, SERVICES
+from bluegreen_contract import DEPLOYMENTS, PODS, SERVICES
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube, Obj, labels_selector
 from steps.log import StepLog
@@ -23,8 +23,7 @@ from steps.log import StepLog
 IMAGE_ANNOTATION = f"{spec.API_GROUP}/image"
 #: Annotation on a slot Deployment naming the run that deployed it.
 RECORD_ANNOTATION = f"{spec.API_GROUP}/record"
-#: Annotation on an adopted original Deployment: the slot that took it over.
-ADOPTED_ANNOTATION = f"{spec.API_GROUP}/adopted-by"
+ADOPTED_ANNOTATION = spec.ADOPTED_ANNOTATION
 
 
 @dataclass(frozen=True)
@@ -233,63 +232,6 @@ def point_preview(kube: Kube, resource: spec.BlueGreenDeployment, main_service: 
     kube.apply(SERVICES, main_service["metadata"]["namespace"], preview_service(resource, main_service, slot))
 
 
-def isolation_policy(namespace: str, service: str, slot: spec.Slot) -> Obj:
-    """Pods of ``slot`` accept traffic from anything except the other slot's pods of the same service.
-
-    NetworkPolicies only allow, so "everyone but the other slot" is written as the union of pods outside the
-    service, pods outside the other slot, every other namespace, and addresses outside the cluster.
-    """
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": f"{service}-{slot.value}-isolation",
-            "namespace": namespace,
-            "labels": {spec.SERVICE_LABEL: service, spec.SLOT_LABEL: slot.value},
-        },
-        "spec": {
-            "podSelector": {"matchLabels": {spec.SERVICE_LABEL: service, spec.SLOT_LABEL: slot.value}},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "podSelector": {
-                                "matchExpressions": [
-                                    {"key": spec.SERVICE_LABEL, "operator": "NotIn", "values": [service]}
-                                ]
-                            }
-                        },
-                        {
-                            "podSelector": {
-                                "matchExpressions": [
-                                    {"key": spec.SLOT_LABEL, "operator": "NotIn", "values": [slot.other.value]}
-                                ]
-                            }
-                        },
-                        {
-                            "namespaceSelector": {
-                                "matchExpressions": [
-                                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace]}
-                                ]
-                            }
-                        },
-                        {"ipBlock": {"cidr": "0.0.0.0/0"}},
-                        {"ipBlock": {"cidr": "::/0"}},
-                    ]
-                }
-            ],
-        },
-    }
-
-
-def ensure_isolation(kube: Kube, namespace: str, service: str, log: StepLog) -> None:
-    """Both slots' isolation policies exist and match."""
-    for slot in spec.Slot:
-        kube.apply(NETWORK_POLICIES, namespace, isolation_policy(namespace, service, slot))
-    log("slots-isolated", policies=[f"{service}-{s.value}-isolation" for s in spec.Slot])
-
-
 __all__ = [
     "ADOPTED_ANNOTATION",
     "ARGOCD_TRACKING_LABEL",
@@ -299,7 +241,6 @@ __all__ = [
     "availability",
     "current_image",
     "deployment_name",
-    "ensure_isolation",
     "pod_problems",
     "point_preview",
     "ready_replicas",

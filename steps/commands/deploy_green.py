@@ -12,7 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import images, slots
+from steps import images, isolation, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
@@ -51,7 +51,12 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         raise
     slots.point_preview(kube, ctx.resource, ctx.router.main_service(), target)
     if ctx.resource.spec.traffic.isolate_slots:
-        slots.ensure_isolation(kube, ctx.namespace, ctx.service, ctx.log)
+        pod_labels = desired["spec"]["template"]["metadata"].get("labels") or {}
+        isolated = isolation.ensure_isolation(kube, ctx.namespace, ctx.service, pod_labels, ctx.log)
+        if not isolated.isolated:
+            ctx.records.append(
+                args.record, "deploy-green", "isolation-skipped", isolated.describe(ctx.namespace, ctx.service)
+            )
     ctx.records.append(args.record, "deploy-green", "slot-available", f"{name}: {replicas} replicas available")
     ctx.records.event("GreenReady", f"{name} is available with {args.image}")
     announce(ctx, spec.Stage.green_ready, args.record)

@@ -12,7 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, PDBS, SERVICES, WORKFLOWS, Output
-from steps import images, slots
+from steps import images, isolation, slots
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
 from steps.clock import now
@@ -115,6 +115,15 @@ def other_services_reaching_slots(ctx: StepContext, deployment: Obj) -> list[str
     return warnings
 
 
+def isolation_warnings(ctx: StepContext, deployment: Obj) -> list[str]:
+    """Why the slots will not be isolated from each other, when the team's NetworkPolicies already govern them."""
+    if not ctx.resource.spec.traffic.isolate_slots:
+        return []
+    labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
+    blocked_by = isolation.foreign_ingress_policies(ctx.kube, ctx.namespace, ctx.service, labels)
+    return [isolation.skipped_warning(ctx.namespace, ctx.service, blocked_by)] if blocked_by else []
+
+
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The preflight step."""
     reference = images.parse(args.image)
@@ -185,7 +194,11 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         finish_interrupted_adoption(ctx, name)
 
     assert live_deployment is not None
-    warnings = [*zero_downtime_warnings(ctx, live_deployment), *other_services_reaching_slots(ctx, live_deployment)]
+    warnings = [
+        *zero_downtime_warnings(ctx, live_deployment),
+        *other_services_reaching_slots(ctx, live_deployment),
+        *isolation_warnings(ctx, live_deployment),
+    ]
     for warning in warnings:
         ctx.records.append(name, "preflight", "warning", warning)
         ctx.log("warning", message=warning)

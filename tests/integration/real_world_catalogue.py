@@ -228,6 +228,50 @@ def other_service_on_the_pods() -> Obj:
     }
 
 
+def default_deny_ingress() -> Obj:
+    """The namespace-wide default-deny a security baseline installs: every pod refuses all ingress."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny-ingress"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
+def allow_from_ingress_controller() -> Obj:
+    """The exception a team adds beside default-deny: its pods accept the ingress controller's namespace."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "cart-allow-ingress-nginx"},
+        "spec": {
+            "podSelector": {
+                "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": ["cart"]}]
+            },
+            "ingress": [
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+                    "ports": [{"port": "http"}],
+                }
+            ],
+        },
+    }
+
+
+def egress_only_policy() -> Obj:
+    """A policy on the same pods that governs only egress: it leaves their ingress open, so isolation may narrow it."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "cart-egress-dns"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "cart"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}],
+        },
+    }
+
+
 # -- structural diff -------------------------------------------------------------------------------------------------
 
 #: Fields the API server or other writers change on every object, which nobody owns in the sense asked here.
@@ -295,8 +339,11 @@ __all__ = [
     "CHART_LABELS",
     "SELECTOR_LABELS",
     "SLOT_SELECTOR_PATH",
+    "allow_from_ingress_controller",
     "changed_paths",
+    "default_deny_ingress",
     "destination_rule",
+    "egress_only_policy",
     "helm_deployment",
     "helm_service",
     "install_helm_release",
