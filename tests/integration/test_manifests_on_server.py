@@ -44,6 +44,8 @@ def test_every_rendered_manifest_passes_server_side_dry_run(
         "Role",
         "RoleBinding",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
         "WorkflowTemplate",
     ]
     with capsys.disabled():

@@ -135,9 +135,10 @@ def test_rendered_manifests_and_the_examples_lint_clean() -> None:
     documents, errors = load([REPO / "manifests", REPO / "examples"])
     assert errors == []
     kinds = sorted(str(d.body.get("kind")) for d in documents)
-    # 9 rendered objects and the seed example, plus the demo's Deployment, Service and BlueGreenDeployment.
+    # 15 rendered objects (six of them the admission policies and their bindings) and the seed example, plus the
+    # demo's Deployment, Service and BlueGreenDeployment.
     assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 2, kinds
-    assert len(documents) == 13, kinds
+    assert len(documents) == 19, kinds
     assert lint(documents) == []
 
 

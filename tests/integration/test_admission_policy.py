@@ -1,0 +1,147 @@
+"""The ValidatingAdmissionPolicies, enforced by the real API server on the workflow ServiceAccount's writes.
+
+RBAC lets the ServiceAccount write every Deployment, Service and NetworkPolicy of its namespace; the rendered
+policies (installed with the rest of ``manifests/``) narrow that to the objects argo-bluegreen manages, plus the two
+changes it makes to a team's objects: the adoption of the original Deployment and the slot pin in its Service.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+import bluegreen_spec as spec
+from pipelines.admission_policy import POLICY_PREFIX
+from pipelines.settings import SERVICE_ACCOUNT
+from testenv.rest import KubeApiError, request
+from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest, app_deployment
+
+pytestmark = pytest.mark.controlplane
+
+#: How long the API server may take to load a newly created policy into its admission chain.
+POLICY_LOAD_TIMEOUT_SECONDS = 30.0
+
+DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
+SERVICES = "/api/v1/namespaces/{ns}/services"
+POLICIES = "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
+
+
+def merge_patch(api: client.ApiClient, path: str, patch: dict[str, Any], *, dry_run: bool = False) -> None:
+    """One JSON merge patch; a dry run goes through admission without being stored."""
+    query = {"dryRun": "All"} if dry_run else None
+    request(api, "PATCH", path, body=patch, content_type="application/merge-patch+json", query=query)
+
+
+def refusal(action: Any) -> str:
+    """The policy's refusal message for ``action``, which must be answered 403 by an admission policy."""
+    with pytest.raises(KubeApiError) as caught:
+        action()
+    assert caught.value.status == 403, caught.value
+    message = str(caught.value)
+    assert POLICY_PREFIX in message or SERVICE_ACCOUNT in message, message
+    return message
+
+
+def wait_enforced(sut: ServiceUnderTest, api: client.ApiClient) -> None:
+    """Return once the API server refuses a (dry-run) write to a team's object: the policies are loaded."""
+    path = DEPLOYMENTS.format(ns=sut.namespace) + f"/{sut.name}"
+    deadline = time.monotonic() + POLICY_LOAD_TIMEOUT_SECONDS
+    while True:
+        try:
+            merge_patch(api, path, {"metadata": {"labels": {"claimed": "yes"}}}, dry_run=True)
+        except KubeApiError as exc:
+            if exc.status == 403:
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the admission policies were not enforced within {POLICY_LOAD_TIMEOUT_SECONDS} s")
+        time.sleep(0.2)
+
+
+def test_the_steps_whole_cycle_passes_the_policies(make_service: ServiceFactory, tmp_path: Path) -> None:
+    for router in ("istio", "service"):
+        sut = make_service("vap", router=router)
+        wait_enforced(sut, sut.steps_kube.api)
+        # Adoption (annotate and scale the original, pin the Service), two deploys, a rollback and the cleanup.
+        sut.deploy(IMAGE_V2, "wf-1", tmp_path / router / "1", through_preview=True)
+        sut.deploy(IMAGE_V3, "wf-2", tmp_path / router / "2", through_preview=True)
+        assert sut.run_manual_rollback("wf-back") == 0
+        assert sut.run_cleanup(all_services=True) == 0
+        original = sut.deployment(sut.name)
+        assert original is not None and original["spec"]["replicas"] == 0
+        assert original["metadata"]["annotations"][spec.ADOPTED_ANNOTATION] == f"{sut.name}-blue"
+
+
+def test_writes_to_the_teams_objects_are_refused(make_service: ServiceFactory, tmp_path: Path) -> None:
+    sut = make_service("vap")
+    steps_api = sut.steps_kube.api
+    wait_enforced(sut, steps_api)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    other = app_deployment("payments", IMAGE_V2, replicas=1)
+    deny_all = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    sut.apply(other, deny_all)
+    ns = sut.namespace
+    payments = DEPLOYMENTS.format(ns=ns) + "/payments"
+    main = SERVICES.format(ns=ns) + f"/{sut.name}"
+    original = DEPLOYMENTS.format(ns=ns) + f"/{sut.name}"
+
+    refused = {
+        "another team's Deployment": refusal(
+            lambda: merge_patch(steps_api, payments, {"spec": {"replicas": 5}}, dry_run=True)
+        ),
+        "claiming a Deployment by labelling it": refusal(
+            lambda: merge_patch(steps_api, payments, {"metadata": {"labels": {spec.SERVICE_LABEL: "payments"}}})
+        ),
+        "deleting a team's Deployment": refusal(lambda: request(steps_api, "DELETE", payments)),
+        "changing the adopted original's image": refusal(
+            lambda: merge_patch(
+                steps_api,
+                original,
+                {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": IMAGE_V3}]}}}},
+            )
+        ),
+        "scaling the adopted original up": refusal(
+            lambda: merge_patch(steps_api, original, {"spec": {"replicas": 3}})
+        ),
+        "another selector key in the team's Service": refusal(
+            lambda: merge_patch(steps_api, main, {"spec": {"selector": {"tier": "canary"}}})
+        ),
+        "a slot that does not exist": refusal(
+            lambda: merge_patch(steps_api, main, {"spec": {"selector": {spec.SLOT_LABEL: "purple"}}})
+        ),
+        "the team's Service ports": refusal(
+            lambda: merge_patch(
+                steps_api, main, {"spec": {"ports": [{"name": "http", "port": 81, "targetPort": 8080}]}}
+            )
+        ),
+        "deleting the team's Service": refusal(lambda: request(steps_api, "DELETE", main)),
+        "deleting the team's NetworkPolicy": refusal(
+            lambda: request(steps_api, "DELETE", POLICIES.format(ns=ns) + "/default-deny")
+        ),
+        "an unlabelled NetworkPolicy": refusal(
+            lambda: request(
+                steps_api,
+                "POST",
+                POLICIES.format(ns=ns),
+                body={**deny_all, "metadata": {"name": "allow-all"}, "spec": {"podSelector": {}, "ingress": [{}]}},
+            )
+        ),
+    }
+    assert all(SERVICE_ACCOUNT in message for message in refused.values()), refused
+    # Nothing of the team's changed, and an administrator is not bound by the policies at all.
+    stored = sut.deployment("payments")
+    assert stored is not None and stored["spec"]["replicas"] == 1
+    assert spec.SERVICE_LABEL not in stored["metadata"].get("labels", {})
+    selector = request(sut.admin, "GET", main)["spec"]["selector"]
+    assert selector.get(spec.SLOT_LABEL) == "green" and "tier" not in selector
+    merge_patch(sut.admin, payments, {"spec": {"replicas": 2}}, dry_run=True)
+    assert sut.live_slot() is spec.Slot.green
