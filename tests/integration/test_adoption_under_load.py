@@ -15,6 +15,10 @@ pytestmark = pytest.mark.controlplane
 
 #: The demo app's container port, which the load reaches on each Pod's own address.
 APP_PORT = 8080
+#: The Deployments that serve in turn: the team's original, then the blue slot, then green after the switch.
+PHASES = ("cart", "cart-blue", "cart-green")
+#: Requests each of them must have answered, so every hand-over happened under load rather than between requests.
+MIN_REQUESTS_PER_PHASE = 10
 
 
 @pytest.mark.parametrize("router", ["istio", "service", "gateway-api"])
@@ -51,7 +55,8 @@ def test_adoption_and_first_deploy_drop_no_request(
             f"served by {report.served_by}"
         )
     assert report.failed == []
-    assert adopted_at > 0 and report.sent > 100
-    assert {"cart", "cart-blue", "cart-green"} <= report.served_by.keys()
+    assert adopted_at > 0
+    # Each phase carried real load: the original before adoption, blue between adoption and switch, green after.
+    assert all(report.served_by.get(d, 0) >= MIN_REQUESTS_PER_PHASE for d in PHASES), report.served_by
     original = sut.deployment("cart")
     assert original is not None and original["spec"]["replicas"] == 0
