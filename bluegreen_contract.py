@@ -140,6 +140,7 @@ EVENTS = ApiResource("", "v1", "events", "Event")
 SECRETS = ApiResource("", "v1", "secrets", "Secret")
 NETWORK_POLICIES = ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 PDBS = ApiResource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
+HPAS = ApiResource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
 VIRTUAL_SERVICES = ApiResource("networking.istio.io", "v1", "virtualservices", "VirtualService")
 DESTINATION_RULES = ApiResource("networking.istio.io", "v1", "destinationrules", "DestinationRule")
 HTTP_ROUTES = ApiResource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
@@ -236,6 +237,7 @@ STEP_RULES: tuple[ApiRule, ...] = (
         "isolate the blue and green slots of a service from each other, never beside a policy of the team's",
     ),
     _rule(PDBS, "get list", "warn when a service has no PodDisruptionBudget"),
+    _rule(HPAS, "get list update", "move the team's HorizontalPodAutoscaler to the live slot with the traffic"),
     _rule(
         (VIRTUAL_SERVICES, DESTINATION_RULES),
         "get list watch create patch update",
@@ -275,6 +277,7 @@ __all__ = [
     "EVENTS",
     "EXECUTOR_RULES",
     "FORBIDDEN_CALLS",
+    "HPAS",
     "HTTP_ROUTES",
     "NETWORK_POLICIES",
     "PDBS",

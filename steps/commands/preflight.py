@@ -12,7 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, PDBS, SERVICES, WORKFLOWS, Output
-from steps import images, isolation, slots
+from steps import autoscaling, images, isolation, slots
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
 from steps.clock import now
@@ -194,10 +194,13 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         finish_interrupted_adoption(ctx, name)
 
     assert live_deployment is not None
+    # After an adoption, and for an autoscaler the team added since: it must scale the slot that serves.
+    autoscaling.follow_live_slot(ctx, from_slot, name, "preflight")
     warnings = [
         *zero_downtime_warnings(ctx, live_deployment),
         *other_services_reaching_slots(ctx, live_deployment),
         *isolation_warnings(ctx, live_deployment),
+        *autoscaling.autoscaler_warnings(ctx),
     ]
     for warning in warnings:
         ctx.records.append(name, "preflight", "warning", warning)

@@ -12,7 +12,7 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import slots
+from steps import autoscaling, slots
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, write_outputs
@@ -52,6 +52,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     )
     changed = ctx.router.point_to(target)
     ctx.router.verify(target)
+    autoscaling.follow_live_slot(ctx, target, args.record, "switch")
     propagation = ctx.router.wait_propagated(target, PROPAGATION_TIMEOUT_SECONDS)
     switched_at = now()
 

@@ -228,6 +228,27 @@ def other_service_on_the_pods() -> Obj:
     }
 
 
+def helm_autoscaler(target: str = "cart") -> Obj:
+    """The chart's HorizontalPodAutoscaler on its Deployment: CPU-based, with a scale-down stabilisation window."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "cart", "labels": dict(CHART_LABELS)},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": 2,
+            "maxReplicas": 6,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }
+
+
 def default_deny_ingress() -> Obj:
     """The namespace-wide default-deny a security baseline installs: every pod refuses all ingress."""
     return {
@@ -344,6 +365,7 @@ __all__ = [
     "default_deny_ingress",
     "destination_rule",
     "egress_only_policy",
+    "helm_autoscaler",
     "helm_deployment",
     "helm_service",
     "install_helm_release",

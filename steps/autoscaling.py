@@ -1,0 +1,91 @@
+"""The team's HorizontalPodAutoscaler follows the traffic: it always scales the live slot.
+
+A team's HPA targets its own Deployment. After adoption that Deployment runs no pods, and an HPA whose target has
+zero replicas stops scaling altogether, so the live slot would be stuck at the size it started with. Each time the
+route moves (adoption, switch, rollback, repair) the one HPA aimed at the service's Deployments is re-aimed at the
+live slot's Deployment, by changing ``spec.scaleTargetRef.name`` and nothing else. The slot that lost the traffic
+keeps the replicas it had, so a rollback lands on as many warm pods as were serving.
+
+More than one HPA aimed at those Deployments is a conflict the steps do not resolve (two controllers would fight
+over one replica count): nothing is moved, and preflight says so.
+"""
+
+from __future__ import annotations
+
+import bluegreen_spec as spec
+from bluegreen_contract import HPAS
+from steps import slots
+from steps.context import StepContext
+from steps.errors import ApiError
+from steps.kube import Obj
+
+
+def _candidate_names(ctx: StepContext) -> set[str]:
+    """The Deployments a team's HPA for this service may target: the adopted original and both slots."""
+    return {ctx.resource.adopted_deployment_name(), *(slots.deployment_name(ctx.service, s) for s in spec.Slot)}
+
+
+def autoscalers(ctx: StepContext) -> list[Obj]:
+    """HPAs in the namespace whose target is one of the service's Deployments."""
+    names = _candidate_names(ctx)
+    found = []
+    for hpa in ctx.kube.list(HPAS, ctx.namespace):
+        target = hpa["spec"].get("scaleTargetRef") or {}
+        if target.get("kind") == "Deployment" and target.get("name") in names:
+            found.append(hpa)
+    return sorted(found, key=lambda hpa: str(hpa["metadata"]["name"]))
+
+
+def conflict_warning(ctx: StepContext, found: list[Obj]) -> str:
+    """Why several HPAs are left where they are."""
+    names = ", ".join(f"{ctx.namespace}/{hpa['metadata']['name']}" for hpa in found)
+    return (
+        f"HorizontalPodAutoscalers {names} all scale Deployments of {ctx.service}; none is moved to the live slot, "
+        "so the live slot keeps a fixed size. Keep one of them"
+    )
+
+
+def autoscaler_warnings(ctx: StepContext) -> list[str]:
+    """What preflight reports about the service's autoscaling."""
+    found = autoscalers(ctx)
+    return [conflict_warning(ctx, found)] if len(found) > 1 else []
+
+
+def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> None:
+    """Aim the service's one HPA at ``slot``'s Deployment; a no-op when there is none or it already is."""
+    found = autoscalers(ctx)
+    if len(found) != 1:
+        if found:
+            ctx.log("autoscaler-not-moved", autoscalers=[hpa["metadata"]["name"] for hpa in found])
+        return
+    hpa = found[0]
+    name = hpa["metadata"]["name"]
+    live = slots.deployment_name(ctx.service, slot)
+    before = hpa["spec"]["scaleTargetRef"]["name"]
+    if before == live:
+        return
+
+    def aim(current: Obj) -> bool:
+        target = current["spec"]["scaleTargetRef"]
+        if target.get("name") == live:
+            return False
+        target["name"] = live
+        return True
+
+    try:
+        # Read, change one field, write back; a conflicting write by the HPA controller is read again and retried.
+        ctx.kube.modify(HPAS, ctx.namespace, name, aim)
+    except ApiError as failure:
+        # Traffic has already moved and is served; an autoscaler left behind is a degraded state to report, not a
+        # reason to roll the traffic back.
+        message = f"HorizontalPodAutoscaler {name} still scales {before}, not the live {live}: {failure}"
+        ctx.records.append(record, step, "warning", message)
+        ctx.log("warning", message=message)
+        return
+    ctx.records.append(
+        record, step, "autoscaler-moved", f"HorizontalPodAutoscaler {name} now scales {live} (was {before})"
+    )
+    ctx.log("autoscaler-moved", autoscaler=name, target=live, previous=before)
+
+
+__all__ = ["autoscaler_warnings", "autoscalers", "conflict_warning", "follow_live_slot"]

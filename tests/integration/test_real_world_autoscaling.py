@@ -1,0 +1,86 @@
+"""A team's HorizontalPodAutoscaler always scales the slot that takes the traffic, through a whole cycle.
+
+The real HPA controller runs in the cluster's kube-controller-manager; with no metrics API it cannot compute a
+recommendation, so what is proven here is where each HPA points after each step and that nothing else of it changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bluegreen_contract import HPAS
+from bluegreen_spec import Slot
+from tests.integration.real_world_catalogue import changed_paths, helm_autoscaler, install_helm_release, snapshot
+from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
+
+pytestmark = pytest.mark.controlplane
+
+#: The Helm chart's Service has an http and a metrics port; the route names the one clients use.
+HELM_TRAFFIC = {"router": "istio", "istio": {"port": 80}}
+
+
+def scaled(sut: ServiceUnderTest, name: str = "cart") -> str:
+    """The Deployment an HPA scales."""
+    return str(sut.admin_kube.must_get(HPAS, sut.namespace, name)["spec"]["scaleTargetRef"]["name"])
+
+
+def events(sut: ServiceUnderTest, record: str, event: str) -> list[str]:
+    """The messages of one kind of entry in a run's record."""
+    return [e["message"] for e in sut.record(record)["status"]["entries"] if e["event"] == event]
+
+
+def test_the_autoscaler_follows_the_live_slot_through_a_whole_cycle(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    sut = make_service("rw-hpa", traffic=HELM_TRAFFIC)
+    install_helm_release(sut)
+    sut.apply(helm_autoscaler())
+    before = snapshot(sut, (HPAS, "cart"))[("HorizontalPodAutoscaler", "cart")]
+
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    assert scaled(sut) == "cart-green"
+    assert any("now scales cart-blue (was cart)" in m for m in events(sut, "wf-1", "autoscaler-moved"))
+    assert any("now scales cart-green (was cart-blue)" in m for m in events(sut, "wf-1", "autoscaler-moved"))
+
+    sut.deploy(IMAGE_V3, "wf-2", tmp_path / "2")
+    assert scaled(sut) == "cart-blue"
+    assert sut.run_manual_rollback("wf-back") == 0
+    assert sut.live_slot() is Slot.green
+    assert scaled(sut) == "cart-green"
+    assert sut.run_cleanup(all_services=True) == 0
+    assert scaled(sut) == "cart-green"
+
+    after = sut.admin_kube.must_get(HPAS, sut.namespace, "cart")
+    assert changed_paths(before, after) == {"spec.scaleTargetRef.name"}
+
+
+def test_a_failed_deploy_leaves_the_autoscaler_on_the_slot_that_kept_the_traffic(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    sut = make_service("rw-hpa")
+    sut.apply(helm_autoscaler())
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
+    assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
+    assert sut.run_switch(target, record) == 0
+    assert scaled(sut) == "cart-blue"
+    # verify failed after the switch: the exit handler's rollback takes the traffic, and the autoscaler, back.
+    sut.exit_handler("wf-2", '[{"displayName": "verify", "message": "error rate too high"}]')
+    assert sut.live_slot() is Slot.green
+    assert scaled(sut) == "cart-green"
+
+
+def test_two_autoscalers_on_one_service_are_left_alone_with_a_warning(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    sut = make_service("rw-hpa")
+    second = helm_autoscaler()
+    second["metadata"]["name"] = "cart-memory"
+    sut.apply(helm_autoscaler(), second)
+
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    assert scaled(sut) == "cart" and scaled(sut, "cart-memory") == "cart"
+    warnings = events(sut, "wf-1", "warning")
+    assert any("cart-memory" in w and "none is moved" in w for w in warnings), warnings
