@@ -42,6 +42,24 @@ WORKFLOW_LABEL = f"{API_GROUP}/workflow"
 #: Annotation on a team's original Deployment once a slot has taken it over; its value names that slot Deployment.
 ADOPTED_ANNOTATION = f"{API_GROUP}/adopted-by"
 
+#: How long Argo lets each step run: its template's activeDeadlineSeconds, rendered from this table. The spec's own
+#: waits must fit inside with :data:`STEP_DEADLINE_MARGIN_SECONDS` to spare, or Argo would kill the step and the run
+#: would roll back with a deadline message instead of the real cause; the spec refuses durations that do not fit.
+STEP_DEADLINE_SECONDS: dict[str, int] = {
+    "preflight": 15 * 60,
+    "deploy-green": 20 * 60,
+    "probe": 10 * 60,
+    "smoke": 5 * 60,
+    "switch": 5 * 60,
+    "verify": 60 * 60,
+    "retain": 3 * 60,
+    "cleanup": 5 * 60,
+    "rollback": 15 * 60,
+    "notify": 3 * 60,
+}
+#: A step's time besides the waits the spec sets: its Pod's start, its API calls and records.
+STEP_DEADLINE_MARGIN_SECONDS = 60
+
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 #: A Go-style duration restricted to what a retention window or a deadline needs: ``90s``, ``30m``, ``1h30m``.
@@ -123,6 +141,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
+def _cap_seconds(*steps: str) -> int:
+    """The longest wait a spec may ask of every step in ``steps``."""
+    return min(STEP_DEADLINE_SECONDS[step] for step in steps) - STEP_DEADLINE_MARGIN_SECONDS
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+
+
+def _within_cap(value: str, steps: tuple[str, ...], what: str) -> str:
+    cap = _cap_seconds(*steps)
+    if parse_duration(value).total_seconds() > cap:
+        names = " and ".join(f"{step} ({_format_seconds(STEP_DEADLINE_SECONDS[step])})" for step in steps)
+        raise ValueError(
+            f"{value!r} is over the cap of {_format_seconds(cap)}: {what}, and Argo stops {names} at its deadline; "
+            f"use at most {_format_seconds(cap)}"
+        )
+    return value
+
+
 class HTTPGet(_Model):
     """Where the health check asks, as in a Kubernetes probe's ``httpGet``."""
 
@@ -140,6 +179,29 @@ class HealthCheck(_Model):
     timeout_seconds: int = Field(default=1, ge=1, le=600)
     success_threshold: int = Field(default=1, ge=1, le=100)
     failure_threshold: int = Field(default=3, ge=1, le=100)
+
+    def budget_seconds(self) -> float:
+        """The probe step's overall deadline, from the probe's own delays and thresholds.
+
+        The initial delay, then ``success + failure thresholds`` attempts plus one more as slack, each spaced by its
+        period or by its timeout when that is longer. A service that has reached neither threshold by then is flapping,
+        and is better reported so than probed on.
+        """
+        step = max(self.period_seconds, self.timeout_seconds)
+        return float(self.initial_delay_seconds + (self.success_threshold + self.failure_threshold + 1) * step)
+
+    @model_validator(mode="after")
+    def _fits_the_probe_deadline(self) -> HealthCheck:
+        cap = _cap_seconds("probe")
+        if self.budget_seconds() > cap:
+            budget = _format_seconds(self.budget_seconds())
+            raise ValueError(
+                f"initialDelaySeconds + (successThreshold + failureThreshold + 1) x max(periodSeconds, "
+                f"timeoutSeconds) is {budget}, over the cap of {_format_seconds(cap)}: "
+                f"Argo stops the probe step at {_format_seconds(STEP_DEADLINE_SECONDS['probe'])}; "
+                "lower the delay, the period or the thresholds"
+            )
+        return self
 
 
 class SmokeTest(_Model):
@@ -263,6 +325,11 @@ class Analysis(_Model):
     failure_limit: int = Field(default=1, ge=1, le=100, description="Breaches tolerated before the run fails.")
     queries: list[AnalysisQuery] = Field(min_length=1)
 
+    @field_validator("window")
+    @classmethod
+    def _window_fits_the_verify_deadline(cls, value: str) -> str:
+        return _within_cap(value, ("verify",), "verify samples for the whole window")
+
     @field_validator("interval")
     @classmethod
     def _interval_above_zero(cls, value: str) -> str:
@@ -328,6 +395,20 @@ class BlueGreenDeploymentSpec(_Model):
     notifications: Notifications = Field(default_factory=Notifications)
     image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
     history_limit: int = Field(default=20, ge=1, le=1000, description="Deployment records kept per service.")
+
+    @field_validator("readiness_timeout")
+    @classmethod
+    def _readiness_fits_the_step_deadlines(cls, value: str) -> str:
+        return _within_cap(
+            value,
+            ("preflight", "deploy-green", "rollback"),
+            "adoption, deploy-green and a rollback onto a scaled-down slot each wait this long for availability",
+        )
+
+    @field_validator("smoke_test_budget")
+    @classmethod
+    def _smoke_budget_fits_the_step_deadline(cls, value: str) -> str:
+        return _within_cap(value, ("smoke",), "the smoke step runs its tests for up to this long")
 
     @field_validator("smoke_tests")
     @classmethod
@@ -573,6 +654,8 @@ __all__ = [
     "SERVICE_LABEL",
     "SHORT_NAME",
     "SLOT_LABEL",
+    "STEP_DEADLINE_MARGIN_SECONDS",
+    "STEP_DEADLINE_SECONDS",
     "WORKFLOW_LABEL",
     "Analysis",
     "AnalysisQuery",

@@ -22,6 +22,7 @@ from hera.workflows.metrics import Counter, Histogram, Label
 from hera.workflows.models import Amount
 
 from bluegreen_contract import STEP_OUTPUTS, Output, Step
+from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import (
     SERVICE,
     SERVICE_PARAMETER,
@@ -126,7 +127,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 step=Step.preflight,
                 inputs=[SERVICE_PARAMETER, "image", "workflow", "triggered-by", "commit", "reason"],
                 outputs=STEP_OUTPUTS[Step.preflight],
-                deadline_seconds=15 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.preflight],
                 retry=True,
                 description="Validate inputs, adopt an unmanaged service, open the deployment record.",
             ),
@@ -138,7 +139,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 step=Step.deploy_green,
                 inputs=[SERVICE_PARAMETER, "image", "slot", "record"],
                 outputs=STEP_OUTPUTS[Step.deploy_green],
-                deadline_seconds=20 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.deploy_green],
                 retry=True,
                 description="Bring the new version up in the idle slot and wait until every replica is available.",
             ),
@@ -151,7 +152,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
                 retry=True,
                 inputs=[SERVICE_PARAMETER, "slot", "record"],
-                deadline_seconds=10 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.probe],
                 description="Health-check the idle slot through the preview Service.",
             ),
             settings,
@@ -163,7 +164,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
                 retry=True,
                 inputs=[SERVICE_PARAMETER, "slot", "record"],
-                deadline_seconds=5 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.smoke],
                 description="Run the spec's smoke tests against the idle slot.",
             ),
             settings,
@@ -174,7 +175,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 step=Step.switch,
                 inputs=[SERVICE_PARAMETER, "slot", "record"],
                 outputs=STEP_OUTPUTS[Step.switch],
-                deadline_seconds=5 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.switch],
                 retry=True,
                 metrics=switch_metrics(),
                 description="Record the intent, then move all traffic to the new slot in one update.",
@@ -188,7 +189,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
                 retry=True,
                 inputs=[SERVICE_PARAMETER, "record"],
-                deadline_seconds=60 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.verify],
                 description="Post-switch analysis against Prometheus; a breach fails the run and rolls back.",
             ),
             settings,
@@ -198,7 +199,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 template="retain",
                 step=Step.retain,
                 inputs=[SERVICE_PARAMETER, "record"],
-                deadline_seconds=3 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.retain],
                 retry=True,
                 description="Keep the previous slot warm until its retention ends; close the record.",
             ),
@@ -209,7 +210,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 template="cleanup",
                 step=Step.cleanup,
                 inputs=[SERVICE_PARAMETER],
-                deadline_seconds=5 * 60,
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.cleanup],
                 retry=True,
                 description="Remove this service's expired previous versions.",
             ),

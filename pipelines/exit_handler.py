@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from hera.workflows.metrics import Counter, Histogram, Label
 
 from bluegreen_contract import Step
+from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import (
     SERVICE,
     SERVICE_PARAMETER,
@@ -70,7 +71,7 @@ def rollback_step(trigger: str, inputs: Sequence[str] = EXIT_INPUTS) -> StepSpec
         step=Step.rollback,
         inputs=inputs,
         extra_args=["--trigger", trigger],
-        deadline_seconds=15 * 60,
+        deadline_seconds=STEP_DEADLINE_SECONDS[Step.rollback],
         retry=True,
         metrics=rollback_metrics(trigger),
         description="Restore traffic to the previous slot, scaling it back up first if needed.",
@@ -83,7 +84,7 @@ def notify_step() -> StepSpec:
         template="notify",
         step=Step.notify,
         inputs=EXIT_INPUTS,
-        deadline_seconds=3 * 60,
+        deadline_seconds=STEP_DEADLINE_SECONDS[Step.notify],
         description="Send the run summary to Slack and the webhook.",
     )
 

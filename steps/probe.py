@@ -121,14 +121,12 @@ def probe_url(check: HealthCheck, base_url: str) -> str:
 
 
 def default_deadline_seconds(check: HealthCheck) -> float:
-    """Time for the initial delay, then ``success + failure thresholds`` attempts, plus one more as slack.
+    """The spec's probe budget (:meth:`HealthCheck.budget_seconds`), which the spec keeps inside the step's deadline.
 
     Within that many attempts a service that is either up or down reaches a verdict; one that alternates does not,
-    and is better reported as flapping than probed forever. An attempt is spaced by its period, or by its timeout
-    when the timeout is the longer of the two.
+    and is better reported as flapping than probed forever.
     """
-    step = max(check.period_seconds, check.timeout_seconds)
-    return float(check.initial_delay_seconds + (check.success_threshold + check.failure_threshold + 1) * step)
+    return check.budget_seconds()
 
 
 def _attempt(client: httpx.Client, url: str, number: int, timeout: float, clock: Clock) -> ProbeAttempt:

@@ -323,18 +323,30 @@ def test_missing_application_service_is_refused_before_any_write(
     assert sut.deployment("cart-blue") is None
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        # Duplicate smoke test names pass the CRD schema, which cannot express "unique by name", but not the model.
+        (
+            "smokeTests",
+            [{"name": "dup", "endpoint": "/a"}, {"name": "dup", "endpoint": "/b"}],
+            "smoke test name 'dup' is used twice",
+        ),
+        # Nor can it check a wait against the step deadline Argo enforces: Argo would kill deploy-green at 20m.
+        ("readinessTimeout", "45m", "spec.readinessTimeout: '45m' is over the cap of 14m"),
+    ],
+)
 def test_invalid_spec_that_got_in_is_refused_before_any_write(
-    make_service: ServiceFactory, capsys: pytest.CaptureFixture[str]
+    make_service: ServiceFactory, capsys: pytest.CaptureFixture[str], field: str, value: object, message: str
 ) -> None:
     sut = make_service("fail")
-    # Duplicate smoke test names pass the CRD schema, which cannot express "unique by name", but not the model.
     body = sut.bgd()
-    body["spec"]["smokeTests"] = [{"name": "dup", "endpoint": "/a"}, {"name": "dup", "endpoint": "/b"}]
+    body["spec"][field] = value
     sut.admin_kube.replace(BLUE_GREEN_DEPLOYMENTS, sut.namespace, body)
     capsys.readouterr()
     assert sut.run_preflight(IMAGE_V2, "wf-x") == 2
     err = capsys.readouterr().err
-    assert "smoke test name 'dup' is used twice" in err
+    assert message in err
     assert sut.records() == []
 
 

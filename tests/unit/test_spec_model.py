@@ -126,6 +126,34 @@ def test_router_object_names_default_from_the_service_name() -> None:
             "spec.analysis.interval: '0s' is not above zero; sample at least every second, such as 30s",
         ),
         (
+            {"readinessTimeout": "15m"},
+            "spec.readinessTimeout: '15m' is over the cap of 14m: adoption, deploy-green and a rollback onto a "
+            "scaled-down slot each wait this long for availability, and Argo stops preflight (15m) and deploy-green "
+            "(20m) and rollback (15m) at its deadline; use at most 14m",
+        ),
+        (
+            {"smokeTestBudget": "5m"},
+            "spec.smokeTestBudget: '5m' is over the cap of 4m: the smoke step runs its tests for up to this long, and "
+            "Argo stops smoke (5m) at its deadline; use at most 4m",
+        ),
+        (
+            {"healthCheck": {"httpGet": {"port": 8080}, "periodSeconds": 120, "failureThreshold": 3}},
+            "spec.healthCheck: initialDelaySeconds + (successThreshold + failureThreshold + 1) x max(periodSeconds, "
+            "timeoutSeconds) is 10m, over the cap of 9m: Argo stops the probe step at 10m; lower the delay, the "
+            "period or the thresholds",
+        ),
+        (
+            {
+                "analysis": {
+                    "prometheusUrl": "http://prom:9090",
+                    "window": "2h",
+                    "queries": [{"name": "errors", "query": "up", "max": 1}],
+                }
+            },
+            "spec.analysis.window: '2h' is over the cap of 59m: verify samples for the whole window, and Argo stops "
+            "verify (60m) at its deadline; use at most 59m",
+        ),
+        (
             {"smokeTests": [{"name": "a", "endpoint": "/x", "bodyMatches": "("}]},
             "spec.smokeTests[0].bodyMatches: '(' is not a regular expression: missing ), unterminated subpattern at "
             "position 0",
@@ -195,3 +223,37 @@ def test_status_round_trips_with_wire_names() -> None:
     assert dumped["phase"] == "Switching"
     assert dumped["targetSlot"] == "green"
     assert dumped["history"][0]["record"] == "r1"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"readinessTimeout": "14m"},
+        {"smokeTestBudget": "4m"},
+        {
+            "healthCheck": {
+                "httpGet": {"port": 8080},
+                "periodSeconds": 100,
+                "failureThreshold": 3,
+                "successThreshold": 1,
+            }
+        },
+    ],
+)
+def test_durations_at_their_cap_are_accepted(changes: dict[str, Any]) -> None:
+    spec.load_resource(with_spec(**changes))
+
+
+def test_every_step_deadline_is_rendered_from_the_spec_table() -> None:
+    """The caps above are only honest if the templates stop each step exactly where the table says."""
+    from pipelines.manifests import render_all
+    from pipelines.settings import RenderSettings
+
+    seen: dict[str, set[int]] = {}
+    for manifest in render_all(RenderSettings()):
+        for template in manifest.document.get("spec", {}).get("templates", []):
+            if "container" in template and "activeDeadlineSeconds" in template:
+                step = template["container"]["args"][0]
+                seen.setdefault(step, set()).add(int(template["activeDeadlineSeconds"]))
+    for step, seconds in spec.STEP_DEADLINE_SECONDS.items():
+        assert seen.get(step) == {seconds}, f"{step}: rendered {seen.get(step)}, table {seconds}"

@@ -27,6 +27,33 @@ duration = st.builds(
 )
 status = st.from_regex(r"\A[1-5]([0-9][0-9]|xx)\Z")
 
+
+def within(cap_seconds: int) -> st.SearchStrategy[str]:
+    """Durations of at most ``cap_seconds``, written in minutes and seconds."""
+    return st.builds(lambda m, s: f"{m}m{s}s", st.integers(0, cap_seconds // 60 - 1), st.integers(0, 59))
+
+
+def probe_cap() -> int:
+    return spec.STEP_DEADLINE_SECONDS["probe"] - spec.STEP_DEADLINE_MARGIN_SECONDS
+
+
+def probe_budget(check: dict[str, Any]) -> int:
+    step = max(check.get("periodSeconds", 10), check.get("timeoutSeconds", 1))
+    thresholds = check.get("successThreshold", 1) + check.get("failureThreshold", 3) + 1
+    return int(check.get("initialDelaySeconds", 0) + thresholds * step)
+
+
+health_check = st.fixed_dictionaries(
+    {"httpGet": st.fixed_dictionaries({"port": st.integers(1, 65535)}, optional={"path": path})},
+    optional={
+        "initialDelaySeconds": st.integers(0, 3600),
+        "periodSeconds": st.integers(1, 3600),
+        "timeoutSeconds": st.integers(1, 600),
+        "successThreshold": st.integers(1, 100),
+        "failureThreshold": st.integers(1, 100),
+    },
+)
+
 smoke_test = st.fixed_dictionaries(
     {"name": label, "endpoint": path},
     optional={
@@ -40,21 +67,22 @@ smoke_test = st.fixed_dictionaries(
 
 specs = st.fixed_dictionaries(
     {
+        # Probe timings that fit the probe step's deadline; the ones that do not are the next test's subject.
         "healthCheck": st.fixed_dictionaries(
             {"httpGet": st.fixed_dictionaries({"port": st.integers(1, 65535)}, optional={"path": path})},
             optional={
-                "initialDelaySeconds": st.integers(0, 3600),
-                "periodSeconds": st.integers(1, 3600),
-                "timeoutSeconds": st.integers(1, 600),
-                "successThreshold": st.integers(1, 100),
-                "failureThreshold": st.integers(1, 100),
+                "initialDelaySeconds": st.integers(0, 120),
+                "periodSeconds": st.integers(1, 60),
+                "timeoutSeconds": st.integers(1, 60),
+                "successThreshold": st.integers(1, 5),
+                "failureThreshold": st.integers(1, 5),
             },
-        ),
+        ).filter(lambda check: probe_budget(check) <= probe_cap()),
     },
     optional={
         "replicas": st.integers(1, 1000),
         "smokeTests": st.lists(smoke_test, max_size=4, unique_by=lambda t: t["name"]),
-        "smokeTestBudget": duration,
+        "smokeTestBudget": within(spec.STEP_DEADLINE_SECONDS["smoke"] - spec.STEP_DEADLINE_MARGIN_SECONDS),
         "rollbackOnFailure": st.booleans(),
         "retainPreviousVersion": duration,
         "traffic": st.fixed_dictionaries(
@@ -84,7 +112,7 @@ specs = st.fixed_dictionaries(
                     max_size=2,
                 ),
             },
-            optional={"window": duration},
+            optional={"window": within(spec.STEP_DEADLINE_SECONDS["verify"] - spec.STEP_DEADLINE_MARGIN_SECONDS)},
         ),
     },
 )
@@ -111,6 +139,15 @@ def test_any_valid_spec_loads_renders_and_is_accepted_by_the_crd_schema(body: di
     assert list(VALIDATOR.iter_errors(doc)) == []
     assert list(VALIDATOR.iter_errors(yaml.safe_load(rendered))) == []
     assert spec_file.check(Document("x.yaml", doc)) == []
+
+
+@given(health_check)
+def test_probe_timings_past_the_step_deadline_are_refused_by_the_model_alone(check: dict[str, Any]) -> None:
+    """The CRD's schema cannot add fields up, so the cap is the lint's and preflight's: the one place they differ."""
+    doc = document({"healthCheck": check})
+    assert list(VALIDATOR.iter_errors(doc)) == []
+    findings = [f.field for f in spec_file.check(Document("x.yaml", doc))]
+    assert findings == (["spec.healthCheck"] if probe_budget(check) > probe_cap() else [])
 
 
 @given(specs, st.integers().filter(lambda p: not 1 <= p <= 65535))
