@@ -236,7 +236,11 @@ STEP_RULES: tuple[ApiRule, ...] = (
         "get list create patch update delete",
         "isolate the blue and green slots of a service from each other, never beside a policy of the team's",
     ),
-    _rule(PDBS, "get list", "warn when a service has no PodDisruptionBudget"),
+    _rule(
+        PDBS,
+        "get list update",
+        "pin the team's PodDisruptionBudget to the live slot with the traffic; warn when there is none",
+    ),
     _rule(HPAS, "get list update", "move the team's HorizontalPodAutoscaler to the live slot with the traffic"),
     _rule(
         (VIRTUAL_SERVICES, DESTINATION_RULES),

@@ -10,7 +10,7 @@ from typing import Any
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import autoscaling, retention, slots
+from steps import autoscaling, disruption, retention, slots
 from steps.context import StepContext
 from steps.errors import CheckFailed
 from steps.service_state import update_status
@@ -53,6 +53,7 @@ def restore_traffic(ctx: StepContext, slot: spec.Slot, record: str, step: str) -
     changed = ctx.router.point_to(slot)
     ctx.router.verify(slot)
     autoscaling.follow_live_slot(ctx, slot, record, step)
+    disruption.pin_to_live_slot(ctx, slot, record, step)
     ctx.records.append(record, step, "restored", f"all traffic on {slot.value} ({image})", changed=changed)
     return image, changed
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
-from bluegreen_contract import DEPLOYMENTS, PDBS, SERVICES, WORKFLOWS, Output
-from steps import autoscaling, images, isolation, slots
+from bluegreen_contract import DEPLOYMENTS, SERVICES, WORKFLOWS, Output
+from steps import autoscaling, disruption, images, isolation, slots
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
 from steps.clock import now
@@ -81,14 +81,7 @@ def zero_downtime_warnings(ctx: StepContext, deployment: Obj) -> list[str]:
             f"terminationGracePeriodSeconds {grace} is shorter than preStop {pre_stop_seconds} s plus "
             f"{MESH_DRAIN_SECONDS} s of proxy drain"
         )
-    labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
-    covered = False
-    for pdb in ctx.kube.list(PDBS, ctx.namespace):
-        match = (pdb["spec"].get("selector") or {}).get("matchLabels") or {}
-        if match and all(labels.get(k) == v for k, v in match.items()):
-            covered = True
-    if not covered:
-        warnings.append("no PodDisruptionBudget covers the service's pods: a node drain can take them all at once")
+    warnings.extend(disruption.budget_warnings(ctx, deployment))
     return warnings
 
 
@@ -196,6 +189,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     assert live_deployment is not None
     # After an adoption, and for an autoscaler the team added since: it must scale the slot that serves.
     autoscaling.follow_live_slot(ctx, from_slot, name, "preflight")
+    disruption.pin_to_live_slot(ctx, from_slot, name, "preflight")
     warnings = [
         *zero_downtime_warnings(ctx, live_deployment),
         *other_services_reaching_slots(ctx, live_deployment),

@@ -12,7 +12,7 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import autoscaling, slots
+from steps import autoscaling, disruption, slots
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, write_outputs
@@ -53,6 +53,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     changed = ctx.router.point_to(target)
     ctx.router.verify(target)
     autoscaling.follow_live_slot(ctx, target, args.record, "switch")
+    disruption.pin_to_live_slot(ctx, target, args.record, "switch")
     propagation = ctx.router.wait_propagated(target, PROPAGATION_TIMEOUT_SECONDS)
     switched_at = now()
 

@@ -249,6 +249,19 @@ def helm_autoscaler(target: str = "cart") -> Obj:
     }
 
 
+def helm_disruption_budget(selector: dict[str, str] | None = None, min_available: int = 2) -> Obj:
+    """The chart's PodDisruptionBudget: by default on exactly the Deployment's selector labels."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "cart", "labels": dict(CHART_LABELS)},
+        "spec": {
+            "minAvailable": min_available,
+            "selector": {"matchLabels": dict(SELECTOR_LABELS if selector is None else selector)},
+        },
+    }
+
+
 def default_deny_ingress() -> Obj:
     """The namespace-wide default-deny a security baseline installs: every pod refuses all ingress."""
     return {
@@ -367,6 +380,7 @@ __all__ = [
     "egress_only_policy",
     "helm_autoscaler",
     "helm_deployment",
+    "helm_disruption_budget",
     "helm_service",
     "install_helm_release",
     "multi_route_virtual_service",
