@@ -52,7 +52,8 @@ def specific_to(pdb: Obj, deployment_selector: Mapping[str, str]) -> bool:
     workload.
     """
     labels = _unpinned(pdb["spec"]["selector"])["matchLabels"]
-    return all(labels.get(key) == value for key, value in deployment_selector.items() if key != spec.SLOT_LABEL)
+    ours = {spec.SERVICE_LABEL, spec.SLOT_LABEL}  # a slot's selector adds these to the team's own
+    return all(labels.get(key) == value for key, value in deployment_selector.items() if key not in ours)
 
 
 def _deployment_selector(live: Obj) -> dict[str, str]:
