@@ -28,6 +28,8 @@ RELEASE = "shop"
 #: tracking label.
 SELECTOR_LABELS = {"app.kubernetes.io/name": "cart", "app.kubernetes.io/instance": RELEASE}
 CHART_LABELS = {**SELECTOR_LABELS, "app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "cart-1.4.2"}
+#: The chart's Service has an http and a metrics port, so the spec names the one clients are routed to.
+HELM_TRAFFIC = {"router": "istio", "istio": {"port": 80}}
 ARGOCD_ANNOTATIONS = {"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:{namespace}/cart"}
 
 
@@ -371,6 +373,7 @@ SLOT_SELECTOR_PATH = f"spec.selector.{spec.SLOT_LABEL}"
 __all__ = [
     "ARGOCD_ANNOTATIONS",
     "CHART_LABELS",
+    "HELM_TRAFFIC",
     "SELECTOR_LABELS",
     "SLOT_SELECTOR_PATH",
     "allow_from_ingress_controller",

@@ -138,6 +138,10 @@ class ServiceUnderTest:
         """A DeploymentRecord."""
         return self.admin_kube.must_get(DEPLOYMENT_RECORDS, self.namespace, name)
 
+    def record_messages(self, name: str, event: str) -> list[str]:
+        """The messages of one kind of entry (``warning``, ``autoscaler-moved``, ...) in a run's record."""
+        return [e["message"] for e in self.record(name)["status"]["entries"] if e["event"] == event]
+
     def records(self) -> list[dict[str, Any]]:
         """Every record of the service."""
         return self.admin_kube.list(DEPLOYMENT_RECORDS, self.namespace, f"{spec.SERVICE_LABEL}={self.name}")

@@ -12,23 +12,21 @@ import pytest
 
 from bluegreen_contract import HPAS
 from bluegreen_spec import Slot
-from tests.integration.real_world_catalogue import changed_paths, helm_autoscaler, install_helm_release, snapshot
+from tests.integration.real_world_catalogue import (
+    HELM_TRAFFIC,
+    changed_paths,
+    helm_autoscaler,
+    install_helm_release,
+    snapshot,
+)
 from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
 
 pytestmark = pytest.mark.controlplane
-
-#: The Helm chart's Service has an http and a metrics port; the route names the one clients use.
-HELM_TRAFFIC = {"router": "istio", "istio": {"port": 80}}
 
 
 def scaled(sut: ServiceUnderTest, name: str = "cart") -> str:
     """The Deployment an HPA scales."""
     return str(sut.admin_kube.must_get(HPAS, sut.namespace, name)["spec"]["scaleTargetRef"]["name"])
-
-
-def events(sut: ServiceUnderTest, record: str, event: str) -> list[str]:
-    """The messages of one kind of entry in a run's record."""
-    return [e["message"] for e in sut.record(record)["status"]["entries"] if e["event"] == event]
 
 
 def test_the_autoscaler_follows_the_live_slot_through_a_whole_cycle(
@@ -41,8 +39,8 @@ def test_the_autoscaler_follows_the_live_slot_through_a_whole_cycle(
 
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     assert scaled(sut) == "cart-green"
-    assert any("now scales cart-blue (was cart)" in m for m in events(sut, "wf-1", "autoscaler-moved"))
-    assert any("now scales cart-green (was cart-blue)" in m for m in events(sut, "wf-1", "autoscaler-moved"))
+    assert any("now scales cart-blue (was cart)" in m for m in sut.record_messages("wf-1", "autoscaler-moved"))
+    assert any("now scales cart-green (was cart-blue)" in m for m in sut.record_messages("wf-1", "autoscaler-moved"))
 
     sut.deploy(IMAGE_V3, "wf-2", tmp_path / "2")
     assert scaled(sut) == "cart-blue"
@@ -82,5 +80,5 @@ def test_two_autoscalers_on_one_service_are_left_alone_with_a_warning(
 
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     assert scaled(sut) == "cart" and scaled(sut, "cart-memory") == "cart"
-    warnings = events(sut, "wf-1", "warning")
+    warnings = sut.record_messages("wf-1", "warning")
     assert any("cart-memory" in w and "none is moved" in w for w in warnings), warnings

@@ -17,7 +17,7 @@ from bluegreen_spec import Slot
 from steps.kube import labels_selector
 from testenv.rest import KubeApiError, request
 from tests.integration.real_world_catalogue import (
-    CHART_LABELS,
+    HELM_TRAFFIC,
     RELEASE,
     changed_paths,
     helm_disruption_budget,
@@ -27,8 +27,6 @@ from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory
 
 pytestmark = pytest.mark.controlplane
 
-#: The Helm chart's Service has an http and a metrics port; the route names the one clients use.
-HELM_TRAFFIC = {"router": "istio", "istio": {"port": 80}}
 #: How long the disruption controller may take to count a budget's pods after they change.
 BUDGET_SETTLE_SECONDS = 60.0
 
@@ -91,7 +89,7 @@ def test_the_budget_follows_the_live_slot_and_a_drain_cannot_empty_it(
     assert pinned_slot(sut) == "blue"
     assert sut.run_manual_rollback("wf-back") == 0
     assert pinned_slot(sut) == "green"
-    assert any("now protects slot green" in e["message"] for e in sut.record("wf-back")["status"]["entries"]), (
+    assert any("now protects slot green" in m for m in sut.record_messages("wf-back", "budget-pinned")), (
         "the rollback records the move"
     )
     after = sut.admin_kube.must_get(PDBS, sut.namespace, "cart")
@@ -105,10 +103,9 @@ def test_a_budget_broader_than_the_service_is_left_alone_with_a_warning(
     install_helm_release(sut)
     # The release-wide budget a platform team writes once for every workload of the release.
     release_wide = helm_disruption_budget(selector={"app.kubernetes.io/instance": RELEASE}, min_available=1)
-    release_wide["metadata"]["labels"] = dict(CHART_LABELS)
     sut.apply(release_wide)
 
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     assert pinned_slot(sut) is None
-    warnings = [e["message"] for e in sut.record("wf-1")["status"]["entries"] if e["event"] == "warning"]
+    warnings = sut.record_messages("wf-1", "warning")
     assert any("selects more than the pods of cart" in w for w in warnings), warnings

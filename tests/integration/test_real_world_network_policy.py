@@ -15,6 +15,7 @@ from bluegreen_contract import NETWORK_POLICIES
 from bluegreen_spec import Slot
 from steps.isolation import policy_name
 from tests.integration.real_world_catalogue import (
+    HELM_TRAFFIC,
     allow_from_ingress_controller,
     changed_paths,
     default_deny_ingress,
@@ -26,19 +27,11 @@ from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory
 
 pytestmark = pytest.mark.controlplane
 
-#: The Helm chart's Service has an http and a metrics port; the route names the one clients use.
-HELM_TRAFFIC = {"router": "istio", "istio": {"port": 80}}
-
 
 def isolation_policies(sut: ServiceUnderTest) -> set[str]:
     """Our isolation policies that exist now."""
     names = {policy_name(sut.name, slot) for slot in Slot}
     return {p["metadata"]["name"] for p in sut.admin_kube.list(NETWORK_POLICIES, sut.namespace)} & names
-
-
-def entries(sut: ServiceUnderTest, record: str, event: str) -> list[str]:
-    """The messages of one kind of entry in a run's record."""
-    return [e["message"] for e in sut.record(record)["status"]["entries"] if e["event"] == event]
 
 
 def test_default_deny_namespace_is_never_opened_through_a_whole_cycle(
@@ -52,12 +45,12 @@ def test_default_deny_namespace_is_never_opened_through_a_whole_cycle(
 
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     assert isolation_policies(sut) == set(), "an 'everyone but the other slot' policy would open the default-deny"
-    warnings = entries(sut, "wf-1", "warning")
+    warnings = sut.record_messages("wf-1", "warning")
     assert any(
         "slot isolation not applied" in w and "default-deny-ingress" in w and "cart-allow-ingress-nginx" in w
         for w in warnings
     ), warnings
-    assert entries(sut, "wf-1", "isolation-skipped"), "deploy-green must record why the slots are not isolated"
+    assert sut.record_messages("wf-1", "isolation-skipped"), "deploy-green must record why the slots are not isolated"
 
     sut.deploy(IMAGE_V3, "wf-2", tmp_path / "2")
     assert sut.run_manual_rollback("wf-back") == 0
@@ -78,7 +71,7 @@ def test_isolation_made_while_pods_were_open_is_removed_once_a_team_policy_guard
     sut.apply(default_deny_ingress())
     sut.deploy(IMAGE_V3, "wf-2", tmp_path / "2")
     assert isolation_policies(sut) == set(), "kept beside the default-deny, ours would let everyone in"
-    assert any("default-deny-ingress" in w for w in entries(sut, "wf-2", "isolation-skipped"))
+    assert any("default-deny-ingress" in w for w in sut.record_messages("wf-2", "isolation-skipped"))
 
 
 def test_policies_that_leave_ingress_open_do_not_stop_isolation(make_service: ServiceFactory, tmp_path: Path) -> None:
@@ -91,4 +84,4 @@ def test_policies_that_leave_ingress_open_do_not_stop_isolation(make_service: Se
 
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     assert isolation_policies(sut) == {"cart-blue-isolation", "cart-green-isolation"}
-    assert not any("slot isolation" in w for w in entries(sut, "wf-1", "warning"))
+    assert not any("slot isolation" in w for w in sut.record_messages("wf-1", "warning"))
