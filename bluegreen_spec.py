@@ -535,6 +535,30 @@ class DeploymentRecordSpec(_Model):
     started_at: str = Field(json_schema_extra={"format": "date-time"})
 
 
+class Gate(StrEnum):
+    """A check the new slot must pass, for its image, before ``switch`` sends it any traffic."""
+
+    image_policy = "image-policy"
+    available = "available"
+    probe = "probe"
+    smoke = "smoke"
+
+
+#: Gates times slots times a few images re-deployed within one run: far more than a run ever writes.
+MAX_GATE_RESULTS = 16
+
+
+class GateResult(_Model):
+    """The latest verdict of one gate for one slot and image in a run; the steps that check write it."""
+
+    gate: Gate
+    slot: Slot
+    image: str
+    passed: bool
+    time: str = Field(json_schema_extra={"format": "date-time"})
+    step: str = ""
+
+
 class DeploymentRecordStatus(_Model):
     """How the run went; closed exactly once with an outcome."""
 
@@ -547,6 +571,13 @@ class DeploymentRecordStatus(_Model):
     switched_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     entries: list[RecordEntry] = Field(default_factory=list, max_length=500)
+    # Kept apart from ``entries``, which drop their oldest beyond the cap: a long probe must not push out the
+    # verdicts that ``switch`` requires.
+    gates: list[GateResult] = Field(
+        default_factory=list,
+        max_length=MAX_GATE_RESULTS,
+        description="The latest verdict of each gate for the slot and image this run deploys.",
+    )
 
 
 class RecordMeta(ObjectMeta):
@@ -646,6 +677,7 @@ __all__ = [
     "DNS1123_LABEL",
     "DURATION_PATTERN",
     "KIND",
+    "MAX_GATE_RESULTS",
     "PLURAL",
     "RECORD_KIND",
     "RECORD_PLURAL",
@@ -666,6 +698,8 @@ __all__ = [
     "DeploymentRecord",
     "DeploymentRecordSpec",
     "DeploymentRecordStatus",
+    "Gate",
+    "GateResult",
     "HealthCheck",
     "HistoryEntry",
     "ImagePolicy",

@@ -119,6 +119,7 @@ def test_rollback_time_with_the_old_slot_warm(service: ServiceUnderTest, tmp_pat
         out = tmp_path / str(run)
         target, record = service.preflight(image, f"wf-{run}", out)
         assert service.run_deploy_green(image, target, record) == 0
+        service.prove(target, record)
         assert service.run_switch(target, record) == 0
         assert service.run_retain(record) == 0
         samples["rollback (manual, old slot warm)"].append(timed(service.run_manual_rollback, f"rb-{run}"))

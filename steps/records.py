@@ -114,6 +114,19 @@ class Records:
 
         self._modify_status(name, change)
 
+    def record_gate(self, name: str, gate: spec.Gate, slot: spec.Slot, image: str, *, passed: bool, step: str) -> None:
+        """Keep the latest verdict of ``gate`` for ``slot`` running ``image``; without a record, the log only."""
+        if not name:
+            self.log("unrecorded-gate", gate=gate.value, slot=slot.value, image=image, passed=passed)
+            return
+        result = spec.GateResult(gate=gate, slot=slot, image=image, passed=passed, time=now(), step=step)
+
+        def change(status: spec.DeploymentRecordStatus) -> None:
+            kept = [g for g in status.gates if (g.gate, g.slot, g.image) != (gate, slot, image)]
+            status.gates = [*kept, result][-spec.MAX_GATE_RESULTS :]
+
+        self._modify_status(name, change)
+
     def close(self, name: str, phase: spec.Phase, reason: str = "") -> Obj:
         """Close the record with its final phase and outcome; a closed record keeps its first outcome."""
 

@@ -164,6 +164,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         started_at=now(),
     )
     ctx.records.open(name, record)
+    ctx.records.record_gate(name, spec.Gate.image_policy, from_slot.other, args.image, passed=True, step="preflight")
     if takeover:
         ctx.records.append(name, "preflight", "warning", takeover)
 

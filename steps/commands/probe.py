@@ -6,6 +6,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
+from steps import gates
 from steps.context import StepContext
 from steps.errors import CheckFailed
 from steps.kube import Kube
@@ -31,6 +32,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     result = run_probe(ctx.resource.spec.health_check, base_url, on_attempt=attempt)
     metrics.push()
     ctx.records.append(args.record, "probe", "probe-result", result.reason, **result.to_record())
+    gates.record_verdict(ctx, args.record, spec.Gate.probe, spec.Slot(args.slot), passed=result.healthy)
     if not result.healthy:
         raise CheckFailed(
             f"slot {args.slot} of {ctx.service} failed its health check: {result.reason}; "

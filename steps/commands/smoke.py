@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
+from steps import gates
 from steps.context import StepContext
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
@@ -30,6 +31,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     tests = ctx.resource.spec.smoke_tests
     if not tests:
         ctx.records.append(args.record, "smoke", "smoke-skipped", "the spec lists no smoke tests")
+        gates.record_verdict(ctx, args.record, spec.Gate.smoke, spec.Slot(args.slot), passed=True)
         return 0
     base_url = args.base_url or smoke_address(ctx)
     budget = spec.parse_duration(ctx.resource.spec.smoke_test_budget).total_seconds()
@@ -40,6 +42,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         ctx.log("smoke-result", **result.to_record())
         metrics.observe_smoke_latency(result.name, result.latency_ms / 1000)
     metrics.push()
+    gates.record_verdict(ctx, args.record, spec.Gate.smoke, spec.Slot(args.slot), passed=report.passed)
     if not report.passed:
         raise CheckFailed(
             f"smoke tests failed on slot {args.slot} of {ctx.service}: {report.summary()}; "

@@ -12,7 +12,7 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import autoscaling, disruption, slots
+from steps import autoscaling, disruption, gates, slots
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, write_outputs
@@ -37,6 +37,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             "traffic stays where it is"
         )
     image = slots.current_image(deployment, ctx.resource.spec.container)
+    gates.require_proven(ctx, args.record, target, image)
     live = ctx.router.live_slot()
     started = now()
     clock_started = time.monotonic()

@@ -12,6 +12,9 @@ real. Its image tag is its version, and a tag suffix picks a real failure (``-ne
 from __future__ import annotations
 
 import copy
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,28 +239,21 @@ class ServiceUnderTest:
         assert self.run_preflight(image, workflow, out=out, triggered_by="ci") == 0
         return (out / Output.target_slot).read_text(), (out / Output.record).read_text()
 
-    def deploy(
-        self,
-        image: str,
-        workflow: str,
-        out: Path,
-        *,
-        cleanup: bool = True,
-        app_url: str = "",
-        through_preview: bool = False,
-    ) -> str:
-        """The deploy DAG's steps in order; returns the slot deployed to.
+    def prove(self, slot: Slot | str, record: str, app_url: str = "") -> None:
+        """Probe and smoke-test ``slot``, as the DAG does before every switch (``switch`` requires both).
 
-        With ``app_url`` (a local server whose answers the test controls) or ``through_preview`` (the new slot's real
-        Pods, through the preview Service) probe and smoke run too.
+        They call ``app_url`` when given (a local server whose answers the test controls), else the slot's real
+        Pods through the preview Service.
         """
+        url = app_url or wait_routed(self.preview_url())
+        assert self.run_probe(slot, record, url) == 0
+        assert self.run_smoke(slot, record, url) == 0
+
+    def deploy(self, image: str, workflow: str, out: Path, *, cleanup: bool = True, app_url: str = "") -> str:
+        """The deploy DAG's steps in order; returns the slot deployed to. See :meth:`prove` for ``app_url``."""
         target, record = self.preflight(image, workflow, out)
         assert self.run_deploy_green(image, target, record) == 0
-        if through_preview:
-            app_url = self.preview_url()
-        if app_url:
-            assert self.run_probe(target, record, app_url) == 0
-            assert self.run_smoke(target, record, app_url) == 0
+        self.prove(target, record, app_url)
         assert self.live_slot() is Slot(target).other, "traffic moved before the switch"
         assert self.run_switch(target, record, out=out) == 0
         assert self.run_retain(record) == 0
@@ -269,6 +265,26 @@ class ServiceUnderTest:
         """The whole exit handler after a failure: rollback, then notify."""
         assert self.rollback_on_exit(workflow, failures) == 0
         assert self.run_notify(workflow, failures) == 0
+
+
+def wait_routed(url: str, timeout: float = 30.0) -> str:
+    """Wait until ``url`` answers at all, then return it.
+
+    A Service created a moment ago has a ClusterIP that kube-proxy has not programmed yet, and packets to it are
+    dropped until its next sync. The probe step rides that out with its failure threshold, at the spec's period
+    (10 s by default); the tests wait for the route instead, so a deploy costs what the steps cost.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return url
+        except urllib.error.HTTPError:
+            return url  # any answer means the route exists
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout:.0f} s: {error}") from None
+        time.sleep(0.1)
 
 
 def preview_port(preview: dict[str, Any], container_port: int) -> int:

@@ -67,8 +67,8 @@ def test_the_steps_whole_cycle_passes_the_policies(make_service: ServiceFactory,
         sut = make_service("vap", router=router)
         wait_enforced(sut, sut.steps_kube.api)
         # Adoption (annotate and scale the original, pin the Service), two deploys, a rollback and the cleanup.
-        sut.deploy(IMAGE_V2, "wf-1", tmp_path / router / "1", through_preview=True)
-        sut.deploy(IMAGE_V3, "wf-2", tmp_path / router / "2", through_preview=True)
+        sut.deploy(IMAGE_V2, "wf-1", tmp_path / router / "1")
+        sut.deploy(IMAGE_V3, "wf-2", tmp_path / router / "2")
         assert sut.run_manual_rollback("wf-back") == 0
         assert sut.run_cleanup(all_services=True) == 0
         original = sut.deployment(sut.name)

@@ -40,6 +40,7 @@ def test_adoption_and_first_deploy_drop_no_request(
         assert sut.run_preflight(IMAGE_V2, "wf-1", out=out) == 0
         adopted_at = report.sent
         assert sut.run_deploy_green(IMAGE_V2, spec.Slot.green, "wf-1") == 0
+        sut.prove(spec.Slot.green, "wf-1")
         assert sut.run_switch(spec.Slot.green, "wf-1") == 0
         assert sut.run_retain("wf-1") == 0
         sut.wait_settled()

@@ -110,6 +110,7 @@ def cleanup(sut: ServiceUnderTest) -> int:
 def up_to_switch(sut: ServiceUnderTest, out: Path) -> None:
     preflight(sut, out)
     assert deploy_green(sut) == 0
+    sut.prove(spec.Slot.green, wf(sut))
 
 
 def switched(sut: ServiceUnderTest, out: Path) -> None:

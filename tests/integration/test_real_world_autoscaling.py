@@ -62,6 +62,7 @@ def test_a_failed_deploy_leaves_the_autoscaler_on_the_slot_that_kept_the_traffic
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
     assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
+    sut.prove(target, record)
     assert sut.run_switch(target, record) == 0
     assert scaled(sut) == "cart-blue"
     # verify failed after the switch: the exit handler's rollback takes the traffic, and the autoscaler, back.

@@ -67,6 +67,7 @@ def test_a_route_the_gateway_refuses_fails_the_switch_by_name(
     sut.apply(multi_rule_http_route())
     target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
     assert sut.run_deploy_green(IMAGE_V2, target, record) == 0
+    sut.prove(target, record)
     route = sut.admin_kube.must_get(HTTP_ROUTES, sut.namespace, "cart")
     # The Gateway's verdict on the generation the switch is about to write: the green Service cannot be resolved.
     next_generation = route["metadata"]["generation"] + 1

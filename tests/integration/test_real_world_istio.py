@@ -135,6 +135,7 @@ def test_gateway_without_mesh_still_switches_mesh_clients(make_service: ServiceF
     out = tmp_path / "1"
     target_slot, record = sut.preflight(IMAGE_V2, "wf-1", out)
     assert sut.run_deploy_green(IMAGE_V2, target_slot, record) == 0
+    sut.prove(target_slot, record)
     assert selected_slots(sut, "cart") == {"blue"}, "before the switch no client path may reach green"
     assert sut.run_switch(target_slot, record) == 0
     assert selected_slots(sut, "cart") == {"green"}, "after the switch no client path may reach blue"

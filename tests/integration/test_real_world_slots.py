@@ -25,6 +25,7 @@ def test_a_green_scaled_to_zero_is_never_switched_to(make_service: ServiceFactor
     sut = make_service("rw-slots")
     target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
     assert sut.run_deploy_green(IMAGE_V2, target, record) == 0
+    sut.prove(target, record)
     sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart-green", {"spec": {"replicas": 0}})
     sut.wait_settled()
     assert sut.run_switch(target, record) == ExitCode.FAILED
@@ -81,6 +82,7 @@ def test_previous_slot_is_retained_when_a_failed_run_is_not_rolled_back(
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")  # green live, blue retained
     target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
     assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
+    sut.prove(target, record)
     assert sut.run_switch(target, record) == 0
     sut.exit_handler("wf-2", '[{"message": "analysis breached"}]')  # verify failed after the switch
     assert sut.live_slot() is Slot.blue, "rollbackOnFailure false leaves traffic where it is"

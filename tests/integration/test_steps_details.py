@@ -137,6 +137,7 @@ def test_switch_waits_for_istio_to_report_the_route_reconciled(make_service: Ser
         out = tmp_path / "1"
         assert sut.run_preflight(IMAGE_V2, "wf-r", out=out) == 0
         assert sut.run_deploy_green(IMAGE_V2, spec.Slot.blue, "wf-r") == 0
+        sut.prove(spec.Slot.blue, "wf-r")
         assert sut.run_switch(spec.Slot.blue, "wf-r") == 0
         switched_at = time.monotonic()
     finally:

@@ -141,6 +141,7 @@ def test_verify_failure_after_switch_restores_blue(make_service: ServiceFactory,
         target, record = sut.preflight(IMAGE_V2, "wf-verify", tmp_path)
         assert (tmp_path / "analysis-enabled").read_text() == "true"
         assert sut.run_deploy_green(IMAGE_V2, target, record) == 0
+        sut.prove(target, record)
         assert sut.run_switch(target, record) == 0
         assert sut.live_slot() is spec.Slot.green
         assert sut.run_verify(record) == 1

@@ -24,7 +24,7 @@ def test_deploy_twice_blue_green_blue(
         smokeTests=[{"name": "users-api", "endpoint": "/api/users/health", "bodyContains": '"ok"'}],
     )
     # Probe and smoke tests reach the new slot's real Pods through its preview Service.
-    first = sut.deploy(IMAGE_V2, "deploy-1", tmp_path / "1", through_preview=True)
+    first = sut.deploy(IMAGE_V2, "deploy-1", tmp_path / "1")
     assert first == "green"
     assert sut.live_slot() is spec.Slot.green
     status = sut.status()
@@ -45,7 +45,7 @@ def test_deploy_twice_blue_green_blue(
     assert record["spec"]["previousImage"] == IMAGE_V1
     assert record["spec"]["triggeredBy"] == "ci"
 
-    second = sut.deploy(IMAGE_V3, "deploy-2", tmp_path / "2", through_preview=True)
+    second = sut.deploy(IMAGE_V3, "deploy-2", tmp_path / "2")
     assert second == "blue"
     assert sut.live_slot() is spec.Slot.blue
     status = sut.status()

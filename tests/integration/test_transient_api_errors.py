@@ -65,11 +65,13 @@ def via(proxy: FaultProxy, sut: ServiceUnderTest, deadline_seconds: float = 10.0
 
 
 def dag_steps(sut: ServiceUnderTest, out: Path, image: str = IMAGE_V2) -> dict[str, Callable[[], int]]:
-    """Each step of the deploy DAG in order, minus the HTTP checks (as in test_steps_happy_path), ready to run."""
+    """Each step of the deploy DAG in order, ready to run; probe and smoke call green's Pods through its preview."""
     green = spec.Slot.green
     return {
         "preflight": lambda: sut.run_preflight(image, WORKFLOW, out=out, triggered_by="ci"),
         "deploy-green": lambda: sut.run_deploy_green(image, green, WORKFLOW, out=out),
+        "probe": lambda: sut.run_probe(green, WORKFLOW, sut.preview_url()),
+        "smoke": lambda: sut.run_smoke(green, WORKFLOW, sut.preview_url()),
         "switch": lambda: sut.run_switch(green, WORKFLOW, out=out),
         "retain": lambda: sut.run_retain(WORKFLOW),
         "cleanup": sut.run_cleanup,
@@ -77,7 +79,7 @@ def dag_steps(sut: ServiceUnderTest, out: Path, image: str = IMAGE_V2) -> dict[s
 
 
 def deploy(sut: ServiceUnderTest, out: Path, *, before: Callable[[str], object] | None = None) -> None:
-    """Run preflight, deploy-green, switch, retain and cleanup, each expected to exit 0."""
+    """Run every step of the deploy DAG in order, each expected to exit 0."""
     for name, run in dag_steps(sut, out).items():
         if before is not None:
             before(name)
@@ -167,7 +169,7 @@ def test_throttled_reads_are_retried_after_the_servers_delay(
         sut, tmp_path, before=lambda _: rules.append(fault_proxy.inject("GET", bgd_path(sut), 429, retry_after="1"))
     )
     assert_deployed(sut)
-    assert len(rules) == 5
+    assert len(rules) == len(dag_steps(sut, tmp_path))
     for rule in rules:
         assert_fired(fault_proxy, rule)
     log = fault_proxy.log
@@ -250,7 +252,7 @@ def test_many_failing_writes_at_once(
 #: The steps that update each kind's status, and so meet the injected conflicts.
 STATUS_WRITERS: dict[str, tuple[str, ...]] = {
     "bluegreendeployments/cart": ("preflight", "switch", "retain"),
-    f"deploymentrecords/{WORKFLOW}": ("preflight", "deploy-green", "switch", "retain"),
+    f"deploymentrecords/{WORKFLOW}": ("preflight", "deploy-green", "probe", "smoke", "switch", "retain"),
 }
 
 
@@ -354,7 +356,7 @@ def test_switch_cut_short_by_persistent_faults_resumes(
 ) -> None:
     sut = via(fault_proxy, service, deadline_seconds=1.0)
     steps = dag_steps(sut, tmp_path)
-    for name in ("preflight", "deploy-green"):
+    for name in ("preflight", "deploy-green", "probe", "smoke"):
         assert steps[name]() == 0
     capsys.readouterr()
     rule = fault_proxy.inject("PUT", "/virtualservices/cart", 503, times=1_000)

@@ -1,0 +1,80 @@
+"""The gates a slot must pass before ``switch`` sends it traffic, as the run's record keeps them.
+
+Argo lets whoever submits a workflow pick its entrypoint, so ``argo submit --entrypoint switch`` would otherwise move
+traffic to a slot that no preflight, probe or smoke test has seen. Each checking step therefore writes its verdict,
+for the slot and the image it checked, into the run's record (``status.gates``), and ``switch`` refuses unless the
+record of the run that holds the service shows every gate passed for the image the slot runs now.
+"""
+
+from __future__ import annotations
+
+import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
+from steps.context import StepContext
+from steps.errors import CheckFailed
+from steps.slots import current_image, deployment_name
+
+#: What each gate stands for, in the words a refusal uses.
+GATE_CHECKS: dict[spec.Gate, str] = {
+    spec.Gate.image_policy: "the image policy (preflight)",
+    spec.Gate.available: "availability of every replica (deploy-green)",
+    spec.Gate.probe: "the health check (probe)",
+    spec.Gate.smoke: "the smoke tests (smoke)",
+}
+
+
+def slot_image(ctx: StepContext, slot: spec.Slot) -> str | None:
+    """The image the slot's Deployment runs now, or None when the slot does not exist."""
+    found = ctx.kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, slot))
+    return None if found is None else current_image(found, ctx.resource.spec.container)
+
+
+def record_verdict(ctx: StepContext, record: str, gate: spec.Gate, slot: spec.Slot, *, passed: bool) -> None:
+    """Write ``gate``'s verdict for ``slot`` and the image it runs now; a missing slot has nothing to vouch for."""
+    image = slot_image(ctx, slot)
+    if image is not None:
+        ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
+
+
+def unpassed(record: spec.DeploymentRecord, slot: spec.Slot, image: str) -> list[spec.Gate]:
+    """The gates whose latest verdict for ``slot`` running ``image`` is missing or failed, in pipeline order."""
+    results = (record.status or spec.DeploymentRecordStatus()).gates
+    passed = {result.gate for result in results if result.slot is slot and result.image == image and result.passed}
+    return [gate for gate in spec.Gate if gate not in passed]
+
+
+def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: str) -> None:
+    """Refuse, before any write, to send traffic to ``slot`` unless this run proved it with ``image``."""
+    where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}"
+    rerun = "run the blue-green-deploy pipeline from its default entrypoint; traffic stays where it is"
+    if not record_name:
+        raise CheckFailed(f"{where}: switch needs the run's record (--record) to see its checks; {rerun}")
+    holder = ctx.status.record
+    if holder != record_name:
+        raise CheckFailed(
+            f"{where}: record {record_name} is not the run that holds the service (status.record is "
+            f"{holder or 'empty'}); {rerun}"
+        )
+    record = ctx.records.get(record_name)
+    if record is None:
+        raise CheckFailed(f"{where}: DeploymentRecord {ctx.namespace}/{record_name} does not exist; {rerun}")
+    if record.status is not None and record.status.finished_at:
+        raise CheckFailed(
+            f"{where}: DeploymentRecord {record_name} is closed ({record.status.outcome}); a finished run cannot "
+            f"switch traffic; {rerun}"
+        )
+    if record.spec.to_slot is not slot or record.spec.image != image:
+        raise CheckFailed(
+            f"{where}: run {record_name} deploys {record.spec.image} to slot "
+            f"{record.spec.to_slot.value if record.spec.to_slot else 'none'}, but slot {slot.value} runs {image}; "
+            f"{rerun}"
+        )
+    missing = unpassed(record, slot, image)
+    if missing:
+        checks = ", ".join(GATE_CHECKS[gate] for gate in missing)
+        raise CheckFailed(
+            f"{where}: slot {slot.value} running {image} has not passed {checks} in run {record_name}; {rerun}"
+        )
+
+
+__all__ = ["GATE_CHECKS", "record_verdict", "require_proven", "slot_image", "unpassed"]

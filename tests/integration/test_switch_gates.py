@@ -1,0 +1,122 @@
+"""``switch`` moves traffic only to a slot this run has proven: image policy, availability, probe and smoke.
+
+Argo lets a submitter override the entrypoint, so ``switch`` cannot rely on the DAG having run the checks before
+it; it reads their verdicts from the run's record. Every refusal happens before any write: the status keeps its
+phase and the route its slot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS, ExitCode
+from bluegreen_spec import Slot
+from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
+from tests.steps.http_servers import AppServer
+
+pytestmark = pytest.mark.controlplane
+
+#: One attempt decides the health check, so a failing probe takes a second rather than half a minute.
+QUICK_HEALTH_CHECK = {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 1, "failureThreshold": 1}
+
+
+def refused_switch(sut: ServiceUnderTest, slot: Slot, record: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``switch``, expect a refusal that changed nothing, and return its one-line reason."""
+    before = sut.status()
+    capsys.readouterr()
+    assert sut.run_switch(slot, record) == ExitCode.FAILED
+    reason = capsys.readouterr().err.strip()
+    assert sut.live_slot() is slot.other, "a refused switch moved traffic"
+    after = sut.status()
+    assert (after.phase, after.target_slot, after.active_slot) == (
+        before.phase,
+        before.target_slot,
+        before.active_slot,
+    ), "a refused switch wrote its intent"
+    return reason
+
+
+def test_switch_refuses_until_probe_and_smoke_pass_for_the_slot(
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sut = make_service("gates", healthCheck=QUICK_HEALTH_CHECK, smokeTests=[{"name": "home", "endpoint": "/"}])
+    target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
+    slot = Slot(target)
+    assert sut.run_deploy_green(IMAGE_V2, slot, record) == 0
+
+    reason = refused_switch(sut, slot, record, capsys)
+    assert "the health check (probe), the smoke tests (smoke)" in reason, reason
+    assert "image policy" not in reason and "availability" not in reason, reason
+
+    with AppServer() as app:
+        app.route("/health", 200)
+        app.route("/", 500)
+        assert sut.run_probe(slot, record, app.url) == 0
+        assert sut.run_smoke(slot, record, app.url) == ExitCode.FAILED
+        reason = refused_switch(sut, slot, record, capsys)
+        assert "the smoke tests (smoke)" in reason and "probe" not in reason, reason
+        # The latest verdict counts: a probe that fails after passing withdraws the pass.
+        app.route("/health", 503)
+        app.route("/", 200)
+        assert sut.run_smoke(slot, record, app.url) == 0
+        assert sut.run_probe(slot, record, app.url) == ExitCode.FAILED
+        reason = refused_switch(sut, slot, record, capsys)
+        assert "the health check (probe)" in reason and "smoke" not in reason, reason
+
+    sut.prove(slot, record)
+    assert sut.run_switch(slot, record) == 0
+    assert sut.live_slot() is slot
+    gates = spec.DeploymentRecord.model_validate(sut.record(record)).status
+    assert gates is not None
+    assert {(g.gate, g.slot, g.image, g.passed) for g in gates.gates} == {
+        (gate, slot, IMAGE_V2, True) for gate in spec.Gate
+    }
+
+
+def test_switch_refuses_a_slot_whose_image_changed_after_its_checks(
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sut = make_service("gates")
+    target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
+    slot = Slot(target)
+    assert sut.run_deploy_green(IMAGE_V2, slot, record) == 0
+    sut.prove(slot, record)
+
+    # Someone (or something) rolls another image into the proven slot before the switch.
+    def roll_another_image(deployment: dict[str, Any]) -> bool:
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = IMAGE_V3
+        return True
+
+    sut.admin_kube.modify(DEPLOYMENTS, sut.namespace, f"{sut.name}-{slot.value}", roll_another_image)
+    sut.wait_settled()
+    reason = refused_switch(sut, slot, record, capsys)
+    assert f"run {record} deploys {IMAGE_V2} to slot {slot.value}, but slot {slot.value} runs {IMAGE_V3}" in reason
+
+
+def test_switch_refuses_the_record_of_an_earlier_run(
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished run's record showed every gate passed; replaying it must not vouch for today's slot."""
+    sut = make_service("gates")
+    first = sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)  # green proven and live, then closed
+    target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
+    assert Slot(target) is Slot(first).other
+    assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
+
+    reason = refused_switch(sut, Slot(target), "wf-1", capsys)
+    assert "record wf-1 is not the run that holds the service (status.record is wf-2)" in reason, reason
+    reason = refused_switch(sut, Slot(target), "", capsys)
+    assert "switch needs the run's record" in reason, reason
+
+    sut.prove(target, record)
+    assert sut.run_switch(target, record) == 0
+    assert sut.run_retain(record) == 0
+    # The run is over: its record cannot move traffic again, here back to the slot it just left.
+    capsys.readouterr()
+    assert sut.run_switch(Slot(first), record) == ExitCode.FAILED
+    assert "wf-2" in capsys.readouterr().err
+    assert sut.live_slot() is Slot(target)
