@@ -85,6 +85,19 @@ class Output(StrEnum):
     analysis_enabled = "analysis-enabled"
     deployment = "deployment"
     switched_at = "switched-at"
+    deploy_green_deadline = "deploy-green-deadline"
+    probe_deadline = "probe-deadline"
+    smoke_deadline = "smoke-deadline"
+    verify_deadline = "verify-deadline"
+
+
+#: The steps whose activeDeadlineSeconds preflight computes from the spec, and the output that carries each.
+DEADLINE_OUTPUTS: dict[Step, Output] = {
+    Step.deploy_green: Output.deploy_green_deadline,
+    Step.probe: Output.probe_deadline,
+    Step.smoke: Output.smoke_deadline,
+    Step.verify: Output.verify_deadline,
+}
 
 
 STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
@@ -94,6 +107,7 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         Output.target_slot,
         Output.previous_image,
         Output.analysis_enabled,
+        *DEADLINE_OUTPUTS.values(),
     ),
     Step.deploy_green: (Output.deployment,),
     Step.switch: (Output.switched_at,),
@@ -275,6 +289,7 @@ FORBIDDEN_CALLS: tuple[ApiCall, ...] = (
 __all__ = [
     "ARGO_UI_URL_ENV",
     "BLUE_GREEN_DEPLOYMENTS",
+    "DEADLINE_OUTPUTS",
     "DEPLOYMENTS",
     "DEPLOYMENT_RECORDS",
     "DESTINATION_RULES",

@@ -13,6 +13,7 @@ This module imports pydantic only.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -395,6 +396,23 @@ class BlueGreenDeploymentSpec(_Model):
     notifications: Notifications = Field(default_factory=Notifications)
     image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
     history_limit: int = Field(default=20, ge=1, le=1000, description="Deployment records kept per service.")
+
+    def run_deadlines(self) -> dict[str, int]:
+        """This service's deadline for each step whose length the spec sets: its wait plus the margin.
+
+        Preflight passes them to the DAG, so a step that hangs (a stuck connection, a wedged API call) is stopped
+        soon after its own wait would have ended, not at the template's cap in :data:`STEP_DEADLINE_SECONDS`.
+        """
+        waits = {
+            "deploy-green": parse_duration(self.readiness_timeout).total_seconds(),
+            "probe": self.health_check.budget_seconds(),
+            "smoke": parse_duration(self.smoke_test_budget).total_seconds() if self.smoke_tests else 0.0,
+            "verify": parse_duration(self.analysis.window).total_seconds() if self.analysis else 0.0,
+        }
+        return {
+            step: min(STEP_DEADLINE_SECONDS[step], math.ceil(wait) + STEP_DEADLINE_MARGIN_SECONDS)
+            for step, wait in waits.items()
+        }
 
     @field_validator("readiness_timeout")
     @classmethod

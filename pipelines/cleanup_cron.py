@@ -15,13 +15,17 @@ from hera.workflows import DAG, CronWorkflow, Task
 from hera.workflows.metrics import Counter, Label
 
 from bluegreen_contract import Step
+from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import WORKFLOW_STATUS
 from pipelines.run_policy import common_fields
 from pipelines.settings import RenderSettings
 from pipelines.step_container import StepSpec, step_container
 
 NAME = "blue-green-cleanup"
-SWEEP_DEADLINE_SECONDS = 15 * 60
+#: A repair restores traffic as the rollback step does, waiting up to the spec's readinessTimeout for the previous
+#: slot; the sweep step gets the rollback step's deadline plus time for every other service's cleanup.
+SWEEP_STEP_DEADLINE_SECONDS = STEP_DEADLINE_SECONDS[Step.rollback] + 5 * 60
+SWEEP_DEADLINE_SECONDS = SWEEP_STEP_DEADLINE_SECONDS + 60
 
 
 def build(settings: RenderSettings) -> CronWorkflow:
@@ -58,7 +62,7 @@ def build(settings: RenderSettings) -> CronWorkflow:
                 template="cleanup-all",
                 step=Step.cleanup,
                 extra_args=["--all-services"],
-                deadline_seconds=SWEEP_DEADLINE_SECONDS - 60,
+                deadline_seconds=SWEEP_STEP_DEADLINE_SECONDS,
                 retry=True,
                 description="Clean up and repair every managed service in the namespace.",
             ),

@@ -21,7 +21,7 @@ from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 from hera.workflows.metrics import Counter, Histogram, Label
 from hera.workflows.models import Amount
 
-from bluegreen_contract import STEP_OUTPUTS, Output, Step
+from bluegreen_contract import DEADLINE_OUTPUTS, STEP_OUTPUTS, Output, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import (
     SERVICE,
@@ -42,7 +42,7 @@ from pipelines.run_policy import (
     workflow_metadata,
 )
 from pipelines.settings import RenderSettings
-from pipelines.step_container import StepSpec, step_container
+from pipelines.step_container import DEADLINE_INPUT, StepSpec, step_container
 
 NAME = "blue-green-deploy"
 RUN_DURATION_BUCKETS: list[float | Amount] = [30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0]
@@ -140,6 +140,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 inputs=[SERVICE_PARAMETER, "image", "slot", "record"],
                 outputs=STEP_OUTPUTS[Step.deploy_green],
                 deadline_seconds=STEP_DEADLINE_SECONDS[Step.deploy_green],
+                deadline_input=True,
                 retry=True,
                 description="Bring the new version up in the idle slot and wait until every replica is available.",
             ),
@@ -153,6 +154,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 retry=True,
                 inputs=[SERVICE_PARAMETER, "slot", "record"],
                 deadline_seconds=STEP_DEADLINE_SECONDS[Step.probe],
+                deadline_input=True,
                 description="Health-check the idle slot through the preview Service.",
             ),
             settings,
@@ -165,6 +167,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 retry=True,
                 inputs=[SERVICE_PARAMETER, "slot", "record"],
                 deadline_seconds=STEP_DEADLINE_SECONDS[Step.smoke],
+                deadline_input=True,
                 description="Run the spec's smoke tests against the idle slot.",
             ),
             settings,
@@ -190,6 +193,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 retry=True,
                 inputs=[SERVICE_PARAMETER, "record"],
                 deadline_seconds=STEP_DEADLINE_SECONDS[Step.verify],
+                deadline_input=True,
                 description="Post-switch analysis against Prometheus; a breach fails the run and rolls back.",
             ),
             settings,
@@ -238,18 +242,22 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 "record": t_preflight.get_parameter(Output.record).value,
             }
             record_only = {SERVICE_PARAMETER: SERVICE, "record": t_preflight.get_parameter(Output.record).value}
+
+            def deadline(step: Step) -> dict[str, str | None]:
+                return {DEADLINE_INPUT: t_preflight.get_parameter(DEADLINE_OUTPUTS[step]).value}
+
             t_deploy = Task(
                 name="deploy-green",
                 template=deploy_green,
-                arguments={**slot_and_record, "image": workflow_parameter("image")},
+                arguments={**slot_and_record, "image": workflow_parameter("image"), **deadline(Step.deploy_green)},
             )
-            t_probe = Task(name="probe", template=probe, arguments=slot_and_record)
-            t_smoke = Task(name="smoke", template=smoke, arguments=slot_and_record)
+            t_probe = Task(name="probe", template=probe, arguments={**slot_and_record, **deadline(Step.probe)})
+            t_smoke = Task(name="smoke", template=smoke, arguments={**slot_and_record, **deadline(Step.smoke)})
             t_switch = Task(name="switch", template=switch, arguments=slot_and_record)
             t_verify = Task(
                 name="verify",
                 template=verify,
-                arguments=record_only,
+                arguments={**record_only, **deadline(Step.verify)},
                 when=f"{t_preflight.get_parameter(Output.analysis_enabled).value} == true",
             )
             t_retain = Task(name="retain", template=retain, arguments=record_only)

@@ -30,6 +30,9 @@ from bluegreen_contract import (
 from pipelines.argo_variables import WORKFLOW_NAMESPACE, input_parameter
 from pipelines.settings import NOTIFICATIONS_SECRET, SLACK_URL_KEY, WEBHOOK_URL_KEY, RenderSettings
 
+#: The input parameter that carries a per-run activeDeadlineSeconds (see ``StepSpec.deadline_input``).
+DEADLINE_INPUT = "deadline"
+
 OUTPUT_DIR = "/tmp/outputs"
 
 RESTRICTED = m.SecurityContext(
@@ -77,7 +80,9 @@ class StepSpec:
         inputs: input parameter names; each becomes ``--<name>={{inputs.parameters.<name>}}``.
         extra_args: arguments after the inputs, already in their final form.
         outputs: output parameter names the step writes under the output directory.
-        deadline_seconds: the template's activeDeadlineSeconds.
+        deadline_seconds: the template's activeDeadlineSeconds, or with ``deadline_input`` the default of its
+            ``deadline`` input, which the DAG sets per run from preflight's outputs.
+        deadline_input: whether the deadline comes from the ``deadline`` input parameter.
         retry: whether the step may be retried on transient failure.
         metrics: template metrics.
     """
@@ -88,6 +93,7 @@ class StepSpec:
     extra_args: Sequence[str] = ()
     outputs: Sequence[Output] = ()
     deadline_seconds: int = 300
+    deadline_input: bool = False
     retry: bool = False
     metrics: Sequence[Counter | Gauge | Histogram] = field(default_factory=list)
     description: str = ""
@@ -125,7 +131,10 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
         image_pull_policy="IfNotPresent",
         command=["bluegreen-step"],
         args=args,
-        inputs=[Parameter(name=name) for name in spec.inputs],
+        inputs=[
+            *(Parameter(name=name) for name in spec.inputs),
+            *([Parameter(name=DEADLINE_INPUT, default=str(spec.deadline_seconds))] if spec.deadline_input else []),
+        ],
         outputs=[
             Parameter(name=name.value, value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name.value}"))
             for name in spec.outputs
@@ -134,11 +143,12 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
         security_context=RESTRICTED,
         resources=SMALL,
         volumes=[EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit=m.Quantity("64Mi"))],
-        active_deadline_seconds=str(spec.deadline_seconds),
+        # Argo substitutes parameters into a leaf template's activeDeadlineSeconds (validate.go accepts a variable).
+        active_deadline_seconds=input_parameter(DEADLINE_INPUT) if spec.deadline_input else str(spec.deadline_seconds),
         retry_strategy=transient_retry() if spec.retry else None,
         metrics=list(spec.metrics) or None,
         annotations={"workflows.argoproj.io/description": spec.description} if spec.description else None,
     )
 
 
-__all__ = ["OUTPUT_DIR", "POD_SECURITY", "RESTRICTED", "StepSpec", "step_container"]
+__all__ = ["DEADLINE_INPUT", "OUTPUT_DIR", "POD_SECURITY", "RESTRICTED", "StepSpec", "step_container"]

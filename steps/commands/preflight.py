@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
-from bluegreen_contract import DEPLOYMENTS, SERVICES, WORKFLOWS, Output
+from bluegreen_contract import DEADLINE_OUTPUTS, DEPLOYMENTS, SERVICES, WORKFLOWS, Output, Step
 from steps import autoscaling, disruption, images, isolation, slots
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
@@ -208,6 +208,10 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             Output.target_slot: from_slot.other.value,
             Output.previous_image: previous_image,
             Output.analysis_enabled: "true" if ctx.resource.spec.analysis else "false",
+            **{
+                DEADLINE_OUTPUTS[Step(step)]: str(seconds)
+                for step, seconds in ctx.resource.spec.run_deadlines().items()
+            },
         },
     )
     announce(ctx, spec.Stage.started, name)

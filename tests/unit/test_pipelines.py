@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bluegreen_contract import SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ExitCode
+from bluegreen_contract import DEADLINE_OUTPUTS, SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ExitCode
+from bluegreen_spec import STEP_DEADLINE_MARGIN_SECONDS, STEP_DEADLINE_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,6 +111,31 @@ def test_retries_only_where_idempotent_and_useful() -> None:
         assert f"asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}" in strategy["expression"]
 
 
+def template_deadline(template: dict[str, Any]) -> int:
+    """A template's fixed deadline, or the default of the input parameter that carries a per-run one."""
+    deadline = str(template["activeDeadlineSeconds"])
+    if deadline.isdigit():
+        return int(deadline)
+    inputs = template["inputs"]["parameters"]
+    (default,) = [p["default"] for p in inputs if deadline == f"{{{{inputs.parameters.{p['name']}}}}}"]
+    return int(default)
+
+
+def test_waiting_steps_take_their_deadline_from_preflight() -> None:
+    """The spec sets how long deploy-green, probe, smoke and verify wait; preflight turns that into their deadlines."""
+    dag = {task["name"]: task for task in templates(DEPLOY)["deploy"]["dag"]["tasks"]}
+    preflight_outputs = {p["name"] for p in templates(DEPLOY)["preflight"]["outputs"]["parameters"]}
+    for step, output in DEADLINE_OUTPUTS.items():
+        template = templates(DEPLOY)[step.value]
+        assert template["activeDeadlineSeconds"] == "{{inputs.parameters.deadline}}"
+        assert template_deadline(template) == STEP_DEADLINE_SECONDS[step], "the default is the cap"
+        arguments = {p["name"]: p["value"] for p in dag[step.value]["arguments"]["parameters"]}
+        assert arguments["deadline"] == f"{{{{tasks.preflight.outputs.parameters.{output.value}}}}}"
+        assert output.value in preflight_outputs
+    fixed = {"preflight", "switch", "retain", "cleanup"}
+    assert all(str(templates(DEPLOY)[name]["activeDeadlineSeconds"]).isdigit() for name in fixed)
+
+
 @pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, CLEANUP], ids=["deploy", "rollback", "cleanup"])
 def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: dict[str, Any]) -> None:
     spec = document["spec"].get("workflowSpec", document["spec"])
@@ -130,7 +156,7 @@ def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: 
             "seccompProfile": {"type": "RuntimeDefault"},
         }
         assert set(container["resources"]) == {"requests", "limits"}
-        assert int(template["activeDeadlineSeconds"]) > 0
+        assert template_deadline(template) > 0
         env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
         assert all(ref["optional"] is True for ref in env.values())
         assert {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV} <= env.keys()
@@ -153,3 +179,11 @@ def test_cleanup_cron_sweeps_every_service_without_overlap() -> None:
     args = templates(CLEANUP)["cleanup-all"]["container"]["args"]
     assert args[0] == "cleanup"
     assert "--all-services" in args
+
+
+def test_the_sweep_outlasts_a_repair_that_waits_the_whole_readiness_timeout() -> None:
+    """A repair waits up to readinessTimeout (capped) for the previous slot, as the rollback step does."""
+    (sweep,) = [t for t in CLEANUP["spec"]["workflowSpec"]["templates"] if "container" in t]
+    readiness_cap = STEP_DEADLINE_SECONDS["rollback"] - STEP_DEADLINE_MARGIN_SECONDS
+    assert template_deadline(sweep) >= readiness_cap + 2 * STEP_DEADLINE_MARGIN_SECONDS
+    assert CLEANUP["spec"]["workflowSpec"]["activeDeadlineSeconds"] > template_deadline(sweep)

@@ -248,12 +248,13 @@ def test_every_step_deadline_is_rendered_from_the_spec_table() -> None:
     """The caps above are only honest if the templates stop each step exactly where the table says."""
     from pipelines.manifests import render_all
     from pipelines.settings import RenderSettings
+    from tests.unit.test_pipelines import template_deadline
 
     seen: dict[str, set[int]] = {}
     for manifest in render_all(RenderSettings()):
         for template in manifest.document.get("spec", {}).get("templates", []):
             if "container" in template and "activeDeadlineSeconds" in template:
                 step = template["container"]["args"][0]
-                seen.setdefault(step, set()).add(int(template["activeDeadlineSeconds"]))
+                seen.setdefault(step, set()).add(template_deadline(template))
     for step, seconds in spec.STEP_DEADLINE_SECONDS.items():
         assert seen.get(step) == {seconds}, f"{step}: rendered {seen.get(step)}, table {seconds}"

@@ -83,6 +83,7 @@ specs = st.fixed_dictionaries(
         "replicas": st.integers(1, 1000),
         "smokeTests": st.lists(smoke_test, max_size=4, unique_by=lambda t: t["name"]),
         "smokeTestBudget": within(spec.STEP_DEADLINE_SECONDS["smoke"] - spec.STEP_DEADLINE_MARGIN_SECONDS),
+        "readinessTimeout": within(spec.STEP_DEADLINE_SECONDS["preflight"] - spec.STEP_DEADLINE_MARGIN_SECONDS),
         "rollbackOnFailure": st.booleans(),
         "retainPreviousVersion": duration,
         "traffic": st.fixed_dictionaries(
@@ -165,3 +166,27 @@ def test_model_and_crd_both_reject_a_bad_duration(body: dict[str, Any], text: st
     doc = document({**body, "retainPreviousVersion": text})
     assert list(VALIDATOR.iter_errors(doc)) != []
     assert [f.field for f in spec_file.check(Document("x.yaml", doc))] == ["spec.retainPreviousVersion"]
+
+
+def seconds(duration: str) -> float:
+    return spec.parse_duration(duration).total_seconds()
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(specs)
+def test_run_deadlines_outlast_every_wait_and_stay_within_the_caps(body: dict[str, Any]) -> None:
+    """Argo must never stop a step before the wait the spec asked for has ended, nor later than the template cap."""
+    resource = spec.load_resource(document(body))
+    waits = {
+        "deploy-green": seconds(body.get("readinessTimeout", "10m")),
+        "probe": probe_budget(body["healthCheck"]),
+        "smoke": seconds(body.get("smokeTestBudget", "30s")) if body.get("smokeTests") else 0,
+        "verify": seconds((body.get("analysis") or {}).get("window", "5m")) if body.get("analysis") else 0,
+    }
+    deadlines = resource.spec.run_deadlines()
+    assert deadlines.keys() == waits.keys()
+    for step, wait in waits.items():
+        assert (
+            wait + spec.STEP_DEADLINE_MARGIN_SECONDS <= deadlines[step] < wait + spec.STEP_DEADLINE_MARGIN_SECONDS + 1
+        )
+        assert deadlines[step] <= spec.STEP_DEADLINE_SECONDS[step]
