@@ -153,6 +153,26 @@ class DemoService:
             f"no DeploymentRecord for workflow {workflow}; have {[r['metadata']['name'] for r in self.records()]}"
         )
 
+    def pod_deadline(self, workflow: str, template: str) -> int:
+        """``spec.activeDeadlineSeconds`` of the last Pod the controller created for ``template`` in ``workflow``."""
+        pods = request(
+            self.cluster.api,
+            "GET",
+            f"/api/v1/namespaces/{self.namespace}/pods",
+            query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
+        )["items"]
+        ran = [
+            p
+            for p in pods
+            if (p["metadata"].get("annotations") or {})
+            .get("workflows.argoproj.io/node-name", "")
+            .endswith(f".{template}")
+        ]
+        if not ran:
+            raise AssertionError(f"no {template} Pod of {workflow} is left")
+        latest = max(ran, key=lambda p: p["metadata"]["creationTimestamp"])
+        return int(latest["spec"]["activeDeadlineSeconds"])
+
     def serving_version(self, path: str = "/version", timeout: float = 30.0) -> str:
         """The version that answers a real request to the Service's ClusterIP, through kube-proxy."""
         cluster_ip = self.service()["spec"]["clusterIP"]

@@ -18,6 +18,7 @@ class StepNode:
     started_at: str
     finished_at: str
     message: str
+    inputs: dict[str, str]
     outputs: dict[str, str]
     exit_code: str
 
@@ -48,6 +49,7 @@ class WorkflowRun:
         found = []
         for node_id, node in ((self.raw.get("status") or {}).get("nodes") or {}).items():
             outputs = node.get("outputs") or {}
+            inputs = node.get("inputs") or {}
             found.append(
                 StepNode(
                     id=node_id,
@@ -58,6 +60,7 @@ class WorkflowRun:
                     started_at=str(node.get("startedAt") or ""),
                     finished_at=str(node.get("finishedAt") or ""),
                     message=str(node.get("message", "")),
+                    inputs={p["name"]: str(p.get("value", "")) for p in inputs.get("parameters") or []},
                     outputs={p["name"]: str(p.get("value", "")) for p in outputs.get("parameters") or []},
                     exit_code=str(outputs.get("exitCode", "")),
                 )
@@ -89,6 +92,13 @@ class WorkflowRun:
         if not succeeded:
             raise KeyError(f"no successful {template} step in {self.name}: {self.step_order()}")
         return succeeded[-1].outputs[name]
+
+    def input(self, template: str, name: str) -> str:
+        """An input parameter of the last Pod of ``template``, as the controller resolved it."""
+        ran = self.pod_steps(template)
+        if not ran:
+            raise KeyError(f"no {template} step in {self.name}: {self.step_order()}")
+        return ran[-1].inputs[name]
 
     def summary(self) -> str:
         """One line per Pod, for assertion messages."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from bluegreen_spec import STEP_DEADLINE_SECONDS, load_resource
 from testenv.demo_service import (
     CLEANUP_CRON,
     NAMESPACE,
@@ -55,6 +56,11 @@ def test_deploy_succeeds_in_dag_order_and_moves_traffic(adopted_service: DemoSer
     assert record["status"]["outcome"] == "Succeeded", record["status"]
     assert record["spec"]["image"] == demo_image("v2")
     assert record["spec"]["toSlot"] == target
+    # Preflight turned the spec's waits into per-run deadlines, and the controller resolved them into each step.
+    deadlines = load_resource(service.bgd()).spec.run_deadlines()
+    for step in ("deploy-green", "probe", "smoke"):
+        assert run.output("preflight", f"{step}-deadline") == str(deadlines[step]), run.summary()
+        assert run.input(step, "deadline") == str(deadlines[step]), run.summary()
 
 
 @pytest.mark.parametrize(
@@ -81,6 +87,10 @@ def test_failed_check_is_rolled_back_by_the_exit_handler(
     assert len(failed) == 1, run.summary()
     assert "switch" not in run.step_order(), run.summary()
     assert run.finished_before("rollback", "notify"), run.summary()
+    # The failed Pod stays (podGC removes successful ones only): Argo gave it this run's deadline, not the cap.
+    deadline = load_resource(service.bgd()).spec.run_deadlines()[failing_step]
+    assert deadline < STEP_DEADLINE_SECONDS[failing_step]
+    assert service.pod_deadline(run.name, failing_step) == deadline
     assert service.live_slot() == live
     assert service.serving_version() == "v1"
     record = service.record_of(run.name)

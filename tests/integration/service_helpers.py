@@ -29,8 +29,9 @@ from pipelines.settings import SERVICE_ACCOUNT
 from steps.cli import main as step_main
 from steps.kube import ApiRetryPolicy, Kube
 from steps.log import StepLog
+from steps.preview_address import service_port_for
 from steps.routing import router_for
-from steps.slots import preview_service
+from steps.slots import deployment_name, preview_service
 from testenv.apply import apply_manifest_objects
 from testenv.cluster import KubeCluster
 from testenv.node.images import DEMO_APP_REPOSITORY
@@ -164,12 +165,15 @@ class ServiceUnderTest:
 
     def preview_url(self) -> str:
         """The preview Service's address as this host reaches it: its ClusterIP (the host routes the Service range
-        into the cluster, through kube-proxy) and the port the health check's container port is exposed on."""
+        into the cluster, through kube-proxy) and the port the health check's container port is exposed on, a named
+        targetPort resolved through the previewed slot's pod template."""
         resource = spec.load_resource(self.bgd())
-        main_service = self.admin_kube.must_get(SERVICES, self.namespace, self.name)
+        main_service = self.admin_kube.must_get(SERVICES, self.namespace, resource.router_service_name())
         name = preview_service(resource, main_service, spec.Slot.blue)["metadata"]["name"]
         preview = self.admin_kube.must_get(SERVICES, self.namespace, name)
-        port = preview_port(preview, resource.spec.health_check.http_get.port)
+        slot = spec.Slot(preview["spec"]["selector"][spec.SLOT_LABEL])
+        deployment = self.admin_kube.must_get(DEPLOYMENTS, self.namespace, deployment_name(self.name, slot))
+        port = service_port_for(preview, resource.spec.health_check.http_get.port, deployment["spec"]["template"])
         return f"http://{preview['spec']['clusterIP']}:{port}"
 
     def replicas(self, deployment: str) -> int | None:
@@ -285,14 +289,6 @@ def wait_routed(url: str, timeout: float = 30.0) -> str:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} did not answer within {timeout:.0f} s: {error}") from None
         time.sleep(0.1)
-
-
-def preview_port(preview: dict[str, Any], container_port: int) -> int:
-    """The port of ``preview`` that leads to ``container_port`` (the app's Service maps 80 to 8080)."""
-    for port in preview["spec"]["ports"]:
-        if str(port.get("targetPort", port["port"])) == str(container_port):
-            return int(port["port"])
-    raise AssertionError(f"preview Service {preview['metadata']['name']} has no port to {container_port}")
 
 
 def _output_dir(out: Path | None) -> list[str]:
