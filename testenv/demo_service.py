@@ -175,18 +175,22 @@ class DemoService:
 
     def serving_version(self, path: str = "/version", timeout: float = 30.0) -> str:
         """The version that answers a real request to the Service's ClusterIP, through kube-proxy."""
-        cluster_ip = self.service()["spec"]["clusterIP"]
-        deadline = time.monotonic() + timeout
-        last = ""
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{cluster_ip}:80{path}", timeout=5) as resp:
-                    return str(resp.headers.get("X-Demo-Version", ""))
-            except (urllib.error.URLError, OSError) as exc:
-                last = str(exc)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}'s ClusterIP {cluster_ip} did not answer within {timeout}s: {last}")
-            time.sleep(0.2)  # bounded poll: kube-proxy's rules have no watch from outside the node
+        return answering_version(f"http://{self.service()['spec']['clusterIP']}:80{path}", timeout)
+
+
+def answering_version(url: str, timeout: float = 30.0) -> str:
+    """The demo app version (``X-Demo-Version``) that answers ``url``, waiting up to ``timeout`` for any answer."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return str(resp.headers.get("X-Demo-Version", ""))
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer within {timeout}s: {last}")
+        time.sleep(0.2)  # bounded poll: kube-proxy's rules have no watch from outside the node
 
 
 def _workflow_name(argo_output: str) -> str:
