@@ -18,6 +18,7 @@ import pytest
 from bluegreen_spec import STEP_DEADLINE_SECONDS, load_resource
 from testenv.demo_service import (
     CLEANUP_CRON,
+    DEPLOY_TEMPLATE,
     NAMESPACE,
     ROLLBACK_TEMPLATE,
     DemoService,
@@ -117,6 +118,30 @@ def test_bad_image_fails_deploy_green_and_rolls_back(adopted_service: DemoServic
     assert idle["spec"]["template"]["spec"]["containers"][0]["image"] == demo_image("v1"), idle
     assert service.status().get("previousSlot") == _other(live)
     assert service.serving_version() == "v1"
+
+
+def test_a_switch_submitted_as_the_entrypoint_is_refused(adopted_service: DemoService) -> None:
+    """``--entrypoint switch`` skips preflight, probe and smoke; switch itself must refuse the unproven slot."""
+    service = adopted_service
+    live, version = service.live_slot(), service.serving_version()
+    earlier = service.records()[-1]["metadata"]["name"]  # a finished run whose checks all passed
+
+    run = service.submit(
+        DEPLOY_TEMPLATE,
+        f"image={demo_image('v9')}",
+        f"slot={_other(live)}",
+        f"record={earlier}",
+        extra=("--entrypoint", "switch"),
+    )
+
+    assert run.phase == "Failed", run.summary()
+    (switch,) = run.pod_steps("switch")
+    assert f"DeploymentRecord {earlier} is closed" in switch.message, run.summary()
+    assert service.live_slot() == live
+    assert service.serving_version() == version
+    # The exit handler still leaves a record of the attempt.
+    record = service.record_of(run.name)
+    assert record["status"]["outcome"] == "Failed", record["status"]
 
 
 def test_two_submits_for_one_service_are_serialised_by_the_mutex(adopted_service: DemoService) -> None:
