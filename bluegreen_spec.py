@@ -13,6 +13,7 @@ This module imports pydantic only.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import timedelta
@@ -635,10 +636,41 @@ def _field_path(location: tuple[int | str, ...]) -> str:
     return path
 
 
+#: What a field of each JSON type must be, for pydantic's type errors, in the words a YAML author uses.
+_EXPECTED_TYPES = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text (quote it if YAML reads it as something else)",
+    "list_type": "a list (lines starting with '- ')",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+}
+
+
+def _yaml_type(value: Any) -> str:
+    """How a YAML author would call a parsed value's type."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
+
+
 def _describe(error: Any) -> str:
     kind = error["type"]
     context = error.get("ctx") or {}
     got = error.get("input")
+    if kind in _EXPECTED_TYPES:
+        return f"must be {_EXPECTED_TYPES[kind]}, not {_yaml_type(got)}"
     if kind == "string_pattern_mismatch":
         pattern = context.get("pattern", "")
         allowed = {
@@ -671,10 +703,20 @@ def format_validation_error(object_name: str, error: ValidationError, prefix: st
     return SpecError(object_name, problems)
 
 
+def _as_json(document: dict[str, Any]) -> str:
+    """The document as the API server would receive it, for strict JSON-mode validation.
+
+    Strict, because the API server refuses ``replicas: "3"`` against an integer schema, and a spec the lint accepts
+    must be one the API server stores. JSON mode still reads enums and durations from their text, as the CRD does.
+    A YAML timestamp (an unquoted date) is passed on as its text.
+    """
+    return json.dumps(document, default=str)
+
+
 def load_spec(spec: dict[str, Any], object_name: str = "<unnamed>") -> BlueGreenDeploymentSpec:
     """Validate a bare ``spec`` mapping; raises SpecError naming each bad field."""
     try:
-        return BlueGreenDeploymentSpec.model_validate(spec)
+        return BlueGreenDeploymentSpec.model_validate_json(_as_json(spec), strict=True)
     except ValidationError as error:
         raise format_validation_error(object_name, error, prefix="spec") from None
 
@@ -683,7 +725,7 @@ def load_resource(document: dict[str, Any]) -> BlueGreenDeployment:
     """Validate a whole ``BlueGreenDeployment`` document; raises SpecError naming each bad field."""
     name = str((document.get("metadata") or {}).get("name") or "<unnamed>")
     try:
-        return BlueGreenDeployment.model_validate(document)
+        return BlueGreenDeployment.model_validate_json(_as_json(document), strict=True)
     except ValidationError as error:
         raise format_validation_error(name, error) from None
 

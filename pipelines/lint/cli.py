@@ -10,12 +10,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.lint import argo_models, dag, references, safety, spec_file
+from pipelines.lint import argo_models, dag, identity, references, safety, spec_file
 from pipelines.lint.argo_schema import ArgoSchema
 from pipelines.lint.documents import Document, load
 from pipelines.lint.findings import Finding
 
 CHECKS: tuple[Callable[[Document], list[Finding]], ...] = (
+    identity.kind_findings,
     argo_models.check,
     dag.check,
     references.check,
@@ -26,7 +27,7 @@ CHECKS: tuple[Callable[[Document], list[Finding]], ...] = (
 
 def lint(documents: list[Document], argo_schema: ArgoSchema | None = None) -> list[Finding]:
     """Every finding for the documents, sorted by file, object and field."""
-    findings: list[Finding] = []
+    findings: list[Finding] = identity.duplicate_findings(documents)
     for document in documents:
         for check in CHECKS:
             findings.extend(check(document))
@@ -36,7 +37,7 @@ def lint(documents: list[Document], argo_schema: ArgoSchema | None = None) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Lint the paths; 0 when clean, 1 with findings, 2 when nothing could be read."""
+    """Lint the paths; 0 when clean, 1 with findings, 2 when a file is not YAML objects (or does not exist)."""
     parser = argparse.ArgumentParser(prog="bluegreen-lint", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, help="manifest directories or YAML files")
     parser.add_argument(
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     findings = lint(documents, schema)
     for finding in findings:
         print(finding)
-    print(f"bluegreen-lint: {len(documents)} objects checked, {len(findings)} problems", file=sys.stderr)
+    unreadable = f", {len(errors)} errors in files that are not YAML objects" if errors else ""
+    print(f"bluegreen-lint: {len(documents)} objects checked, {len(findings)} problems{unreadable}", file=sys.stderr)
     if errors:
         return 2
     return 1 if findings else 0

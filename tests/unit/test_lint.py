@@ -188,3 +188,74 @@ def test_cli_exit_codes_for_clean_and_unreadable_input(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("kind: [unclosed\n")
     assert main([str(broken)]) == 2
+
+
+SPEC_HEAD = "apiVersion: argo-bluegreen.io/v1alpha1\nkind: BlueGreenDeployment\nmetadata: {name: svc}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "{file}:1: the file holds no YAML document"),
+        ("---\n", "{file}:2: document 1 is empty"),
+        ("user-service\n", "{file}:1: document 1 is text, not a Kubernetes object"),
+        ("- kind: BlueGreenDeployment\n", "{file}:1: document 1 is a list, not a Kubernetes object"),
+        (SPEC_HEAD + "---\n", "{file}:5: document 2 is empty"),
+        (
+            SPEC_HEAD + "spec:\n  replicas: 2\n  replicas: 3\n",
+            "{file}:6:3: invalid YAML: found duplicate key 'replicas' (first on line 5)",
+        ),
+        ("kind: [unclosed\n", "{file}:2:1: invalid YAML: "),
+    ],
+    ids=["empty-file", "only-separator", "bare-string", "list", "trailing-empty-document", "duplicate-key", "syntax"],
+)
+def test_yaml_that_is_not_objects_is_an_error_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    file = tmp_path / "svc.yaml"
+    file.write_text(text)
+    assert main([str(file)]) == 2
+    errors = capsys.readouterr().err
+    assert expected.format(file=file) in errors, errors
+    assert "<unicode string>" not in errors
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            SPEC_HEAD.replace("BlueGreenDeployment", "BlueGreenDeploy"),
+            "{file}:1: BlueGreenDeploy/svc: kind: 'BlueGreenDeploy' is not a kind of argo-bluegreen.io; "
+            "did you mean BlueGreenDeployment?",
+        ),
+        (
+            "apiVersion: example.com/v1\nkind: WorkflowTemplat\nmetadata: {name: x}\n",
+            "{file}:1: WorkflowTemplat/x: kind: 'WorkflowTemplat' is unknown; did you mean WorkflowTemplate?",
+        ),
+        ("apiVersion: v1\nmetadata: {name: x}\n", "{file}:1: <no kind>/x: kind: missing"),
+        (
+            SPEC_HEAD
+            + "spec: {healthCheck: {httpGet: {port: 80}}}\n---\n"
+            + SPEC_HEAD
+            + "spec: {healthCheck: {httpGet: {port: 81}}}\n",
+            "{file}:6: BlueGreenDeployment/svc: metadata.name: 'svc' is defined twice; the first is at {file}:1",
+        ),
+        (
+            SPEC_HEAD + "spec:\n  replicas: '3'\n  healthCheck: {httpGet: {port: 8080}}\n",
+            "{file}: BlueGreenDeployment/svc: spec.replicas: must be a whole number, not the text '3'",
+        ),
+        (
+            SPEC_HEAD + "spec:\n  healthCheck: [8080]\n",
+            "{file}: BlueGreenDeployment/svc: spec.healthCheck: must be a mapping of keys to values, not a list",
+        ),
+    ],
+    ids=["kind-typo", "kind-near-argo", "kind-missing", "same-name-twice", "quoted-number", "list-for-mapping"],
+)
+def test_objects_the_lint_would_have_skipped_or_misread_are_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    file = tmp_path / "svc.yaml"
+    file.write_text(text)
+    assert main([str(file)]) == 1
+    out = capsys.readouterr().out
+    assert expected.format(file=file) in out, out

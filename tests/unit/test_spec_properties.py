@@ -159,6 +159,15 @@ def test_model_and_crd_both_reject_a_bad_port(body: dict[str, Any], port: int) -
     assert spec_file.check(Document("x.yaml", doc))[0].field == "spec.healthCheck.httpGet.port"
 
 
+@given(specs, st.sampled_from(["replicas", "historyLimit"]), st.integers(1, 1000))
+def test_model_and_crd_both_reject_a_number_written_as_text(body: dict[str, Any], field: str, value: int) -> None:
+    """The API server refuses ``replicas: "3"`` against an integer schema; the model must not quietly convert it."""
+    doc = document({**body, field: str(value)})
+    assert list(VALIDATOR.iter_errors(doc)) != []
+    (finding,) = spec_file.check(Document("x.yaml", doc))
+    assert (finding.field, finding.message) == (f"spec.{field}", f"must be a whole number, not the text '{value}'")
+
+
 @given(
     specs, st.text(max_size=8).filter(lambda t: not __import__("re").fullmatch(spec.DURATION_PATTERN, t) or len(t) < 2)
 )
