@@ -26,7 +26,10 @@ install: $(STAMP)
 manifests: $(STAMP)
 	$(BIN)/bluegreen-render --namespace $(NAMESPACE) --image $(IMAGE) --readme README.md
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
-	$(BIN)/bluegreen-lint manifests examples --argo-schema "$$($(PYTHON) testenv/build.py --argo-schema)"
+	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
+	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
+	echo "$(BIN)/bluegreen-lint manifests examples --argo-schema $$schema"; \
+	$(BIN)/bluegreen-lint manifests examples --argo-schema "$$schema"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -83,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bluegreen-render: {error}", file=sys.stderr)
         return 2
     manifests = render_all(settings)
+    try:
+        return _render_or_check(args, manifests)
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        print(f"bluegreen-render: cannot use{where}: {error.strerror or error}; choose another --out", file=sys.stderr)
+        return 2
+
+
+def _render_or_check(args: argparse.Namespace, manifests: list[Manifest]) -> int:
     readme = args.readme.read_text() if args.readme else None
     if args.check:
         problems = [str(args.out / problem) for problem in stale_files(manifests, args.out)]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pipelines import cron_schedule
+
 DEFAULT_NAMESPACE = "apps"
 DEFAULT_IMAGE = "ghcr.io/argo-bluegreen/steps:0.1.0"
 SERVICE_ACCOUNT = "bluegreen-deployer"
@@ -55,5 +57,7 @@ class RenderSettings:
             raise ValueError(f"argo UI URL {self.argo_ui_url!r} must start with http:// or https://")
         if self.pushgateway_url and not re.fullmatch(r"https?://[^\s]+", self.pushgateway_url):
             raise ValueError(f"Pushgateway URL {self.pushgateway_url!r} must start with http:// or https://")
-        if len(self.cleanup_schedule.split()) != 5:
-            raise ValueError(f"cleanup schedule {self.cleanup_schedule!r} must have five cron fields")
+        try:
+            cron_schedule.check(self.cleanup_schedule)
+        except ValueError as error:
+            raise ValueError(f"cleanup schedule: {error}") from None

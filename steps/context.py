@@ -21,10 +21,15 @@ from steps.service_state import load
 
 def api_client() -> client.ApiClient:
     """In a pod, the ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``)."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-    else:
-        config.load_kube_config()
+    try:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()
+        else:
+            config.load_kube_config()
+    except config.ConfigException as error:
+        raise BadInput(
+            f"no Kubernetes configuration ({error}); set KUBECONFIG or run where ~/.kube/config exists"
+        ) from None
     return client.ApiClient()
 
 

@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     documents, errors = load(args.paths)
     for error in errors:
         print(error, file=sys.stderr)
-    schema = ArgoSchema(args.argo_schema) if args.argo_schema else None
+    try:
+        schema = ArgoSchema(args.argo_schema) if args.argo_schema else None
+    except (OSError, ValueError) as error:
+        print(f"bluegreen-lint: cannot read Argo's schema {args.argo_schema}: {error}", file=sys.stderr)
+        return 2
     findings = lint(documents, schema)
     for finding in findings:
         print(finding)

@@ -259,3 +259,12 @@ def test_objects_the_lint_would_have_skipped_or_misread_are_findings(
     assert main([str(file)]) == 1
     out = capsys.readouterr().out
     assert expected.format(file=file) in out, out
+
+
+def test_a_missing_argo_schema_is_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(REPO / "examples"), "--argo-schema", "/nonexistent/schema.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "bluegreen-lint: cannot read Argo's schema /nonexistent/schema.json: "
+        "[Errno 2] No such file or directory: '/nonexistent/schema.json'"
+    ]

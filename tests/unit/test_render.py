@@ -67,7 +67,12 @@ def test_settings_reach_every_object(tmp_path: Path) -> None:
     [
         ("--namespace", "Payments", "namespace 'Payments' is not a DNS-1123 label"),
         ("--image", "not an image", "image 'not an image' is not an image reference"),
-        ("--cleanup-schedule", "every 5 minutes", "must have five cron fields"),
+        ("--cleanup-schedule", "every 5 minutes", "has 3 fields; a cron schedule has five"),
+        ("--cleanup-schedule", "*/5 24 * * *", "hour '24' is not in 0-23"),
+        ("--cleanup-schedule", "*/0 * * * *", "minute step '0' must be a positive number"),
+        ("--cleanup-schedule", "0 3 * * mon-sun", "day of week range 'mon-sun' runs backwards"),
+        ("--cleanup-schedule", "0 3 1,,2 * *", "day of month '1,,2' has an empty list item"),
+        ("--cleanup-schedule", "@fortnightly", "'@fortnightly' is not one of @annually"),
     ],
 )
 def test_bad_settings_fail_before_writing(
@@ -82,3 +87,21 @@ def test_kustomization_lists_every_object_crds_first() -> None:
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == sorted(p for p in RENDERED if p != "kustomization.yaml")
     assert kustomization["resources"][0].startswith("crds/")
+
+
+@pytest.mark.parametrize(
+    "schedule", ["*/5 * * * *", "0 3 * * mon-fri", "15,45 */2 1-15 jan,jul *", "@hourly", "@every 90s"]
+)
+def test_schedules_argo_accepts_render(tmp_path: Path, schedule: str) -> None:
+    assert render.main(["--out", str(tmp_path), "--cleanup-schedule", schedule]) == 0
+    cron = yaml.safe_load((tmp_path / "workflows" / "blue-green-cleanup.yaml").read_text())
+    assert cron["spec"]["schedules"] == [schedule]
+
+
+def test_an_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert render.main(["--out", str(blocker / "manifests")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bluegreen-render: cannot use "), err
+    assert "choose another --out" in err[0]
