@@ -20,7 +20,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "argo-bluegreen.io"
@@ -128,7 +128,12 @@ def parse_duration(text: str) -> timedelta:
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, min_length=2, description="A duration such as 90s, 30m, 1h or 1h30m."),
+    Field(
+        pattern=DURATION_PATTERN,
+        min_length=2,
+        max_length=16,
+        description="A duration such as 90s, 30m, 1h or 1h30m.",
+    ),
 ]
 Name = Annotated[
     str,
@@ -153,14 +158,46 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{rest}s" if rest else f"{minutes}m"
 
 
+def _cap_message(steps: tuple[str, ...], what: str) -> str:
+    cap = _cap_seconds(*steps)
+    names = " and ".join(f"{step} ({_format_seconds(STEP_DEADLINE_SECONDS[step])})" for step in steps)
+    return f"is over the cap of {_format_seconds(cap)}: {what}, and Argo stops {names} at its deadline"
+
+
+def _cap_rule(steps: tuple[str, ...], what: str) -> dict[str, JsonValue]:
+    """The same cap as a CEL rule on the CRD, so the API server refuses the spec too.
+
+    CEL's ``duration()`` reads Go durations, of which :data:`DURATION_PATTERN` is a subset.
+    """
+    rule: dict[str, JsonValue] = {
+        "rule": f"duration(self) <= duration('{_cap_seconds(*steps)}s')",
+        "message": _cap_message(steps, what),
+    }
+    return {"x-kubernetes-validations": [rule]}
+
+
+#: Each capped wait: the steps that wait it out, and how, for the lint's message and the CRD's rule alike.
+_READINESS_CAP = (
+    ("preflight", "deploy-green", "rollback"),
+    "adoption, deploy-green and a rollback onto a scaled-down slot each wait this long for availability",
+)
+_SMOKE_BUDGET_CAP = (("smoke",), "the smoke step runs its tests for up to this long")
+_WINDOW_CAP = (("verify",), "verify samples for the whole window")
+_PROBE_BUDGET = "initialDelaySeconds + (successThreshold + failureThreshold + 1) x max(periodSeconds, timeoutSeconds)"
+_PROBE_BUDGET_RULE = (
+    "self.initialDelaySeconds + (self.successThreshold + self.failureThreshold + 1)"
+    " * (self.periodSeconds > self.timeoutSeconds ? self.periodSeconds : self.timeoutSeconds)"
+)
+_INTERVAL_ABOVE_ZERO = "is not above zero; sample at least every second, such as 30s"
+_NO_THRESHOLD = "set max, min or both: a query without a threshold can never fail"
+#: A list the API server keeps as a map by name, refusing two items of one name (``x-kubernetes-list-type: map``).
+_KEYED_BY_NAME: dict[str, JsonValue] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+
+
 def _within_cap(value: str, steps: tuple[str, ...], what: str) -> str:
     cap = _cap_seconds(*steps)
     if parse_duration(value).total_seconds() > cap:
-        names = " and ".join(f"{step} ({_format_seconds(STEP_DEADLINE_SECONDS[step])})" for step in steps)
-        raise ValueError(
-            f"{value!r} is over the cap of {_format_seconds(cap)}: {what}, and Argo stops {names} at its deadline; "
-            f"use at most {_format_seconds(cap)}"
-        )
+        raise ValueError(f"{value!r} {_cap_message(steps, what)}; use at most {_format_seconds(cap)}")
     return value
 
 
@@ -174,6 +211,18 @@ class HTTPGet(_Model):
 
 class HealthCheck(_Model):
     """Probe semantics follow the Kubernetes readiness probe, so a platform team reads them the same way."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"{_PROBE_BUDGET_RULE} <= {_cap_seconds('probe')}",
+                    "message": f"{_PROBE_BUDGET} is over the cap of {_format_seconds(_cap_seconds('probe'))}: "
+                    f"Argo stops the probe step at {_format_seconds(STEP_DEADLINE_SECONDS['probe'])}",
+                }
+            ]
+        }
+    )
 
     http_get: HTTPGet
     initial_delay_seconds: int = Field(default=0, ge=0, le=3600)
@@ -198,8 +247,7 @@ class HealthCheck(_Model):
         if self.budget_seconds() > cap:
             budget = _format_seconds(self.budget_seconds())
             raise ValueError(
-                f"initialDelaySeconds + (successThreshold + failureThreshold + 1) x max(periodSeconds, "
-                f"timeoutSeconds) is {budget}, over the cap of {_format_seconds(cap)}: "
+                f"{_PROBE_BUDGET} is {budget}, over the cap of {_format_seconds(cap)}: "
                 f"Argo stops the probe step at {_format_seconds(STEP_DEADLINE_SECONDS['probe'])}; "
                 "lower the delay, the period or the thresholds"
             )
@@ -306,6 +354,12 @@ class Traffic(_Model):
 class AnalysisQuery(_Model):
     """A PromQL query whose value must stay within bounds after the switch."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": "has(self.max) || has(self.min)", "message": _NO_THRESHOLD}]
+        }
+    )
+
     name: Name
     query: str = Field(min_length=1)
     max: float | None = Field(default=None, description="Fail when the value rises above this.")
@@ -314,7 +368,7 @@ class AnalysisQuery(_Model):
     @model_validator(mode="after")
     def _has_bound(self) -> AnalysisQuery:
         if self.max is None and self.min is None:
-            raise ValueError("set max, min or both: a query without a threshold can never fail")
+            raise ValueError(_NO_THRESHOLD)
         return self
 
 
@@ -322,15 +376,21 @@ class Analysis(_Model):
     """Optional post-switch analysis against Prometheus; a breach fails the run and the exit handler rolls back."""
 
     prometheus_url: str = Field(pattern=r"^https?://[^\s]+$")
-    window: Duration = "5m"
-    interval: Duration = Field(default="30s", description="Time between samples, above zero, such as 30s.")
+    window: Duration = Field(default="5m", json_schema_extra=_cap_rule(*_WINDOW_CAP))
+    interval: Duration = Field(
+        default="30s",
+        description="Time between samples, above zero, such as 30s.",
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": "duration(self) > duration('0s')", "message": _INTERVAL_ABOVE_ZERO}]
+        },
+    )
     failure_limit: int = Field(default=1, ge=1, le=100, description="Breaches tolerated before the run fails.")
-    queries: list[AnalysisQuery] = Field(min_length=1)
+    queries: list[AnalysisQuery] = Field(min_length=1, json_schema_extra=_KEYED_BY_NAME)
 
     @field_validator("window")
     @classmethod
     def _window_fits_the_verify_deadline(cls, value: str) -> str:
-        return _within_cap(value, ("verify",), "verify samples for the whole window")
+        return _within_cap(value, *_WINDOW_CAP)
 
     @field_validator("interval")
     @classmethod
@@ -338,7 +398,7 @@ class Analysis(_Model):
         # Caught here, the spec is refused before a run starts; the analysis itself would refuse it only after the
         # traffic switch, and the run would roll back a good version.
         if parse_duration(value).total_seconds() <= 0:
-            raise ValueError(f"{value!r} is not above zero; sample at least every second, such as 30s")
+            raise ValueError(f"{value!r} {_INTERVAL_ABOVE_ZERO}")
         return value
 
 
@@ -382,13 +442,21 @@ class BlueGreenDeploymentSpec(_Model):
     )
     container: Name | None = Field(default=None, description="Container whose image changes; the first if unset.")
     health_check: HealthCheck
-    smoke_tests: list[SmokeTest] = Field(default_factory=list)
-    smoke_test_budget: Duration = Field(default="30s", description="Time all smoke tests together may take.")
+    smoke_tests: list[SmokeTest] = Field(default_factory=list, json_schema_extra=_KEYED_BY_NAME)
+    smoke_test_budget: Duration = Field(
+        default="30s",
+        description="Time all smoke tests together may take.",
+        json_schema_extra=_cap_rule(*_SMOKE_BUDGET_CAP),
+    )
     smoke_test_port: Port | None = Field(
         default=None,
         description="Service port the smoke tests call; the routed service port (spec.traffic) if unset.",
     )
-    readiness_timeout: Duration = Field(default="10m", description="How long the new slot may take to be available.")
+    readiness_timeout: Duration = Field(
+        default="10m",
+        description="How long the new slot may take to be available.",
+        json_schema_extra=_cap_rule(*_READINESS_CAP),
+    )
     rollback_on_failure: bool = True
     retain_previous_version: Duration = "1h"
     keep_failed_version: Duration = Field(default="0s", description="Keep a failed new slot scaled up this long.")
@@ -418,16 +486,12 @@ class BlueGreenDeploymentSpec(_Model):
     @field_validator("readiness_timeout")
     @classmethod
     def _readiness_fits_the_step_deadlines(cls, value: str) -> str:
-        return _within_cap(
-            value,
-            ("preflight", "deploy-green", "rollback"),
-            "adoption, deploy-green and a rollback onto a scaled-down slot each wait this long for availability",
-        )
+        return _within_cap(value, *_READINESS_CAP)
 
     @field_validator("smoke_test_budget")
     @classmethod
     def _smoke_budget_fits_the_step_deadline(cls, value: str) -> str:
-        return _within_cap(value, ("smoke",), "the smoke step runs its tests for up to this long")
+        return _within_cap(value, *_SMOKE_BUDGET_CAP)
 
     @field_validator("smoke_tests")
     @classmethod

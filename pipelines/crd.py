@@ -35,6 +35,10 @@ _KEPT_KEYWORDS = {
     "maxItems",
     "format",
     "default",
+    # CEL rules and list semantics the model declares (``json_schema_extra``), for what a schema cannot say.
+    "x-kubernetes-validations",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
 }
 
 

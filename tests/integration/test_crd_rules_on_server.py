@@ -1,0 +1,122 @@
+"""The BlueGreenDeployment CRD's CEL rules and keyed lists, on the real API server, agree with the model.
+
+Rules that a plain schema cannot state (unique smoke-test and query names, a query with a threshold, a sampling
+interval above zero, waits within Argo's step deadlines) are rendered into the CRD as ``x-kubernetes-validations``
+and ``x-kubernetes-list-type: map``, so ``kubectl apply`` refuses such a spec instead of the next run's preflight.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from kubernetes import client
+
+import bluegreen_spec as spec
+from testenv.apply import apply_manifest_objects
+from testenv.cluster import KubeCluster
+from tests.integration.installation import ensure_crds
+from tests.unit.test_spec_properties import document, specs
+
+pytestmark = pytest.mark.controlplane
+
+VALID = {
+    "healthCheck": {"httpGet": {"path": "/health", "port": 8080}},
+    "smokeTests": [{"name": "home", "endpoint": "/"}],
+    "analysis": {
+        "prometheusUrl": "http://prometheus.monitoring:9090",
+        "queries": [{"name": "errors", "query": "sum(rate(errors[1m]))", "max": 1}],
+    },
+}
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def plant(body: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = body
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return plant
+
+
+def _drop_bounds(body: dict[str, Any]) -> None:
+    del body["analysis"]["queries"][0]["max"]
+
+
+#: (case, change, the model's field and words, the API server's words)
+BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
+    ("readiness-over-cap", _set("readinessTimeout", "45m"), "spec.readinessTimeout", "is over the cap of 14m"),
+    ("smoke-budget-over-cap", _set("smokeTestBudget", "5m"), "spec.smokeTestBudget", "is over the cap of 4m"),
+    ("window-over-cap", _set("analysis.window", "2h"), "spec.analysis.window", "is over the cap of 59m"),
+    ("interval-zero", _set("analysis.interval", "0s"), "spec.analysis.interval", "is not above zero"),
+    ("query-without-threshold", _drop_bounds, "spec.analysis.queries[0]", "set max, min or both"),
+    (
+        "probe-budget-over-cap",
+        _set("healthCheck.periodSeconds", 60),
+        "spec.healthCheck",
+        "is over the cap of 9m: Argo stops the probe step at 10m",
+    ),
+    (
+        "duplicate-smoke-test",
+        _set("smokeTests", [{"name": "dup", "endpoint": "/a"}, {"name": "dup", "endpoint": "/b"}]),
+        "spec.smokeTests",
+        "Duplicate value",
+    ),
+    (
+        "duplicate-query",
+        _set("analysis.queries", [{"name": "q", "query": "a", "max": 1}, {"name": "q", "query": "b", "min": 0}]),
+        "spec.analysis.queries",
+        "Duplicate value",
+    ),
+]
+MODEL_WORDS = {"duplicate-smoke-test": "is used twice", "duplicate-query": "is used twice"}
+
+
+@pytest.fixture
+def server(kube_cluster: KubeCluster, make_namespace: Callable[..., str]) -> tuple[client.ApiClient, str]:
+    api = kube_cluster.admin_api_client()
+    ensure_crds(api)
+    return api, make_namespace("crd")
+
+
+def server_verdict(server: tuple[client.ApiClient, str], body: dict[str, Any]) -> str:
+    """Empty when the API server would store ``body`` (a dry-run create), else its refusal."""
+    api, namespace = server
+    (result,) = apply_manifest_objects(api, [body], dry_run=True, namespace=namespace, stop_on_error=False)
+    return "" if result.error is None else result.error.message
+
+
+@pytest.mark.parametrize(("case", "change", "field", "server_says"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_the_api_server_and_the_model_refuse_the_same_spec(
+    server: tuple[client.ApiClient, str],
+    case: str,
+    change: Callable[[dict[str, Any]], None],
+    field: str,
+    server_says: str,
+) -> None:
+    assert server_verdict(server, document(copy.deepcopy(VALID))) == "", "the valid starting point must be stored"
+    body = copy.deepcopy(VALID)
+    change(body)
+    refusal = server_verdict(server, document(body))
+    assert server_says in refusal, refusal
+    with pytest.raises(spec.SpecError) as refused:
+        spec.load_resource(document(body))
+    problems = refused.value.problems
+    assert any(p.startswith(f"{field}: ") and MODEL_WORDS.get(case, server_says) in p for p in problems), problems
+
+
+# The namespace is shared by the examples: every create is a dry run, so none of them leaves an object behind.
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(specs)
+def test_every_spec_the_model_accepts_is_stored_by_the_api_server(
+    server: tuple[client.ApiClient, str], body: dict[str, Any]
+) -> None:
+    spec.load_resource(document(body))
+    assert server_verdict(server, document(body)) == ""
