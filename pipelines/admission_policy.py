@@ -141,15 +141,22 @@ def policy(kind: str, api_group: str, resource: str, exception: str, message: st
         "metadata": {"name": policy_name(kind), "labels": dict(PART_OF)},
         "spec": {
             "failurePolicy": "Fail",
+            # matchConstraints is an atomic struct in server-side apply. Spelling out what the API server would
+            # default (matchPolicy, both selectors, scope) makes the applied value equal the stored one, so a second
+            # field manager (kubectl after a GitOps tool, say) co-owns it instead of meeting a conflict.
             "matchConstraints": {
+                "matchPolicy": "Equivalent",
+                "namespaceSelector": {},
+                "objectSelector": {},
                 "resourceRules": [
                     {
                         "apiGroups": [api_group],
                         "apiVersions": ["*"],
                         "operations": ["CREATE", "UPDATE", "DELETE"],
                         "resources": [resource],
+                        "scope": "*",
                     }
-                ]
+                ],
             },
             "matchConditions": [{"name": "is-the-workflow-service-account", "expression": IS_THE_SERVICE_ACCOUNT}],
             "variables": _VARIABLES,
