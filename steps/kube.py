@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -208,7 +209,7 @@ class Kube:
             "PATCH",
             resource.path(namespace, name, subresource),
             query={"fieldManager": FIELD_MANAGER, "force": "true"},
-            body=body,
+            body=apply_patch(body),  # not the client's json.dumps: see apply_patch
             content_type="application/apply-patch+yaml",
             what=f"apply {resource.kind} {namespace}/{name}",
         )
@@ -319,6 +320,21 @@ class Kube:
             raw.release_conn()
 
 
+#: Characters YAML does not allow raw (DEL, the C1 controls, surrogates, the byte-order mark, U+FFFE/U+FFFF).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def apply_patch(body: Obj) -> bytes:
+    """A server-side apply body: JSON, which is YAML, that the API server's YAML decoder reads back exactly.
+
+    JSON's default escapes turn a character beyond the BMP (an emoji) into a surrogate pair, which YAML refuses, and
+    unescaped output would carry control characters YAML refuses too; so everything is written as itself except
+    those, which keep their (single, BMP) escapes.
+    """
+    text = json.dumps(body, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode()
+
+
 def _server_message(body: Any) -> str:
     try:
         return str(json.loads(body).get("message", ""))
@@ -354,4 +370,4 @@ def labels_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
-__all__ = ["FIELD_MANAGER", "ApiRetryPolicy", "Kube", "Obj", "labels_selector"]
+__all__ = ["FIELD_MANAGER", "ApiRetryPolicy", "Kube", "Obj", "apply_patch", "labels_selector"]

@@ -18,6 +18,8 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
+from steps.kube import apply_patch
+
 JsonObj = dict[str, Any]
 
 
@@ -101,7 +103,7 @@ def _send(
     if body is not None and content_type and "json" not in content_type:
         # The REST layer only serializes bodies it recognises as JSON; YAML apply patches are sent
         # as pre-encoded JSON, which is valid YAML.
-        body = json.dumps(body)
+        body = apply_patch(body)
     params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
     _method, url, hdrs, ser_body, _post = api.param_serialize(
         method=method,

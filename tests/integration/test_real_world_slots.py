@@ -100,3 +100,24 @@ def test_deploy_green_checks_the_image_policy_itself(make_service: ServiceFactor
     target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
     assert sut.run_deploy_green("docker.io/attacker/cart:1", target, record) == ExitCode.BAD_INPUT
     assert sut.deployment(f"cart-{target}") is None
+
+
+def test_a_deployment_with_characters_beyond_the_bmp_is_adopted_and_deployed(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    """Teams write emoji into annotations and env values; the slots copy them through server-side apply."""
+    sut = make_service("rw-slots")
+    original = sut.admin_kube.must_get(DEPLOYMENTS, sut.namespace, "cart")
+    template = original["spec"]["template"]
+    template["metadata"]["annotations"] = {"team.example.com/owner": "checkout 🚀 squad"}
+    template["spec"]["containers"][0]["env"] = [{"name": "GREETING", "value": "🛒 ready"}]
+    sut.admin_kube.replace(DEPLOYMENTS, sut.namespace, original)
+    sut.wait_settled()
+
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    for slot in Slot:
+        copied = sut.deployment(f"cart-{slot.value}")
+        assert copied is not None
+        pod = copied["spec"]["template"]
+        assert pod["metadata"]["annotations"]["team.example.com/owner"] == "checkout 🚀 squad"
+        assert pod["spec"]["containers"][0]["env"] == [{"name": "GREETING", "value": "🛒 ready"}]
