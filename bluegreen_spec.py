@@ -18,7 +18,7 @@ import math
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -372,6 +372,19 @@ class AnalysisQuery(_Model):
         return self
 
 
+_Named = TypeVar("_Named", "SmokeTest", "AnalysisQuery")
+
+
+def _unique_names(items: list[_Named], what: str) -> list[_Named]:
+    """The list, refused when two items share a name (the CRD keys these lists by name)."""
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ValueError(f"{what} name {item.name!r} is used twice; names must be unique")
+        seen.add(item.name)
+    return items
+
+
 class Analysis(_Model):
     """Optional post-switch analysis against Prometheus; a breach fails the run and the exit handler rolls back."""
 
@@ -386,6 +399,12 @@ class Analysis(_Model):
     )
     failure_limit: int = Field(default=1, ge=1, le=100, description="Breaches tolerated before the run fails.")
     queries: list[AnalysisQuery] = Field(min_length=1, json_schema_extra=_KEYED_BY_NAME)
+
+    @field_validator("queries")
+    @classmethod
+    def _unique_query_names(cls, queries: list[AnalysisQuery]) -> list[AnalysisQuery]:
+        # Each query's samples are recorded and reported by its name, so two of one name would be indistinguishable.
+        return _unique_names(queries, "analysis query")
 
     @field_validator("window")
     @classmethod
@@ -496,12 +515,7 @@ class BlueGreenDeploymentSpec(_Model):
     @field_validator("smoke_tests")
     @classmethod
     def _unique_smoke_test_names(cls, tests: list[SmokeTest]) -> list[SmokeTest]:
-        seen: set[str] = set()
-        for test in tests:
-            if test.name in seen:
-                raise ValueError(f"smoke test name {test.name!r} is used twice; names must be unique")
-            seen.add(test.name)
-        return tests
+        return _unique_names(tests, "smoke test")
 
 
 class Condition(_Model):

@@ -57,24 +57,27 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("query-without-threshold", _drop_bounds, "spec.analysis.queries[0]", "set max, min or both"),
     (
         "probe-budget-over-cap",
-        _set("healthCheck.periodSeconds", 60),
+        _set("healthCheck", {"httpGet": {"port": 8080}, "periodSeconds": 60, "failureThreshold": 10}),  # 12 min
         "spec.healthCheck",
-        "is over the cap of 9m: Argo stops the probe step at 10m",
+        "over the cap of 9m: Argo stops the probe step at 10m",
     ),
     (
         "duplicate-smoke-test",
         _set("smokeTests", [{"name": "dup", "endpoint": "/a"}, {"name": "dup", "endpoint": "/b"}]),
         "spec.smokeTests",
-        "Duplicate value",
+        "duplicate entries for key [name=",
     ),
     (
         "duplicate-query",
         _set("analysis.queries", [{"name": "q", "query": "a", "max": 1}, {"name": "q", "query": "b", "min": 0}]),
         "spec.analysis.queries",
-        "Duplicate value",
+        "duplicate entries for key [name=",
     ),
 ]
-MODEL_WORDS = {"duplicate-smoke-test": "is used twice", "duplicate-query": "is used twice"}
+MODEL_WORDS = {
+    "duplicate-smoke-test": "smoke test name 'dup' is used twice",
+    "duplicate-query": "analysis query name 'q' is used twice",
+}
 
 
 @pytest.fixture

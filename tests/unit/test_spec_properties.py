@@ -71,13 +71,25 @@ smoke_test = st.fixed_dictionaries(
     },
 )
 
+
+def by_name(item: dict[str, Any]) -> str:
+    return str(item["name"])
+
+
+analysis_query: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
+    {"name": label, "query": st.just("sum(rate(x[1m]))"), "max": st.floats(0, 100, allow_nan=False)}
+)
+
+#: Strategies for a spec's fields, typed loosely: each field's values have their own type.
+Fields = dict[str, st.SearchStrategy[Any]]
+
 specs = st.fixed_dictionaries(
-    {
+    Fields(
         # Probe timings that fit the probe step's deadline; the ones that do not are the next test's subject.
-        "healthCheck": health_checks(delay=120, period=60, timeout=60, threshold=5).filter(
+        healthCheck=health_checks(delay=120, period=60, timeout=60, threshold=5).filter(
             lambda check: probe_budget(check) <= probe_cap()
         ),
-    },
+    ),
     optional={
         "replicas": st.integers(1, 1000),
         "smokeTests": st.lists(smoke_test, max_size=4, unique_by=lambda t: t["name"]),
@@ -98,20 +110,10 @@ specs = st.fixed_dictionaries(
         "historyLimit": st.integers(1, 1000),
         "analysis": st.none()
         | st.fixed_dictionaries(
-            {
-                "prometheusUrl": st.just("http://prometheus.monitoring:9090"),
-                "queries": st.lists(
-                    st.fixed_dictionaries(
-                        {
-                            "name": label,
-                            "query": st.just("sum(rate(x[1m]))"),
-                            "max": st.floats(0, 100, allow_nan=False),
-                        }
-                    ),
-                    min_size=1,
-                    max_size=2,
-                ),
-            },
+            Fields(
+                prometheusUrl=st.just("http://prometheus.monitoring:9090"),
+                queries=st.lists(analysis_query, min_size=1, max_size=2, unique_by=by_name),
+            ),
             optional={"window": within(spec.STEP_DEADLINE_SECONDS["verify"] - spec.STEP_DEADLINE_MARGIN_SECONDS)},
         ),
     },
