@@ -161,13 +161,7 @@ class DemoService:
             f"/api/v1/namespaces/{self.namespace}/pods",
             query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
         )["items"]
-        ran = [
-            p
-            for p in pods
-            if (p["metadata"].get("annotations") or {})
-            .get("workflows.argoproj.io/node-name", "")
-            .endswith(f".{template}")
-        ]
+        ran = [p for p in pods if _node_template(p) == template]
         if not ran:
             raise AssertionError(f"no {template} Pod of {workflow} is left")
         latest = max(ran, key=lambda p: p["metadata"]["creationTimestamp"])
@@ -176,6 +170,12 @@ class DemoService:
     def serving_version(self, path: str = "/version", timeout: float = 30.0) -> str:
         """The version that answers a real request to the Service's ClusterIP, through kube-proxy."""
         return answering_version(f"http://{self.service()['spec']['clusterIP']}:80{path}", timeout)
+
+
+def _node_template(pod: dict[str, Any]) -> str:
+    """The step a workflow Pod ran, from its node name: ``<workflow>.<step>``, or ``<workflow>.<step>(<retry>)``."""
+    node = (pod["metadata"].get("annotations") or {}).get("workflows.argoproj.io/node-name", "")
+    return str(node).rsplit(".", 1)[-1].split("(", 1)[0]
 
 
 def answering_version(url: str, timeout: float = 30.0) -> str:
