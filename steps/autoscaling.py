@@ -16,7 +16,7 @@ import bluegreen_spec as spec
 from bluegreen_contract import HPAS
 from steps import slots
 from steps.context import StepContext
-from steps.errors import ApiError
+from steps.follow_traffic import move_with_traffic
 from steps.kube import Obj
 
 
@@ -72,20 +72,16 @@ def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
         target["name"] = live
         return True
 
-    try:
-        # Read, change one field, write back; a conflicting write by the HPA controller is read again and retried.
-        ctx.kube.modify(HPAS, ctx.namespace, name, aim)
-    except ApiError as failure:
-        # Traffic has already moved and is served; an autoscaler left behind is a degraded state to report, not a
-        # reason to roll the traffic back.
-        message = f"HorizontalPodAutoscaler {name} still scales {before}, not the live {live}: {failure}"
-        ctx.records.append(record, step, "warning", message)
-        ctx.log("warning", message=message)
-        return
-    ctx.records.append(
-        record, step, "autoscaler-moved", f"HorizontalPodAutoscaler {name} now scales {live} (was {before})"
+    move_with_traffic(
+        ctx,
+        HPAS,
+        name,
+        aim,
+        record=record,
+        step=step,
+        moved=("autoscaler-moved", f"HorizontalPodAutoscaler {name} now scales {live} (was {before})"),
+        not_moved=f"HorizontalPodAutoscaler {name} still scales {before}, not the live {live}",
     )
-    ctx.log("autoscaler-moved", autoscaler=name, target=live, previous=before)
 
 
 __all__ = ["autoscaler_warnings", "autoscalers", "conflict_warning", "follow_live_slot"]

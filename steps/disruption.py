@@ -19,7 +19,7 @@ import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, PDBS
 from steps import slots
 from steps.context import StepContext
-from steps.errors import ApiError
+from steps.follow_traffic import move_with_traffic
 from steps.isolation import selector_matches
 from steps.kube import Obj
 
@@ -98,17 +98,16 @@ def pin_to_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
             labels[spec.SLOT_LABEL] = slot.value
             return True
 
-        try:
-            ctx.kube.modify(PDBS, ctx.namespace, name, pin)
-        except ApiError as failure:
-            # Traffic has moved and is served; a budget left on the other slot is a weaker protection to report, not
-            # a reason to move the traffic back.
-            message = f"PodDisruptionBudget {name} could not be pinned to slot {slot.value}: {failure}"
-            ctx.records.append(record, step, "warning", message)
-            ctx.log("warning", message=message)
-            continue
-        ctx.records.append(record, step, "budget-pinned", f"PodDisruptionBudget {name} now protects slot {slot.value}")
-        ctx.log("budget-pinned", budget=name, slot=slot.value)
+        move_with_traffic(
+            ctx,
+            PDBS,
+            name,
+            pin,
+            record=record,
+            step=step,
+            moved=("budget-pinned", f"PodDisruptionBudget {name} now protects slot {slot.value}"),
+            not_moved=f"PodDisruptionBudget {name} could not be pinned to slot {slot.value}",
+        )
 
 
 __all__ = ["budget_warnings", "covering", "pin_to_live_slot", "specific_to"]

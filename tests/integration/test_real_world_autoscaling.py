@@ -6,12 +6,16 @@ recommendation, so what is proven here is where each HPA points after each step 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from bluegreen_contract import HPAS
 from bluegreen_spec import Slot
+from pipelines.settings import SERVICE_ACCOUNT
+from steps.kube import Kube
+from testenv.fault_proxy import FaultProxy
 from tests.integration.real_world_catalogue import (
     HELM_TRAFFIC,
     changed_paths,
@@ -83,3 +87,29 @@ def test_two_autoscalers_on_one_service_are_left_alone_with_a_warning(
     assert scaled(sut) == "cart" and scaled(sut, "cart-memory") == "cart"
     warnings = sut.record_messages("wf-1", "warning")
     assert any("cart-memory" in w and "none is moved" in w for w in warnings), warnings
+
+
+def test_an_autoscaler_that_cannot_be_moved_is_a_warning_not_a_failed_switch(
+    make_service: ServiceFactory, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Traffic has moved and serves when the HPA is re-aimed: a refused write is reported, and the switch stands."""
+    sut = make_service("rw-hpa")
+    sut.apply(helm_autoscaler())
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
+    assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
+    sut.prove(target, record)
+    through_proxy = dataclasses.replace(
+        sut,
+        steps_kube=Kube(
+            fault_proxy.impersonating_api_client(sut.namespace, SERVICE_ACCOUNT), retry=sut.steps_kube.retry
+        ),
+    )
+    refused = fault_proxy.inject("PUT", "/horizontalpodautoscalers/cart", 403, times=1_000)
+
+    assert through_proxy.run_switch(target, record) == 0
+    assert refused.hits >= 1
+    assert sut.live_slot() is Slot(target)
+    assert scaled(sut) == "cart-green", "the refused write left the autoscaler where it was"
+    (warning,) = [m for m in sut.record_messages(record, "warning") if "HorizontalPodAutoscaler" in m]
+    assert warning.startswith(f"HorizontalPodAutoscaler cart still scales cart-green, not the live cart-{target}: ")
