@@ -58,15 +58,21 @@ def test_the_autoscaler_follows_the_live_slot_through_a_whole_cycle(
     assert changed_paths(before, after) == {"spec.scaleTargetRef.name"}
 
 
-def test_a_failed_deploy_leaves_the_autoscaler_on_the_slot_that_kept_the_traffic(
-    make_service: ServiceFactory, tmp_path: Path
-) -> None:
+def second_deploy_ready_to_switch(make_service: ServiceFactory, tmp_path: Path) -> tuple[ServiceUnderTest, str, str]:
+    """A service with the chart's HPA, v2 live on green, and v3 deployed and proven on blue: its target and record."""
     sut = make_service("rw-hpa")
     sut.apply(helm_autoscaler())
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
     assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
     sut.prove(target, record)
+    return sut, target, record
+
+
+def test_a_failed_deploy_leaves_the_autoscaler_on_the_slot_that_kept_the_traffic(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    sut, target, record = second_deploy_ready_to_switch(make_service, tmp_path)
     assert sut.run_switch(target, record) == 0
     assert scaled(sut) == "cart-blue"
     # verify failed after the switch: the exit handler's rollback takes the traffic, and the autoscaler, back.
@@ -93,12 +99,7 @@ def test_an_autoscaler_that_cannot_be_moved_is_a_warning_not_a_failed_switch(
     make_service: ServiceFactory, fault_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     """Traffic has moved and serves when the HPA is re-aimed: a refused write is reported, and the switch stands."""
-    sut = make_service("rw-hpa")
-    sut.apply(helm_autoscaler())
-    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
-    target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
-    assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
-    sut.prove(target, record)
+    sut, target, record = second_deploy_ready_to_switch(make_service, tmp_path)
     through_proxy = dataclasses.replace(
         sut,
         steps_kube=Kube(
