@@ -384,9 +384,11 @@ def test_volumes_over_tmp_and_over_the_checkout_neither_hide_the_program_nor_tou
     """The trial's two traps: an emptyDir at /tmp (or above the checkout) and mount points on the host root."""
     ns = node_env.namespace()
     before = _host_entries()
+    above_checkout = str(repo_root().parent)
     argo_mounts = [
         {"name": "tmp", "mountPath": "/tmp"},
-        {"name": "above-checkout", "mountPath": str(repo_root().parent)},
+        # A checkout directly under /tmp is already covered by the /tmp volume (paths must be unique in a Pod).
+        *([{"name": "above-checkout", "mountPath": above_checkout}] if above_checkout != "/tmp" else []),
         {"name": "var-run-argo", "mountPath": "/var/run/argo"},
         {"name": "tmp", "mountPath": "/mainctrfs/tmp"},
         TOKEN_MOUNT,
