@@ -71,26 +71,27 @@ class KubeApi:
             (u["user"] for u in config.get("users", []) if u["name"] == context.get("user")), {}
         )
         self.server: str = cluster["server"].rstrip("/")
-        self._credentials = tempfile.TemporaryDirectory(prefix="bluegreen-node-creds-")
-        creds = Path(self._credentials.name)
-        ca = _material(user, cluster, "certificate-authority", creds)
-        self.ssl_context = ssl.create_default_context(cafile=ca)
-        cert = _material(user, cluster, "client-certificate", creds)
-        key = _material(user, cluster, "client-key", creds)
-        if cert and key:
-            self.ssl_context.load_cert_chain(cert, key)
+        # The SSL context reads the decoded files at once, so they are removed right away: an agent stopped by a
+        # signal, which never reaches close(), leaves no key material behind.
+        with tempfile.TemporaryDirectory(prefix="bluegreen-node-creds-") as directory:
+            creds = Path(directory)
+            ca = _material(user, cluster, "certificate-authority", creds)
+            self.ssl_context = ssl.create_default_context(cafile=ca)
+            cert = _material(user, cluster, "client-certificate", creds)
+            key = _material(user, cluster, "client-key", creds)
+            if cert and key:
+                self.ssl_context.load_cert_chain(cert, key)
+            self.ca_pem = Path(ca).read_bytes() if ca else b""
         self._headers = {"Accept": "application/json"}
         if user.get("token"):
             self._headers["Authorization"] = f"Bearer {user['token']}"
-        self.ca_pem = Path(ca).read_bytes() if ca else b""
         self._client = httpx.Client(
             base_url=self.server, verify=self.ssl_context, headers=self._headers, timeout=REQUEST_TIMEOUT_SECONDS
         )
 
     def close(self) -> None:
-        """Close connections and remove the decoded credential files."""
+        """Close connections."""
         self._client.close()
-        self._credentials.cleanup()
 
     def request(
         self,
