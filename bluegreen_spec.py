@@ -16,11 +16,21 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "argo-bluegreen.io"
@@ -158,31 +168,53 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{rest}s" if rest else f"{minutes}m"
 
 
-def _cap_message(steps: tuple[str, ...], what: str) -> str:
-    cap = _cap_seconds(*steps)
-    names = " and ".join(f"{step} ({_format_seconds(STEP_DEADLINE_SECONDS[step])})" for step in steps)
-    return f"is over the cap of {_format_seconds(cap)}: {what}, and Argo stops {names} at its deadline"
+@dataclass(frozen=True)
+class _Cap:
+    """A wait the spec sets, capped so it ends before Argo's deadline for the steps that wait it out."""
+
+    steps: tuple[str, ...]
+    what: str
+
+    def seconds(self) -> int:
+        return _cap_seconds(*self.steps)
+
+    def message(self) -> str:
+        names = " and ".join(f"{step} ({_format_seconds(STEP_DEADLINE_SECONDS[step])})" for step in self.steps)
+        cap = _format_seconds(self.seconds())
+        return f"is over the cap of {cap}: {self.what}, and Argo stops {names} at its deadline"
+
+    def check(self, value: str) -> str:
+        """The model's check: the value, or a ValueError naming the cap."""
+        if parse_duration(value).total_seconds() > self.seconds():
+            raise ValueError(f"{value!r} {self.message()}; use at most {_format_seconds(self.seconds())}")
+        return value
+
+    def rule(self) -> dict[str, JsonValue]:
+        """The same check as a CEL rule on the CRD, so the API server refuses the spec too.
+
+        CEL's ``duration()`` reads Go durations, of which :data:`DURATION_PATTERN` is a subset.
+        """
+        rule: dict[str, JsonValue] = {
+            "rule": f"duration(self) <= duration('{self.seconds()}s')",
+            "message": self.message(),
+        }
+        return {"x-kubernetes-validations": [rule]}
 
 
-def _cap_rule(steps: tuple[str, ...], what: str) -> dict[str, JsonValue]:
-    """The same cap as a CEL rule on the CRD, so the API server refuses the spec too.
-
-    CEL's ``duration()`` reads Go durations, of which :data:`DURATION_PATTERN` is a subset.
-    """
-    rule: dict[str, JsonValue] = {
-        "rule": f"duration(self) <= duration('{_cap_seconds(*steps)}s')",
-        "message": _cap_message(steps, what),
-    }
-    return {"x-kubernetes-validations": [rule]}
-
-
-#: Each capped wait: the steps that wait it out, and how, for the lint's message and the CRD's rule alike.
-_READINESS_CAP = (
+_READINESS_CAP = _Cap(
     ("preflight", "deploy-green", "rollback"),
     "adoption, deploy-green and a rollback onto a scaled-down slot each wait this long for availability",
 )
-_SMOKE_BUDGET_CAP = (("smoke",), "the smoke step runs its tests for up to this long")
-_WINDOW_CAP = (("verify",), "verify samples for the whole window")
+_SMOKE_BUDGET_CAP = _Cap(("smoke",), "the smoke step runs its tests for up to this long")
+_WINDOW_CAP = _Cap(("verify",), "verify samples for the whole window")
+# Each a Duration checked against its cap by the model and, through the CRD's CEL rule, by the API server.
+ReadinessTimeout = Annotated[
+    Duration, AfterValidator(_READINESS_CAP.check), Field(json_schema_extra=_READINESS_CAP.rule())
+]
+SmokeTestBudget = Annotated[
+    Duration, AfterValidator(_SMOKE_BUDGET_CAP.check), Field(json_schema_extra=_SMOKE_BUDGET_CAP.rule())
+]
+AnalysisWindow = Annotated[Duration, AfterValidator(_WINDOW_CAP.check), Field(json_schema_extra=_WINDOW_CAP.rule())]
 _PROBE_BUDGET = "initialDelaySeconds + (successThreshold + failureThreshold + 1) x max(periodSeconds, timeoutSeconds)"
 _PROBE_BUDGET_RULE = (
     "self.initialDelaySeconds + (self.successThreshold + self.failureThreshold + 1)"
@@ -192,13 +224,6 @@ _INTERVAL_ABOVE_ZERO = "is not above zero; sample at least every second, such as
 _NO_THRESHOLD = "set max, min or both: a query without a threshold can never fail"
 #: A list the API server keeps as a map by name, refusing two items of one name (``x-kubernetes-list-type: map``).
 _KEYED_BY_NAME: dict[str, JsonValue] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
-
-
-def _within_cap(value: str, steps: tuple[str, ...], what: str) -> str:
-    cap = _cap_seconds(*steps)
-    if parse_duration(value).total_seconds() > cap:
-        raise ValueError(f"{value!r} {_cap_message(steps, what)}; use at most {_format_seconds(cap)}")
-    return value
 
 
 class HTTPGet(_Model):
@@ -389,7 +414,7 @@ class Analysis(_Model):
     """Optional post-switch analysis against Prometheus; a breach fails the run and the exit handler rolls back."""
 
     prometheus_url: str = Field(pattern=r"^https?://[^\s]+$")
-    window: Duration = Field(default="5m", json_schema_extra=_cap_rule(*_WINDOW_CAP))
+    window: AnalysisWindow = "5m"
     interval: Duration = Field(
         default="30s",
         description="Time between samples, above zero, such as 30s.",
@@ -405,11 +430,6 @@ class Analysis(_Model):
     def _unique_query_names(cls, queries: list[AnalysisQuery]) -> list[AnalysisQuery]:
         # Each query's samples are recorded and reported by its name, so two of one name would be indistinguishable.
         return _unique_names(queries, "analysis query")
-
-    @field_validator("window")
-    @classmethod
-    def _window_fits_the_verify_deadline(cls, value: str) -> str:
-        return _within_cap(value, *_WINDOW_CAP)
 
     @field_validator("interval")
     @classmethod
@@ -462,19 +482,13 @@ class BlueGreenDeploymentSpec(_Model):
     container: Name | None = Field(default=None, description="Container whose image changes; the first if unset.")
     health_check: HealthCheck
     smoke_tests: list[SmokeTest] = Field(default_factory=list, json_schema_extra=_KEYED_BY_NAME)
-    smoke_test_budget: Duration = Field(
-        default="30s",
-        description="Time all smoke tests together may take.",
-        json_schema_extra=_cap_rule(*_SMOKE_BUDGET_CAP),
-    )
+    smoke_test_budget: SmokeTestBudget = Field(default="30s", description="Time all smoke tests together may take.")
     smoke_test_port: Port | None = Field(
         default=None,
         description="Service port the smoke tests call; the routed service port (spec.traffic) if unset.",
     )
-    readiness_timeout: Duration = Field(
-        default="10m",
-        description="How long the new slot may take to be available.",
-        json_schema_extra=_cap_rule(*_READINESS_CAP),
+    readiness_timeout: ReadinessTimeout = Field(
+        default="10m", description="How long the new slot may take to be available."
     )
     rollback_on_failure: bool = True
     retain_previous_version: Duration = "1h"
@@ -501,16 +515,6 @@ class BlueGreenDeploymentSpec(_Model):
             step: min(STEP_DEADLINE_SECONDS[step], math.ceil(wait) + STEP_DEADLINE_MARGIN_SECONDS)
             for step, wait in waits.items()
         }
-
-    @field_validator("readiness_timeout")
-    @classmethod
-    def _readiness_fits_the_step_deadlines(cls, value: str) -> str:
-        return _within_cap(value, *_READINESS_CAP)
-
-    @field_validator("smoke_test_budget")
-    @classmethod
-    def _smoke_budget_fits_the_step_deadline(cls, value: str) -> str:
-        return _within_cap(value, *_SMOKE_BUDGET_CAP)
 
     @field_validator("smoke_tests")
     @classmethod
