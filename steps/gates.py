@@ -12,6 +12,7 @@ import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
 from steps.context import StepContext
 from steps.errors import CheckFailed
+from steps.kube import Obj
 from steps.slots import current_image, deployment_name
 
 #: What each gate stands for, in the words a refusal uses.
@@ -23,15 +24,24 @@ GATE_CHECKS: dict[spec.Gate, str] = {
 }
 
 
-def slot_image(ctx: StepContext, slot: spec.Slot) -> str | None:
-    """The image the slot's Deployment runs now, or None when the slot does not exist."""
-    found = ctx.kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, slot))
-    return None if found is None else current_image(found, ctx.resource.spec.container)
+def slot_image(ctx: StepContext, deployment: Obj | None) -> str | None:
+    """The image a slot's Deployment runs, or None when the slot does not exist."""
+    return None if deployment is None else current_image(deployment, ctx.resource.spec.container)
 
 
-def record_verdict(ctx: StepContext, record: str, gate: spec.Gate, slot: spec.Slot, *, passed: bool) -> None:
-    """Write ``gate``'s verdict for ``slot`` and the image it runs now; a missing slot has nothing to vouch for."""
-    image = slot_image(ctx, slot)
+def read_slot_image(ctx: StepContext, slot: spec.Slot) -> str | None:
+    """The image ``slot`` runs now, read before a check starts: a verdict vouches for what was there to check."""
+    return slot_image(ctx, ctx.kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, slot)))
+
+
+def record_verdict(
+    ctx: StepContext, record: str, gate: spec.Gate, slot: spec.Slot, image: str | None, *, passed: bool
+) -> None:
+    """Write ``gate``'s verdict for ``slot`` running ``image``; a missing slot has nothing to vouch for.
+
+    If the image changes while the check runs, the verdict stays with the image read before, and ``switch`` then
+    finds the slot running another one and refuses.
+    """
     if image is not None:
         ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
 
@@ -77,4 +87,4 @@ def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: s
         )
 
 
-__all__ = ["GATE_CHECKS", "record_verdict", "require_proven", "slot_image", "unpassed"]
+__all__ = ["GATE_CHECKS", "read_slot_image", "record_verdict", "require_proven", "slot_image", "unpassed"]

@@ -12,7 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import gates, images, isolation, slots
+from steps import images, isolation, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
@@ -44,12 +44,16 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     ctx.log("slot-applied", deployment=name, image=args.image, replicas=replicas)
     ctx.records.append(args.record, "deploy-green", "slot-applied", f"{name} runs {args.image}", replicas=replicas)
     timeout = spec.parse_duration(ctx.resource.spec.readiness_timeout).total_seconds()
-    ctx.records.record_gate(args.record, spec.Gate.image_policy, target, args.image, passed=True, step="deploy-green")
+
+    def verdict(gate: spec.Gate, *, passed: bool) -> None:
+        ctx.records.record_gate(args.record, gate, target, args.image, passed=passed, step="deploy-green")
+
+    verdict(spec.Gate.image_policy, passed=True)
     try:
         slots.wait_available(kube, ctx.namespace, name, timeout, ctx.log)
     except CheckFailed as failure:
         ctx.records.append(args.record, "deploy-green", "not-available", str(failure))
-        gates.record_verdict(ctx, args.record, spec.Gate.available, target, passed=False)
+        verdict(spec.Gate.available, passed=False)
         raise
     slots.point_preview(kube, ctx.resource, ctx.router.main_service(), target)
     if ctx.resource.spec.traffic.isolate_slots:
@@ -60,7 +64,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
                 args.record, "deploy-green", "isolation-skipped", isolated.describe(ctx.namespace, ctx.service)
             )
     ctx.records.append(args.record, "deploy-green", "slot-available", f"{name}: {replicas} replicas available")
-    ctx.records.record_gate(args.record, spec.Gate.available, target, args.image, passed=True, step="deploy-green")
+    verdict(spec.Gate.available, passed=True)
     ctx.records.event("GreenReady", f"{name} is available with {args.image}")
     announce(ctx, spec.Stage.green_ready, args.record)
     write_outputs(args.output_dir, {Output.deployment: name})

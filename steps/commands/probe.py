@@ -21,6 +21,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     ctx = StepContext.open(kube, args.namespace, args.service, "probe")
     slot = kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, spec.Slot(args.slot)))
     template = None if slot is None else slot["spec"]["template"]
+    image = gates.slot_image(ctx, slot)
     base_url = args.base_url or preview_base_url(ctx.resource, ctx.router.main_service(), ctx.namespace, template)
     metrics = RunMetrics.from_env(ctx.service)
 
@@ -32,7 +33,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     result = run_probe(ctx.resource.spec.health_check, base_url, on_attempt=attempt)
     metrics.push()
     ctx.records.append(args.record, "probe", "probe-result", result.reason, **result.to_record())
-    gates.record_verdict(ctx, args.record, spec.Gate.probe, spec.Slot(args.slot), passed=result.healthy)
+    gates.record_verdict(ctx, args.record, spec.Gate.probe, spec.Slot(args.slot), image, passed=result.healthy)
     if not result.healthy:
         raise CheckFailed(
             f"slot {args.slot} of {ctx.service} failed its health check: {result.reason}; "

@@ -28,10 +28,12 @@ def smoke_address(ctx: StepContext) -> str:
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The smoke step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "smoke")
+    slot = spec.Slot(args.slot)
+    image = gates.read_slot_image(ctx, slot)
     tests = ctx.resource.spec.smoke_tests
     if not tests:
         ctx.records.append(args.record, "smoke", "smoke-skipped", "the spec lists no smoke tests")
-        gates.record_verdict(ctx, args.record, spec.Gate.smoke, spec.Slot(args.slot), passed=True)
+        gates.record_verdict(ctx, args.record, spec.Gate.smoke, slot, image, passed=True)
         return 0
     base_url = args.base_url or smoke_address(ctx)
     budget = spec.parse_duration(ctx.resource.spec.smoke_test_budget).total_seconds()
@@ -42,7 +44,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         ctx.log("smoke-result", **result.to_record())
         metrics.observe_smoke_latency(result.name, result.latency_ms / 1000)
     metrics.push()
-    gates.record_verdict(ctx, args.record, spec.Gate.smoke, spec.Slot(args.slot), passed=report.passed)
+    gates.record_verdict(ctx, args.record, spec.Gate.smoke, slot, image, passed=report.passed)
     if not report.passed:
         raise CheckFailed(
             f"smoke tests failed on slot {args.slot} of {ctx.service}: {report.summary()}; "
