@@ -22,6 +22,8 @@ from steps.kube import Kube, Obj
 WORKFLOW_TEMPLATES = ApiResource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")
 TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
 CREATOR_LABEL = "workflows.argoproj.io/creator"
+#: How the API server's managedFields name this plugin's writes (argo's CLI writes as ``argo``).
+FIELD_MANAGER = "kubectl-bluegreen"
 DEPLOY_TEMPLATE = "blue-green-deploy"
 ROLLBACK_TEMPLATE = "blue-green-rollback"
 
@@ -77,7 +79,7 @@ def submit(kube: Kube, namespace: str, template: str, parameters: list[tuple[str
     check_parameters(found, parameters)
     body = workflow_from_template(template, parameters, creator)
     body["metadata"]["namespace"] = namespace
-    return kube.create(WORKFLOWS, namespace, body)
+    return kube.create(WORKFLOWS, namespace, body, field_manager=FIELD_MANAGER)
 
 
 def who_am_i(kube: Kube, fallback: str) -> str:
@@ -107,10 +109,12 @@ def pod_steps(workflow: Obj) -> list[StepProgress]:
     """The run's step Pods in the order they started."""
     nodes = ((workflow.get("status") or {}).get("nodes") or {}).values()
     pods = sorted((n for n in nodes if n.get("type") == "Pod"), key=lambda n: str(n.get("startedAt") or "~"))
-    return [
-        StepProgress(str(n.get("displayName") or n.get("templateName")), str(n.get("phase", "")), n.get("message", ""))
-        for n in pods
-    ]
+    return [StepProgress(_step_name(n), str(n.get("phase", "")), str(n.get("message", ""))) for n in pods]
+
+
+def _step_name(node: Obj) -> str:
+    """The DAG task's name; a retried task's attempts are ``name(0)``, ``name(1)``: the attempt is not the step."""
+    return re.sub(r"\(\d+\)$", "", str(node.get("displayName") or node.get("templateName", "")))
 
 
 def follow(

@@ -14,7 +14,7 @@ from kubectl_bluegreen.commands import COMMANDS
 from kubectl_bluegreen.connection import Target, connect
 from kubectl_bluegreen.errors import NotFoundError, UsageError
 from kubectl_bluegreen.exit_codes import PluginExit
-from kubectl_bluegreen.submission import check_parameters, dns_friendly, workflow_from_template
+from kubectl_bluegreen.submission import check_parameters, dns_friendly, pod_steps, workflow_from_template
 from steps.kube import ApiRetryPolicy
 from tests.unit.test_plugin_rendering import a_view
 
@@ -221,3 +221,36 @@ def test_lint_is_bluegreen_lint(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_status_json_is_plain_data() -> None:
     data = json.loads(json.dumps(a_view().to_dict()))
     assert data["liveSlot"] == "green" and data["traffic"] == {"blue": 0, "green": 100}
+
+
+def test_steps_are_named_by_task_without_the_retry_attempt() -> None:
+    workflow = {
+        "status": {
+            "nodes": {
+                "a": {
+                    "type": "Pod",
+                    "displayName": "switch(0)",
+                    "phase": "Running",
+                    "startedAt": "2026-11-26T10:00:02Z",
+                },
+                "b": {
+                    "type": "Pod",
+                    "displayName": "preflight(1)",
+                    "phase": "Succeeded",
+                    "startedAt": "2026-11-26T10:00:01Z",
+                },
+                "c": {
+                    "type": "Retry",
+                    "displayName": "switch",
+                    "phase": "Running",
+                    "startedAt": "2026-11-26T10:00:02Z",
+                },
+                "d": {"type": "Pod", "displayName": "onExit", "phase": "Pending"},
+            }
+        }
+    }
+    assert [(p.step, p.phase) for p in pod_steps(workflow)] == [
+        ("preflight", "Succeeded"),
+        ("switch", "Running"),
+        ("onExit", "Pending"),
+    ]
