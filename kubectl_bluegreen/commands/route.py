@@ -2,9 +2,10 @@
 
 It moves traffic with the same router code as the pipeline's ``switch`` step and keeps the same promises: it refuses
 a slot without every replica available (invariant I1) unless ``--force``; it writes the intent into the status and
-a DeploymentRecord before the route changes (I3), so the cleanup cron can undo a change this command did not finish;
-it keeps the slot it moved away from warm for ``spec.retainPreviousVersion``, like a deploy does; and it refuses while
-a running workflow holds the service (I5) unless ``--force``.
+a DeploymentRecord before the route changes (I3); it keeps the slot it moved away from warm for
+``spec.retainPreviousVersion``, like a deploy does; and it refuses while a running workflow holds the service (I5)
+unless ``--force``. An interrupted route leaves its intent in the status and its record open; running the same command
+again finishes it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from steps.workflows import RunState, run_state
 
 HELP = "emergency switch of all traffic to one slot, without Argo (writes a deployment record)"
 STEP = "route"
+#: Each route's record is named like a run, so history lists it among the workflows' records.
+RUN_PREFIX = "kubectl-bluegreen-route-"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,9 +76,6 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
     target = spec.Slot(args.to)
     ctx.router.check()
     live = ctx.router.live_slot()
-    if live is target:
-        print(f"{ctx.router.describe()} already sends all traffic to {target.value}; nothing changed")
-        return 0
     name = slots.deployment_name(ctx.service, target)
     deployment = kube.get(DEPLOYMENTS, namespace, name)
     if deployment is None:
@@ -90,6 +90,13 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
                 "--force to route anyway (requests may fail)"
             )
         forced.append(problem)
+    interrupted = interrupted_route(ctx)
+    if interrupted is not None and interrupted.spec.to_slot is target:
+        print(f"finishing the interrupted route of record {namespace}/{interrupted.metadata.name}")
+        return move_and_close(ctx, interrupted.metadata.name, interrupted.spec)
+    if live is target:
+        print(f"{ctx.router.describe()} already sends all traffic to {target.value}; nothing changed")
+        return 0
     holder = ctx.status.workflow
     if holder and run_state(kube, namespace, holder) is RunState.running:
         problem = f"workflow {holder} is running for {ctx.service}"
@@ -102,37 +109,56 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
     image = slots.current_image(deployment, ctx.resource.spec.container)
     live_image = read_slot_image(ctx, live) if live is not None else None
     user = who_am_i(kube, cluster.connection.user)
-    run_name = f"kubectl-bluegreen-route-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:5]}"
+    run_name = f"{RUN_PREFIX}{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:5]}"
     record = record_name(run_name)
     reason = args.reason or f"emergency route to {target.value} with kubectl bluegreen"
-    ctx.records.open(
-        record,
-        spec.DeploymentRecordSpec(
-            service=ctx.service,
-            workflow=run_name,
-            image=image,
-            previous_image=live_image,
-            from_slot=live,
-            to_slot=target,
-            triggered_by=user,
-            reason=reason,
-            started_at=now(),
-        ),
+    route = spec.DeploymentRecordSpec(
+        service=ctx.service,
+        workflow=run_name,
+        image=image,
+        previous_image=live_image,
+        from_slot=live,
+        to_slot=target,
+        triggered_by=user,
+        reason=reason,
+        started_at=now(),
     )
+    ctx.records.open(record, route)
     ctx.records.set_phase(record, spec.Phase.switching)
     for problem in forced:
         ctx.records.append(record, STEP, "forced", f"{problem}; routed anyway (--force)")
 
     def intent(status: spec.BlueGreenDeploymentStatus) -> None:
+        # status.workflow stays as it is: the cleanup cron's repair would take a route's made-up run name for an
+        # abandoned deploy and undo the route, possibly back onto the broken slot the operator is moving away from.
         status.phase = spec.Phase.switching
         status.target_slot = target
-        status.workflow = run_name  # a holder that never runs: the repair cron undoes a route left half-done
         status.record = record
 
     update_status(kube, namespace, ctx.service, intent)
     ctx.records.append(
         record, STEP, "intent", f"routing from {live.value if live else 'nothing'} to {target.value} by {user}"
     )
+    return move_and_close(ctx, record, route)
+
+
+def interrupted_route(ctx: StepContext) -> spec.DeploymentRecord | None:
+    """The open record of a route that wrote its intent and then stopped, if the status still names it."""
+    status = ctx.status
+    if status.phase is not spec.Phase.switching or not status.record:
+        return None
+    record = ctx.records.get(status.record)
+    if record is None or not record.spec.workflow.startswith(RUN_PREFIX):
+        return None
+    return None if record.status is not None and record.status.finished_at else record
+
+
+def move_and_close(ctx: StepContext, record: str, route: spec.DeploymentRecordSpec) -> int:
+    """Move all traffic to the record's target, read it back, settle the status and close the record."""
+    kube, namespace = ctx.kube, ctx.namespace
+    target, live, image, live_image = route.to_slot, route.from_slot, route.image, route.previous_image
+    run_name, reason = route.workflow, route.reason
+    assert target is not None
     changed = ctx.router.point_to(target)
     ctx.router.verify(target)
     autoscaling.follow_live_slot(ctx, target, record, STEP)
@@ -147,8 +173,6 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
         status.active_image = image
         status.target_slot = None
         status.phase = spec.Phase.succeeded
-        if status.workflow == run_name:
-            status.workflow = None
         add_history(
             status,
             spec.HistoryEntry(
@@ -166,6 +190,8 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
     if live is not None:
         retain_previous_after_switch(ctx, record, live, target)
     ctx.records.close(record, spec.Phase.succeeded, reason)
-    ctx.records.event("Routed", f"all traffic on slot {target.value} ({image}) by {user}: {reason}", warning=True)
+    ctx.records.event(
+        "Routed", f"all traffic on slot {target.value} ({image}) by {route.triggered_by}: {reason}", warning=True
+    )
     print(f"{ctx.router.describe()}: all traffic on {target.value} ({image}); record {namespace}/{record}")
     return 0
