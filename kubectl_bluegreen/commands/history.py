@@ -8,6 +8,7 @@ import sys
 from rich.console import Console
 
 from kubectl_bluegreen.connection import Cluster
+from kubectl_bluegreen.errors import UsageError
 from kubectl_bluegreen.rendering import OUTPUT_FORMATS, as_text, history_table
 from kubectl_bluegreen.service_view import read_service
 from steps.log import StepLog
@@ -26,8 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(cluster: Cluster, args: argparse.Namespace) -> int:
     """Print the table, or the records themselves with ``-o``."""
     if args.limit < 1:
-        from kubectl_bluegreen.errors import UsageError
-
         raise UsageError(f"--limit must be at least 1, not {args.limit}")
     read_service(cluster.kube, cluster.namespace, args.service)  # a clear "not found" before an empty table
     records = Records(cluster.kube, cluster.namespace, args.service, StepLog("history", args.service)).history()
