@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 NAMESPACE ?= apps
+# The examples that are Kubernetes objects; examples/ci holds CI pipelines, checked by their own tests.
+K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
@@ -28,8 +30,8 @@ manifests: $(STAMP)
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
-	echo "$(BIN)/bluegreen-lint manifests examples --argo-schema $$schema"; \
-	$(BIN)/bluegreen-lint manifests examples --argo-schema "$$schema"
+	echo "$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema $$schema"; \
+	$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema "$$schema"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
