@@ -182,11 +182,17 @@ def _write_decision(records: Records, run: WaitingRun, decision: spec.PromotionR
 
 
 def _decide(
-    kube: Kube, namespace: str, service: str, user: str, state: spec.PromotionState, reason: str = ""
+    kube: Kube,
+    namespace: str,
+    service: str,
+    user: str,
+    state: spec.PromotionState,
+    reason: str = "",
+    log: StepLog | None = None,
 ) -> PromotionResult:
     _check_input(namespace, service, user)
     run = find_waiting_run(kube, namespace, service)
-    log = StepLog("promotion", service)
+    log = log or StepLog("promotion", service)
     records = Records(kube, namespace, service, log)
     at = now()
     decision = spec.PromotionRecord(state=state, by=user, at=at, how=VIA_PLUGIN, reason=reason)
@@ -206,22 +212,41 @@ def _decide(
     return PromotionResult(service, namespace, run.workflow, run.record, state, user, at)
 
 
-def promote(kube: Kube, namespace: str, service: str, user: str) -> PromotionResult:
-    """Resume the service's run waiting at the promotion gate, after recording who promoted it."""
-    return _decide(kube, namespace, service, user, spec.PromotionState.promoted)
+def promote(kube: Kube, namespace: str, service: str, user: str, log: StepLog | None = None) -> PromotionResult:
+    """Resume the service's run waiting at the promotion gate, after recording who promoted it.
+
+    ``log`` takes the JSON log lines (stdout by default); a command that prints its own output passes another.
+    """
+    return _decide(kube, namespace, service, user, spec.PromotionState.promoted, log=log)
 
 
-def abort(kube: Kube, namespace: str, service: str, user: str, reason: str) -> PromotionResult:
+def abort(
+    kube: Kube, namespace: str, service: str, user: str, reason: str, log: StepLog | None = None
+) -> PromotionResult:
     """Fail the service's run waiting at the promotion gate, so its exit handler rolls back; records who and why."""
     if not reason.strip():
         raise BadInput(f"abort of {namespace}/{service} needs a reason for the record, such as 'errors on /checkout'")
-    return _decide(kube, namespace, service, user, spec.PromotionState.aborted, reason.strip())
+    return _decide(kube, namespace, service, user, spec.PromotionState.aborted, reason.strip(), log)
+
+
+def argo_resumer(message: str) -> str:
+    """The user in Argo's ``Resumed by: map[Email:... PreferredUsername:... User:...]``; empty when none is named.
+
+    Argo prints Go's map of the caller's claims; the most readable name wins.
+    """
+    if ARGO_RESUMED_BY not in message:
+        return ""
+    claims: dict[str, str] = dict(re.findall(r"(\w+):(\S+?)(?=\s|\]|$)", message.split(ARGO_RESUMED_BY, 1)[1]))
+    for key in ("PreferredUsername", "Email", "User"):
+        if claims.get(key):
+            return claims[key]
+    return ""
 
 
 def _argo_actor(workflow: Obj, node: Obj) -> str:
-    message = str(node.get("message") or "")
-    if ARGO_RESUMED_BY in message:
-        return message.split(ARGO_RESUMED_BY, 1)[1].strip()
+    named = argo_resumer(str(node.get("message") or ""))
+    if named:
+        return named
     labels = workflow["metadata"].get("labels") or {}
     if labels.get(ACTION_LABEL) == "Resume":
         for key in ACTOR_LABELS:
@@ -292,12 +317,14 @@ def as_details(result: PromotionResult) -> dict[str, Any]:
 
 
 __all__ = [
+    "UNKNOWN_ARGO_USER",
     "VIA_ARGO",
     "VIA_PLUGIN",
     "VIA_TIMEOUT",
     "PromotionResult",
     "WaitingRun",
     "abort",
+    "argo_resumer",
     "as_details",
     "current_user",
     "find_waiting_run",
