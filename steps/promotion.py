@@ -161,16 +161,28 @@ def _settle_node(kube: Kube, run: WaitingRun, phase: str, message: str, action: 
 
 
 def _write_decision(records: Records, run: WaitingRun, decision: spec.PromotionRecord) -> None:
+    """Write the decision unless one stands already; the opposite decision standing is an error, not a write."""
+    standing: list[spec.PromotionRecord] = []
+
     def change(status: spec.DeploymentRecordStatus) -> None:
         waiting = status.promotion or spec.PromotionRecord(state=spec.PromotionState.waiting)
         if waiting.state is not spec.PromotionState.waiting:
-            return  # decided already: the first decision stands
+            standing.append(waiting)  # decided already: the first decision stands
+            return
         status.promotion = waiting.model_copy(
             update={"state": decision.state, "by": decision.by, "at": decision.at, "how": decision.how}
             | ({"reason": decision.reason} if decision.reason else {})
         )
 
     records.modify_status(run.record, change)
+    if standing:
+        first = standing[-1]
+        if first.state is not decision.state:
+            raise CheckFailed(
+                f"the run {run.workflow} of {run.namespace}/{run.service} was already {first.state.value.lower()} "
+                f"by {first.by} at {first.at}; see the record {run.record}"
+            )
+        return  # the same decision, repeated after a crash: only the node is left to settle
     records.append(
         run.record,
         "promotion",
