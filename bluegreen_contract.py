@@ -63,6 +63,8 @@ class Step(StrEnum):
     deploy_green = "deploy-green"
     probe = "probe"
     smoke = "smoke"
+    await_promotion = "await-promotion"
+    confirm_promotion = "confirm-promotion"
     switch = "switch"
     verify = "verify"
     retain = "retain"
@@ -89,6 +91,8 @@ class Output(StrEnum):
     probe_deadline = "probe-deadline"
     smoke_deadline = "smoke-deadline"
     verify_deadline = "verify-deadline"
+    promotion_required = "promotion-required"
+    promotion_timeout = "promotion-timeout"
 
 
 #: The steps whose activeDeadlineSeconds preflight computes from the spec, and the output that carries each.
@@ -108,10 +112,16 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         Output.previous_image,
         Output.analysis_enabled,
         *DEADLINE_OUTPUTS.values(),
+        Output.promotion_required,
+        Output.promotion_timeout,
     ),
     Step.deploy_green: (Output.deployment,),
     Step.switch: (Output.switched_at,),
 }
+
+#: The deploy DAG's task that suspends a manual-promotion run (an Argo ``suspend`` template). Promote and abort find
+#: its node by this display name; the step after it reads the node to tell a person's resume from the timeout.
+PROMOTION_GATE_TASK = "wait-for-promotion"
 
 #: Argo's final workflow phases; in an exit handler ``{{workflow.status}}`` is one of them.
 WORKFLOW_FINISHED_PHASES = ("Succeeded", "Failed", "Error")
@@ -264,7 +274,11 @@ STEP_RULES: tuple[ApiRule, ...] = (
     _rule(
         HTTP_ROUTES, "get list watch create patch update", "gateway-api router: flip the HTTPRoute backendRef weights"
     ),
-    _rule(WORKFLOWS, "get list", "cleanup repairs runs whose workflow is gone or finished"),
+    _rule(
+        WORKFLOWS,
+        "get list",
+        "cleanup repairs runs whose workflow is gone or finished; confirm-promotion reads how the wait ended",
+    ),
 )
 
 #: What Argo's emissary executor does with the same ServiceAccount to report step outputs.
@@ -301,6 +315,7 @@ __all__ = [
     "NETWORK_POLICIES",
     "PDBS",
     "PODS",
+    "PROMOTION_GATE_TASK",
     "PUSHGATEWAY_URL_ENV",
     "SECRETS",
     "SERVICES",

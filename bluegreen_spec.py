@@ -62,6 +62,8 @@ STEP_DEADLINE_SECONDS: dict[str, int] = {
     "deploy-green": 20 * 60,
     "probe": 10 * 60,
     "smoke": 5 * 60,
+    "await-promotion": 3 * 60,
+    "confirm-promotion": 3 * 60,
     "switch": 5 * 60,
     "verify": 60 * 60,
     "retain": 3 * 60,
@@ -126,6 +128,24 @@ class Stage(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     rolled_back = "rolled-back"
+    #: A manual-promotion run waits for a person; sent whether or not ``notifications.stages`` lists it.
+    awaiting_promotion = "awaiting-promotion"
+
+
+class PromotionMode(StrEnum):
+    """Whether a run switches traffic as soon as its checks pass, or waits for a person to promote it."""
+
+    auto = "auto"
+    manual = "manual"
+
+
+class PromotionState(StrEnum):
+    """Where a manual-promotion run stands, as its record shows it."""
+
+    waiting = "Waiting"
+    promoted = "Promoted"
+    aborted = "Aborted"
+    expired = "Expired"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -207,6 +227,30 @@ _READINESS_CAP = _Cap(
 )
 _SMOKE_BUDGET_CAP = _Cap(("smoke",), "the smoke step runs its tests for up to this long")
 _WINDOW_CAP = _Cap(("verify",), "verify samples for the whole window")
+
+
+@dataclass(frozen=True)
+class _RunCap(_Cap):
+    """A wait bounded by the whole run's deadline rather than by one step's."""
+
+    limit_seconds: int = 0
+    why: str = ""
+
+    def seconds(self) -> int:
+        return self.limit_seconds
+
+    def message(self) -> str:
+        return f"is over the cap of {_format_seconds(self.limit_seconds)}: {self.what}, and {self.why}"
+
+
+#: The longest a run may wait for promotion: the run's own deadline (2h) must leave time for every other step.
+PROMOTION_TIMEOUT_CAP_SECONDS = 60 * 60
+_PROMOTION_CAP = _RunCap(
+    (),
+    "a manual run waits this long for promotion",
+    limit_seconds=PROMOTION_TIMEOUT_CAP_SECONDS,
+    why="the run's 2h deadline must leave time for the other steps",
+)
 # Each a Duration checked against its cap by the model and, through the CRD's CEL rule, by the API server.
 ReadinessTimeout = Annotated[
     Duration, AfterValidator(_READINESS_CAP.check), Field(json_schema_extra=_READINESS_CAP.rule())
@@ -215,6 +259,9 @@ SmokeTestBudget = Annotated[
     Duration, AfterValidator(_SMOKE_BUDGET_CAP.check), Field(json_schema_extra=_SMOKE_BUDGET_CAP.rule())
 ]
 AnalysisWindow = Annotated[Duration, AfterValidator(_WINDOW_CAP.check), Field(json_schema_extra=_WINDOW_CAP.rule())]
+PromotionTimeout = Annotated[
+    Duration, AfterValidator(_PROMOTION_CAP.check), Field(json_schema_extra=_PROMOTION_CAP.rule())
+]
 _PROBE_BUDGET = "initialDelaySeconds + (successThreshold + failureThreshold + 1) x max(periodSeconds, timeoutSeconds)"
 _PROBE_BUDGET_RULE = (
     "self.initialDelaySeconds + (self.successThreshold + self.failureThreshold + 1)"
@@ -471,6 +518,27 @@ class ImagePolicy(_Model):
     require_digest: bool = Field(default=False, description="Refuse images not pinned by @sha256 digest.")
 
 
+class Promotion(_Model):
+    """Whether traffic moves as soon as the checks pass (``auto``) or only when a person promotes the run."""
+
+    mode: PromotionMode = Field(
+        default=PromotionMode.auto,
+        description="auto switches traffic once probe and smoke pass; manual waits after smoke until "
+        "`kubectl bluegreen promote` or the Argo UI's Resume, and `kubectl bluegreen abort` rolls back.",
+    )
+    timeout: PromotionTimeout | None = Field(
+        default=None,
+        description="How long a manual run waits for promotion before it fails and rolls back; at most 1h, "
+        "which is also what an unset timeout waits.",
+    )
+
+    def timeout_seconds(self) -> int:
+        """How long this run waits for a person: the timeout, or the cap when none is set."""
+        if self.timeout is None:
+            return PROMOTION_TIMEOUT_CAP_SECONDS
+        return max(1, math.ceil(parse_duration(self.timeout).total_seconds()))
+
+
 class BlueGreenDeploymentSpec(_Model):
     """What a platform team writes for one service."""
 
@@ -498,6 +566,7 @@ class BlueGreenDeploymentSpec(_Model):
     notifications: Notifications = Field(default_factory=Notifications)
     image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
     history_limit: int = Field(default=20, ge=1, le=1000, description="Deployment records kept per service.")
+    promotion: Promotion = Field(default_factory=Promotion)
 
     def run_deadlines(self) -> dict[str, int]:
         """This service's deadline for each step whose length the spec sets: its wait plus the margin.
@@ -660,6 +729,19 @@ class GateResult(_Model):
     step: str = ""
 
 
+class PromotionRecord(_Model):
+    """A manual-promotion run's wait and how it ended: who promoted or aborted it, when, and through what."""
+
+    state: PromotionState
+    preview_url: str = Field(default="", description="Where the waiting new version can be tried.")
+    waiting_since: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    timeout_seconds: int | None = Field(default=None, description="How long the run waits before it fails.")
+    by: str = Field(default="", description="Who promoted or aborted the run, as the API server or Argo named them.")
+    at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    how: str = Field(default="", description="Through what: kubectl-bluegreen, argo (UI or CLI), or the timeout.")
+    reason: str = ""
+
+
 class DeploymentRecordStatus(_Model):
     """How the run went; closed exactly once with an outcome."""
 
@@ -679,6 +761,7 @@ class DeploymentRecordStatus(_Model):
         max_length=MAX_GATE_RESULTS,
         description="The latest verdict of each gate for the slot and image this run deploys.",
     )
+    promotion: PromotionRecord | None = Field(default=None, description="A manual-promotion run's wait and its end.")
 
 
 class RecordMeta(ObjectMeta):
@@ -821,6 +904,7 @@ __all__ = [
     "KIND",
     "MAX_GATE_RESULTS",
     "PLURAL",
+    "PROMOTION_TIMEOUT_CAP_SECONDS",
     "RECORD_KIND",
     "RECORD_PLURAL",
     "RECORD_SHORT_NAME",
@@ -847,6 +931,11 @@ __all__ = [
     "ImagePolicy",
     "Notifications",
     "Phase",
+    "Promotion",
+    "PromotionMode",
+    "PromotionRecord",
+    "PromotionState",
+    "PromotionTimeout",
     "RecordEntry",
     "RecordMeta",
     "RouterKind",

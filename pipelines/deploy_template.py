@@ -1,7 +1,11 @@
 """The ``blue-green-deploy`` WorkflowTemplate: one run deploys one image to one service without downtime.
 
-The DAG is preflight -> deploy-green -> probe -> smoke -> switch -> verify -> retain -> cleanup. ``verify`` runs only
-when the service's spec has an analysis section (preflight reports that). The exit handler rolls back whenever the
+The DAG is preflight -> deploy-green -> probe -> smoke -> [await-promotion -> wait-for-promotion ->
+confirm-promotion] -> switch -> verify -> retain -> cleanup. ``verify`` runs only when the service's spec has an
+analysis section, and the three promotion tasks only when ``spec.promotion.mode`` is ``manual`` (preflight reports
+both), so one template serves every service. ``wait-for-promotion`` is an Argo ``suspend`` node whose duration is the
+promotion timeout; because Argo resumes such a node when the duration passes, ``confirm-promotion`` fails the run
+unless a person promoted it. The exit handler rolls back whenever the
 workflow did not succeed (the rollback step itself honours ``spec.rollbackOnFailure``), then always notifies.
 
 A workflow-level mutex keyed by namespace and service keeps two runs for one service from overlapping (invariant I5);
@@ -17,11 +21,11 @@ from __future__ import annotations
 
 import itertools
 
-from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+from hera.workflows import DAG, Parameter, Suspend, Task, WorkflowTemplate
 from hera.workflows.metrics import Counter, Histogram, Label
 from hera.workflows.models import Amount
 
-from bluegreen_contract import DEADLINE_OUTPUTS, STEP_OUTPUTS, Output, Step
+from bluegreen_contract import DEADLINE_OUTPUTS, PROMOTION_GATE_TASK, STEP_OUTPUTS, Output, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import (
     SERVICE,
@@ -172,6 +176,40 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             ),
             settings,
         )
+        await_promotion = step_container(
+            StepSpec(
+                template="await-promotion",
+                step=Step.await_promotion,
+                inputs=[SERVICE_PARAMETER, "slot", "record", "timeout"],
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.await_promotion],
+                retry=True,
+                description="Record the preview URL and the wait, and notify that the run waits for promotion.",
+            ),
+            settings,
+        )
+        promotion_gate = Suspend(
+            name=PROMOTION_GATE_TASK,
+            inputs=[Parameter(name="timeout")],
+            # Seconds, as Argo reads a bare number; on expiry Argo resumes the node, and confirm-promotion fails it.
+            duration=input_parameter("timeout"),
+            annotations={
+                "workflows.argoproj.io/description": (
+                    "Waits for `kubectl bluegreen promote` or Resume in the Argo UI; `kubectl bluegreen abort` "
+                    "fails it and the run rolls back."
+                )
+            },
+        )
+        confirm_promotion = step_container(
+            StepSpec(
+                template="confirm-promotion",
+                step=Step.confirm_promotion,
+                inputs=[SERVICE_PARAMETER, "record", "workflow", "timeout"],
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.confirm_promotion],
+                retry=True,
+                description="Go on only if a person promoted the run; the promotion timeout fails it.",
+            ),
+            settings,
+        )
         switch = step_container(
             StepSpec(
                 template="switch",
@@ -253,6 +291,21 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             )
             t_probe = Task(name="probe", template=probe, arguments={**slot_and_record, **deadline(Step.probe)})
             t_smoke = Task(name="smoke", template=smoke, arguments={**slot_and_record, **deadline(Step.smoke)})
+            manual = f"{t_preflight.get_parameter(Output.promotion_required).value} == true"
+            timeout = {"timeout": t_preflight.get_parameter(Output.promotion_timeout).value}
+            t_await = Task(
+                name="await-promotion",
+                template=await_promotion,
+                arguments={**slot_and_record, **timeout},
+                when=manual,
+            )
+            t_gate = Task(name=PROMOTION_GATE_TASK, template=promotion_gate, arguments=timeout, when=manual)
+            t_confirm = Task(
+                name="confirm-promotion",
+                template=confirm_promotion,
+                arguments={**record_only, "workflow": WORKFLOW_NAME, **timeout},
+                when=manual,
+            )
             t_switch = Task(name="switch", template=switch, arguments=slot_and_record)
             t_verify = Task(
                 name="verify",
@@ -262,8 +315,13 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             )
             t_retain = Task(name="retain", template=retain, arguments=record_only)
             t_cleanup = Task(name="cleanup", template=cleanup, arguments={SERVICE_PARAMETER: SERVICE})
-            # A bare name in `depends` also accepts Skipped, so retain still runs when verify is skipped.
-            chain = [t_preflight, t_deploy, t_probe, t_smoke, t_switch, t_verify, t_retain, t_cleanup]
+            # A bare name in `depends` also accepts Skipped, so retain still runs when verify is skipped, and switch
+            # when the promotion tasks are.
+            chain = [
+                *(t_preflight, t_deploy, t_probe, t_smoke),
+                *(t_await, t_gate, t_confirm),
+                *(t_switch, t_verify, t_retain, t_cleanup),
+            ]
             for before, after in itertools.pairwise(chain):
                 before >> after
 

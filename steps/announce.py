@@ -44,12 +44,12 @@ def run_message(ctx: StepContext, record_name: str, outcome: str, reason: str = 
     )
 
 
-def announce(ctx: StepContext, stage: spec.Stage, record_name: str, outcome: str = "Running") -> None:
-    """Send ``stage`` if the spec asks for it, and record how delivery went."""
-    if stage not in ctx.resource.spec.notifications.stages:
-        return
+def announce(
+    ctx: StepContext, stage: spec.Stage, record_name: str, outcome: str = "Running", reason: str = ""
+) -> None:
+    """Send ``stage`` if the spec asks for it (or it asks a person to act), and record how delivery went."""
     notifier = Notifier.from_env(ctx.resource.spec.notifications, retry=STAGE_RETRY)
-    for result in notifier.send_stage(stage, run_message(ctx, record_name, outcome)):
+    for result in notifier.send_stage(stage, run_message(ctx, record_name, outcome, reason)):
         ctx.records.append(record_name, ctx.log.step, "stage-notification", stage.value, **result.to_record())
 
 

@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
         _slot_and_record(p)
         p.add_argument("--base-url", help="reach the idle slot here instead of through its preview Service")
 
+    p = sub.add_parser(Step.await_promotion, help="record the preview URL and the wait, notify that the run waits")
+    _common(p)
+    _slot_and_record(p)
+    p.add_argument("--timeout", type=int, required=True, help="seconds the run waits for promotion")
+
+    p = sub.add_parser(Step.confirm_promotion, help="go on only if a person promoted the run; the timeout fails it")
+    _common(p)
+    p.add_argument("--record", required=True, help="the DeploymentRecord of this run")
+    p.add_argument("--workflow", required=True, help="name of the workflow running this step")
+    p.add_argument("--timeout", type=int, required=True, help="seconds the run waited for promotion at most")
+
     p = sub.add_parser(Step.switch, help="record the intent, then move all traffic to the slot")
     _common(p, outputs=True)
     _slot_and_record(p)

@@ -206,6 +206,10 @@ class Kube:
             what=f"create {resource.kind} {namespace}/{name}",
         )
 
+    def post(self, path: str, body: Obj, *, what: str) -> Obj:
+        """POST to a path no namespaced resource names, such as a cluster-scoped review."""
+        return self._json("POST", path, body=body, what=what)
+
     def apply(self, resource: ApiResource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
         """Server-side apply: create or converge to ``body``, owning exactly the fields it names."""
         name = body["metadata"]["name"]

@@ -44,7 +44,10 @@ _STAGE_TITLES = {
     Stage.succeeded: "deploy succeeded",
     Stage.failed: "deploy failed",
     Stage.rolled_back: "rolled back",
+    Stage.awaiting_promotion: "waiting for promotion: `kubectl bluegreen promote` or Resume in the Argo UI",
 }
+#: Stages that ask a person to act, so they are sent whether or not ``notifications.stages`` lists them.
+_ALWAYS_SENT = frozenset({Stage.awaiting_promotion})
 _OUTCOME_EMOJI = {
     "Succeeded": ":white_check_mark:",
     "Failed": ":x:",
@@ -263,8 +266,8 @@ class Notifier:
         )
 
     def send_stage(self, stage: Stage, message: RunMessage) -> tuple[DeliveryResult, ...]:
-        """Send a stage message, only if ``notifications.stages`` lists the stage."""
-        if stage not in self.notifications.stages:
+        """Send a stage message if ``notifications.stages`` lists the stage, or if it asks a person to act."""
+        if stage not in self.notifications.stages and stage not in _ALWAYS_SENT:
             return ()
         return self._send(stage, message)
 

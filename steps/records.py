@@ -68,7 +68,9 @@ class Records:
         self.set_phase(name, spec.Phase.deploying)
         self.log("record-opened", record=name, image=record_spec.image)
 
-    def _modify_status(self, name: str, change: Any) -> Obj:
+    def modify_status(self, name: str, change: Any) -> Obj:
+        """Read the record's status into the model, let ``change`` edit it, write it back if it changed."""
+
         def mutate(live: Obj) -> bool:
             status = spec.DeploymentRecordStatus.model_validate(live.get("status") or {})
             before = status.model_dump(mode="json")
@@ -88,7 +90,7 @@ class Records:
             for key, value in fields.items():
                 setattr(status, key, value)
 
-        return self._modify_status(name, change)
+        return self.modify_status(name, change)
 
     def append(self, name: str, step: str, event: str, message: str = "", **details: Any) -> None:
         """Add one entry; the oldest entries beyond the cap are dropped, the first (the start) is kept.
@@ -112,7 +114,7 @@ class Records:
             if len(status.entries) > MAX_ENTRIES:
                 status.entries[1:] = status.entries[-(MAX_ENTRIES - 1) :]
 
-        self._modify_status(name, change)
+        self.modify_status(name, change)
 
     def record_gate(self, name: str, gate: spec.Gate, slot: spec.Slot, image: str, *, passed: bool, step: str) -> None:
         """Keep the latest verdict of ``gate`` for ``slot`` running ``image``; without a record, the log only."""
@@ -125,7 +127,7 @@ class Records:
             kept = [g for g in status.gates if (g.gate, g.slot, g.image) != (gate, slot, image)]
             status.gates = [*kept, result][-spec.MAX_GATE_RESULTS :]
 
-        self._modify_status(name, change)
+        self.modify_status(name, change)
 
     def close(self, name: str, phase: spec.Phase, reason: str = "") -> Obj:
         """Close the record with its final phase and outcome; a closed record keeps its first outcome."""
@@ -138,7 +140,7 @@ class Records:
             status.reason = reason[:2000]
             status.finished_at = now()
 
-        closed = self._modify_status(name, change)
+        closed = self.modify_status(name, change)
         self.log("record-closed", record=name, outcome=phase.value, reason=reason)
         return closed
 

@@ -11,6 +11,8 @@ COMMANDS: dict[str, str] = {
     "history": "kubectl_bluegreen.commands.history",
     "deploy": "kubectl_bluegreen.commands.deploy",
     "rollback": "kubectl_bluegreen.commands.rollback",
+    "promote": "kubectl_bluegreen.commands.promote",
+    "abort": "kubectl_bluegreen.commands.abort",
     "route": "kubectl_bluegreen.commands.route",
     "lint": "kubectl_bluegreen.commands.lint",
 }

@@ -208,6 +208,10 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             Output.target_slot: from_slot.other.value,
             Output.previous_image: previous_image,
             Output.analysis_enabled: "true" if ctx.resource.spec.analysis else "false",
+            Output.promotion_required: (
+                "true" if ctx.resource.spec.promotion.mode is spec.PromotionMode.manual else "false"
+            ),
+            Output.promotion_timeout: str(ctx.resource.spec.promotion.timeout_seconds()),
             **{
                 DEADLINE_OUTPUTS[Step(step)]: str(seconds)
                 for step, seconds in ctx.resource.spec.run_deadlines().items()

@@ -54,6 +54,13 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("smoke-budget-over-cap", _set("smokeTestBudget", "5m"), "spec.smokeTestBudget", "is over the cap of 4m"),
     ("window-over-cap", _set("analysis.window", "2h"), "spec.analysis.window", "is over the cap of 59m"),
     ("interval-zero", _set("analysis.interval", "0s"), "spec.analysis.interval", "is not above zero"),
+    (
+        "promotion-timeout-over-cap",
+        _set("promotion", {"mode": "manual", "timeout": "1h1s"}),
+        "spec.promotion.timeout",
+        "is over the cap of 60m",
+    ),
+    ("promotion-mode-unknown", _set("promotion", {"mode": "later"}), "spec.promotion.mode", "Unsupported value"),
     ("query-without-threshold", _drop_bounds, "spec.analysis.queries[0]", "set max, min or both"),
     (
         "probe-budget-over-cap",
@@ -75,6 +82,7 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ),
 ]
 MODEL_WORDS = {
+    "promotion-mode-unknown": "'later' is not allowed; use one of 'auto' or 'manual'",
     "duplicate-smoke-test": "smoke test name 'dup' is used twice",
     "duplicate-query": "analysis query name 'q' is used twice",
 }

@@ -36,7 +36,11 @@ def tasks(document: dict[str, Any], dag: str) -> dict[str, dict[str, Any]]:
 
 def test_deploy_dag_runs_the_steps_in_order() -> None:
     dag = tasks(DEPLOY, "deploy")
-    order = ["preflight", "deploy-green", "probe", "smoke", "switch", "verify", "retain", "cleanup"]
+    order = [
+        *("preflight", "deploy-green", "probe", "smoke"),
+        *("await-promotion", "wait-for-promotion", "confirm-promotion"),
+        *("switch", "verify", "retain", "cleanup"),
+    ]
     assert list(dag) == order
     assert "depends" not in dag["preflight"]
     for before, after in itertools.pairwise(order):
@@ -48,6 +52,25 @@ def test_verify_is_skipped_without_analysis_and_retain_still_runs() -> None:
     assert dag["verify"]["when"] == "{{tasks.preflight.outputs.parameters.analysis-enabled}} == true"
     # A bare task name in depends means Succeeded, Skipped or Daemoned in Argo.
     assert dag["retain"]["depends"] == "verify"
+
+
+def test_manual_promotion_suspends_between_smoke_and_switch_only_when_preflight_says_so() -> None:
+    dag = tasks(DEPLOY, "deploy")
+    manual = "{{tasks.preflight.outputs.parameters.promotion-required}} == true"
+    timeout = "{{tasks.preflight.outputs.parameters.promotion-timeout}}"
+    for name in ("await-promotion", "wait-for-promotion", "confirm-promotion"):
+        assert dag[name]["when"] == manual
+        arguments = {p["name"]: p["value"] for p in dag[name]["arguments"]["parameters"]}
+        assert arguments["timeout"] == timeout
+    # Skipped promotion tasks still let switch run: a bare name in depends accepts Skipped.
+    assert dag["switch"]["depends"] == "confirm-promotion"
+    gate = templates(DEPLOY)[dag["wait-for-promotion"]["template"]]
+    # Argo resumes a suspend node at its duration; the confirm step after it is what fails an expired wait.
+    assert gate["suspend"] == {"duration": "{{inputs.parameters.timeout}}"}
+    assert "container" not in gate
+    confirm = templates(DEPLOY)[dag["confirm-promotion"]["template"]]["container"]["args"]
+    assert confirm[0] == "confirm-promotion"
+    assert "--timeout={{inputs.parameters.timeout}}" in confirm
 
 
 def test_later_steps_read_preflight_outputs_from_files() -> None:
@@ -103,7 +126,10 @@ def test_deploy_parameters_explain_themselves() -> None:
 def test_retries_only_where_idempotent_and_useful() -> None:
     retried = {name for name, t in templates(DEPLOY).items() if "retryStrategy" in t}
     # probe, smoke and verify too (issue 8): a pod-level error retries them, a failed check (exit 1) does not.
-    expected = {"preflight", "deploy-green", "probe", "smoke", "switch", "verify", "retain", "cleanup", "rollback"}
+    expected = {
+        *("preflight", "deploy-green", "probe", "smoke", "await-promotion", "confirm-promotion"),
+        *("switch", "verify", "retain", "cleanup", "rollback"),
+    }
     assert retried == expected
     for name in retried:
         strategy = templates(DEPLOY)[name]["retryStrategy"]

@@ -132,6 +132,15 @@ def test_router_object_names_default_from_the_service_name() -> None:
             "(20m) and rollback (15m) at its deadline; use at most 14m",
         ),
         (
+            {"promotion": {"mode": "manual", "timeout": "61m"}},
+            "spec.promotion.timeout: '61m' is over the cap of 60m: a manual run waits this long for promotion, and "
+            "the run's 2h deadline must leave time for the other steps; use at most 60m",
+        ),
+        (
+            {"promotion": {"mode": "later"}},
+            "spec.promotion.mode: 'later' is not allowed; use one of 'auto' or 'manual'",
+        ),
+        (
             {"smokeTestBudget": "5m"},
             "spec.smokeTestBudget: '5m' is over the cap of 4m: the smoke step runs its tests for up to this long, and "
             "Argo stops smoke (5m) at its deadline; use at most 4m",
@@ -230,6 +239,7 @@ def test_status_round_trips_with_wire_names() -> None:
     [
         {"readinessTimeout": "14m"},
         {"smokeTestBudget": "4m"},
+        {"promotion": {"mode": "manual", "timeout": "1h"}},
         {
             "healthCheck": {
                 "httpGet": {"port": 8080},
@@ -242,6 +252,14 @@ def test_status_round_trips_with_wire_names() -> None:
 )
 def test_durations_at_their_cap_are_accepted(changes: dict[str, Any]) -> None:
     spec.load_resource(with_spec(**changes))
+
+
+def test_promotion_is_automatic_unless_asked_and_waits_up_to_the_cap_without_a_timeout() -> None:
+    assert spec.load_resource(with_spec()).spec.promotion.mode is spec.PromotionMode.auto
+    manual = spec.load_resource(with_spec(promotion={"mode": "manual"})).spec.promotion
+    assert manual.timeout_seconds() == spec.PROMOTION_TIMEOUT_CAP_SECONDS
+    timed = spec.load_resource(with_spec(promotion={"mode": "manual", "timeout": "15m30s"})).spec.promotion
+    assert timed.timeout_seconds() == 930
 
 
 def test_every_step_deadline_is_rendered_from_the_spec_table() -> None:

@@ -42,6 +42,7 @@ VALUES = {
     "inputs.parameters.triggered-by": "-ci-bot",  # starts with "-": must still parse as a value
     "inputs.parameters.commit": "",
     "inputs.parameters.reason": "",
+    "inputs.parameters.timeout": "1800",
 }
 
 
