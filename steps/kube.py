@@ -329,7 +329,8 @@ class Kube:
 
 
 #: Characters YAML does not allow raw (DEL, the C1 controls, surrogates, the byte-order mark, U+FFFE/U+FFFF).
-_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
+# U+2028 and U+2029 are printable but YAML reads them as line breaks, which a quoted scalar folds into a space.
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
 def apply_patch(body: Obj) -> bytes:
