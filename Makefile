@@ -6,7 +6,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
-NAMESPACE ?= apps
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
@@ -22,9 +21,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Render every manifest into manifests/ and validate it (Hera models, DAG, references, safety; Argo's own schema).
+## Render the committed golden manifests/ (default settings) and the README's RBAC table, then check them: Hera's
+## models, DAG, references, safety, and Argo's own schema from the pinned Go module. Render for your cluster with
+## `bluegreen-render --namespace ... --image ...`, which writes ./rendered and leaves manifests/ alone.
 manifests: $(STAMP)
-	$(BIN)/bluegreen-render --namespace $(NAMESPACE) --image $(IMAGE) --readme README.md
+	$(BIN)/bluegreen-render --out manifests --readme README.md
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
