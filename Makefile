@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests lint fmt test unit bench testenv host-deps cluster demo image clean
+.PHONY: install manifests docs lint fmt test unit bench testenv host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -31,6 +31,10 @@ manifests: $(STAMP)
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
 	echo "$(BIN)/bluegreen-lint manifests examples --argo-schema $$schema"; \
 	$(BIN)/bluegreen-lint manifests examples --argo-schema "$$schema"
+
+## The spec reference, docs/spec-reference.md, generated from the model.
+docs: $(STAMP)
+	$(BIN)/python -m pipelines.spec_reference
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
