@@ -125,7 +125,8 @@ def _resource_schema(spec_model: type[BaseModel], status_model: type[BaseModel],
         "properties": {
             "apiVersion": {"type": "string", "description": f"{spec.API_GROUP}/{spec.API_VERSION}"},
             "kind": {"type": "string", "description": "The kind of this object."},
-            "metadata": {"type": "object", "description": "Standard Kubernetes object metadata."},
+            # The API server refuses anything but the type on metadata; kubectl explain shows ObjectMeta's own text.
+            "metadata": {"type": "object"},
             "spec": structural_schema(spec_model, default_objects=True),
             "status": structural_schema(status_model),
         },

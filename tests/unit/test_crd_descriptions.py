@@ -18,10 +18,14 @@ def schema_of(crd: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+#: The API server forbids a CRD to say anything about metadata but its type; kubectl explains it as ObjectMeta.
+SERVER_DESCRIBED = {"BlueGreenDeployment.metadata", "DeploymentRecord.metadata"}
+
+
 def undescribed(node: dict[str, Any], path: str) -> Iterator[str]:
     """Paths of the properties under ``node`` (through list items and map values) with no description."""
     for name, child in node.get("properties", {}).items():
-        if not str(child.get("description", "")).strip():
+        if f"{path}.{name}" not in SERVER_DESCRIBED and not str(child.get("description", "")).strip():
             yield f"{path}.{name}"
         yield from undescribed(child, f"{path}.{name}")
     if isinstance(node.get("items"), dict):
