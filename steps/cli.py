@@ -53,7 +53,11 @@ def _run_outcome(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: one subcommand per step, plus ``history`` and ``status`` for people."""
-    parser = argparse.ArgumentParser(prog="bluegreen-step", description="Blue-green deployment steps.")
+    parser = argparse.ArgumentParser(
+        prog="bluegreen-step",
+        description="Blue-green deployment steps, as the WorkflowTemplates run them. People looking at, deploying or "
+        "rolling back a service use the kubectl plugin: kubectl bluegreen --help.",
+    )
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
 
     p = sub.add_parser(Step.preflight, help="validate inputs, adopt an unmanaged service, open the record")
@@ -107,12 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _run_outcome(p)
 
-    p = sub.add_parser("history", help="show a service's deployment records")
+    p = sub.add_parser(
+        "history", help="show a service's deployment records (people: `kubectl bluegreen history` has more)"
+    )
     p.add_argument("service", help="name of the BlueGreenDeployment")
     p.add_argument("--namespace", required=True)
     p.add_argument("--limit", type=int, default=20)
 
-    p = sub.add_parser("status", help="show a service's live slot, image, phase and retention")
+    p = sub.add_parser(
+        "status",
+        help="show a service's live slot, image, phase and retention (people: `kubectl bluegreen status --watch`)",
+    )
     p.add_argument("service", help="name of the BlueGreenDeployment")
     p.add_argument("--namespace", required=True)
     return parser

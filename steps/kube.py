@@ -195,11 +195,15 @@ class Kube:
             item.setdefault("kind", resource.kind)
         return items
 
-    def create(self, resource: ApiResource, namespace: str, body: Obj) -> Obj:
-        """Create; 409 AlreadyExists raises :class:`Conflict`."""
+    def create(self, resource: ApiResource, namespace: str, body: Obj, *, field_manager: str | None = None) -> Obj:
+        """Create; 409 AlreadyExists raises :class:`Conflict`. ``field_manager`` names the writer in managedFields."""
         name = body.get("metadata", {}).get("name") or body.get("metadata", {}).get("generateName", "")
         return self._json(
-            "POST", resource.path(namespace), body=body, what=f"create {resource.kind} {namespace}/{name}"
+            "POST",
+            resource.path(namespace),
+            query={"fieldManager": field_manager} if field_manager else None,
+            body=body,
+            what=f"create {resource.kind} {namespace}/{name}",
         )
 
     def apply(self, resource: ApiResource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import render
+from pipelines import ci_submitter, render
 from pipelines.manifests import render_all
 from pipelines.settings import DEFAULT_IMAGE, RenderSettings
 
@@ -106,8 +106,19 @@ def test_bad_settings_fail_before_writing(
 
 def test_kustomization_lists_every_object_crds_first() -> None:
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == sorted(p for p in RENDERED if p != "kustomization.yaml")
+    default = [p for p in RENDERED if not p.startswith(f"{ci_submitter.DIRECTORY}/") and p != "kustomization.yaml"]
+    assert sorted(kustomization["resources"]) == sorted(default)
     assert kustomization["resources"][0].startswith("crds/")
+
+
+def test_the_ci_identity_is_opt_in_with_a_kustomization_of_its_own() -> None:
+    directory = MANIFESTS / ci_submitter.DIRECTORY
+    own = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert sorted(own["resources"]) == sorted(
+        p.name for p in directory.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+    kinds = {yaml.safe_load((directory / path).read_text())["kind"] for path in own["resources"]}
+    assert kinds == {"ServiceAccount", "Role", "RoleBinding"}
 
 
 @pytest.mark.parametrize(

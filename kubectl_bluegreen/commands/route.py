@@ -1,0 +1,197 @@
+"""``kubectl bluegreen route SERVICE --to blue|green``: the emergency switch, for when Argo itself is down.
+
+It moves traffic with the same router code as the pipeline's ``switch`` step and keeps the same promises: it refuses
+a slot without every replica available (invariant I1) unless ``--force``; it writes the intent into the status and
+a DeploymentRecord before the route changes (I3); it keeps the slot it moved away from warm for
+``spec.retainPreviousVersion``, like a deploy does; and it refuses while a running workflow holds the service (I5)
+unless ``--force``. An interrupted route leaves its intent in the status and its record open; running the same command
+again finishes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
+from kubectl_bluegreen.connection import Cluster
+from kubectl_bluegreen.errors import PluginError
+from kubectl_bluegreen.service_view import read_service
+from kubectl_bluegreen.submission import who_am_i
+from steps import autoscaling, disruption, slots
+from steps.clock import now
+from steps.commands.rollback import retain_previous_after_switch
+from steps.context import StepContext, record_name
+from steps.gates import read_slot_image
+from steps.kube import Kube
+from steps.log import StepLog
+from steps.records import Records
+from steps.routing import router_for
+from steps.service_state import add_history, load, update_status
+from steps.workflows import RunState, run_state
+
+HELP = "emergency switch of all traffic to one slot, without Argo (writes a deployment record)"
+STEP = "route"
+#: Each route's record is named like a run, so history lists it among the workflows' records.
+RUN_PREFIX = "kubectl-bluegreen-route-"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``SERVICE --to blue|green [--force] [--reason TEXT]``."""
+    parser.add_argument("service", help="name of the BlueGreenDeployment")
+    parser.add_argument(
+        "--to", required=True, choices=[s.value for s in spec.Slot], help="the slot to send traffic to"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="route even when the slot is not fully available or a running workflow holds the service",
+    )
+    parser.add_argument("--reason", default="", help="why; kept in the deployment record")
+
+
+def open_context(kube: Kube, namespace: str, service: str) -> StepContext:
+    """The steps' context, logging its actions as JSON lines on stderr so stdout stays the summary."""
+    resource, raw = load(kube, namespace, service)
+    log = StepLog(STEP, service, stream=sys.stderr)
+    return StepContext(
+        kube,
+        namespace,
+        resource,
+        raw,
+        log,
+        Records(kube, namespace, service, log),
+        router_for(resource, kube, namespace, log),
+    )
+
+
+def run(cluster: Cluster, args: argparse.Namespace) -> int:
+    """Check, record the intent, move the route, read it back, record the outcome."""
+    kube, namespace = cluster.kube, cluster.namespace
+    read_service(kube, namespace, args.service)
+    ctx = open_context(kube, namespace, args.service)
+    target = spec.Slot(args.to)
+    ctx.router.check()
+    live = ctx.router.live_slot()
+    name = slots.deployment_name(ctx.service, target)
+    deployment = kube.get(DEPLOYMENTS, namespace, name)
+    if deployment is None:
+        raise PluginError(f"slot {target.value} has no Deployment {namespace}/{name}; traffic stays where it is")
+    state = slots.availability(deployment)
+    forced: list[str] = []
+    if not state.available:
+        problem = f"Deployment {namespace}/{name} is not fully available ({state.ready}/{state.wanted} ready)"
+        if not args.force:
+            raise PluginError(
+                f"{problem}; traffic stays on {live.value if live else 'nothing'}. Scale it up and wait, or pass "
+                "--force to route anyway (requests may fail)"
+            )
+        forced.append(problem)
+    interrupted = interrupted_route(ctx)
+    if interrupted is not None and interrupted.spec.to_slot is target:
+        print(f"finishing the interrupted route of record {namespace}/{interrupted.metadata.name}")
+        return move_and_close(ctx, interrupted.metadata.name, interrupted.spec)
+    if live is target:
+        print(f"{ctx.router.describe()} already sends all traffic to {target.value}; nothing changed")
+        return 0
+    holder = ctx.status.workflow
+    if holder and run_state(kube, namespace, holder) is RunState.running:
+        problem = f"workflow {holder} is running for {ctx.service}"
+        if not args.force:
+            raise PluginError(
+                f"{problem} and holds the service; wait for it, stop it (argo stop {holder} -n {namespace}), or "
+                "pass --force"
+            )
+        forced.append(problem)
+    image = slots.current_image(deployment, ctx.resource.spec.container)
+    live_image = read_slot_image(ctx, live) if live is not None else None
+    user = who_am_i(kube, cluster.connection.user)
+    run_name = f"{RUN_PREFIX}{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:5]}"
+    record = record_name(run_name)
+    reason = args.reason or f"emergency route to {target.value} with kubectl bluegreen"
+    route = spec.DeploymentRecordSpec(
+        service=ctx.service,
+        workflow=run_name,
+        image=image,
+        previous_image=live_image,
+        from_slot=live,
+        to_slot=target,
+        triggered_by=user,
+        reason=reason,
+        started_at=now(),
+    )
+    ctx.records.open(record, route)
+    ctx.records.set_phase(record, spec.Phase.switching)
+    for problem in forced:
+        ctx.records.append(record, STEP, "forced", f"{problem}; routed anyway (--force)")
+
+    def intent(status: spec.BlueGreenDeploymentStatus) -> None:
+        # status.workflow stays as it is: the cleanup cron's repair would take a route's made-up run name for an
+        # abandoned deploy and undo the route, possibly back onto the broken slot the operator is moving away from.
+        status.phase = spec.Phase.switching
+        status.target_slot = target
+        status.record = record
+
+    update_status(kube, namespace, ctx.service, intent)
+    ctx.records.append(
+        record, STEP, "intent", f"routing from {live.value if live else 'nothing'} to {target.value} by {user}"
+    )
+    return move_and_close(ctx, record, route)
+
+
+def interrupted_route(ctx: StepContext) -> spec.DeploymentRecord | None:
+    """The open record of a route that wrote its intent and then stopped, if the status still names it."""
+    status = ctx.status
+    if status.phase is not spec.Phase.switching or not status.record:
+        return None
+    record = ctx.records.get(status.record)
+    if record is None or not record.spec.workflow.startswith(RUN_PREFIX):
+        return None
+    return None if record.status is not None and record.status.finished_at else record
+
+
+def move_and_close(ctx: StepContext, record: str, route: spec.DeploymentRecordSpec) -> int:
+    """Move all traffic to the record's target, read it back, settle the status and close the record."""
+    kube, namespace = ctx.kube, ctx.namespace
+    target, live, image, live_image = route.to_slot, route.from_slot, route.image, route.previous_image
+    run_name, reason = route.workflow, route.reason
+    assert target is not None
+    changed = ctx.router.point_to(target)
+    ctx.router.verify(target)
+    autoscaling.follow_live_slot(ctx, target, record, STEP)
+    disruption.pin_to_live_slot(ctx, target, record, STEP)
+    finished = now()
+
+    def routed(status: spec.BlueGreenDeploymentStatus) -> None:
+        if live is not None and status.active_slot is not target:
+            status.previous_slot = live
+            status.previous_image = live_image
+        status.active_slot = target
+        status.active_image = image
+        status.target_slot = None
+        status.phase = spec.Phase.succeeded
+        add_history(
+            status,
+            spec.HistoryEntry(
+                record=record,
+                workflow=run_name,
+                image=image,
+                outcome=spec.Phase.succeeded.value,
+                finished_at=finished,
+                reason=reason[:300],
+            ),
+        )
+
+    update_status(kube, namespace, ctx.service, routed)
+    ctx.records.append(record, STEP, "switched", f"all traffic on {target.value} ({image})", changed=changed)
+    if live is not None:
+        retain_previous_after_switch(ctx, record, live, target)
+    ctx.records.close(record, spec.Phase.succeeded, reason)
+    ctx.records.event(
+        "Routed", f"all traffic on slot {target.value} ({image}) by {route.triggered_by}: {reason}", warning=True
+    )
+    print(f"{ctx.router.describe()}: all traffic on {target.value} ({image}); record {namespace}/{record}")
+    return 0
