@@ -12,12 +12,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.manifests import Manifest, render_all
+from pipelines.manifests import HEADER, Manifest, render_all
 from pipelines.rbac import with_readme_table
 from pipelines.settings import DEFAULT_IMAGE, DEFAULT_NAMESPACE, RenderSettings
 
 #: Where a render goes by default: beside the committed ``manifests/``, never over them.
 DEFAULT_OUT = Path("rendered")
+
+
+def _rendered_before(out: Path) -> list[Path]:
+    """The YAML files under ``out`` that a render wrote (they start with its header); a user's own files are not."""
+    if not out.exists():
+        return []
+    found = []
+    for path in sorted(out.rglob("*.yaml")):
+        with path.open() as file:
+            if file.readline() == HEADER:
+                found.append(path)
+    return found
 
 
 def stale_files(manifests: list[Manifest], out: Path) -> list[str]:
@@ -30,23 +42,25 @@ def stale_files(manifests: list[Manifest], out: Path) -> list[str]:
             problems.append(f"{path}: missing")
         elif target.read_text() != text:
             problems.append(f"{path}: differs from what the code renders")
-    if out.exists():
-        for found in sorted(out.rglob("*.yaml")):
-            relative = found.relative_to(out).as_posix()
-            if relative not in expected:
-                problems.append(f"{relative}: no longer rendered")
+    for found in _rendered_before(out):
+        relative = found.relative_to(out).as_posix()
+        if relative not in expected:
+            problems.append(f"{relative}: no longer rendered")
     return problems
 
 
 def write(manifests: list[Manifest], out: Path) -> list[str]:
-    """Write every manifest and remove rendered files that are no longer produced; returns the changed paths."""
+    """Write every manifest and remove rendered files that are no longer produced; returns the changed paths.
+
+    Only files carrying the render's header are removed, so ``--out`` pointed at a directory that also holds the
+    user's own YAML never deletes it.
+    """
     changed = []
     expected = {m.path for m in manifests}
-    if out.exists():
-        for found in sorted(out.rglob("*.yaml")):
-            if found.relative_to(out).as_posix() not in expected:
-                found.unlink()
-                changed.append(found.relative_to(out).as_posix())
+    for found in _rendered_before(out):
+        if found.relative_to(out).as_posix() not in expected:
+            found.unlink()
+            changed.append(found.relative_to(out).as_posix())
     for manifest in manifests:
         target = out / manifest.path
         text = manifest.text()

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipelines import ci_submitter, render
-from pipelines.manifests import render_all
+from pipelines.manifests import HEADER, render_all
 from pipelines.settings import DEFAULT_IMAGE, RenderSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,8 @@ def test_check_names_stale_missing_and_extra_files(tmp_path: Path, capsys: pytes
     assert render.main(["--out", str(tmp_path), "--check"]) == 0
     (tmp_path / "rbac" / "role.yaml").write_text("changed\n")
     (tmp_path / "workflows" / "blue-green-cleanup.yaml").unlink()
-    (tmp_path / "workflows" / "old.yaml").write_text("kind: Old\n")
+    (tmp_path / "workflows" / "old.yaml").write_text(HEADER + "kind: Old\n")
+    (tmp_path / "workflows" / "users-own.yaml").write_text("kind: Mine\n")
     capsys.readouterr()
     assert render.main(["--out", str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
@@ -64,6 +65,8 @@ def test_check_names_stale_missing_and_extra_files(tmp_path: Path, capsys: pytes
     assert f"stale: {tmp_path}/workflows/old.yaml: no longer rendered" in err
     assert render.main(["--out", str(tmp_path)]) == 0
     assert not (tmp_path / "workflows" / "old.yaml").exists()
+    assert (tmp_path / "workflows" / "users-own.yaml").read_text() == "kind: Mine\n", "a user's file was touched"
+    assert "users-own.yaml" not in err
     assert render.main(["--out", str(tmp_path), "--check"]) == 0
 
 
