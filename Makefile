@@ -6,13 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
-NAMESPACE ?= apps
 # The examples that are Kubernetes objects; examples/ci holds CI pipelines, checked by their own tests.
 K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests lint fmt test unit bench testenv tools host-deps cluster demo image clean
+.PHONY: install manifests docs lint fmt test unit bench testenv tools host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -24,14 +23,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Render every manifest into manifests/ and validate it (Hera models, DAG, references, safety; Argo's own schema).
+## Render the committed golden manifests/ (default settings) and the README's RBAC table, then check them: Hera's
+## models, DAG, references, safety, and Argo's own schema from the pinned Go module. Render for your cluster with
+## `bluegreen-render --namespace ... --image ...`, which writes ./rendered and leaves manifests/ alone.
 manifests: $(STAMP)
-	$(BIN)/bluegreen-render --namespace $(NAMESPACE) --image $(IMAGE) --readme README.md
+	$(BIN)/bluegreen-render --out manifests --readme README.md
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
 	echo "$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema $$schema"; \
 	$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema "$$schema"
+
+## The spec reference, docs/spec-reference.md, generated from the model.
+docs: $(STAMP)
+	$(BIN)/python -m pipelines.spec_reference
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

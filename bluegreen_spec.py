@@ -278,7 +278,7 @@ class HTTPGet(_Model):
 
     path: str = Field(default="/", pattern=HTTP_PATH_PATTERN, description="HTTP path, starting with /.")
     port: Port = Field(description="Container port of the service's pods, 1-65535.")
-    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+    scheme: Literal["HTTP", "HTTPS"] = Field(default="HTTP", description="HTTP or HTTPS (certificates not verified).")
 
 
 class HealthCheck(_Model):
@@ -296,12 +296,18 @@ class HealthCheck(_Model):
         }
     )
 
-    http_get: HTTPGet
-    initial_delay_seconds: int = Field(default=0, ge=0, le=3600)
-    period_seconds: int = Field(default=10, ge=1, le=3600)
-    timeout_seconds: int = Field(default=1, ge=1, le=600)
-    success_threshold: int = Field(default=1, ge=1, le=100)
-    failure_threshold: int = Field(default=3, ge=1, le=100)
+    http_get: HTTPGet = Field(description="The request each probe attempt sends to every pod of the new slot.")
+    initial_delay_seconds: int = Field(
+        default=0, ge=0, le=3600, description="Seconds to wait after the new slot is available before the first probe."
+    )
+    period_seconds: int = Field(default=10, ge=1, le=3600, description="Seconds between probe attempts.")
+    timeout_seconds: int = Field(default=1, ge=1, le=600, description="Seconds one probe attempt may take.")
+    success_threshold: int = Field(
+        default=1, ge=1, le=100, description="Consecutive successful attempts that pass the probe."
+    )
+    failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failed attempts that fail the probe, and the run."
+    )
 
     def budget_seconds(self) -> float:
         """The probe step's overall deadline, from the probe's own delays and thresholds.
@@ -329,10 +335,12 @@ class HealthCheck(_Model):
 class SmokeTest(_Model):
     """One request sent to the new slot through the preview Service before any user traffic reaches it."""
 
-    name: Name
+    name: Name = Field(description="Names the test in records and messages; unique within the spec.")
     endpoint: str = Field(pattern=HTTP_PATH_PATTERN, description="HTTP path on the service, starting with /.")
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = Field(
+        default="GET", description="HTTP method of the request."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers, name to value.")
     body: str | None = Field(default=None, description="Request body, sent as is.")
     expected_status: list[Annotated[str, Field(pattern=STATUS_PATTERN)]] = Field(
         default_factory=lambda: ["2xx"],
@@ -342,7 +350,7 @@ class SmokeTest(_Model):
     )
     body_contains: str | None = Field(default=None, description="Text the response body must contain.")
     body_matches: str | None = Field(default=None, description="A regular expression the response body must match.")
-    timeout_seconds: int = Field(default=5, ge=1, le=300)
+    timeout_seconds: int = Field(default=5, ge=1, le=300, description="Seconds this request may take.")
 
     @field_validator("body_matches")
     @classmethod
@@ -367,8 +375,13 @@ class IstioRouting(_Model):
     clients call (``hosts``, ``host``) are only the VirtualService's own ``hosts`` when the steps create it.
     """
 
-    virtual_service: Name | None = None
-    destination_rule: Name | None = None
+    virtual_service: Name | None = Field(
+        default=None, description="The VirtualService to route with; the service name if unset."
+    )
+    destination_rule: Name | None = Field(
+        default=None,
+        description="The DestinationRule whose traffic policy each slot copies; the service name if unset.",
+    )
     host: str | None = Field(
         default=None,
         pattern=DNS1123_SUBDOMAIN,
@@ -392,33 +405,45 @@ class IstioRouting(_Model):
 class ServiceRouting(_Model):
     """The Service whose selector the ``service`` router flips."""
 
-    name: Name | None = None
+    name: Name | None = Field(default=None, description="The Service to flip; the service name if unset.")
 
 
 class ParentRef(_Model):
     """A Gateway API parent the HTTPRoute attaches to."""
 
-    name: Name
-    namespace: Name | None = None
-    section_name: Name | None = None
+    name: Name = Field(description="The Gateway's name.")
+    namespace: Name | None = Field(default=None, description="The Gateway's namespace; the service's if unset.")
+    section_name: Name | None = Field(default=None, description="One listener of the Gateway; all of them if unset.")
 
 
 class GatewayAPIRouting(_Model):
     """The HTTPRoute whose backendRef weights the ``gateway-api`` router flips."""
 
-    http_route: Name | None = None
-    parent_refs: list[ParentRef] = Field(default_factory=list)
-    hostnames: list[Annotated[str, Field(pattern=DNS1123_SUBDOMAIN)]] = Field(default_factory=list)
-    port: Port | None = None
+    http_route: Name | None = Field(
+        default=None, description="The HTTPRoute to route with; the service name if unset."
+    )
+    parent_refs: list[ParentRef] = Field(
+        default_factory=list, description="Gateways an HTTPRoute the steps create attaches to."
+    )
+    hostnames: list[Annotated[str, Field(pattern=DNS1123_SUBDOMAIN)]] = Field(
+        default_factory=list, description="Hostnames of an HTTPRoute the steps create; any if empty."
+    )
+    port: Port | None = Field(default=None, description="Service port to route to; the Service's only port if unset.")
 
 
 class Traffic(_Model):
     """How traffic reaches the live slot."""
 
-    router: RouterKind = RouterKind.istio
-    istio: IstioRouting = Field(default_factory=IstioRouting)
-    service: ServiceRouting = Field(default_factory=ServiceRouting)
-    gateway_api: GatewayAPIRouting = Field(default_factory=GatewayAPIRouting)
+    router: RouterKind = Field(
+        default=RouterKind.istio,
+        description="What moves traffic: istio (VirtualService), service (the Service's selector) or gateway-api "
+        "(HTTPRoute).",
+    )
+    istio: IstioRouting = Field(default_factory=IstioRouting, description="Settings of the istio router.")
+    service: ServiceRouting = Field(default_factory=ServiceRouting, description="Settings of the service router.")
+    gateway_api: GatewayAPIRouting = Field(
+        default_factory=GatewayAPIRouting, description="Settings of the gateway-api router."
+    )
     preview_service: Name | None = Field(default=None, description="Service that selects the idle slot.")
     isolate_slots: bool = Field(default=True, description="NetworkPolicy: one slot's pods refuse the other slot's.")
 
@@ -432,8 +457,8 @@ class AnalysisQuery(_Model):
         }
     )
 
-    name: Name
-    query: str = Field(min_length=1)
+    name: Name = Field(description="Names the query in records and messages; unique within the analysis.")
+    query: str = Field(min_length=1, description="PromQL returning one value, such as an error ratio.")
     max: float | None = Field(default=None, description="Fail when the value rises above this.")
     min: float | None = Field(default=None, description="Fail when the value falls below this.")
 
@@ -460,8 +485,8 @@ def _unique_names(items: list[_Named], what: str) -> list[_Named]:
 class Analysis(_Model):
     """Optional post-switch analysis against Prometheus; a breach fails the run and the exit handler rolls back."""
 
-    prometheus_url: str = Field(pattern=r"^https?://[^\s]+$")
-    window: AnalysisWindow = "5m"
+    prometheus_url: str = Field(pattern=r"^https?://[^\s]+$", description="Base URL of the Prometheus to query.")
+    window: AnalysisWindow = Field(default="5m", description="How long after the switch the queries are sampled.")
     interval: Duration = Field(
         default="30s",
         description="Time between samples, above zero, such as 30s.",
@@ -470,7 +495,9 @@ class Analysis(_Model):
         },
     )
     failure_limit: int = Field(default=1, ge=1, le=100, description="Breaches tolerated before the run fails.")
-    queries: list[AnalysisQuery] = Field(min_length=1, json_schema_extra=_KEYED_BY_NAME)
+    queries: list[AnalysisQuery] = Field(
+        min_length=1, json_schema_extra=_KEYED_BY_NAME, description="The queries sampled every interval."
+    )
 
     @field_validator("queries")
     @classmethod
@@ -491,22 +518,24 @@ class Analysis(_Model):
 class SlackNotification(_Model):
     """Slack incoming webhook; the URL comes from the notifications Secret, never from this spec."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Send to Slack when the Secret holds slack-webhook-url.")
     channel: str | None = Field(default=None, description="Overrides the webhook's default channel.")
 
 
 class WebhookNotification(_Model):
     """A generic JSON webhook; the URL comes from the notifications Secret."""
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="POST each message as JSON to the Secret's webhook-url.")
 
 
 class Notifications(_Model):
     """Who hears about a run. Stage messages are optional; the final summary is always sent when a URL is set."""
 
-    slack: SlackNotification = Field(default_factory=SlackNotification)
-    webhook: WebhookNotification = Field(default_factory=WebhookNotification)
-    stages: list[Stage] = Field(default_factory=list)
+    slack: SlackNotification = Field(default_factory=SlackNotification, description="Slack delivery.")
+    webhook: WebhookNotification = Field(default_factory=WebhookNotification, description="Webhook delivery.")
+    stages: list[Stage] = Field(
+        default_factory=list, description="Moments that send a message of their own, besides the final summary."
+    )
 
 
 class ImagePolicy(_Model):
@@ -542,14 +571,18 @@ class Promotion(_Model):
 class BlueGreenDeploymentSpec(_Model):
     """What a platform team writes for one service."""
 
-    replicas: int = Field(default=2, ge=1, le=1000)
+    replicas: int = Field(default=2, ge=1, le=1000, description="Pods in each slot while it serves or is retained.")
     deployment: Name | None = Field(
         default=None,
         description="The existing Deployment to adopt on the first run, when it is not named like the service.",
     )
     container: Name | None = Field(default=None, description="Container whose image changes; the first if unset.")
-    health_check: HealthCheck
-    smoke_tests: list[SmokeTest] = Field(default_factory=list, json_schema_extra=_KEYED_BY_NAME)
+    health_check: HealthCheck = Field(description="How the new slot's pods are probed before any traffic.")
+    smoke_tests: list[SmokeTest] = Field(
+        default_factory=list,
+        json_schema_extra=_KEYED_BY_NAME,
+        description="Requests sent through the preview Service before the switch; all must pass.",
+    )
     smoke_test_budget: SmokeTestBudget = Field(default="30s", description="Time all smoke tests together may take.")
     smoke_test_port: Port | None = Field(
         default=None,
@@ -558,13 +591,17 @@ class BlueGreenDeploymentSpec(_Model):
     readiness_timeout: ReadinessTimeout = Field(
         default="10m", description="How long the new slot may take to be available."
     )
-    rollback_on_failure: bool = True
-    retain_previous_version: Duration = "1h"
+    rollback_on_failure: bool = Field(
+        default=True, description="Move traffic back to the previous slot when a run fails after the switch."
+    )
+    retain_previous_version: Duration = Field(
+        default="1h", description="How long the previous slot stays scaled up for an instant rollback."
+    )
     keep_failed_version: Duration = Field(default="0s", description="Keep a failed new slot scaled up this long.")
-    traffic: Traffic = Field(default_factory=Traffic)
-    analysis: Analysis | None = None
-    notifications: Notifications = Field(default_factory=Notifications)
-    image_policy: ImagePolicy = Field(default_factory=ImagePolicy)
+    traffic: Traffic = Field(default_factory=Traffic, description="How traffic reaches the live slot.")
+    analysis: Analysis | None = Field(default=None, description="Prometheus checks after the switch; none if unset.")
+    notifications: Notifications = Field(default_factory=Notifications, description="Who hears about a run.")
+    image_policy: ImagePolicy = Field(default_factory=ImagePolicy, description="What images may be deployed.")
     history_limit: int = Field(default=20, ge=1, le=1000, description="Deployment records kept per service.")
     promotion: Promotion = Field(default_factory=Promotion)
 
@@ -594,23 +631,29 @@ class BlueGreenDeploymentSpec(_Model):
 class Condition(_Model):
     """A Kubernetes-style condition."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    type: str = Field(description="What the condition is about.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
+    reason: str = Field(default="", description="A CamelCase word for why.")
+    message: str = Field(default="", description="Why, for people.")
+    last_transition_time: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When status last changed."
+    )
 
 
 class HistoryEntry(_Model):
     """One line of recent history, newest first; the full record is a DeploymentRecord."""
 
-    record: str
-    workflow: str = ""
-    image: str = ""
-    outcome: str = ""
-    started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    reason: str = ""
+    record: str = Field(description="The run's DeploymentRecord.")
+    workflow: str = Field(default="", description="The run's workflow.")
+    image: str = Field(default="", description="The image the run deployed.")
+    outcome: str = Field(default="", description="Succeeded, Failed, RolledBack or Aborted.")
+    started_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When the run started."
+    )
+    finished_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When the run ended."
+    )
+    reason: str = Field(default="", description="Why the run ended as it did, shortened; the record has it whole.")
 
 
 class BlueGreenDeploymentStatus(_Model):
@@ -618,18 +661,22 @@ class BlueGreenDeploymentStatus(_Model):
 
     model_config = ConfigDict(frozen=False)
 
-    observed_generation: int | None = None
-    phase: Phase = Phase.idle
-    active_slot: Slot | None = None
-    active_image: str | None = None
-    previous_slot: Slot | None = None
-    previous_image: str | None = None
+    observed_generation: int | None = Field(default=None, description="The spec generation the steps last read.")
+    phase: Phase = Field(default=Phase.idle, description="Where the service's pipeline stands.")
+    active_slot: Slot | None = Field(default=None, description="The slot live traffic goes to.")
+    active_image: str | None = Field(default=None, description="The image the active slot runs.")
+    previous_slot: Slot | None = Field(default=None, description="The retained slot a rollback returns to.")
+    previous_image: str | None = Field(default=None, description="The image the previous slot runs.")
     target_slot: Slot | None = Field(default=None, description="The slot a run in progress is moving traffic to.")
-    retain_until: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    retain_until: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="When the cleanup scales the previous slot down.",
+    )
     workflow: str | None = Field(default=None, description="The workflow currently running for this service.")
     record: str | None = Field(default=None, description="The DeploymentRecord of the current or last run.")
-    conditions: list[Condition] = Field(default_factory=list)
-    history: list[HistoryEntry] = Field(default_factory=list, max_length=50)
+    conditions: list[Condition] = Field(default_factory=list, description="Kubernetes-style conditions.")
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=50, description="Recent runs, newest first.")
 
 
 class ObjectMeta(_Model):
@@ -683,26 +730,26 @@ class BlueGreenDeployment(_Model):
 class RecordEntry(_Model):
     """One action of a run, as the audit trail keeps it: a probe attempt, a smoke result, a warning, a transition."""
 
-    time: str = Field(json_schema_extra={"format": "date-time"})
-    step: str
+    time: str = Field(json_schema_extra={"format": "date-time"}, description="When it happened.")
+    step: str = Field(description="The step that wrote the entry.")
     event: str = Field(description="What happened, such as probe-attempt, smoke-result, warning or phase.")
-    message: str = ""
-    details: dict[str, str] = Field(default_factory=dict)
+    message: str = Field(default="", description="What happened, for people.")
+    details: dict[str, str] = Field(default_factory=dict, description="Facts of the event, name to value.")
 
 
 class DeploymentRecordSpec(_Model):
     """Who deployed what, and from where; written once when the run starts."""
 
-    service: Name
-    workflow: str
-    image: str
-    previous_image: str | None = None
-    from_slot: Slot | None = None
-    to_slot: Slot | None = None
-    commit: str = ""
-    triggered_by: str = ""
-    reason: str = ""
-    started_at: str = Field(json_schema_extra={"format": "date-time"})
+    service: Name = Field(description="The service deployed.")
+    workflow: str = Field(description="The workflow of the run.")
+    image: str = Field(description="The image the run deploys.")
+    previous_image: str | None = Field(default=None, description="The image live when the run started.")
+    from_slot: Slot | None = Field(default=None, description="The slot live when the run started.")
+    to_slot: Slot | None = Field(default=None, description="The slot the run deploys into.")
+    commit: str = Field(default="", description="The source commit, as the submitter passed it.")
+    triggered_by: str = Field(default="", description="Who or what submitted the run, such as a CI pipeline URL.")
+    reason: str = Field(default="", description="Why the run was submitted, as the submitter passed it.")
+    started_at: str = Field(json_schema_extra={"format": "date-time"}, description="When the run started.")
 
 
 class Gate(StrEnum):
@@ -721,12 +768,12 @@ MAX_GATE_RESULTS = 16
 class GateResult(_Model):
     """The latest verdict of one gate for one slot and image in a run; the steps that check write it."""
 
-    gate: Gate
-    slot: Slot
-    image: str
-    passed: bool
-    time: str = Field(json_schema_extra={"format": "date-time"})
-    step: str = ""
+    gate: Gate = Field(description="The gate checked.")
+    slot: Slot = Field(description="The slot checked.")
+    image: str = Field(description="The image the slot ran when checked.")
+    passed: bool = Field(description="The verdict.")
+    time: str = Field(json_schema_extra={"format": "date-time"}, description="When the verdict was reached.")
+    step: str = Field(default="", description="The step that checked.")
 
 
 class PromotionRecord(_Model):
@@ -747,13 +794,19 @@ class DeploymentRecordStatus(_Model):
 
     model_config = ConfigDict(frozen=False)
 
-    phase: Phase = Phase.deploying
-    outcome: str = ""
-    reason: str = ""
-    digest: str = ""
-    switched_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    entries: list[RecordEntry] = Field(default_factory=list, max_length=500)
+    phase: Phase = Field(default=Phase.deploying, description="Where the run stands.")
+    outcome: str = Field(default="", description="How the run ended: Succeeded, Failed, RolledBack or Aborted.")
+    reason: str = Field(default="", description="Why the run ended as it did; see docs/troubleshooting.md.")
+    digest: str = Field(default="", description="Reserved for the deployed image's digest; the steps leave it empty.")
+    switched_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When traffic moved to the new slot."
+    )
+    finished_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When the record was closed."
+    )
+    entries: list[RecordEntry] = Field(
+        default_factory=list, max_length=500, description="What the steps did, oldest first; the oldest drop first."
+    )
     # Kept apart from ``entries``, which drop their oldest beyond the cap: a long probe must not push out the
     # verdicts that ``switch`` requires.
     gates: list[GateResult] = Field(

@@ -123,8 +123,9 @@ def _resource_schema(spec_model: type[BaseModel], status_model: type[BaseModel],
         "description": description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
+            "apiVersion": {"type": "string", "description": f"{spec.API_GROUP}/{spec.API_VERSION}"},
+            "kind": {"type": "string", "description": "The kind of this object."},
+            # The API server refuses anything but the type on metadata; kubectl explain shows ObjectMeta's own text.
             "metadata": {"type": "object"},
             "spec": structural_schema(spec_model, default_objects=True),
             "status": structural_schema(status_model),

@@ -1,7 +1,9 @@
-"""``bluegreen-render``: write every manifest to ``manifests/``, or check that the committed ones are current.
+"""``bluegreen-render``: write every manifest for your cluster to a directory, or check that one is current.
 
-Output is deterministic (stable key order, no timestamps), so ``--check`` can compare bytes and CI can fail on a
-stale ``manifests/`` with the names of the files that differ.
+A render goes to ``./rendered`` unless ``--out`` names another directory, so a user's render never overwrites the
+committed golden ``manifests/`` (rendered with the default settings by ``make manifests``) and ``--check`` compares
+only the directory it is given. Output is deterministic (stable key order, no timestamps), so ``--check`` can compare
+bytes and CI can fail on a stale directory with the names of the files that differ.
 """
 
 from __future__ import annotations
@@ -10,9 +12,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.manifests import Manifest, render_all
+from pipelines.manifests import HEADER, Manifest, render_all
 from pipelines.rbac import with_readme_table
 from pipelines.settings import DEFAULT_IMAGE, DEFAULT_NAMESPACE, RenderSettings
+
+#: Where a render goes by default: beside the committed ``manifests/``, never over them.
+DEFAULT_OUT = Path("rendered")
+
+
+def _rendered_before(out: Path) -> list[Path]:
+    """The YAML files under ``out`` that a render wrote (they start with its header); a user's own files are not."""
+    if not out.exists():
+        return []
+    found = []
+    for path in sorted(out.rglob("*.yaml")):
+        with path.open() as file:
+            if file.readline() == HEADER:
+                found.append(path)
+    return found
 
 
 def stale_files(manifests: list[Manifest], out: Path) -> list[str]:
@@ -25,23 +42,25 @@ def stale_files(manifests: list[Manifest], out: Path) -> list[str]:
             problems.append(f"{path}: missing")
         elif target.read_text() != text:
             problems.append(f"{path}: differs from what the code renders")
-    if out.exists():
-        for found in sorted(out.rglob("*.yaml")):
-            relative = found.relative_to(out).as_posix()
-            if relative not in expected:
-                problems.append(f"{relative}: no longer rendered")
+    for found in _rendered_before(out):
+        relative = found.relative_to(out).as_posix()
+        if relative not in expected:
+            problems.append(f"{relative}: no longer rendered")
     return problems
 
 
 def write(manifests: list[Manifest], out: Path) -> list[str]:
-    """Write every manifest and remove rendered files that are no longer produced; returns the changed paths."""
+    """Write every manifest and remove rendered files that are no longer produced; returns the changed paths.
+
+    Only files carrying the render's header are removed, so ``--out`` pointed at a directory that also holds the
+    user's own YAML never deletes it.
+    """
     changed = []
     expected = {m.path for m in manifests}
-    if out.exists():
-        for found in sorted(out.rglob("*.yaml")):
-            if found.relative_to(out).as_posix() not in expected:
-                found.unlink()
-                changed.append(found.relative_to(out).as_posix())
+    for found in _rendered_before(out):
+        if found.relative_to(out).as_posix() not in expected:
+            found.unlink()
+            changed.append(found.relative_to(out).as_posix())
     for manifest in manifests:
         target = out / manifest.path
         text = manifest.text()
@@ -55,7 +74,12 @@ def write(manifests: list[Manifest], out: Path) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="bluegreen-render", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("manifests"), help="output directory (default: manifests)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"output directory (default: {DEFAULT_OUT}; the committed golden manifests are made by `make manifests`)",
+    )
     parser.add_argument(
         "--namespace", default=DEFAULT_NAMESPACE, help=f"target namespace (default: {DEFAULT_NAMESPACE})"
     )
@@ -100,7 +124,11 @@ def _render_or_check(args: argparse.Namespace, manifests: list[Manifest]) -> int
         for problem in problems:
             print(f"stale: {problem}", file=sys.stderr)
         if problems:
-            print("bluegreen-render: manifests are stale; run `make manifests` and commit the result", file=sys.stderr)
+            print(
+                f"bluegreen-render: {args.out} is stale; render it again with the same settings "
+                "(for the committed manifests/: `make manifests`, then commit the result)",
+                file=sys.stderr,
+            )
             return 1
         print(f"{len(manifests)} manifests in {args.out} are up to date")
         return 0

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--argo-schema",
         type=Path,
-        help="also validate against Argo's api/jsonschema/schema.json, rejecting unknown fields",
+        help="also validate against Argo's api/jsonschema/schema.json (`make manifests` fetches it with Go); "
+        "without it, Argo objects are still checked for types and unknown fields by Hera's models, which are "
+        "generated from the same Argo release and need no Go",
     )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.paths if not p.exists()]

@@ -8,6 +8,8 @@ and ``x-kubernetes-list-type: map``, so ``kubectl apply`` refuses such a spec in
 from __future__ import annotations
 
 import copy
+import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -131,3 +133,32 @@ def test_every_spec_the_model_accepts_is_stored_by_the_api_server(
 ) -> None:
     spec.load_resource(document(body))
     assert server_verdict(server, document(body)) == ""
+
+
+def test_kubectl_explain_reads_the_models_descriptions(kube_cluster: KubeCluster) -> None:
+    """The real kubectl, reading the API server's published OpenAPI, shows each field's description from the model."""
+    ensure_crds(kube_cluster.admin_api_client())
+    command = [
+        str(kube_cluster.artifacts.kubectl),
+        f"--kubeconfig={kube_cluster.kubeconfig_path}",
+        "explain",
+        "bgd.spec.healthCheck",
+    ]
+    # The API server publishes a new CRD's OpenAPI shortly after it is Established: a bounded poll, not a sleep.
+    deadline = time.monotonic() + 30
+    while True:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert result.returncode == 0, result.stderr
+    explained = " ".join(result.stdout.split())
+    for field in ("httpGet", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"):
+        description = " ".join((spec.HealthCheck.model_fields[_snake(field)].description or "").split())
+        assert description and description in explained, (
+            f"{field}: {description!r} not in kubectl explain's output:\n{result.stdout}"
+        )
+
+
+def _snake(camel: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipelines import ci_submitter, render
-from pipelines.manifests import render_all
+from pipelines.manifests import HEADER, render_all
 from pipelines.settings import DEFAULT_IMAGE, RenderSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,6 +24,27 @@ def test_no_stray_files_in_manifests() -> None:
     assert sorted(p.relative_to(MANIFESTS).as_posix() for p in MANIFESTS.rglob("*.yaml")) == sorted(RENDERED)
 
 
+def test_a_render_without_out_goes_to_rendered_and_leaves_the_golden_manifests_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden = tmp_path / "manifests"
+    golden.mkdir()
+    (golden / "kustomization.yaml").write_text("golden\n")
+    monkeypatch.chdir(tmp_path)
+    assert render.main(["--namespace", "payments"]) == 0
+    assert (golden / "kustomization.yaml").read_text() == "golden\n"
+    assert sorted(golden.iterdir()) == [golden / "kustomization.yaml"]
+    binding = yaml.safe_load((tmp_path / "rendered" / "rbac" / "role-binding.yaml").read_text())
+    assert binding["subjects"][0]["namespace"] == "payments"
+    assert "into rendered" in capsys.readouterr().out
+    # --check compares the directory it is given with the same settings, never the golden manifests.
+    assert render.main(["--namespace", "payments", "--check"]) == 0
+    assert render.main(["--check"]) == 1
+    err = capsys.readouterr().err
+    assert "stale: rendered/rbac/role-binding.yaml: differs from what the code renders" in err
+    assert "bluegreen-render: rendered is stale; render it again with the same settings" in err
+
+
 def test_rendering_is_deterministic() -> None:
     again = {m.path: m.text() for m in render_all(RenderSettings())}
     assert again == {path: m.text() for path, m in RENDERED.items()}
@@ -34,7 +55,8 @@ def test_check_names_stale_missing_and_extra_files(tmp_path: Path, capsys: pytes
     assert render.main(["--out", str(tmp_path), "--check"]) == 0
     (tmp_path / "rbac" / "role.yaml").write_text("changed\n")
     (tmp_path / "workflows" / "blue-green-cleanup.yaml").unlink()
-    (tmp_path / "workflows" / "old.yaml").write_text("kind: Old\n")
+    (tmp_path / "workflows" / "old.yaml").write_text(HEADER + "kind: Old\n")
+    (tmp_path / "workflows" / "users-own.yaml").write_text("kind: Mine\n")
     capsys.readouterr()
     assert render.main(["--out", str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
@@ -43,6 +65,8 @@ def test_check_names_stale_missing_and_extra_files(tmp_path: Path, capsys: pytes
     assert f"stale: {tmp_path}/workflows/old.yaml: no longer rendered" in err
     assert render.main(["--out", str(tmp_path)]) == 0
     assert not (tmp_path / "workflows" / "old.yaml").exists()
+    assert (tmp_path / "workflows" / "users-own.yaml").read_text() == "kind: Mine\n", "a user's file was touched"
+    assert "users-own.yaml" not in err
     assert render.main(["--out", str(tmp_path), "--check"]) == 0
 
 

@@ -1,0 +1,54 @@
+"""docs/troubleshooting.md explains every outcome a step can close a record with and every Event reason it writes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import bluegreen_spec as spec
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = (REPO / "docs" / "troubleshooting.md").read_text()
+
+
+def _calls(name: str) -> list[ast.Call]:
+    """Every call in steps/ of a function or method named ``name``."""
+    found = []
+    for source in sorted((REPO / "steps").rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called == name:
+                    found.append(node)
+    return found
+
+
+def _phases_in(call: ast.Call) -> set[str]:
+    """The ``spec.Phase.<member>`` values named anywhere in the call's arguments."""
+    return {
+        spec.Phase[node.attr].value
+        for node in ast.walk(call)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "Phase"
+        and node.attr in spec.Phase.__members__
+    }
+
+
+def test_every_outcome_a_record_can_be_closed_with_has_a_section() -> None:
+    outcomes = set().union(*(_phases_in(call) for call in _calls("close") + _calls("_finish")))
+    assert outcomes >= {"Succeeded", "Failed", "RolledBack", "Aborted"}, outcomes
+    missing = sorted(o for o in outcomes if f"### `{o}`" not in DOC)
+    assert missing == [], f"docs/troubleshooting.md has no section for outcome(s) {missing}"
+
+
+def test_every_event_reason_the_steps_write_is_explained() -> None:
+    reasons = {
+        call.args[0].value
+        for call in _calls("event")
+        if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
+    }
+    assert len(reasons) >= 5, reasons
+    missing = sorted(r for r in reasons if f"| `{r}` |" not in DOC)
+    assert missing == [], f"docs/troubleshooting.md does not explain Event reason(s) {missing}"
