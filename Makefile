@@ -10,7 +10,7 @@ NAMESPACE ?= apps
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests lint fmt test unit bench testenv host-deps cluster demo image clean
+.PHONY: install manifests lint fmt test unit bench testenv tools host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -47,6 +47,12 @@ testenv:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/build.py
 
+## The checking tools the tests run on what the project ships (promtool for the alerting rules, actionlint for the CI
+## workflows), built from their own pinned Go modules under testenv/tools/ into a cache entry of their own.
+tools:
+	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
+	$(PYTHON) testenv/tools.py
+
 ## The Debian packages the local cluster runs with: ip (network namespaces, veths), nft (kube-proxy's nftables mode),
 ## unshare and nsenter (the node agent's containers). Installed only when missing.
 host-deps:
@@ -59,7 +65,7 @@ host-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: $(STAMP) lint testenv host-deps
+test: $(STAMP) lint testenv tools host-deps
 	$(BIN)/python -m pytest
 
 ## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,

@@ -22,7 +22,7 @@ from typing import NoReturn
 import pytest
 from kubernetes import client
 
-from testenv import paths
+from testenv import paths, tools
 from testenv.apply import ApplyError, ApplyResult, apply_manifest_objects
 from testenv.cluster import KubeCluster, connect_existing, existing_kubeconfig, on_local_cluster
 from testenv.crds import install_crds, load_crds, wait_established
@@ -115,6 +115,22 @@ def testenv_artifacts() -> paths.Artifacts:
 def argo_schema_path(testenv_artifacts: paths.Artifacts) -> Path:
     """Argo Workflows' JSON schema (``api/jsonschema/schema.json`` of the pinned module)."""
     return testenv_artifacts.argo_schema
+
+
+@pytest.fixture(scope="session")
+def pinned_tool() -> Callable[[str], Path]:
+    """Factory: ``pinned_tool("promtool") -> Path`` of a tool built by ``make tools`` (see ``testenv/tools.py``).
+
+    A tool that is not built skips the calling test with the command that builds it, and fails it under CI.
+    """
+
+    def find(name: str) -> Path:
+        try:
+            return tools.program(name)
+        except tools.ToolsNotBuilt as exc:
+            _unavailable(str(exc))
+
+    return find
 
 
 @pytest.fixture(scope="session")
