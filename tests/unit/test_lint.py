@@ -136,9 +136,11 @@ def test_rendered_manifests_and_the_examples_lint_clean() -> None:
     assert errors == []
     kinds = sorted(str(d.body.get("kind")) for d in documents)
     # 15 rendered objects (six of them the admission policies and their bindings) and the seed example, plus the
-    # demo's Deployment, Service and BlueGreenDeployment.
+    # demo's Deployment, Service and BlueGreenDeployment, plus the opt-in monitoring objects (the PrometheusRule, the
+    # dashboard's ConfigMap and their kustomization).
     assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 2, kinds
-    assert len(documents) == 19, kinds
+    assert kinds.count("PrometheusRule") == 1 and kinds.count("ConfigMap") == 1, kinds
+    assert len(documents) == 22, kinds
     assert lint(documents) == []
 
 
