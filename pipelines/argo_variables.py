@@ -20,6 +20,9 @@ WORKFLOW_FAILURES = "{{workflow.failures}}"
 WORKFLOW_DURATION = "{{workflow.duration}}"
 #: A template's own status and duration, for template-level metrics.
 TEMPLATE_STATUS = "{{status}}"
+#: The run's creation time as the number YYYYMMDDhhmmss (UTC). Argo offers no epoch seconds, and a metric value must
+#: be a number; this one still orders runs in time, so "the latest" is the largest.
+WORKFLOW_CREATED_SORTABLE = "".join(f"{{{{workflow.creationTimestamp.{part}}}}}" for part in "YmdHMS")
 TEMPLATE_DURATION = "{{duration}}"
 
 
@@ -47,6 +50,7 @@ __all__ = [
     "SERVICE_PARAMETER",
     "TEMPLATE_DURATION",
     "TEMPLATE_STATUS",
+    "WORKFLOW_CREATED_SORTABLE",
     "WORKFLOW_DURATION",
     "WORKFLOW_FAILURES",
     "WORKFLOW_NAME",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 
 from hera.workflows import DAG, Parameter, Suspend, Task, WorkflowTemplate
-from hera.workflows.metrics import Counter, Histogram, Label
+from hera.workflows.metrics import Counter, Gauge, Histogram, Label
 from hera.workflows.models import Amount
 
 from bluegreen_contract import DEADLINE_OUTPUTS, PROMOTION_GATE_TASK, STEP_OUTPUTS, Output, Step
@@ -32,6 +32,7 @@ from pipelines.argo_variables import (
     SERVICE_PARAMETER,
     TEMPLATE_DURATION,
     TEMPLATE_STATUS,
+    WORKFLOW_CREATED_SORTABLE,
     WORKFLOW_DURATION,
     WORKFLOW_NAME,
     WORKFLOW_STATUS,
@@ -66,7 +67,7 @@ PARAMETERS = [
 ]
 
 
-def run_metrics() -> list[Counter | Histogram]:
+def run_metrics() -> list[Counter | Histogram | Gauge]:
     """Workflow-level metrics: runs by outcome and their duration, labelled by service."""
     labels = [
         Label(key="service", value=SERVICE),
@@ -85,6 +86,31 @@ def run_metrics() -> list[Counter | Histogram]:
             labels=labels,
             buckets=RUN_DURATION_BUCKETS,
             value=WORKFLOW_DURATION,
+        ),
+        deployed_version_metric(),
+    ]
+
+
+def deployed_version_metric() -> Gauge:
+    """The image each successful run put live; its value orders runs, so the largest per service is live now."""
+    return Gauge(
+        name="bluegreen_deployed_version",
+        help="Image a successful blue-green deploy put live; value: the run's creation time as YYYYMMDDhhmmss",
+        labels=[Label(key="service", value=SERVICE), Label(key="image", value=workflow_parameter("image"))],
+        value=WORKFLOW_CREATED_SORTABLE,
+        realtime=False,
+        when=f"{WORKFLOW_STATUS} == Succeeded",
+    )
+
+
+def started_metrics() -> list[Counter]:
+    """Counted when preflight ends: started minus ended runs is the runs in progress."""
+    return [
+        Counter(
+            name="bluegreen_deploy_started",
+            help="Blue-green deploy runs that got past waiting for their service's lock",
+            labels=[Label(key="service", value=input_parameter(SERVICE_PARAMETER))],
+            value="1",
         ),
     ]
 
@@ -133,6 +159,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 outputs=STEP_OUTPUTS[Step.preflight],
                 deadline_seconds=STEP_DEADLINE_SECONDS[Step.preflight],
                 retry=True,
+                metrics=started_metrics(),
                 description="Validate inputs, adopt an unmanaged service, open the deployment record.",
             ),
             settings,

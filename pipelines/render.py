@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--argo-ui-url", default="", help="Argo UI base URL for links in notifications")
     parser.add_argument("--pushgateway-url", default="", help="Prometheus Pushgateway the steps push run metrics to")
     parser.add_argument("--cleanup-schedule", default="*/5 * * * *", help="cron schedule of the cleanup workflow")
+    parser.add_argument(
+        "--alert-deploy-minutes", type=int, default=30, help="alert when a deploy runs longer than this (default: 30)"
+    )
+    parser.add_argument(
+        "--alert-cleanup-hours", type=int, default=1, help="alert when no cleanup succeeded for this long (default: 1)"
+    )
     parser.add_argument("--readme", type=Path, help="also keep the RBAC table in this README current")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming stale files")
     return parser.parse_args(argv)
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             argo_ui_url=args.argo_ui_url,
             pushgateway_url=args.pushgateway_url,
             cleanup_schedule=args.cleanup_schedule,
+            deploy_alert_minutes=args.alert_deploy_minutes,
+            cleanup_alert_hours=args.alert_cleanup_hours,
         )
     except ValueError as error:
         print(f"bluegreen-render: {error}", file=sys.stderr)

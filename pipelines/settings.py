@@ -36,6 +36,8 @@ class RenderSettings:
         argo_ui_url: base URL of the Argo UI, for links in notifications; empty leaves links out.
         pushgateway_url: Prometheus Pushgateway the steps push each run's metrics to; empty pushes nothing.
         cleanup_schedule: cron schedule of the cleanup/repair CronWorkflow.
+        deploy_alert_minutes: a deploy running longer than this raises BlueGreenDeployTooLong.
+        cleanup_alert_hours: no successful cleanup for this long raises BlueGreenCleanupNotSucceeding.
     """
 
     namespace: str = DEFAULT_NAMESPACE
@@ -43,6 +45,8 @@ class RenderSettings:
     argo_ui_url: str = ""
     pushgateway_url: str = ""
     cleanup_schedule: str = "*/5 * * * *"
+    deploy_alert_minutes: int = 30
+    cleanup_alert_hours: int = 1
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.fullmatch(self.namespace) or len(self.namespace) > 63:
@@ -57,6 +61,12 @@ class RenderSettings:
             raise ValueError(f"argo UI URL {self.argo_ui_url!r} must start with http:// or https://")
         if self.pushgateway_url and not re.fullmatch(r"https?://[^\s]+", self.pushgateway_url):
             raise ValueError(f"Pushgateway URL {self.pushgateway_url!r} must start with http:// or https://")
+        for name, value in (
+            ("deploy alert minutes", self.deploy_alert_minutes),
+            ("cleanup alert hours", self.cleanup_alert_hours),
+        ):
+            if not 1 <= value <= 10_000:
+                raise ValueError(f"{name} {value} must be a whole number from 1 to 10000")
         try:
             cron_schedule.check(self.cleanup_schedule)
         except ValueError as error:

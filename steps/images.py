@@ -48,6 +48,27 @@ def parse(text: str) -> ImageReference:
     return ImageReference(text, registry, repository, match.group("tag"), match.group("digest"))
 
 
+#: Kubernetes label values: at most 63 characters, alphanumeric at both ends.
+_LABEL_VALUE_MAX = 63
+_LABEL_EDGE = re.compile(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$")
+
+
+def version_label(image: str) -> str:
+    """The ``app.kubernetes.io/version`` value for pods running ``image``: its tag, else its digest, else ``latest``.
+
+    A tag is what people call a version, so it wins; a digest-only reference gives ``sha256-`` and the digest's first
+    hex digits. Both are cut to a label value's 63 characters and trimmed to start and end alphanumeric.
+    """
+    reference = parse(image)
+    if reference.tag:
+        value = _LABEL_EDGE.sub("", reference.tag[:_LABEL_VALUE_MAX])
+        if value:
+            return value
+    if reference.digest:
+        return reference.digest.replace(":", "-")[:_LABEL_VALUE_MAX]
+    return "latest"
+
+
 def check_policy(reference: ImageReference, policy: spec.ImagePolicy, service: str) -> None:
     """Refuse images the spec's policy does not allow, naming the rule and how to comply."""
     if policy.allowed_registries:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, PODS, SERVICES
+from steps import images
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube, Obj, labels_selector
 from steps.log import StepLog
@@ -60,6 +61,9 @@ def current_image(deployment: Obj, container: str | None) -> str:
 
 
 #: Argo CD's default tracking label: on a slot Deployment it would make Argo CD claim (and prune) our slots.
+#: The recommended label for an app's version; Prometheus' Kubernetes discovery exposes it on every scraped series.
+VERSION_LABEL = "app.kubernetes.io/version"
+
 ARGOCD_TRACKING_LABEL = "app.kubernetes.io/instance"
 ARGOCD_PREFIX = "argocd.argoproj.io/"
 
@@ -78,7 +82,9 @@ def slot_deployment(
     template["spec"]["containers"][index]["image"] = image
     slot_labels = {spec.SERVICE_LABEL: service, spec.SLOT_LABEL: slot.value}
     metadata = template.setdefault("metadata", {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **slot_labels}
+    # The version label is on the pods only, never in the selector (immutable), so the app's own metrics, logs and
+    # traces can be split by version while two versions are live.
+    metadata["labels"] = {**(metadata.get("labels") or {}), **slot_labels, VERSION_LABEL: images.version_label(image)}
     metadata.pop("creationTimestamp", None)
     selector = copy.deepcopy(source["spec"]["selector"])
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}), **slot_labels}

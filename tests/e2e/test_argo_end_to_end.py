@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import ssl
 import time
 import urllib.request
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bluegreen_spec import STEP_DEADLINE_SECONDS, load_resource
+from bluegreen_spec import SERVICE_LABEL, SLOT_LABEL, STEP_DEADLINE_SECONDS, load_resource
 from testenv.demo_service import (
     CLEANUP_CRON,
     DEPLOY_TEMPLATE,
@@ -24,7 +25,9 @@ from testenv.demo_service import (
     DemoService,
     demo_image,
 )
+from testenv.rest import request
 from tests.e2e.failing_webhook import FailingWebhook
+from tests.unit.metric_catalog import emitted_series
 
 pytestmark = [pytest.mark.cluster]
 
@@ -255,6 +258,26 @@ def test_template_metrics_appear_on_the_controller(adopted_service: DemoService,
     runs = [ln for ln in lines if ln.startswith("argo_workflows_bluegreen_deploy_runs")]
     assert any('status="Succeeded"' in ln for ln in runs), lines
     assert any(ln.startswith("argo_workflows_bluegreen_deploy_duration_seconds") for ln in lines), lines
+    # The names the dashboard and the alerts query are the names the controller serves: every series here is one the
+    # catalog derives from the templates, counters without _total, and a deploy produces each family it should.
+    emitted = emitted_series()
+    served = {re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", ln)[0] for ln in lines}  # type: ignore[index]
+    assert served <= set(emitted), sorted(served - set(emitted))
+    for family in ("deploy_runs", "deploy_started", "deployed_version", "switch_duration_seconds_bucket"):
+        assert f"argo_workflows_bluegreen_{family}" in served, lines
+    # The live image's gauge orders runs by their creation time, YYYYMMDDhhmmss as a number: v2's run is the latest.
+    versions = {
+        re.search(r'image="([^"]*)"', ln)[1]: float(ln.rsplit(" ", 1)[1])  # type: ignore[index]
+        for ln in lines
+        if ln.startswith("argo_workflows_bluegreen_deployed_version")
+    }
+    assert max(versions, key=versions.__getitem__) == demo_image("v2"), versions
+    assert all(20000101000000 <= value <= 20991231235959 for value in versions.values()), versions
+    # The slot's pods carry the version label from the image's tag, for joining the app's own metrics.
+    selector = f"{SLOT_LABEL}={run.output('preflight', 'target-slot')},{SERVICE_LABEL}={service.name}"
+    pods_path = f"/api/v1/namespaces/{service.namespace}/pods"
+    pods = request(service.cluster.api, "GET", pods_path, query={"labelSelector": selector})["items"]
+    assert pods and {pod["metadata"]["labels"].get("app.kubernetes.io/version") for pod in pods} == {"v2"}, pods
 
 
 def test_submit_through_the_argo_server_api(adopted_service: DemoService) -> None:

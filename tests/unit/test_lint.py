@@ -137,10 +137,12 @@ def test_rendered_manifests_and_the_examples_lint_clean() -> None:
     assert errors == []
     kinds = sorted(str(d.body.get("kind")) for d in documents)
     # 15 rendered objects (six of them the admission policies and their bindings), the opt-in CI identity's four
-    # (ServiceAccount, Role, RoleBinding, kustomization) and the seed example, plus the demo's Deployment, Service
-    # and BlueGreenDeployment.
+    # (ServiceAccount, Role, RoleBinding, kustomization), the opt-in monitoring objects (the PrometheusRule, the
+    # dashboard's ConfigMap and their kustomization) and the seed example, plus the demo's Deployment, Service and
+    # BlueGreenDeployment.
     assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 2, kinds
-    assert len(documents) == 23, kinds
+    assert kinds.count("PrometheusRule") == 1 and kinds.count("ConfigMap") == 1, kinds
+    assert len(documents) == 26, kinds
     assert lint(documents) == []
 
 

@@ -21,7 +21,10 @@ def test_committed_manifest_matches_the_code(path: str) -> None:
 
 
 def test_no_stray_files_in_manifests() -> None:
-    assert sorted(p.relative_to(MANIFESTS).as_posix() for p in MANIFESTS.rglob("*.yaml")) == sorted(RENDERED)
+    yaml_files = sorted(p.relative_to(MANIFESTS).as_posix() for p in MANIFESTS.rglob("*.yaml"))
+    assert yaml_files == sorted(path for path in RENDERED if path.endswith(".yaml"))
+    json_files = sorted(p.relative_to(MANIFESTS).as_posix() for p in MANIFESTS.rglob("*.json"))
+    assert json_files == sorted(path for path in RENDERED if path.endswith(".json"))
 
 
 def test_a_render_without_out_goes_to_rendered_and_leaves_the_golden_manifests_alone(
@@ -109,9 +112,22 @@ def test_bad_settings_fail_before_writing(
 
 def test_kustomization_lists_every_object_crds_first() -> None:
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
-    default = [p for p in RENDERED if not p.startswith(f"{ci_submitter.DIRECTORY}/") and p != "kustomization.yaml"]
-    assert sorted(kustomization["resources"]) == sorted(default)
+    installed = sorted(
+        p
+        for p in RENDERED
+        if p != "kustomization.yaml" and not p.startswith((f"{ci_submitter.DIRECTORY}/", "observability/"))
+    )
+    assert sorted(kustomization["resources"]) == installed
     assert kustomization["resources"][0].startswith("crds/")
+    # The monitoring objects are opt-in (their CRD exists only with the prometheus-operator), in a kustomization of
+    # their own that lists every rendered object beside it.
+    observability = yaml.safe_load((MANIFESTS / "observability" / "kustomization.yaml").read_text())
+    beside = sorted(
+        p.removeprefix("observability/")
+        for p in RENDERED
+        if p.startswith("observability/") and p.endswith(".yaml") and not p.endswith("kustomization.yaml")
+    )
+    assert sorted(observability["resources"]) == beside == ["dashboard-configmap.yaml", "prometheusrule.yaml"]
 
 
 def test_the_ci_identity_is_opt_in_with_a_kustomization_of_its_own() -> None:

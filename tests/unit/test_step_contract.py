@@ -114,3 +114,21 @@ def test_every_step_and_user_command_has_an_implementation() -> None:
     assert set(COMMANDS) == {*(step.value for step in Step), *USER_COMMANDS}
     for module in COMMANDS.values():
         assert callable(importlib.import_module(module).run)
+
+
+def test_the_pushgateway_option_reaches_every_step_container_of_every_rendered_workflow(tmp_path: Path) -> None:
+    from pipelines.render import main as render
+
+    gateway = "http://pushgateway.monitoring:9091"
+    assert render(["--out", str(tmp_path), "--pushgateway-url", gateway]) == 0
+    seen = 0
+    for file in sorted((tmp_path / "workflows").glob("*.yaml")):
+        document = yaml.safe_load(file.read_text())
+        spec = document["spec"].get("workflowSpec", document["spec"])
+        for template in spec["templates"]:
+            if "container" not in template:
+                continue
+            env = {variable["name"]: variable.get("value") for variable in template["container"].get("env") or []}
+            assert env.get(PUSHGATEWAY_URL_ENV) == gateway, f"{file.name} {template['name']}"
+            seen += 1
+    assert seen >= 10
