@@ -779,14 +779,18 @@ class GateResult(_Model):
 class PromotionRecord(_Model):
     """A manual-promotion run's wait and how it ended: who promoted or aborted it, when, and through what."""
 
-    state: PromotionState
+    state: PromotionState = Field(description="Waiting, or how the wait ended: Promoted, Aborted or Expired.")
     preview_url: str = Field(default="", description="Where the waiting new version can be tried.")
-    waiting_since: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    waiting_since: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When the run began to wait for a person."
+    )
     timeout_seconds: int | None = Field(default=None, description="How long the run waits before it fails.")
     by: str = Field(default="", description="Who promoted or aborted the run, as the API server or Argo named them.")
-    at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When the run was promoted or aborted."
+    )
     how: str = Field(default="", description="Through what: kubectl-bluegreen, argo (UI or CLI), or the timeout.")
-    reason: str = ""
+    reason: str = Field(default="", description="Why the run was aborted, as the person aborting it wrote.")
 
 
 class DeploymentRecordStatus(_Model):
