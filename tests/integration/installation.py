@@ -16,8 +16,12 @@ _installed_crds: set[str] = set()
 
 
 def rendered(namespace: str) -> list[dict[str, Any]]:
-    """Every object we render for ``namespace``; the kustomization is not an API object and is left out."""
-    return [m.document for m in render_all(RenderSettings(namespace=namespace)) if m.path != "kustomization.yaml"]
+    """The objects the main kustomization lists for ``namespace``: what `kubectl apply -k manifests/` installs.
+
+    The opt-in sets (the CI identity, the monitoring objects) have kustomizations of their own and are left out.
+    """
+    manifests = {m.path: m.document for m in render_all(RenderSettings(namespace=namespace))}
+    return [manifests[path] for path in manifests["kustomization.yaml"]["resources"]]
 
 
 def our_crds() -> list[dict[str, Any]]:
