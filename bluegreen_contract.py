@@ -93,6 +93,7 @@ class Output(StrEnum):
     verify_deadline = "verify-deadline"
     promotion_required = "promotion-required"
     promotion_timeout = "promotion-timeout"
+    overdue_slots = "overdue-slots"
 
 
 #: The steps whose activeDeadlineSeconds preflight computes from the spec, and the output that carries each.
@@ -117,6 +118,7 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
     ),
     Step.deploy_green: (Output.deployment,),
     Step.switch: (Output.switched_at,),
+    Step.cleanup: (Output.overdue_slots,),
 }
 
 #: The deploy DAG's task that suspends a manual-promotion run (an Argo ``suspend`` template). Promote and abort find

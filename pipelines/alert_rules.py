@@ -69,6 +69,17 @@ def rules(settings: RenderSettings) -> list[dict[str, Any]]:
             # One missed schedule is not a problem; a restarted controller also starts with no successes.
             for_="15m",
         ),
+        _alert(
+            "BlueGreenRetainedSlotOverdue",
+            f"max by (managed_namespace) ({m.CLEANUP_OVERDUE}) > 0",
+            "warning",
+            "{{ $value }} previous slot(s) in {{ $labels.managed_namespace }} outlived their retention",
+            "The cleanup sweep runs but leaves these slots in place, so they hold their pods and their traffic "
+            "rules. The blue-green-cleanup workflow's log names them (overdue); look for a finalizer on the "
+            "Deployment, a run that still holds the service, or a route the sweep cannot read.",
+            # A sweep that ran while a deploy held the service skips it once; two schedules in a row is stuck.
+            for_="15m",
+        ),
     ]
 
 

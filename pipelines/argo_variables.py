@@ -41,6 +41,11 @@ def input_parameter(name: str) -> str:
     return f"{{{{inputs.parameters.{name}}}}}"
 
 
+def output_parameter(name: str) -> str:
+    """``{{outputs.parameters.<name>}}``: a template's own output, readable by that template's metrics."""
+    return f"{{{{outputs.parameters.{name}}}}}"
+
+
 #: The service being deployed or rolled back, as every task of a run receives it.
 SERVICE = workflow_parameter(SERVICE_PARAMETER)
 
@@ -57,6 +62,7 @@ __all__ = [
     "WORKFLOW_NAMESPACE",
     "WORKFLOW_STATUS",
     "input_parameter",
+    "output_parameter",
     "workflow_parameter",
     "workflow_parameter_expression",
 ]

@@ -12,11 +12,11 @@ Argo reference: https://argo-workflows.readthedocs.io/en/latest/cron-workflows/.
 from __future__ import annotations
 
 from hera.workflows import DAG, CronWorkflow, Task
-from hera.workflows.metrics import Counter, Label
+from hera.workflows.metrics import Counter, Gauge, Label
 
-from bluegreen_contract import Step
+from bluegreen_contract import STEP_OUTPUTS, Output, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
-from pipelines.argo_variables import WORKFLOW_STATUS
+from pipelines.argo_variables import TEMPLATE_STATUS, WORKFLOW_NAMESPACE, WORKFLOW_STATUS, output_parameter
 from pipelines.run_policy import common_fields
 from pipelines.settings import RenderSettings
 from pipelines.step_container import StepSpec, step_container
@@ -26,6 +26,23 @@ NAME = "blue-green-cleanup"
 #: slot; the sweep step gets the rollback step's deadline plus time for every other service's cleanup.
 SWEEP_STEP_DEADLINE_SECONDS = STEP_DEADLINE_SECONDS[Step.rollback] + 5 * 60
 SWEEP_DEADLINE_SECONDS = SWEEP_STEP_DEADLINE_SECONDS + 60
+
+
+def overdue_metric() -> Gauge:
+    """Slots past their retention that the latest successful sweep left in place, per namespace.
+
+    The sweep counts them after its own removals, so a value above zero means the cleanup is stuck on them (a
+    finalizer, a broken route, a run that never lets go), not merely that a retention has just ended.
+    """
+    return Gauge(
+        name="bluegreen_cleanup_overdue_slots",
+        help="Previous slots past their retention that the latest cleanup sweep left in place",
+        # Not `namespace`: Prometheus gives that label the scraped controller's namespace and renames this one.
+        labels=[Label(key="managed_namespace", value=WORKFLOW_NAMESPACE)],
+        value=output_parameter(Output.overdue_slots.value),
+        realtime=False,
+        when=f"{TEMPLATE_STATUS} == Succeeded",
+    )
 
 
 def build(settings: RenderSettings) -> CronWorkflow:
@@ -62,6 +79,8 @@ def build(settings: RenderSettings) -> CronWorkflow:
                 template="cleanup-all",
                 step=Step.cleanup,
                 extra_args=["--all-services"],
+                outputs=STEP_OUTPUTS[Step.cleanup],
+                metrics=[overdue_metric()],
                 deadline_seconds=SWEEP_STEP_DEADLINE_SECONDS,
                 retry=True,
                 description="Clean up and repair every managed service in the namespace.",

@@ -21,6 +21,7 @@ SWITCH_DURATION = f"{ARGO_PREFIX}bluegreen_switch_duration_seconds"
 ROLLBACKS = f"{ARGO_PREFIX}bluegreen_rollbacks"
 ROLLBACK_DURATION = f"{ARGO_PREFIX}bluegreen_rollback_duration_seconds"
 CLEANUP_RUNS = f"{ARGO_PREFIX}bluegreen_cleanup_runs"
+CLEANUP_OVERDUE = f"{ARGO_PREFIX}bluegreen_cleanup_overdue_slots"
 
 # Pushgateway metrics of the last step that pushed, per service.
 PUSHED_RUNS = "bluegreen_runs_total"
@@ -55,6 +56,7 @@ def quantile(q: float, histogram: str, by: str, window: str) -> str:
 
 __all__ = [
     "ARGO_PREFIX",
+    "CLEANUP_OVERDUE",
     "CLEANUP_RUNS",
     "DEPLOYED_VERSION",
     "DEPLOY_DURATION",

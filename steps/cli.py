@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--record", required=True, help="the DeploymentRecord of this run")
 
     p = sub.add_parser(Step.cleanup, help="remove expired previous slots and repair abandoned runs")
-    _common(p, service=False)
+    _common(p, service=False, outputs=True)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--service", help="clean up one service")
     which.add_argument("--all-services", action="store_true", help="every managed service in the namespace")

@@ -21,10 +21,11 @@ from bluegreen_contract import (
     SERVICES,
     VIRTUAL_SERVICES,
     WORKFLOWS,
+    Output,
 )
 from steps import retention, slots
 from steps.clock import now
-from steps.context import StepContext
+from steps.context import StepContext, write_outputs
 from steps.errors import Conflict, NotFound
 from steps.kube import Kube
 from steps.log import StepLog
@@ -48,6 +49,9 @@ class SweepReport:
     repaired: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Slots past their retention that are still there after the sweep: removal failed, was skipped or is blocked
+    #: (a finalizer, say). The CronWorkflow reports their number as a metric, so a stuck cleanup alerts.
+    overdue: list[str] = field(default_factory=list)
 
 
 def repair(ctx: StepContext, report: SweepReport) -> None:
@@ -244,7 +248,32 @@ def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport
             StepLog("cleanup", service)("service-failed", error=str(error))
             report.skipped.append(f"{service}: {error}")
     kube.forget()
+    for service in services:
+        report.overdue += overdue_slots(kube, namespace, service)
     return report
+
+
+def overdue_slots(kube: Kube, namespace: str, service: str) -> list[str]:
+    """The service's slot Deployments, other than the live one, still present past their retention.
+
+    Read afresh after the sweep, and from the status rather than the route, so that a service whose sweep failed is
+    counted too. A service with a run in progress is not: its run owns the idle slot.
+    """
+    resource = kube.get(BLUE_GREEN_DEPLOYMENTS, namespace, service)
+    if resource is None:
+        return []
+    status = resource.get("status") or {}
+    if status.get("workflow"):
+        return []
+    overdue = []
+    for slot in spec.Slot:
+        if slot.value == status.get("activeSlot"):
+            continue
+        name = slots.deployment_name(service, slot)
+        deployment = kube.get(DEPLOYMENTS, namespace, name)
+        if deployment is not None and retention.has_expired(retention.stamp_of(deployment)):
+            overdue.append(f"{namespace}/{name}")
+    return overdue
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -256,8 +285,10 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         repaired=report.repaired,
         removed=report.removed,
         skipped=report.skipped,
+        overdue=report.overdue,
         api_requests=kube.requests,
     )
+    write_outputs(args.output_dir, {Output.overdue_slots: str(len(report.overdue))})
     return 0
 
 

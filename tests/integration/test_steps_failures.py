@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, WORKFLOWS
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, WORKFLOWS, Output, Step
 from tests.integration.service_helpers import (
     IMAGE_MISSING,
     IMAGE_V1,
@@ -231,6 +231,29 @@ def test_cleanup_removes_only_an_expired_previous_slot(make_service: ServiceFact
     assert sut.replicas("cart-green") == 2
     status = sut.status()
     assert (status.previous_slot, status.previous_image) == (None, None)
+
+
+def test_a_slot_the_sweep_cannot_remove_is_counted_overdue(make_service: ServiceFactory, tmp_path: Path) -> None:
+    sut = make_service("stuck", retainPreviousVersion="0s")
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
+    outputs = tmp_path / "outputs"
+
+    def sweep_overdue() -> str:
+        assert sut.step(Step.cleanup, "--all-services", "--output-dir", str(outputs)) == 0
+        return (outputs / Output.overdue_slots.value).read_text()
+
+    # A finalizer nobody removes: the delete is accepted, but the expired previous slot stays.
+    sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart-blue", {"metadata": {"finalizers": ["test/hold"]}})
+    try:
+        assert sweep_overdue() == "1"
+        stuck = sut.deployment("cart-blue")
+        assert stuck is not None and stuck["metadata"].get("deletionTimestamp")
+        assert sweep_overdue() == "1", "a second sweep must still see the stuck slot"
+    finally:
+        sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart-blue", {"metadata": {"finalizers": None}})
+    assert sweep_overdue() == "0"
+    assert sut.deployment("cart-blue") is None
+    assert sut.replicas("cart-green") == 2
 
 
 def test_two_services_in_parallel_without_cross_talk_and_a_second_run_is_refused(
