@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import bluegreen_spec as spec
-from pipelines import deploy_template
-from pipelines.run_policy import PART_OF
+from pipelines import deploy_template, rbac_objects
 from pipelines.settings import RenderSettings
 
 NAME = "bluegreen-ci-submitter"
@@ -75,32 +74,17 @@ RULES: tuple[SubmitterRule, ...] = (
 
 def service_account(settings: RenderSettings) -> dict[str, Any]:
     """The ServiceAccount a CI pipeline authenticates as (with a token it requests, or its own OIDC mapping)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": NAME, "namespace": settings.namespace, "labels": dict(PART_OF)},
-    }
+    return rbac_objects.service_account(NAME, settings.namespace)
 
 
 def role(settings: RenderSettings) -> dict[str, Any]:
     """The Role holding exactly :data:`RULES`."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": NAME, "namespace": settings.namespace, "labels": dict(PART_OF)},
-        "rules": [rule.policy_rule() for rule in RULES],
-    }
+    return rbac_objects.role(NAME, settings.namespace, [rule.policy_rule() for rule in RULES])
 
 
 def role_binding(settings: RenderSettings) -> dict[str, Any]:
     """Binds the Role to the CI ServiceAccount."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": NAME, "namespace": settings.namespace, "labels": dict(PART_OF)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": settings.namespace}],
-    }
+    return rbac_objects.role_binding(NAME, settings.namespace, NAME)
 
 
 __all__ = ["DIRECTORY", "NAME", "RULES", "SubmitterRule", "role", "role_binding", "service_account"]

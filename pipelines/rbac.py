@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from bluegreen_contract import EXECUTOR_RULES, STEP_RULES, ApiRule
-from pipelines.run_policy import PART_OF
+from pipelines import rbac_objects
 from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
 
 ROLE = "bluegreen-deployer"
@@ -48,32 +48,17 @@ def with_readme_table(readme: str) -> str:
 
 def service_account(settings: RenderSettings) -> dict[str, Any]:
     """The ServiceAccount every step pod runs as."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": SERVICE_ACCOUNT, "namespace": settings.namespace, "labels": dict(PART_OF)},
-    }
+    return rbac_objects.service_account(SERVICE_ACCOUNT, settings.namespace)
 
 
 def role(settings: RenderSettings) -> dict[str, Any]:
     """The namespaced Role holding exactly the steps' API calls."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": ROLE, "namespace": settings.namespace, "labels": dict(PART_OF)},
-        "rules": [policy_rule(rule) for rule in (*STEP_RULES, *EXECUTOR_RULES)],
-    }
+    return rbac_objects.role(ROLE, settings.namespace, [policy_rule(r) for r in (*STEP_RULES, *EXECUTOR_RULES)])
 
 
 def role_binding(settings: RenderSettings) -> dict[str, Any]:
     """Binds the Role to the workflow ServiceAccount."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": ROLE, "namespace": settings.namespace, "labels": dict(PART_OF)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE},
-        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": settings.namespace}],
-    }
+    return rbac_objects.role_binding(ROLE, settings.namespace, SERVICE_ACCOUNT)
 
 
 __all__ = [

@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from kubernetes import client, config
 
@@ -59,9 +60,9 @@ class StepContext:
         return self.resource.service
 
     @classmethod
-    def open(cls, kube: Kube, namespace: str, service: str, step: str) -> StepContext:
-        """Load and validate the service's spec; fails before any write."""
-        log = StepLog(step, service)
+    def open(cls, kube: Kube, namespace: str, service: str, step: str, log_to: TextIO | None = None) -> StepContext:
+        """Load and validate the service's spec; fails before any write. The log goes to ``log_to`` or stdout."""
+        log = StepLog(step, service, stream=log_to)
         resource, raw = load(kube, namespace, service)
         return cls(
             kube,

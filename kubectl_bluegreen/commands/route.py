@@ -26,11 +26,7 @@ from steps.clock import now
 from steps.commands.rollback import retain_previous_after_switch
 from steps.context import StepContext, record_name
 from steps.gates import read_slot_image
-from steps.kube import Kube
-from steps.log import StepLog
-from steps.records import Records
-from steps.routing import router_for
-from steps.service_state import add_history, load, update_status
+from steps.service_state import add_history, update_status
 from steps.workflows import RunState, run_state
 
 HELP = "emergency switch of all traffic to one slot, without Argo (writes a deployment record)"
@@ -53,26 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", default="", help="why; kept in the deployment record")
 
 
-def open_context(kube: Kube, namespace: str, service: str) -> StepContext:
-    """The steps' context, logging its actions as JSON lines on stderr so stdout stays the summary."""
-    resource, raw = load(kube, namespace, service)
-    log = StepLog(STEP, service, stream=sys.stderr)
-    return StepContext(
-        kube,
-        namespace,
-        resource,
-        raw,
-        log,
-        Records(kube, namespace, service, log),
-        router_for(resource, kube, namespace, log),
-    )
-
-
 def run(cluster: Cluster, args: argparse.Namespace) -> int:
     """Check, record the intent, move the route, read it back, record the outcome."""
     kube, namespace = cluster.kube, cluster.namespace
     read_service(kube, namespace, args.service)
-    ctx = open_context(kube, namespace, args.service)
+    # The steps' JSON log lines go to stderr, so stdout stays the summary.
+    ctx = StepContext.open(kube, namespace, args.service, STEP, log_to=sys.stderr)
     target = spec.Slot(args.to)
     ctx.router.check()
     live = ctx.router.live_slot()
