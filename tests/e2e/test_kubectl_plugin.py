@@ -158,8 +158,12 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
     assert status["phase"] == "Succeeded" and status["workflow"] is None
     second = status["recentRuns"][0]["workflow"]
     assert status["recentRuns"][0]["outcome"] == "Succeeded"
-    phases = [s["phase"] for s in seen]
-    assert {"Deploying", "Verifying", "Succeeded"} <= set(phases), phases
+    # The watch redraws from a fresh read after each burst of changes, so a phase shorter than one read (Switching,
+    # Verifying) may pass unseen on a busy machine; what it shows must still follow the pipeline's order.
+    phases = [phase for i, phase in enumerate(s["phase"] for s in seen) if i == 0 or seen[i - 1]["phase"] != phase]
+    order = iter(["Succeeded", "Deploying", "Switching", "Verifying", "Succeeded"])
+    assert "Deploying" in phases and phases[-1] == "Succeeded", phases
+    assert all(phase in order for phase in phases), f"phases out of the pipeline's order: {phases}"
     assert any(s["workflow"] and s["workflow"]["name"] == second and s["workflow"]["currentSteps"] for s in seen)
     table = (tmp_path / "status-watch.txt").read_text()
     assert "Current step" in table and f"{new} 100%" in table, table
