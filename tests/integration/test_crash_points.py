@@ -46,7 +46,7 @@ class CrashingKube(Kube):
         self.writes: list[str] = []
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
-        if method not in WRITES or kwargs.get("query", {}).get("dryRun"):
+        if method not in WRITES or (kwargs.get("query") or {}).get("dryRun"):
             return super()._send(method, path, **kwargs)
         self.writes.append(f"{method} {path.split('/namespaces/')[-1]}")
         if self.crash_at == len(self.writes) and self.when == "before":
