@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import queue
+import signal
 import sys
 import threading
 from datetime import UTC, datetime
@@ -120,6 +121,9 @@ def _watch_forever(
     connection: Connection, resource: ApiResource, selector: str, changes: queue.Queue[StepError | None]
 ) -> None:
     """One kind's watch, renewed whenever the server ends it; each event only says "look again"."""
+    # Ctrl-C must reach the main thread, which alone can end the watch. Linux may hand a process's signal to any
+    # thread that does not block it; blocking it here leaves the main thread as the only one that can take it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     kube = connection.new_kube()
     name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else None
     labels = None if name else selector
