@@ -124,7 +124,8 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
     watchers = [
         subprocess.Popen(
             kubectl.argv("status", service.name, *ns, "--watch", *output),
-            env={**kubectl.env, "COLUMNS": "150"},
+            # PYTHONFAULTHANDLER: a watcher that does not end on Ctrl-C prints every thread's stack on SIGABRT.
+            env={**kubectl.env, "COLUMNS": "150", "PYTHONFAULTHANDLER": "1"},
             stdout=sink,
             stderr=subprocess.PIPE,
             text=True,
@@ -138,7 +139,12 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
         for watcher in watchers:
             watcher.send_signal(signal.SIGINT)
         for watcher in watchers:
-            _, err = watcher.communicate(timeout=30)
+            try:
+                _, err = watcher.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                watcher.send_signal(signal.SIGABRT)
+                _, err = watcher.communicate(timeout=30)
+                pytest.fail(f"status --watch did not end within 30 s of Ctrl-C; its threads:\n{err}")
             assert watcher.returncode == 0 and "Traceback" not in err, err
     finally:
         for watcher in watchers:
