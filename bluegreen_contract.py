@@ -172,6 +172,15 @@ DESTINATION_RULES = ApiResource("networking.istio.io", "v1", "destinationrules",
 HTTP_ROUTES = ApiResource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 WORKFLOWS = ApiResource("argoproj.io", "v1alpha1", "workflows", "Workflow")
 WORKFLOW_TASK_RESULTS = ApiResource("argoproj.io", "v1alpha1", "workflowtaskresults", "WorkflowTaskResult")
+WORKFLOW_TEMPLATES = ApiResource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")
+
+#: The WorkflowTemplates the manifests install, by name: what CI and the kubectl plugin submit.
+DEPLOY_TEMPLATE = "blue-green-deploy"
+ROLLBACK_TEMPLATE = "blue-green-rollback"
+#: Labels Argo puts on a Workflow: the template it was submitted from, and who submitted it (DNS-friendly).
+WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
+CREATOR_LABEL = "workflows.argoproj.io/creator"
+CREATOR_USERNAME_LABEL = "workflows.argoproj.io/creator-preferred-username"
 
 
 @dataclass(frozen=True)
@@ -305,9 +314,12 @@ FORBIDDEN_CALLS: tuple[ApiCall, ...] = (
 __all__ = [
     "ARGO_UI_URL_ENV",
     "BLUE_GREEN_DEPLOYMENTS",
+    "CREATOR_LABEL",
+    "CREATOR_USERNAME_LABEL",
     "DEADLINE_OUTPUTS",
     "DEPLOYMENTS",
     "DEPLOYMENT_RECORDS",
+    "DEPLOY_TEMPLATE",
     "DESTINATION_RULES",
     "EVENTS",
     "EXECUTOR_RULES",
@@ -319,6 +331,7 @@ __all__ = [
     "PODS",
     "PROMOTION_GATE_TASK",
     "PUSHGATEWAY_URL_ENV",
+    "ROLLBACK_TEMPLATE",
     "SECRETS",
     "SERVICES",
     "SLACK_WEBHOOK_URL_ENV",
@@ -332,6 +345,8 @@ __all__ = [
     "WORKFLOWS",
     "WORKFLOW_FINISHED_PHASES",
     "WORKFLOW_TASK_RESULTS",
+    "WORKFLOW_TEMPLATES",
+    "WORKFLOW_TEMPLATE_LABEL",
     "ApiCall",
     "ApiResource",
     "ApiRule",

@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, WORKFLOW_FINISHED_PHASES, WORKFLOWS
+from bluegreen_contract import (
+    BLUE_GREEN_DEPLOYMENTS,
+    DEPLOYMENTS,
+    WORKFLOW_FINISHED_PHASES,
+    WORKFLOW_TEMPLATE_LABEL,
+    WORKFLOWS,
+)
 from kubectl_bluegreen.errors import NotFoundError
 from kubectl_bluegreen.submission import pod_steps
 from steps import slots
@@ -152,7 +158,7 @@ def _run_view(kube: Kube, namespace: str, service: str, holder: str | None) -> R
     labels = workflow["metadata"].get("labels") or {}
     return RunView(
         name=str(workflow["metadata"]["name"]),
-        template=str(labels.get("workflows.argoproj.io/workflow-template", "")),
+        template=str(labels.get(WORKFLOW_TEMPLATE_LABEL, "")),
         phase=str(status.get("phase") or "Pending"),
         started_at=str(status.get("startedAt") or ""),
         current_steps=[p.step for p in pod_steps(workflow) if p.phase in {"Pending", "Running"}],

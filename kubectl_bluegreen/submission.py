@@ -15,17 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bluegreen_contract import WORKFLOW_FINISHED_PHASES, WORKFLOWS, ApiResource
+from bluegreen_contract import (
+    CREATOR_LABEL,
+    WORKFLOW_FINISHED_PHASES,
+    WORKFLOW_TEMPLATE_LABEL,
+    WORKFLOW_TEMPLATES,
+    WORKFLOWS,
+)
 from kubectl_bluegreen.errors import NotFoundError, PluginError, UsageError
 from steps.kube import Kube, Obj
 
-WORKFLOW_TEMPLATES = ApiResource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")
-TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
-CREATOR_LABEL = "workflows.argoproj.io/creator"
 #: How the API server's managedFields name this plugin's writes (argo's CLI writes as ``argo``).
 FIELD_MANAGER = "kubectl-bluegreen"
-DEPLOY_TEMPLATE = "blue-green-deploy"
-ROLLBACK_TEMPLATE = "blue-green-rollback"
 
 
 def dns_friendly(text: str) -> str:
@@ -37,7 +38,7 @@ def dns_friendly(text: str) -> str:
 
 def workflow_from_template(template: str, parameters: list[tuple[str, str]], creator: str = "") -> Obj:
     """The Workflow ``argo submit --from workflowtemplate/<template> -p ...`` creates, before the server names it."""
-    labels = {TEMPLATE_LABEL: template}
+    labels = {WORKFLOW_TEMPLATE_LABEL: template}
     if dns_friendly(creator):
         labels[CREATOR_LABEL] = dns_friendly(creator)
     body: Obj = {
@@ -164,8 +165,6 @@ def _workflow_updates(kube: Kube, namespace: str, name: str, deadline: float) ->
 
 
 __all__ = [
-    "DEPLOY_TEMPLATE",
-    "ROLLBACK_TEMPLATE",
     "StepProgress",
     "check_parameters",
     "dns_friendly",

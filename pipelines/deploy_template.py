@@ -25,7 +25,7 @@ from hera.workflows import DAG, Parameter, Suspend, Task, WorkflowTemplate
 from hera.workflows.metrics import Counter, Gauge, Histogram, Label
 from hera.workflows.models import Amount
 
-from bluegreen_contract import DEADLINE_OUTPUTS, PROMOTION_GATE_TASK, STEP_OUTPUTS, Output, Step
+from bluegreen_contract import DEADLINE_OUTPUTS, DEPLOY_TEMPLATE, PROMOTION_GATE_TASK, STEP_OUTPUTS, Output, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import (
     SERVICE,
@@ -49,7 +49,7 @@ from pipelines.run_policy import (
 from pipelines.settings import RenderSettings
 from pipelines.step_container import DEADLINE_INPUT, StepSpec, step_container
 
-NAME = "blue-green-deploy"
+NAME = DEPLOY_TEMPLATE
 RUN_DURATION_BUCKETS: list[float | Amount] = [30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0]
 
 PARAMETERS = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 
+from bluegreen_contract import ROLLBACK_TEMPLATE
 from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAME, workflow_parameter
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
 from pipelines.run_policy import (
@@ -24,7 +25,7 @@ from pipelines.run_policy import (
 from pipelines.settings import RenderSettings
 from pipelines.step_container import step_container
 
-NAME = "blue-green-rollback"
+NAME = ROLLBACK_TEMPLATE
 
 
 def build(settings: RenderSettings) -> WorkflowTemplate:

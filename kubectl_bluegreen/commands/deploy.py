@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bluegreen_contract import DEPLOY_TEMPLATE
 from kubectl_bluegreen.connection import Cluster
-from kubectl_bluegreen.submission import DEPLOY_TEMPLATE
 from kubectl_bluegreen.workflow_runs import add_run_arguments, check_image, start
 
 HELP = "deploy a new image: submits the blue-green-deploy workflow"

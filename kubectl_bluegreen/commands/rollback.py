@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bluegreen_contract import ROLLBACK_TEMPLATE
 from kubectl_bluegreen.connection import Cluster
-from kubectl_bluegreen.submission import ROLLBACK_TEMPLATE
 from kubectl_bluegreen.workflow_runs import add_run_arguments, start
 
 HELP = "move traffic back to the retained previous version: submits the blue-green-rollback workflow"

@@ -11,7 +11,16 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
-from bluegreen_contract import DEADLINE_OUTPUTS, DEPLOYMENTS, SERVICES, WORKFLOWS, Output, Step
+from bluegreen_contract import (
+    CREATOR_LABEL,
+    CREATOR_USERNAME_LABEL,
+    DEADLINE_OUTPUTS,
+    DEPLOYMENTS,
+    SERVICES,
+    WORKFLOWS,
+    Output,
+    Step,
+)
 from steps import autoscaling, disruption, images, isolation, slots
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
@@ -47,11 +56,7 @@ def triggered_by(kube: Kube, namespace: str, workflow: str, given: str) -> str:
         return given
     found = kube.get(WORKFLOWS, namespace, workflow)
     labels = (found or {}).get("metadata", {}).get("labels") or {}
-    return str(
-        labels.get("workflows.argoproj.io/creator-preferred-username")
-        or labels.get("workflows.argoproj.io/creator")
-        or ""
-    )
+    return str(labels.get(CREATOR_USERNAME_LABEL) or labels.get(CREATOR_LABEL) or "")
 
 
 def zero_downtime_warnings(ctx: StepContext, deployment: Obj) -> list[str]:
