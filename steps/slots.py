@@ -60,10 +60,10 @@ def current_image(deployment: Obj, container: str | None) -> str:
     return str(template["spec"]["containers"][container_index(template, container, "Deployment")]["image"])
 
 
-#: Argo CD's default tracking label: on a slot Deployment it would make Argo CD claim (and prune) our slots.
 #: The recommended label for an app's version; Prometheus' Kubernetes discovery exposes it on every scraped series.
 VERSION_LABEL = "app.kubernetes.io/version"
 
+#: Argo CD's default tracking label: on a slot Deployment it would make Argo CD claim (and prune) our slots.
 ARGOCD_TRACKING_LABEL = "app.kubernetes.io/instance"
 ARGOCD_PREFIX = "argocd.argoproj.io/"
 
@@ -71,6 +71,12 @@ ARGOCD_PREFIX = "argocd.argoproj.io/"
 def untracked(labels: dict[str, str]) -> dict[str, str]:
     """Deployment labels without Argo CD's tracking ones; the pod template keeps its labels (Services select them)."""
     return {k: v for k, v in labels.items() if k != ARGOCD_TRACKING_LABEL and not k.startswith(ARGOCD_PREFIX)}
+
+
+def selector_keys(selector: Obj) -> set[str]:
+    """The label keys a label selector constrains, in ``matchLabels`` or ``matchExpressions``."""
+    expressions = selector.get("matchExpressions") or []
+    return set(selector.get("matchLabels") or {}) | {str(e["key"]) for e in expressions if "key" in e}
 
 
 def slot_deployment(
@@ -82,11 +88,13 @@ def slot_deployment(
     template["spec"]["containers"][index]["image"] = image
     slot_labels = {spec.SERVICE_LABEL: service, spec.SLOT_LABEL: slot.value}
     metadata = template.setdefault("metadata", {})
-    # The version label is on the pods only, never in the selector (immutable), so the app's own metrics, logs and
-    # traces can be split by version while two versions are live.
-    metadata["labels"] = {**(metadata.get("labels") or {}), **slot_labels, VERSION_LABEL: images.version_label(image)}
-    metadata.pop("creationTimestamp", None)
     selector = copy.deepcopy(source["spec"]["selector"])
+    # The version label goes on the pods only, never into the selector (immutable), so the app's own metrics, logs
+    # and traces can be split by version while two versions are live. A team whose own selector names it keeps its
+    # value: changing it would leave the pods outside the Deployment's selector, which the API server refuses.
+    version = {} if VERSION_LABEL in selector_keys(selector) else {VERSION_LABEL: images.version_label(image)}
+    metadata["labels"] = {**(metadata.get("labels") or {}), **slot_labels, **version}
+    metadata.pop("creationTimestamp", None)
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}), **slot_labels}
     spec_body: Obj = {
         "replicas": replicas,
@@ -243,6 +251,7 @@ __all__ = [
     "ARGOCD_TRACKING_LABEL",
     "IMAGE_ANNOTATION",
     "RECORD_ANNOTATION",
+    "VERSION_LABEL",
     "Availability",
     "availability",
     "current_image",
@@ -252,6 +261,7 @@ __all__ = [
     "ready_replicas",
     "scale",
     "selecting_service",
+    "selector_keys",
     "slot_deployment",
     "untracked",
     "wait_available",

@@ -9,7 +9,8 @@ import pytest
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, ExitCode
 from bluegreen_spec import Slot
-from steps.slots import ADOPTED_ANNOTATION
+from steps.images import version_label
+from steps.slots import ADOPTED_ANNOTATION, VERSION_LABEL
 from tests.integration.real_world_catalogue import (
     ARGOCD_ANNOTATIONS,
     SELECTOR_LABELS,
@@ -56,6 +57,38 @@ def test_slots_drop_argocd_tracking_and_adopt_a_differently_named_deployment(
         assert not any(key.startswith("argocd.argoproj.io/") for key in labels)
         assert not set(ARGOCD_ANNOTATIONS) & set(deployment["metadata"].get("annotations") or {})
         assert deployment["spec"]["template"]["metadata"]["labels"].items() >= SELECTOR_LABELS.items()
+
+
+def test_slot_pods_carry_the_image_version_unless_the_team_selects_on_that_label(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    """Older charts put ``app.kubernetes.io/version`` in the selector; the slots must stay inside it."""
+    sut = make_service("rw-slots", traffic={"router": "istio", "istio": {"port": 80}})
+    install_helm_release(sut)
+    pinned = helm_deployment(sut.namespace)
+    chart_version = {VERSION_LABEL: "1.4.2"}
+    pinned["spec"]["selector"]["matchLabels"] |= chart_version
+    pinned["spec"]["template"]["metadata"]["labels"] |= chart_version
+    sut.admin_kube.delete(DEPLOYMENTS, sut.namespace, "cart")  # a selector is immutable: the chart recreates it
+    sut.apply(pinned)
+    sut.wait_settled()
+
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    assert sut.status().active_image == IMAGE_V2
+    for slot in Slot:
+        deployment = sut.deployment(f"cart-{slot.value}")
+        assert deployment is not None
+        assert deployment["spec"]["selector"]["matchLabels"][VERSION_LABEL] == "1.4.2"
+        assert deployment["spec"]["template"]["metadata"]["labels"][VERSION_LABEL] == "1.4.2"
+
+    plain = make_service("rw-slots")
+    plain.deploy(IMAGE_V2, "wf-1", tmp_path / "2")
+    live_slot = plain.live_slot()
+    assert live_slot is not None
+    live = plain.deployment(f"cart-{live_slot.value}")
+    assert live is not None
+    assert live["spec"]["template"]["metadata"]["labels"][VERSION_LABEL] == version_label(IMAGE_V2)
+    assert VERSION_LABEL not in live["spec"]["selector"]["matchLabels"]
 
 
 def test_an_unannotated_deployment_named_like_the_service_is_left_alone(
