@@ -226,6 +226,7 @@ def _remove(ctx: StepContext, report: SweepReport, slot: spec.Slot, live: spec.S
 def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport:
     """Repair and clean the given services, or all managed ones in the namespace."""
     report = SweepReport()
+    whole_namespace = services is None
     if services is None:
         resources = kube.snapshot(BLUE_GREEN_DEPLOYMENTS, namespace)
         services = sorted(r["metadata"]["name"] for r in resources)
@@ -248,16 +249,22 @@ def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport
             StepLog("cleanup", service)("service-failed", error=str(error))
             report.skipped.append(f"{service}: {error}")
     kube.forget()
+    if whole_namespace:
+        # Counted from two fresh lists, not a read per service and slot: the sweep's own snapshots predate its
+        # removals, and a thousand services must not cost three thousand requests more.
+        kube.snapshot(BLUE_GREEN_DEPLOYMENTS, namespace)
+        kube.snapshot(DEPLOYMENTS, namespace)
     for service in services:
         report.overdue += overdue_slots(kube, namespace, service)
+    kube.forget()
     return report
 
 
 def overdue_slots(kube: Kube, namespace: str, service: str) -> list[str]:
     """The service's slot Deployments, other than the live one, still present past their retention.
 
-    Read afresh after the sweep, and from the status rather than the route, so that a service whose sweep failed is
-    counted too. A service with a run in progress is not: its run owns the idle slot.
+    Read after the sweep's removals, and from the status rather than the route, so that a service whose sweep failed
+    is counted too. A service with a run in progress is not: its run owns the idle slot.
     """
     resource = kube.get(BLUE_GREEN_DEPLOYMENTS, namespace, service)
     if resource is None:
