@@ -60,6 +60,7 @@ class Step(StrEnum):
     """The ``bluegreen-step`` subcommands the templates run."""
 
     preflight = "preflight"
+    verify_image = "verify-image"
     deploy_green = "deploy-green"
     probe = "probe"
     smoke = "smoke"
@@ -94,6 +95,9 @@ class Output(StrEnum):
     promotion_required = "promotion-required"
     promotion_timeout = "promotion-timeout"
     overdue_slots = "overdue-slots"
+    image = "image"
+    verification_required = "verification-required"
+    verification_plan = "verification-plan"
 
 
 #: The steps whose activeDeadlineSeconds preflight computes from the spec, and the output that carries each.
@@ -115,11 +119,70 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         *DEADLINE_OUTPUTS.values(),
         Output.promotion_required,
         Output.promotion_timeout,
+        Output.image,
+        Output.verification_required,
+        Output.verification_plan,
     ),
     Step.deploy_green: (Output.deployment,),
     Step.switch: (Output.switched_at,),
     Step.cleanup: (Output.overdue_slots,),
 }
+
+
+class CosignCheck(StrEnum):
+    """The two cosign checks a run can ask for, one call per trusted signer each."""
+
+    signature = "signature"
+    attestation = "attestation"
+
+    @property
+    def command(self) -> str:
+        """The cosign subcommand."""
+        return "verify" if self is CosignCheck.signature else "verify-attestation"
+
+    @property
+    def flag(self) -> str:
+        """The one argument that differs besides the subcommand.
+
+        ``verify`` restates its default, so both checks share one argument list and so one Argo loop.
+        """
+        return "--check-claims=true" if self is CosignCheck.signature else "--type=vuln"
+
+
+#: The deploy DAG's task that loops over the planned cosign calls.
+COSIGN_TASK = "cosign-verify"
+
+
+class CosignInput(StrEnum):
+    """The fields of one planned cosign call: preflight writes them as JSON, the cosign template reads each one.
+
+    The cosign template echoes ``check`` and ``authority`` back as outputs. Argo aggregates a loop's outputs from its
+    succeeded iterations only, so the list ``verify-image`` receives holds exactly the calls that passed.
+    """
+
+    check = "check"
+    command = "command"
+    check_flag = "check-flag"
+    authority = "authority"
+    key_ref = "key-ref"
+    public_key = "public-key"
+    identity = "identity"
+    issuer = "issuer"
+    ignore_tlog = "ignore-tlog"
+    image = "image"
+
+
+class CosignOutput(StrEnum):
+    """What each passing cosign call reports back."""
+
+    check = "check"
+    authority = "authority"
+    verified = "verified"
+
+
+#: The environment variable the cosign container reads a planned public key from (cosign's ``env://`` key ref).
+COSIGN_PUBLIC_KEY_ENV = "COSIGN_PUBLIC_KEY"
+
 
 #: The deploy DAG's task that suspends a manual-promotion run (an Argo ``suspend`` template). Promote and abort find
 #: its node by this display name; the step after it reads the node to tell a person's resume from the timeout.
@@ -164,6 +227,7 @@ SERVICES = ApiResource("", "v1", "services", "Service")
 PODS = ApiResource("", "v1", "pods", "Pod")
 EVENTS = ApiResource("", "v1", "events", "Event")
 SECRETS = ApiResource("", "v1", "secrets", "Secret")
+CONFIG_MAPS = ApiResource("", "v1", "configmaps", "ConfigMap")
 NETWORK_POLICIES = ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 PDBS = ApiResource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
 HPAS = ApiResource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
@@ -286,6 +350,11 @@ STEP_RULES: tuple[ApiRule, ...] = (
         HTTP_ROUTES, "get list watch create patch update", "gateway-api router: flip the HTTPRoute backendRef weights"
     ),
     _rule(
+        CONFIG_MAPS,
+        "get",
+        "read the cosign public keys the image policy names (public keys are not secrets)",
+    ),
+    _rule(
         WORKFLOWS,
         "get list",
         "cleanup repairs runs whose workflow is gone or finished; confirm-promotion reads how the wait ended",
@@ -314,6 +383,9 @@ FORBIDDEN_CALLS: tuple[ApiCall, ...] = (
 __all__ = [
     "ARGO_UI_URL_ENV",
     "BLUE_GREEN_DEPLOYMENTS",
+    "CONFIG_MAPS",
+    "COSIGN_PUBLIC_KEY_ENV",
+    "COSIGN_TASK",
     "CREATOR_LABEL",
     "CREATOR_USERNAME_LABEL",
     "DEADLINE_OUTPUTS",
@@ -350,6 +422,9 @@ __all__ = [
     "ApiCall",
     "ApiResource",
     "ApiRule",
+    "CosignCheck",
+    "CosignInput",
+    "CosignOutput",
     "ExitCode",
     "Output",
     "Step",

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -59,6 +59,7 @@ ADOPTED_ANNOTATION = f"{API_GROUP}/adopted-by"
 #: would roll back with a deadline message instead of the real cause; the spec refuses durations that do not fit.
 STEP_DEADLINE_SECONDS: dict[str, int] = {
     "preflight": 15 * 60,
+    "verify-image": 3 * 60,
     "deploy-green": 20 * 60,
     "probe": 10 * 60,
     "smoke": 5 * 60,
@@ -538,13 +539,213 @@ class Notifications(_Model):
     )
 
 
+class Severity(StrEnum):
+    """Vulnerability severities as Trivy reports them, lowest first."""
+
+    unknown = "UNKNOWN"
+    low = "LOW"
+    medium = "MEDIUM"
+    high = "HIGH"
+    critical = "CRITICAL"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order UNKNOWN < LOW < MEDIUM < HIGH < CRITICAL."""
+        return list(Severity).index(self)
+
+
+#: CVE, GHSA and other advisory IDs as scanners print them, such as CVE-2024-3094 or GHSA-xxxx-xxxx-xxxx.
+VULNERABILITY_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9:._-]*$"
+#: A calendar date, as YAML writes one unquoted.
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_ONE_OF_ISSUER = "set exactly one of issuer and issuerRegExp"
+_ONE_OF_SUBJECT = "set exactly one of subject and subjectRegExp"
+_NO_AUTHORITY = "list at least one public key or keyless identity: a signature policy without one trusts nobody"
+_ATTESTATION_NEEDS_SIGNER = (
+    "vulnerabilities needs signature: the attestation is trusted only when it is signed by a key or identity "
+    "listed in imagePolicy.signature"
+)
+
+
+class PublicKeyRef(_Model):
+    """A cosign public key kept in a ConfigMap of the service's namespace; public keys are not secrets."""
+
+    config_map: Name = Field(description="The ConfigMap holding the PEM public key, in the service's namespace.")
+    key: str = Field(
+        default="cosign.pub",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="The ConfigMap data key that holds the key, as `cosign generate-key-pair` names it.",
+    )
+
+    def describe(self) -> str:
+        """How records and messages name this key."""
+        return f"key {self.config_map}/{self.key}"
+
+
+class KeylessIdentity(_Model):
+    """A keyless (Fulcio certificate) signer: the OIDC issuer and the identity, each exact or as a regular expression.
+
+    Regular expressions use Go's RE2 syntax, which cosign reads them with.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.issuer) != has(self.issuerRegExp)", "message": _ONE_OF_ISSUER},
+                {"rule": "has(self.subject) != has(self.subjectRegExp)", "message": _ONE_OF_SUBJECT},
+            ]
+        }
+    )
+
+    issuer: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The exact OIDC issuer, such as https://token.actions.githubusercontent.com.",
+    )
+    issuer_reg_exp: str | None = Field(
+        default=None, min_length=1, description="The OIDC issuer as a regular expression."
+    )
+    subject: str | None = Field(
+        default=None, min_length=1, description="The exact identity: an e-mail address or a workflow URI."
+    )
+    subject_reg_exp: str | None = Field(
+        default=None, min_length=1, description="The identity as a regular expression."
+    )
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> KeylessIdentity:
+        if (self.issuer is None) == (self.issuer_reg_exp is None):
+            raise ValueError(_ONE_OF_ISSUER)
+        if (self.subject is None) == (self.subject_reg_exp is None):
+            raise ValueError(_ONE_OF_SUBJECT)
+        return self
+
+    def issuer_pattern(self) -> str:
+        """The issuer as the anchored regular expression cosign is given."""
+        return self.issuer_reg_exp or f"^{re.escape(self.issuer or '')}$"
+
+    def subject_pattern(self) -> str:
+        """The identity as the anchored regular expression cosign is given."""
+        return self.subject_reg_exp or f"^{re.escape(self.subject or '')}$"
+
+    def describe(self) -> str:
+        """How records and messages name this identity."""
+        subject = self.subject or f"~{self.subject_reg_exp}"
+        issuer = self.issuer or f"~{self.issuer_reg_exp}"
+        return f"identity {subject} from {issuer}"
+
+
+class SignaturePolicy(_Model):
+    """Who must have signed an image (cosign); any one listed key or identity is enough."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.keys) ? size(self.keys) : 0) + "
+                    "(has(self.keyless) ? size(self.keyless) : 0) > 0",
+                    "message": _NO_AUTHORITY,
+                },
+            ]
+        }
+    )
+
+    keys: list[PublicKeyRef] = Field(default_factory=list, max_length=8, description="Public keys that may sign.")
+    keyless: list[KeylessIdentity] = Field(
+        default_factory=list, max_length=8, description="Keyless signers (OIDC issuer and identity) that may sign."
+    )
+    require_transparency_log: bool = Field(
+        default=True,
+        description="Require the signature's entry in the Rekor transparency log; turn off only for private "
+        "infrastructure that signs with --tlog-upload=false.",
+    )
+
+    @model_validator(mode="after")
+    def _has_authority(self) -> SignaturePolicy:
+        if not self.keys and not self.keyless:
+            raise ValueError(_NO_AUTHORITY)
+        return self
+
+
+class IgnoredVulnerability(_Model):
+    """A finding accepted for a while, with the reason someone owns."""
+
+    id: str = Field(
+        pattern=VULNERABILITY_ID_PATTERN, max_length=64, description="The vulnerability, such as CVE-2024-3094."
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Why it may ship, for the audit trail.")
+    expires: str = Field(
+        pattern=DATE_PATTERN,
+        json_schema_extra={"format": "date"},
+        description="The last day (UTC) the finding is ignored, such as 2026-12-31; after it, it refuses again.",
+    )
+
+    @field_validator("expires")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a calendar date; use YYYY-MM-DD, such as 2026-12-31") from None
+        return value
+
+
+class VulnerabilityPolicy(_Model):
+    """A signed vulnerability attestation (cosign's `vuln` predicate, as Trivy plus `cosign attest` make it)."""
+
+    max_severity: Severity = Field(
+        default=Severity.high,
+        description="The highest severity allowed; a finding above it refuses the image (HIGH refuses CRITICAL).",
+    )
+    ignore: list[IgnoredVulnerability] = Field(
+        default_factory=list, max_length=100, description="Findings that do not count until their expiry date."
+    )
+    max_age: Duration = Field(
+        default="168h", description="How old the newest scan may be, from its scanFinishedOn, such as 168h."
+    )
+
+    def max_age_seconds(self) -> float:
+        """``max_age`` in seconds."""
+        return parse_duration(self.max_age).total_seconds()
+
+
 class ImagePolicy(_Model):
-    """What images may be deployed."""
+    """What images may be deployed: where from, pinned or not, signed by whom, and how vulnerable."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!has(self.vulnerabilities) || has(self.signature)", "message": _ATTESTATION_NEEDS_SIGNER}
+            ]
+        }
+    )
 
     allowed_registries: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="Registry hosts (optionally with a path prefix); empty allows any."
     )
     require_digest: bool = Field(default=False, description="Refuse images not pinned by @sha256 digest.")
+    signature: SignaturePolicy | None = Field(
+        default=None, description="Require a cosign signature by one of these keys or identities; unset checks none."
+    )
+    vulnerabilities: VulnerabilityPolicy | None = Field(
+        default=None, description="Require a signed vulnerability attestation within these limits; unset checks none."
+    )
+    reverify_on_rollback: bool = Field(
+        default=False,
+        description="Verify the retained image again before a manual rollback, for example after keys were rotated.",
+    )
+
+    @model_validator(mode="after")
+    def _attestation_needs_signer(self) -> ImagePolicy:
+        if self.vulnerabilities is not None and self.signature is None:
+            raise ValueError(_ATTESTATION_NEEDS_SIGNER)
+        return self
+
+    def verification_required(self) -> bool:
+        """Whether runs must verify the image with cosign before it reaches a slot."""
+        return self.signature is not None
 
 
 class Promotion(_Model):
@@ -756,6 +957,7 @@ class Gate(StrEnum):
     """A check the new slot must pass, for its image, before ``switch`` sends it any traffic."""
 
     image_policy = "image-policy"
+    image_verification = "image-verification"
     available = "available"
     probe = "probe"
     smoke = "smoke"
@@ -793,6 +995,31 @@ class PromotionRecord(_Model):
     reason: str = Field(default="", description="Why the run was aborted, as the person aborting it wrote.")
 
 
+class VulnerabilityVerdict(_Model):
+    """What the newest verified vulnerability attestation said, and how the policy read it."""
+
+    scanner: str = Field(default="", description="The scanner and its version, as the attestation names them.")
+    scanned_at: str = Field(default="", description="When the scan finished (the predicate's scanFinishedOn).")
+    highest_severity: str = Field(default="", description="The highest severity found, ignored findings left out.")
+    findings: int = Field(default=0, ge=0, description="Findings in the scan, ignored ones included.")
+    ignored: list[str] = Field(default_factory=list, description="Findings the policy ignored, unexpired.")
+    refused: list[str] = Field(default_factory=list, description="Findings above the allowed severity.")
+
+
+class ImageVerification(_Model):
+    """The supply-chain verdict on the image this run deploys, from cosign's verified output."""
+
+    image: str = Field(description="The image verified, pinned by digest.")
+    passed: bool = Field(description="Whether the image may reach a slot.")
+    rule: str = Field(default="", description="The policy rule that refused the image; empty when it passed.")
+    signer: str = Field(default="", description="The key or keyless identity whose signature verified.")
+    transparency_log: bool = Field(default=False, description="Whether the transparency log was required.")
+    vulnerabilities: VulnerabilityVerdict | None = Field(
+        default=None, description="The attestation's verdict, when the policy asks for one."
+    )
+    time: str = Field(json_schema_extra={"format": "date-time"}, description="When the verdict was reached.")
+
+
 class DeploymentRecordStatus(_Model):
     """How the run went; closed exactly once with an outcome."""
 
@@ -801,7 +1028,9 @@ class DeploymentRecordStatus(_Model):
     phase: Phase = Field(default=Phase.deploying, description="Where the run stands.")
     outcome: str = Field(default="", description="How the run ended: Succeeded, Failed, RolledBack or Aborted.")
     reason: str = Field(default="", description="Why the run ended as it did; see docs/troubleshooting.md.")
-    digest: str = Field(default="", description="Reserved for the deployed image's digest; the steps leave it empty.")
+    digest: str = Field(
+        default="", description="The digest the run deploys, when preflight resolved or verified one; else empty."
+    )
     switched_at: str | None = Field(
         default=None, json_schema_extra={"format": "date-time"}, description="When traffic moved to the new slot."
     )
@@ -819,6 +1048,9 @@ class DeploymentRecordStatus(_Model):
         description="The latest verdict of each gate for the slot and image this run deploys.",
     )
     promotion: PromotionRecord | None = Field(default=None, description="A manual-promotion run's wait and its end.")
+    verification: ImageVerification | None = Field(
+        default=None, description="The signature and vulnerability verdict on the image, when the policy asks."
+    )
 
 
 class RecordMeta(ObjectMeta):

@@ -1,12 +1,14 @@
 """The ``blue-green-deploy`` WorkflowTemplate: one run deploys one image to one service without downtime.
 
-The DAG is preflight -> deploy-green -> probe -> smoke -> [await-promotion -> wait-for-promotion ->
-confirm-promotion] -> switch -> verify -> retain -> cleanup. ``verify`` runs only when the service's spec has an
-analysis section, and the three promotion tasks only when ``spec.promotion.mode`` is ``manual`` (preflight reports
-both), so one template serves every service. ``wait-for-promotion`` is an Argo ``suspend`` node whose duration is the
-promotion timeout; because Argo resumes such a node when the duration passes, ``confirm-promotion`` fails the run
-unless a person promoted it. The exit handler rolls back whenever the
-workflow did not succeed (the rollback step itself honours ``spec.rollbackOnFailure``), then always notifies.
+The DAG is preflight -> [cosign-verify -> verify-image] -> deploy-green -> probe -> smoke -> [await-promotion ->
+wait-for-promotion -> confirm-promotion] -> switch -> verify -> retain -> cleanup. The two image-verification tasks
+run only when the spec's ``imagePolicy.signature`` is set, ``verify`` only when the spec has an analysis section,
+and the three promotion tasks only when ``spec.promotion.mode`` is ``manual`` (preflight reports all three), so one
+template serves every service and a run shows a skipped node for each check its service does not ask for.
+``wait-for-promotion`` is an Argo ``suspend`` node whose duration is the promotion timeout; because Argo resumes such
+a node when the duration passes, ``confirm-promotion`` fails the run unless a person promoted it. The exit handler
+rolls back whenever the workflow did not succeed (the rollback step itself honours ``spec.rollbackOnFailure``), then
+always notifies.
 
 A workflow-level mutex keyed by namespace and service keeps two runs for one service from overlapping (invariant I5);
 the rollback template takes the same mutex.
@@ -22,10 +24,20 @@ from __future__ import annotations
 import itertools
 
 from hera.workflows import DAG, Parameter, Suspend, Task, WorkflowTemplate
+from hera.workflows import models as m
 from hera.workflows.metrics import Counter, Gauge, Histogram, Label
 from hera.workflows.models import Amount
 
-from bluegreen_contract import DEADLINE_OUTPUTS, DEPLOY_TEMPLATE, PROMOTION_GATE_TASK, STEP_OUTPUTS, Output, Step
+from bluegreen_contract import (
+    COSIGN_TASK,
+    DEADLINE_OUTPUTS,
+    DEPLOY_TEMPLATE,
+    PROMOTION_GATE_TASK,
+    STEP_OUTPUTS,
+    CosignInput,
+    Output,
+    Step,
+)
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import (
     SERVICE,
@@ -40,6 +52,7 @@ from pipelines.argo_variables import (
     workflow_parameter,
 )
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
+from pipelines.image_verification import cosign_container
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
     common_fields,
@@ -161,6 +174,18 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 retry=True,
                 metrics=started_metrics(),
                 description="Validate inputs, adopt an unmanaged service, open the deployment record.",
+            ),
+            settings,
+        )
+        cosign = cosign_container(settings)
+        verify_image = step_container(
+            StepSpec(
+                template="verify-image",
+                step=Step.verify_image,
+                inputs=[SERVICE_PARAMETER, "image", "slot", "record", "plan", "verified"],
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.verify_image],
+                retry=True,
+                description="Apply the image policy to what cosign verified; record the verdict and the signer.",
             ),
             settings,
         )
@@ -311,10 +336,34 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             def deadline(step: Step) -> dict[str, str | None]:
                 return {DEADLINE_INPUT: t_preflight.get_parameter(DEADLINE_OUTPUTS[step]).value}
 
+            verification_required = f"{t_preflight.get_parameter(Output.verification_required).value} == true"
+            plan = t_preflight.get_parameter(Output.verification_plan).value
+            # The image as preflight pinned it: a tag resolved once to its digest, which every later step uses.
+            image = t_preflight.get_parameter(Output.image).value
+            t_cosign = Task(
+                name=COSIGN_TASK,
+                template=cosign,
+                with_param=plan,
+                arguments={name.value: f"{{{{item.{name.value}}}}}" for name in CosignInput},
+                when=verification_required,
+                # A refused signature fails its iteration; verify-image reads which passed and explains the verdict.
+                continue_on=m.ContinueOn(failed=True),
+            )
+            t_verify_image = Task(
+                name="verify-image",
+                template=verify_image,
+                arguments={
+                    **slot_and_record,
+                    "image": image,
+                    "plan": plan,
+                    "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
+                },
+                when=verification_required,
+            )
             t_deploy = Task(
                 name="deploy-green",
                 template=deploy_green,
-                arguments={**slot_and_record, "image": workflow_parameter("image"), **deadline(Step.deploy_green)},
+                arguments={**slot_and_record, "image": image, **deadline(Step.deploy_green)},
             )
             t_probe = Task(name="probe", template=probe, arguments={**slot_and_record, **deadline(Step.probe)})
             t_smoke = Task(name="smoke", template=smoke, arguments={**slot_and_record, **deadline(Step.smoke)})
@@ -345,7 +394,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             # A bare name in `depends` also accepts Skipped, so retain still runs when verify is skipped, and switch
             # when the promotion tasks are.
             chain = [
-                *(t_preflight, t_deploy, t_probe, t_smoke),
+                *(t_preflight, t_cosign, t_verify_image),
+                *(t_deploy, t_probe, t_smoke),
                 *(t_await, t_gate, t_confirm),
                 *(t_switch, t_verify, t_retain, t_cleanup),
             ]

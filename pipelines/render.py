@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipelines.manifests import HEADER, Manifest, render_all
 from pipelines.rbac import with_readme_table
-from pipelines.settings import DEFAULT_IMAGE, DEFAULT_NAMESPACE, RenderSettings
+from pipelines.settings import DEFAULT_COSIGN_IMAGE, DEFAULT_IMAGE, DEFAULT_NAMESPACE, RenderSettings
 
 #: Where a render goes by default: beside the committed ``manifests/``, never over them.
 DEFAULT_OUT = Path("rendered")
@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--namespace", default=DEFAULT_NAMESPACE, help=f"target namespace (default: {DEFAULT_NAMESPACE})"
     )
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"steps image (default: {DEFAULT_IMAGE})")
+    parser.add_argument(
+        "--cosign-image", default=DEFAULT_COSIGN_IMAGE, help=f"cosign image (default: {DEFAULT_COSIGN_IMAGE})"
+    )
     parser.add_argument("--argo-ui-url", default="", help="Argo UI base URL for links in notifications")
     parser.add_argument("--pushgateway-url", default="", help="Prometheus Pushgateway the steps push run metrics to")
     parser.add_argument("--cleanup-schedule", default="*/5 * * * *", help="cron schedule of the cleanup workflow")
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = RenderSettings(
             namespace=args.namespace,
             image=args.image,
+            cosign_image=args.cosign_image,
             argo_ui_url=args.argo_ui_url,
             pushgateway_url=args.pushgateway_url,
             cleanup_schedule=args.cleanup_schedule,

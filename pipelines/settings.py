@@ -13,6 +13,8 @@ from pipelines import cron_schedule
 
 DEFAULT_NAMESPACE = "apps"
 DEFAULT_IMAGE = "ghcr.io/argo-bluegreen/steps:0.1.0"
+#: sigstore's official cosign image; pin it by digest with the render flag once your registry mirror holds it.
+DEFAULT_COSIGN_IMAGE = "ghcr.io/sigstore/cosign/cosign:v2.6.5"
 SERVICE_ACCOUNT = "bluegreen-deployer"
 NOTIFICATIONS_SECRET = "bluegreen-notifications"
 SLACK_URL_KEY = "slack-webhook-url"
@@ -32,7 +34,8 @@ class RenderSettings:
 
     Attributes:
         namespace: where the templates, the RBAC and the services' BlueGreenDeployments live.
-        image: the steps image every container runs.
+        image: the steps image every step container runs.
+        cosign_image: the cosign image that verifies signatures and attestations, when a spec asks for it.
         argo_ui_url: base URL of the Argo UI, for links in notifications; empty leaves links out.
         pushgateway_url: Prometheus Pushgateway the steps push each run's metrics to; empty pushes nothing.
         cleanup_schedule: cron schedule of the cleanup/repair CronWorkflow.
@@ -42,6 +45,7 @@ class RenderSettings:
 
     namespace: str = DEFAULT_NAMESPACE
     image: str = DEFAULT_IMAGE
+    cosign_image: str = DEFAULT_COSIGN_IMAGE
     argo_ui_url: str = ""
     pushgateway_url: str = ""
     cleanup_schedule: str = "*/5 * * * *"
@@ -53,10 +57,11 @@ class RenderSettings:
             raise ValueError(
                 f"namespace {self.namespace!r} is not a DNS-1123 label; use lower-case letters, digits and '-'"
             )
-        if not _IMAGE.fullmatch(self.image):
-            raise ValueError(
-                f"image {self.image!r} is not an image reference; use registry/name:tag or name@sha256:<64 hex>"
-            )
+        for what, image in (("image", self.image), ("cosign image", self.cosign_image)):
+            if not _IMAGE.fullmatch(image):
+                raise ValueError(
+                    f"{what} {image!r} is not an image reference; use registry/name:tag or name@sha256:<64 hex>"
+                )
         if self.argo_ui_url and not re.fullmatch(r"https?://[^\s]+", self.argo_ui_url):
             raise ValueError(f"argo UI URL {self.argo_ui_url!r} must start with http:// or https://")
         if self.pushgateway_url and not re.fullmatch(r"https?://[^\s]+", self.pushgateway_url):

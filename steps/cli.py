@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", default="", help="source commit of the image")
     p.add_argument("--reason", default="", help="why this deploy happens")
 
+    p = sub.add_parser(Step.verify_image, help="apply the image policy to cosign's verified signatures and scans")
+    _common(p)
+    p.add_argument("--image", required=True, help="the image verified, pinned by digest")
+    _slot_and_record(p)
+    p.add_argument("--plan", required=True, help="the cosign calls preflight planned (a JSON list)")
+    p.add_argument("--verified", default="[]", help="outputs of the cosign calls that passed (a JSON list)")
+
     p = sub.add_parser(Step.deploy_green, help="bring the new version up in the idle slot")
     _common(p, outputs=True)
     p.add_argument("--image", required=True, help="image reference of the new version")

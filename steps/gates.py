@@ -18,6 +18,7 @@ from steps.slots import current_image, deployment_name
 #: What each gate stands for, in the words a refusal uses.
 GATE_CHECKS: dict[spec.Gate, str] = {
     spec.Gate.image_policy: "the image policy (preflight)",
+    spec.Gate.image_verification: "signature and vulnerability verification (verify-image)",
     spec.Gate.available: "availability of every replica (deploy-green)",
     spec.Gate.probe: "the health check (probe)",
     spec.Gate.smoke: "the smoke tests (smoke)",
@@ -46,11 +47,34 @@ def record_verdict(
         ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
 
 
-def unpassed(record: spec.DeploymentRecord, slot: spec.Slot, image: str) -> list[spec.Gate]:
-    """The gates whose latest verdict for ``slot`` running ``image`` is missing or failed, in pipeline order."""
+def required(policy: spec.ImagePolicy) -> list[spec.Gate]:
+    """The gates a slot must pass, in pipeline order: verification only when the image policy asks for it."""
+    return [gate for gate in spec.Gate if gate is not spec.Gate.image_verification or policy.verification_required()]
+
+
+def unpassed(
+    record: spec.DeploymentRecord, slot: spec.Slot, image: str, gates: list[spec.Gate] | None = None
+) -> list[spec.Gate]:
+    """Of ``gates`` (every gate by default), those not passed by ``slot`` running ``image``, in pipeline order."""
     results = (record.status or spec.DeploymentRecordStatus()).gates
     passed = {result.gate for result in results if result.slot is slot and result.image == image and result.passed}
-    return [gate for gate in spec.Gate if gate not in passed]
+    return [gate for gate in (list(spec.Gate) if gates is None else gates) if gate not in passed]
+
+
+def require_verified(ctx: StepContext, record_name: str, slot: spec.Slot, image: str) -> None:
+    """Refuse, before any write, to put ``image`` into ``slot`` unverified when the policy asks for verification.
+
+    Argo lets a submitter start the workflow at ``deploy-green``; this run's record must hold a passing verdict.
+    """
+    if not ctx.resource.spec.image_policy.verification_required():
+        return
+    record = ctx.records.get(record_name) if record_name else None
+    if record is None or unpassed(record, slot, image, [spec.Gate.image_verification]):
+        raise CheckFailed(
+            f"BlueGreenDeployment {ctx.namespace}/{ctx.service}: image {image} has no passing signature and "
+            f"vulnerability verification in run {record_name or '(no record)'} (spec.imagePolicy.signature); run the "
+            "blue-green-deploy pipeline from its default entrypoint so verify-image checks it; no slot was changed"
+        )
 
 
 def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: str) -> None:
@@ -79,7 +103,7 @@ def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: s
             f"{record.spec.to_slot.value if record.spec.to_slot else 'none'}, but slot {slot.value} runs {image}; "
             f"{rerun}"
         )
-    missing = unpassed(record, slot, image)
+    missing = unpassed(record, slot, image, required(ctx.resource.spec.image_policy))
     if missing:
         checks = ", ".join(GATE_CHECKS[gate] for gate in missing)
         raise CheckFailed(
@@ -87,4 +111,13 @@ def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: s
         )
 
 
-__all__ = ["GATE_CHECKS", "read_slot_image", "record_verdict", "require_proven", "slot_image", "unpassed"]
+__all__ = [
+    "GATE_CHECKS",
+    "read_slot_image",
+    "record_verdict",
+    "require_proven",
+    "require_verified",
+    "required",
+    "slot_image",
+    "unpassed",
+]

@@ -12,7 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import images, isolation, slots
+from steps import gates, images, isolation, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
@@ -26,6 +26,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     # Argo lets a submitter pick the entrypoint, so preflight may not have run: the policy is checked here too.
     images.check_policy(reference, ctx.resource.spec.image_policy, ctx.service)
     target = spec.Slot(args.slot)
+    gates.require_verified(ctx, args.record, target, args.image)
     live = ctx.router.live_slot()
     if live is target:
         raise CheckFailed(

@@ -18,10 +18,11 @@ from bluegreen_contract import (
     DEPLOYMENTS,
     SERVICES,
     WORKFLOWS,
+    CosignCheck,
     Output,
     Step,
 )
-from steps import autoscaling, disruption, images, isolation, slots
+from steps import autoscaling, disruption, images, isolation, registry, slots, verification_plan
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
 from steps.clock import now
@@ -30,6 +31,11 @@ from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube, Obj
 from steps.service_state import update_status
 from steps.workflows import RunState, run_state
+
+UNVERIFIED_WARNING = (
+    "images are not verified: spec.imagePolicy.signature is not set, so no signature or vulnerability attestation "
+    "is checked before the image reaches a slot"
+)
 
 #: Seconds Istio's sidecar keeps draining after SIGTERM by default (terminationDrainDuration).
 MESH_DRAIN_SECONDS = 5
@@ -126,7 +132,18 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     """The preflight step."""
     reference = images.parse(args.image)
     ctx = StepContext.open(kube, args.namespace, args.service, "preflight")
-    images.check_policy(reference, ctx.resource.spec.image_policy, ctx.service)
+    policy = ctx.resource.spec.image_policy
+    images.check_policy(reference, policy, ctx.service)
+    # The verification plan reads the keys and the tag's digest now, so a missing key or tag fails before any write.
+    image = args.image
+    digest = ""
+    calls: list[dict[str, str]] = []
+    if policy.signature is not None:
+        digest = registry.resolve_digest(reference)
+        image = registry.pinned(reference, digest)
+        signers = verification_plan.signers(kube, ctx.namespace, ctx.service, policy.signature)
+        checks = [CosignCheck.signature, *([CosignCheck.attestation] if policy.vulnerabilities is not None else [])]
+        calls = verification_plan.plan(signers, image, checks, require_tlog=policy.signature.require_transparency_log)
     ctx.router.main_service()
     ctx.router.check()
     name = record_name(args.workflow)
@@ -159,7 +176,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     record = spec.DeploymentRecordSpec(
         service=ctx.service,
         workflow=args.workflow,
-        image=args.image,
+        image=image,
         previous_image=previous_image,
         from_slot=from_slot,
         to_slot=from_slot.other,
@@ -169,7 +186,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         started_at=now(),
     )
     ctx.records.open(name, record)
-    ctx.records.record_gate(name, spec.Gate.image_policy, from_slot.other, args.image, passed=True, step="preflight")
+    if digest:
+        ctx.records.set_phase(name, spec.Phase.deploying, digest=digest)
+    ctx.records.record_gate(name, spec.Gate.image_policy, from_slot.other, image, passed=True, step="preflight")
     if takeover:
         ctx.records.append(name, "preflight", "warning", takeover)
 
@@ -183,7 +202,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         status.observed_generation = int(ctx.raw["metadata"].get("generation") or 0)
 
     update_status(kube, ctx.namespace, ctx.service, take)
-    ctx.records.event("Deploying", f"workflow {args.workflow} deploys {args.image} to slot {from_slot.other.value}")
+    ctx.records.event("Deploying", f"workflow {args.workflow} deploys {image} to slot {from_slot.other.value}")
 
     if live is None:
         assert source is not None
@@ -201,6 +220,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         *other_services_reaching_slots(ctx, live_deployment),
         *isolation_warnings(ctx, live_deployment),
         *autoscaling.autoscaler_warnings(ctx),
+        *([] if policy.verification_required() else [UNVERIFIED_WARNING]),
     ]
     for warning in warnings:
         ctx.records.append(name, "preflight", "warning", warning)
@@ -217,6 +237,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
                 "true" if ctx.resource.spec.promotion.mode is spec.PromotionMode.manual else "false"
             ),
             Output.promotion_timeout: str(ctx.resource.spec.promotion.timeout_seconds()),
+            Output.image: image,
+            Output.verification_required: "true" if policy.verification_required() else "false",
+            Output.verification_plan: verification_plan.encode(calls),
             **{
                 DEADLINE_OUTPUTS[Step(step)]: str(seconds)
                 for step, seconds in ctx.resource.spec.run_deadlines().items()

@@ -37,7 +37,8 @@ def tasks(document: dict[str, Any], dag: str) -> dict[str, dict[str, Any]]:
 def test_deploy_dag_runs_the_steps_in_order() -> None:
     dag = tasks(DEPLOY, "deploy")
     order = [
-        *("preflight", "deploy-green", "probe", "smoke"),
+        *("preflight", "cosign-verify", "verify-image"),
+        *("deploy-green", "probe", "smoke"),
         *("await-promotion", "wait-for-promotion", "confirm-promotion"),
         *("switch", "verify", "retain", "cleanup"),
     ]
@@ -127,11 +128,13 @@ def test_retries_only_where_idempotent_and_useful() -> None:
     retried = {name for name, t in templates(DEPLOY).items() if "retryStrategy" in t}
     # probe, smoke and verify too (issue 8): a pod-level error retries them, a failed check (exit 1) does not.
     expected = {
-        *("preflight", "deploy-green", "probe", "smoke", "await-promotion", "confirm-promotion"),
+        *("preflight", "verify-image", "deploy-green", "probe", "smoke", "await-promotion", "confirm-promotion"),
         *("switch", "verify", "retain", "cleanup", "rollback"),
     }
-    assert retried == expected
-    for name in retried:
+    # cosign retries pod-level errors only: its refusal (exit 1) is the verdict verify-image reads.
+    assert retried == {*expected, "cosign"}
+    assert templates(DEPLOY)["cosign"]["retryStrategy"]["retryPolicy"] == "OnError"
+    for name in expected:
         strategy = templates(DEPLOY)[name]["retryStrategy"]
         assert "backoff" in strategy
         assert f"asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}" in strategy["expression"]
@@ -172,6 +175,20 @@ def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: 
         if "container" not in template:
             continue
         container = template["container"]
+        assert container["securityContext"] == {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        assert set(container["resources"]) == {"requests", "limits"}
+        assert template_deadline(template) > 0
+        if template["name"] == "cosign":
+            # sigstore's image; its entrypoint is cosign, and it gets no notification URLs (it reads no API).
+            assert container["image"] == "ghcr.io/sigstore/cosign/cosign:v2.6.5"
+            assert "command" not in container
+            continue
         assert container["command"] == ["bluegreen-step"]
         assert container["image"] == "ghcr.io/argo-bluegreen/steps:0.1.0"
         assert container["securityContext"] == {

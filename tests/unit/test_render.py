@@ -75,7 +75,11 @@ def test_check_names_stale_missing_and_extra_files(tmp_path: Path, capsys: pytes
 
 def test_settings_reach_every_object(tmp_path: Path) -> None:
     image = "registry.example.com/platform/bluegreen-steps@sha256:" + "a" * 64
-    assert render.main(["--out", str(tmp_path), "--namespace", "payments", "--image", image]) == 0
+    cosign = "mirror.example.com/sigstore/cosign@sha256:" + "b" * 64
+    assert (
+        render.main(["--out", str(tmp_path), "--namespace", "payments", "--image", image, "--cosign-image", cosign])
+        == 0
+    )
     text = "\n".join(p.read_text() for p in tmp_path.rglob("*.yaml"))
     assert DEFAULT_IMAGE not in text
     assert "namespace: apps" not in text
@@ -84,7 +88,7 @@ def test_settings_reach_every_object(tmp_path: Path) -> None:
         assert document["metadata"]["namespace"] == "payments"
         spec = document["spec"].get("workflowSpec", document["spec"])
         images = {t["container"]["image"] for t in spec["templates"] if "container" in t}
-        assert images == {image}
+        assert images == ({image, cosign} if file.stem == "blue-green-deploy" else {image})
     binding = yaml.safe_load((tmp_path / "rbac" / "role-binding.yaml").read_text())
     assert binding["subjects"][0]["namespace"] == "payments"
 

@@ -43,6 +43,8 @@ VALUES = {
     "inputs.parameters.commit": "",
     "inputs.parameters.reason": "",
     "inputs.parameters.timeout": "1800",
+    "inputs.parameters.plan": "[]",
+    "inputs.parameters.verified": "[]",
 }
 
 
@@ -50,13 +52,27 @@ def substitute(text: str) -> str:
     return re.sub(r"\{\{([^}]+)\}\}", lambda m: VALUES[m.group(1).strip()], text)
 
 
-def containers() -> list[tuple[str, dict[str, Any]]]:
+def all_containers(directory: Path = REPO / "manifests" / "workflows") -> list[tuple[str, dict[str, Any]]]:
     found = []
-    for file in sorted((REPO / "manifests" / "workflows").glob("*.yaml")):
+    for file in sorted(directory.glob("*.yaml")):
         document = yaml.safe_load(file.read_text())
         spec = document["spec"].get("workflowSpec", document["spec"])
         found += [(f"{file.stem}/{t['name']}", t) for t in spec["templates"] if "container" in t]
     return found
+
+
+def is_step(template: dict[str, Any]) -> bool:
+    """A container running the steps image's CLI; the one other kind is sigstore's cosign (see test_cosign_call)."""
+    return bool(template["container"].get("command") == ["bluegreen-step"])
+
+
+def containers() -> list[tuple[str, dict[str, Any]]]:
+    return [(name, template) for name, template in all_containers() if is_step(template)]
+
+
+def test_every_container_runs_a_step_or_cosign() -> None:
+    others = {name for name, template in all_containers() if not is_step(template)}
+    assert others == {"blue-green-deploy/cosign"}
 
 
 @pytest.mark.parametrize(("name", "template"), containers(), ids=[n for n, _ in containers()])
@@ -122,13 +138,10 @@ def test_the_pushgateway_option_reaches_every_step_container_of_every_rendered_w
     gateway = "http://pushgateway.monitoring:9091"
     assert render(["--out", str(tmp_path), "--pushgateway-url", gateway]) == 0
     seen = 0
-    for file in sorted((tmp_path / "workflows").glob("*.yaml")):
-        document = yaml.safe_load(file.read_text())
-        spec = document["spec"].get("workflowSpec", document["spec"])
-        for template in spec["templates"]:
-            if "container" not in template:
-                continue
-            env = {variable["name"]: variable.get("value") for variable in template["container"].get("env") or []}
-            assert env.get(PUSHGATEWAY_URL_ENV) == gateway, f"{file.name} {template['name']}"
-            seen += 1
+    for name, template in all_containers(tmp_path / "workflows"):
+        if not is_step(template):
+            continue
+        env = {variable["name"]: variable.get("value") for variable in template["container"].get("env") or []}
+        assert env.get(PUSHGATEWAY_URL_ENV) == gateway, name
+        seen += 1
     assert seen >= 10

@@ -1,0 +1,81 @@
+"""The cosign template: sigstore's own cosign, in its own container, checks one signer's signature or attestation.
+
+The deploy DAG loops this template over the calls preflight planned (``withParam``), one container per check and
+trusted signer. Every planned value arrives as an input parameter, including the PEM public key, which cosign reads
+from an environment variable (``--key env://...``); the container therefore needs neither a key volume nor API access.
+A passing call writes what cosign verified to a file and echoes its check and signer back as outputs; a failing call
+exits non-zero and reports nothing, which is how ``verify-image`` tells them apart (Argo aggregates only the
+outputs of a loop's succeeded iterations).
+
+A refused signature is the loop's expected failure, so the DAG task sets ``continueOn.failed`` and lets
+``verify-image`` decide and explain. Pod-level errors (an eviction, a lost node) are retried; a cosign refusal is not.
+
+cosign references: https://docs.sigstore.dev/cosign/verifying/verify/ and
+https://docs.sigstore.dev/cosign/verifying/attestation/.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy
+from hera.workflows import models as m
+
+from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, CosignInput, CosignOutput
+from pipelines.argo_variables import input_parameter
+from pipelines.settings import RenderSettings
+from pipelines.step_container import RESTRICTED
+
+TEMPLATE = "cosign"
+VERIFIED_PATH = "/tmp/verified.json"
+#: Long enough for cosign to read a signature and attestations from a slow registry, short next to a deploy.
+DEADLINE_SECONDS = 120
+RESOURCES = Resources(cpu_request="50m", cpu_limit="1", memory_request="64Mi", memory_limit="256Mi")
+
+
+def cosign_args() -> list[str]:
+    """The cosign command line, every value an input; ``--name=value`` so an empty value stays one argument."""
+    return [
+        input_parameter(CosignInput.command),
+        input_parameter(CosignInput.check_flag),
+        f"--key={input_parameter(CosignInput.key_ref)}",
+        f"--certificate-identity-regexp={input_parameter(CosignInput.identity)}",
+        f"--certificate-oidc-issuer-regexp={input_parameter(CosignInput.issuer)}",
+        f"--insecure-ignore-tlog={input_parameter(CosignInput.ignore_tlog)}",
+        f"--output-file={VERIFIED_PATH}",
+        input_parameter(CosignInput.image),
+    ]
+
+
+def cosign_container(settings: RenderSettings) -> Container:
+    """The template; the image's entrypoint is cosign itself, so the arguments start with the subcommand."""
+    return Container(
+        name=TEMPLATE,
+        image=settings.cosign_image,
+        image_pull_policy="IfNotPresent",
+        args=cosign_args(),
+        inputs=[Parameter(name=name.value) for name in CosignInput],
+        outputs=[
+            Parameter(name=CosignOutput.check.value, value=input_parameter(CosignInput.check)),
+            Parameter(name=CosignOutput.authority.value, value=input_parameter(CosignInput.authority)),
+            # A failed call writes no file; the default keeps its missing output from turning Failed into Error.
+            Parameter(name=CosignOutput.verified.value, value_from=m.ValueFrom(path=VERIFIED_PATH, default="")),
+        ],
+        env=[
+            Env(name=COSIGN_PUBLIC_KEY_ENV, value=input_parameter(CosignInput.public_key)),
+            # The root filesystem is read-only: cosign's config and sigstore's trust cache go to the scratch volume.
+            Env(name="HOME", value="/tmp"),
+            Env(name="TUF_ROOT", value="/tmp/.sigstore"),
+        ],
+        security_context=RESTRICTED,
+        resources=RESOURCES,
+        volumes=[EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit=m.Quantity("64Mi"))],
+        active_deadline_seconds=str(DEADLINE_SECONDS),
+        retry_strategy=RetryStrategy(limit="2", retry_policy="OnError"),
+        annotations={
+            "workflows.argoproj.io/description": (
+                "cosign verifies one trusted signer's signature or vulnerability attestation on the image's digest."
+            )
+        },
+    )
+
+
+__all__ = ["TEMPLATE", "VERIFIED_PATH", "cosign_args", "cosign_container"]
