@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -48,7 +48,6 @@ class Verdict:
     signer: str = ""
     vulnerabilities: spec.VulnerabilityVerdict | None = None
     refusal: Refusal | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _passed(outputs: str, check: CosignCheck) -> list[dict[str, Any]]:
