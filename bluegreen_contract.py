@@ -70,6 +70,7 @@ class Step(StrEnum):
     verify = "verify"
     retain = "retain"
     cleanup = "cleanup"
+    rollback_preflight = "rollback-preflight"
     rollback = "rollback"
     notify = "notify"
 
@@ -119,6 +120,13 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         *DEADLINE_OUTPUTS.values(),
         Output.promotion_required,
         Output.promotion_timeout,
+        Output.image,
+        Output.verification_required,
+        Output.verification_plan,
+    ),
+    Step.rollback_preflight: (
+        Output.record,
+        Output.target_slot,
         Output.image,
         Output.verification_required,
         Output.verification_plan,

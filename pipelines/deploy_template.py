@@ -52,7 +52,7 @@ from pipelines.argo_variables import (
     workflow_parameter,
 )
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
-from pipelines.image_verification import cosign_container
+from pipelines.image_verification import cosign_container, verify_image_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
     common_fields,
@@ -178,17 +178,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             settings,
         )
         cosign = cosign_container(settings)
-        verify_image = step_container(
-            StepSpec(
-                template="verify-image",
-                step=Step.verify_image,
-                inputs=[SERVICE_PARAMETER, "image", "slot", "record", "plan", "verified"],
-                deadline_seconds=STEP_DEADLINE_SECONDS[Step.verify_image],
-                retry=True,
-                description="Apply the image policy to what cosign verified; record the verdict and the signer.",
-            ),
-            settings,
-        )
+        verify_image = step_container(verify_image_step(), settings)
         deploy_green = step_container(
             StepSpec(
                 template="deploy-green",

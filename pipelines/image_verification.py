@@ -19,10 +19,11 @@ from __future__ import annotations
 from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy
 from hera.workflows import models as m
 
-from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, CosignInput, CosignOutput
-from pipelines.argo_variables import input_parameter
+from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, CosignInput, CosignOutput, Step
+from bluegreen_spec import STEP_DEADLINE_SECONDS
+from pipelines.argo_variables import SERVICE_PARAMETER, input_parameter
 from pipelines.settings import RenderSettings
-from pipelines.step_container import RESTRICTED
+from pipelines.step_container import RESTRICTED, StepSpec
 
 TEMPLATE = "cosign"
 VERIFIED_PATH = "/tmp/verified.json"
@@ -78,4 +79,16 @@ def cosign_container(settings: RenderSettings) -> Container:
     )
 
 
-__all__ = ["TEMPLATE", "VERIFIED_PATH", "cosign_args", "cosign_container"]
+def verify_image_step() -> StepSpec:
+    """The step after the cosign loop: the policy's verdict on what cosign verified, written into the record."""
+    return StepSpec(
+        template="verify-image",
+        step=Step.verify_image,
+        inputs=[SERVICE_PARAMETER, "image", "slot", "record", "plan", "verified"],
+        deadline_seconds=STEP_DEADLINE_SECONDS[Step.verify_image],
+        retry=True,
+        description="Apply the image policy to what cosign verified; record the verdict and the signer.",
+    )
+
+
+__all__ = ["TEMPLATE", "VERIFIED_PATH", "cosign_args", "cosign_container", "verify_image_step"]

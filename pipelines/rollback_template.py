@@ -5,17 +5,27 @@ never races a deploy (invariant I5); it waits for a running deploy to finish fir
 the previous slot is retained and available, scales it back up if it is not (invariant I1), and otherwise fails
 with a message naming the image to redeploy.
 
+``rollback-preflight`` finds the retained slot and opens the record first. When the service's spec sets
+``imagePolicy.reverifyOnRollback``, the same ``cosign-verify`` loop and ``verify-image`` step as in a deploy check the
+retained image before traffic moves; otherwise both are skipped (no Pod), because the image was verified when it was
+deployed.
+
 Argo references: https://argo-workflows.readthedocs.io/en/latest/workflow-templates/ and
 https://argo-workflows.readthedocs.io/en/latest/synchronization/.
 """
 
 from __future__ import annotations
 
-from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+import itertools
 
-from bluegreen_contract import ROLLBACK_TEMPLATE
+from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+from hera.workflows import models as m
+
+from bluegreen_contract import COSIGN_TASK, ROLLBACK_TEMPLATE, STEP_OUTPUTS, CosignInput, Output, Step
+from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAME, workflow_parameter
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
+from pipelines.image_verification import cosign_container, verify_image_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
     common_fields,
@@ -23,7 +33,7 @@ from pipelines.run_policy import (
     workflow_metadata,
 )
 from pipelines.settings import RenderSettings
-from pipelines.step_container import step_container
+from pipelines.step_container import StepSpec, step_container
 
 NAME = ROLLBACK_TEMPLATE
 
@@ -53,21 +63,57 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         synchronization=service_mutex(),
         workflow_metadata=workflow_metadata(),
     ) as template:
-        rollback = step_container(
-            rollback_step("manual", inputs=(SERVICE_PARAMETER, "workflow", "reason", "triggered-by")), settings
+        request = (SERVICE_PARAMETER, "workflow", "reason", "triggered-by")
+        preflight = step_container(
+            StepSpec(
+                template="rollback-preflight",
+                step=Step.rollback_preflight,
+                inputs=request,
+                outputs=STEP_OUTPUTS[Step.rollback_preflight],
+                deadline_seconds=STEP_DEADLINE_SECONDS[Step.rollback_preflight],
+                retry=True,
+                description="Find the retained slot, open the record, plan re-verification when the spec asks.",
+            ),
+            settings,
         )
+        cosign = cosign_container(settings)
+        verify_image = step_container(verify_image_step(), settings)
+        rollback = step_container(rollback_step("manual", inputs=request), settings)
         notify = step_container(notify_step(), settings)
         with DAG(name="one-click-rollback"):
-            Task(
-                name="rollback",
-                template=rollback,
+            arguments = {
+                SERVICE_PARAMETER: SERVICE,
+                "workflow": WORKFLOW_NAME,
+                "reason": workflow_parameter("reason"),
+                "triggered-by": workflow_parameter("triggered-by"),
+            }
+            t_preflight = Task(name="rollback-preflight", template=preflight, arguments=arguments)
+            required = f"{t_preflight.get_parameter(Output.verification_required).value} == true"
+            plan = t_preflight.get_parameter(Output.verification_plan).value
+            t_cosign = Task(
+                name=COSIGN_TASK,
+                template=cosign,
+                with_param=plan,
+                arguments={name.value: f"{{{{item.{name.value}}}}}" for name in CosignInput},
+                when=required,
+                continue_on=m.ContinueOn(failed=True),
+            )
+            t_verify = Task(
+                name="verify-image",
+                template=verify_image,
                 arguments={
                     SERVICE_PARAMETER: SERVICE,
-                    "workflow": WORKFLOW_NAME,
-                    "reason": workflow_parameter("reason"),
-                    "triggered-by": workflow_parameter("triggered-by"),
+                    "image": t_preflight.get_parameter(Output.image).value,
+                    "slot": t_preflight.get_parameter(Output.target_slot).value,
+                    "record": t_preflight.get_parameter(Output.record).value,
+                    "plan": plan,
+                    "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
                 },
+                when=required,
             )
+            t_rollback = Task(name="rollback", template=rollback, arguments=arguments)
+            for before, after in itertools.pairwise([t_preflight, t_cosign, t_verify, t_rollback]):
+                before >> after
         with DAG(name="exit-handler"):
             # A manual rollback that fails must not start another rollback: its exit handler only reports.
             Task(name="notify", template=notify, arguments=exit_arguments())

@@ -91,9 +91,18 @@ def plan(signers: list[Signer], image: str, checks: list[CosignCheck], *, requir
     ]
 
 
+def for_policy(kube: Kube, namespace: str, service: str, policy: spec.ImagePolicy, image: str) -> list[dict[str, str]]:
+    """The calls ``policy`` asks for on ``image``: signatures, and vulnerability attestations when it asks."""
+    if policy.signature is None:
+        return []
+    checks = [CosignCheck.signature, *([CosignCheck.attestation] if policy.vulnerabilities is not None else [])]
+    trusted = signers(kube, namespace, service, policy.signature)
+    return plan(trusted, image, checks, require_tlog=policy.signature.require_transparency_log)
+
+
 def encode(calls: list[dict[str, str]]) -> str:
     """The plan as the JSON list Argo's ``withParam`` loops over."""
     return json.dumps(calls, separators=(",", ":"))
 
 
-__all__ = ["PEM_PUBLIC_KEY_HEADER", "Signer", "encode", "plan", "signers"]
+__all__ = ["PEM_PUBLIC_KEY_HEADER", "Signer", "encode", "for_policy", "plan", "signers"]

@@ -18,7 +18,6 @@ from bluegreen_contract import (
     DEPLOYMENTS,
     SERVICES,
     WORKFLOWS,
-    CosignCheck,
     Output,
     Step,
 )
@@ -141,9 +140,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     if policy.signature is not None:
         digest = registry.resolve_digest(reference)
         image = registry.pinned(reference, digest)
-        signers = verification_plan.signers(kube, ctx.namespace, ctx.service, policy.signature)
-        checks = [CosignCheck.signature, *([CosignCheck.attestation] if policy.vulnerabilities is not None else [])]
-        calls = verification_plan.plan(signers, image, checks, require_tlog=policy.signature.require_transparency_log)
+        calls = verification_plan.for_policy(kube, ctx.namespace, ctx.service, policy, image)
     ctx.router.main_service()
     ctx.router.check()
     name = record_name(args.workflow)

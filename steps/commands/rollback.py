@@ -17,7 +17,7 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import failures, retention, slots
+from steps import failures, gates, manual_rollback, retention, slots
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, record_name
@@ -195,38 +195,13 @@ def manual(kube: Kube, args: argparse.Namespace) -> int:
     """Move traffic to the retained previous slot on request."""
     started = time.monotonic()
     ctx = StepContext.open(kube, args.namespace, args.service, "rollback")
-    live = ctx.router.live_slot()
-    if live is None:
-        raise CheckFailed(f"{ctx.router.describe()} routes nowhere, so there is nothing to roll back from")
-    target = live.other
-    status = ctx.status
-    target_deployment = kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, target))
-    if status.previous_slot is not target or target_deployment is None:
-        redeploy = status.previous_image or "the last good image (see `bluegreen-step history`)"
-        raise CheckFailed(
-            f"{ctx.service} has no retained previous version to roll back to; redeploy {redeploy} "
-            "with blue-green-deploy"
-        )
-    live_image = slots.current_image(
-        kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live)),
-        ctx.resource.spec.container,
-    )
-    name = record_name(args.workflow)
-    ctx.records.open(
-        name,
-        spec.DeploymentRecordSpec(
-            service=ctx.service,
-            workflow=args.workflow,
-            image=slots.current_image(target_deployment, ctx.resource.spec.container),
-            previous_image=live_image,
-            from_slot=live,
-            to_slot=target,
-            triggered_by=args.triggered_by,
-            reason=args.reason or "manual rollback",
-            started_at=now(),
-        ),
-    )
-    ctx.records.set_phase(name, spec.Phase.rolling_back)
+    to = manual_rollback.retained_target(ctx)
+    name = manual_rollback.open_record(ctx, args.workflow, args.reason, args.triggered_by, to)
+    live, target = to.live, to.target
+    if ctx.resource.spec.image_policy.reverify_on_rollback:
+        # rollback-preflight planned the check and verify-image recorded the verdict in this record; a run started
+        # at this step (--entrypoint) has none and is refused before traffic moves.
+        gates.require_verified(ctx, name, target, to.image)
 
     def held(current: spec.BlueGreenDeploymentStatus) -> None:
         current.workflow = args.workflow

@@ -230,3 +230,31 @@ def test_the_sweep_outlasts_a_repair_that_waits_the_whole_readiness_timeout() ->
     readiness_cap = STEP_DEADLINE_SECONDS["rollback"] - STEP_DEADLINE_MARGIN_SECONDS
     assert template_deadline(sweep) >= readiness_cap + 2 * STEP_DEADLINE_MARGIN_SECONDS
     assert CLEANUP["spec"]["workflowSpec"]["activeDeadlineSeconds"] > template_deadline(sweep)
+
+
+def test_image_verification_runs_between_preflight_and_any_slot_write_only_when_the_spec_asks() -> None:
+    for document, first, verified_slot in (
+        (DEPLOY, "preflight", "target-slot"),
+        (ROLLBACK, "rollback-preflight", "target-slot"),
+    ):
+        dag = tasks(document, "deploy" if document is DEPLOY else "one-click-rollback")
+        required = f"{{{{tasks.{first}.outputs.parameters.verification-required}}}} == true"
+        plan = f"{{{{tasks.{first}.outputs.parameters.verification-plan}}}}"
+        cosign, verify = dag["cosign-verify"], dag["verify-image"]
+        assert cosign["depends"] == first and verify["depends"] == "cosign-verify"
+        assert cosign["when"] == verify["when"] == required
+        assert cosign["withParam"] == plan
+        assert cosign["continueOn"] == {"failed": True}, "a refused signer is the verdict, read by verify-image"
+        arguments = {p["name"]: p["value"] for p in verify["arguments"]["parameters"]}
+        assert arguments["verified"] == "{{tasks.cosign-verify.outputs.parameters}}"
+        assert arguments["plan"] == plan
+        assert arguments["slot"] == f"{{{{tasks.{first}.outputs.parameters.{verified_slot}}}}}"
+        # The loop hands each planned field to the cosign template's input of the same name.
+        loop = {p["name"]: p["value"] for p in cosign["arguments"]["parameters"]}
+        inputs = {p["name"] for p in templates(document)["cosign"]["inputs"]["parameters"]}
+        assert loop == {name: f"{{{{item.{name}}}}}" for name in inputs}
+    # The deploy puts the image preflight pinned (tag resolved to its digest) into the slot.
+    deploy_args = {p["name"]: p["value"] for p in tasks(DEPLOY, "deploy")["deploy-green"]["arguments"]["parameters"]}
+    assert deploy_args["image"] == "{{tasks.preflight.outputs.parameters.image}}"
+    assert tasks(DEPLOY, "deploy")["deploy-green"]["depends"] == "verify-image"
+    assert tasks(ROLLBACK, "one-click-rollback")["rollback"]["depends"] == "verify-image"

@@ -88,7 +88,7 @@ def test_settings_reach_every_object(tmp_path: Path) -> None:
         assert document["metadata"]["namespace"] == "payments"
         spec = document["spec"].get("workflowSpec", document["spec"])
         images = {t["container"]["image"] for t in spec["templates"] if "container" in t}
-        assert images == ({image, cosign} if file.stem == "blue-green-deploy" else {image})
+        assert images == ({image} if file.stem == "blue-green-cleanup" else {image, cosign})
     binding = yaml.safe_load((tmp_path / "rbac" / "role-binding.yaml").read_text())
     assert binding["subjects"][0]["namespace"] == "payments"
 

@@ -72,7 +72,7 @@ def containers() -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_container_runs_a_step_or_cosign() -> None:
     others = {name for name, template in all_containers() if not is_step(template)}
-    assert others == {"blue-green-deploy/cosign"}
+    assert others == {"blue-green-deploy/cosign", "blue-green-rollback/cosign"}
 
 
 @pytest.mark.parametrize(("name", "template"), containers(), ids=[n for n, _ in containers()])
