@@ -54,8 +54,9 @@ testenv:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/build.py
 
-## The checking tools the tests run on what the project ships (promtool for the alerting rules, actionlint for the CI
-## workflows), built from their own pinned Go modules under testenv/tools/ into a cache entry of their own.
+## The tools the tests run (promtool for the alerting rules, actionlint for the CI workflows, cosign and crane's
+## registry for the supply-chain tests), built from their own pinned Go modules under testenv/tools/ into a cache entry
+## of their own.
 tools:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/tools.py

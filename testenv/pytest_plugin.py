@@ -28,6 +28,7 @@ from testenv.cluster import KubeCluster, connect_existing, existing_kubeconfig, 
 from testenv.crds import install_crds, load_crds, wait_established
 from testenv.local_cluster import ClusterStartError, ClusterTuning, LocalCluster, host_problems
 from testenv.rest import KubeApiError, request
+from testenv.supply_chain import LocalRegistry, SupplyChainError
 
 __all__ = [
     "ApplyError",
@@ -169,6 +170,32 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def oci_registry(local_cluster: LocalCluster) -> Iterator[LocalRegistry]:
+    """A real OCI registry (``crane registry serve``) on the local cluster's host address, for the session.
+
+    The host's test process and the cluster's Pods reach it at the same ``registry.address`` (``10.243.<n>.1:<port>``,
+    plain HTTP), so an image pushed and signed here is the one a Pod verifies or runs. Needs crane and cosign from
+    ``make tools``: without them the calling test is skipped with that command, and fails under CI.
+    """
+    try:
+        crane = tools.program("crane")
+        tools.program("cosign")
+    except tools.ToolsNotBuilt as exc:
+        _unavailable(str(exc))
+    network = local_cluster.network
+    assert network is not None, "the local cluster has no network: it is not running"
+    registry = LocalRegistry(network.host_ip, crane=crane)
+    try:
+        registry.start()
+    except SupplyChainError as exc:
+        _unavailable(f"the test registry did not start: {exc}")
+    try:
+        yield registry
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(scope="session")

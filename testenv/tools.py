@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Build the pinned checking tools (promtool, actionlint) from Go modules under ``testenv/tools/`` into a cache entry.
+"""Build the pinned test tools from Go modules under ``testenv/tools/`` into a cache entry.
 
-They are not part of the local cluster: tests use them to check what the project ships (alerting rules, CI
-workflows). Each tool has its own module (``testenv/tools/<tool>/go.mod``) because their dependency graphs disagree:
-Prometheus needs a newer pre-release of ``go.yaml.in/yaml/v4`` whose API actionlint does not compile against. Their
+They are not part of the local cluster. promtool and actionlint check what the project ships (alerting rules, CI
+workflows); crane (whose ``registry serve`` is a real OCI registry) and cosign sign and verify images for the
+supply-chain tests, and the node agent runs the same cosign for the official cosign image. Each tool has its own
+module (``testenv/tools/<tool>/go.mod``) because their dependency graphs disagree: Prometheus needs a newer
+pre-release of ``go.yaml.in/yaml/v4`` whose API actionlint does not compile against, and cosign pins an older
+go-containerregistry than the crane release it is tested against. Their
 entry is keyed by this module and those go.mod and go.sum files only, so bumping a tool
 never invalidates the cluster's much larger entry, and rebuilding the cluster never rebuilds the tools. The entry is
 published like the cluster's: built in a temporary directory, every program run once and made to report its pinned
@@ -34,6 +37,10 @@ MAKE_TARGET = "make tools"
 
 PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
 ACTIONLINT_MODULE = "github.com/rhysd/actionlint"
+COSIGN_MODULE = "github.com/sigstore/cosign/v2"
+GGCR_MODULE = "github.com/google/go-containerregistry"
+# Where cosign's release build stamps its version (its Makefile's LDFLAGS), read back by `cosign version`.
+COSIGN_VERSION_PACKAGE = "sigs.k8s.io/release-utils/version"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ TOOLS: dict[str, Tool] = {
     for tool in (
         Tool(f"{PROMETHEUS_MODULE}/cmd/promtool", PROMETHEUS_MODULE),
         Tool(f"{ACTIONLINT_MODULE}/cmd/actionlint", ACTIONLINT_MODULE),
+        Tool(f"{COSIGN_MODULE}/cmd/cosign", COSIGN_MODULE),
+        Tool(f"{GGCR_MODULE}/cmd/crane", GGCR_MODULE),
     )
 }
 
@@ -146,6 +155,11 @@ def ldflags(name: str, version: str) -> str:
     """Version stamps, as the tools' own release builds set them, so each reports its pin."""
     if name == "promtool":
         return f"-s -w -X github.com/prometheus/common/version.Version={prometheus_release(version)}"
+    if name == "cosign":
+        return f"-s -w -X {COSIGN_VERSION_PACKAGE}.gitVersion={version} -X {COSIGN_VERSION_PACKAGE}.gitTreeState=clean"
+    if name == "crane":
+        # crane's goreleaser stamps the tag without its leading "v".
+        return f"-s -w -X {GGCR_MODULE}/cmd/crane/cmd.Version={version.removeprefix('v')}"
     return f"-s -w -X {ACTIONLINT_MODULE}.version={version}"
 
 
@@ -154,6 +168,8 @@ def version_checks(versions: dict[str, str]) -> dict[str, tuple[list[str], str]]
     return {
         "promtool": (["--version"], f"promtool, version {prometheus_release(versions['promtool'])}"),
         "actionlint": (["-version"], versions["actionlint"]),
+        "cosign": (["version"], f"GitVersion:    {versions['cosign']}"),
+        "crane": (["version"], versions["crane"].removeprefix("v")),
     }
 
 

@@ -17,9 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testenv import tools
+
 STEPS_REPOSITORY = "ghcr.io/argo-bluegreen/steps"
 ARGOEXEC_REPOSITORY = "quay.io/argoproj/argoexec"
 DEMO_APP_REPOSITORY = "ghcr.io/argo-bluegreen/demo-app"
+# The demo app's path under any registry: the same program whether it was published to ghcr.io or pushed to the test
+# registry of the supply-chain tests (``<host:port>/argo-bluegreen/demo-app``).
+DEMO_APP_PATH = DEMO_APP_REPOSITORY.split("/", 1)[1]
+# The official cosign image, a distroless image whose entrypoint is cosign itself.
+COSIGN_REPOSITORY = "ghcr.io/sigstore/cosign/cosign"
+# distroless's `nonroot` user, which the cosign image runs as.
+DISTROLESS_NONROOT = (65532, 65532)
 
 # The PATH a Debian-based image's config carries; each program's own directory goes first.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -73,6 +82,28 @@ def tag_of(image: str) -> str:
     return name[colon + 1 :] if colon > slash else "latest"
 
 
+def digest_of(image: str) -> str | None:
+    """The ``sha256:...`` digest ``image`` is pinned to, None when it names only a tag."""
+    return image.split("@", 1)[1] if "@" in image else None
+
+
+def demo_app_version(image: str) -> str:
+    """What the demo app reports as its version: the tag, or for a reference by digest alone the digest itself.
+
+    A real demo image carries its version from build time; here the reference is all there is, and a digest-only
+    reference still says exactly which pushed image runs.
+    """
+    name = image.split("@", 1)[0]
+    has_tag = name.rfind(":") > name.rfind("/")
+    digest = digest_of(image)
+    return tag_of(image) if has_tag or digest is None else digest
+
+
+def is_demo_app(repository: str) -> bool:
+    """The demo app under any registry host (``ghcr.io``, or the test registry's ``host:port``)."""
+    return repository == DEMO_APP_REPOSITORY or repository.partition("/")[2] == DEMO_APP_PATH
+
+
 def _python_runtime() -> tuple[Path, ...]:
     # The venv's interpreter is a symlink into the base installation, which must be visible too.
     return (repo_root(), Path(sys.base_prefix).resolve())
@@ -104,12 +135,12 @@ class ImageTable:
                 # The steps Dockerfile's `USER 65532:65532`.
                 user=(65532, 65532),
             )
-        if repository == DEMO_APP_REPOSITORY:
+        if is_demo_app(repository):
             app = repo_root() / "images" / "demo-app" / "demo_app.py"
             return ImageConfig(
                 repository=repository,
                 entrypoint=(str(venv_bin / "python"), str(app)),
-                env={**python_env, "DEMO_APP_VERSION": tag_of(image)},
+                env={**python_env, "DEMO_APP_VERSION": demo_app_version(image)},
                 working_dir="/",
                 runtime_paths=_python_runtime(),
             )
@@ -125,7 +156,32 @@ class ImageTable:
                 # Argo's executor image runs as its non-root user 8737.
                 user=(8737, 8737),
             )
+        if repository == COSIGN_REPOSITORY:
+            return _cosign(image)
         raise ImageNotFound(
             f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": '
             f"{repository}: not found (the node agent's image table has no program for it)"
         )
+
+
+def _cosign(image: str) -> ImageConfig:
+    # Looked up per Pod, so a `make tools` run while the agent is up is seen at the next Pod.
+    try:
+        binary = tools.program("cosign").resolve()
+    except tools.ToolsNotBuilt as exc:
+        raise ImageNotFound(f'failed to pull and unpack image "{image}": {exc}') from None
+    return ImageConfig(
+        repository=COSIGN_REPOSITORY,
+        # The entrypoint is cosign itself: a container's args are its subcommand and flags.
+        entrypoint=(str(binary),),
+        env={
+            "PATH": f"{binary.parent}:{DEFAULT_PATH}",
+            # The runtime gives the real image's user the home directory /etc/passwd names, which it may write (cosign
+            # caches TUF metadata under ~/.sigstore). Here the root is rebuilt per container and only /tmp is
+            # writable by that user, so HOME points there.
+            "HOME": "/tmp",
+        },
+        working_dir="/",
+        runtime_paths=(binary,),
+        user=DISTROLESS_NONROOT,
+    )
