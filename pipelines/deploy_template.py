@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 
 from hera.workflows import DAG, Parameter, Suspend, Task, WorkflowTemplate
-from hera.workflows import models as m
 from hera.workflows.metrics import Counter, Gauge, Histogram, Label
 from hera.workflows.models import Amount
 
@@ -52,7 +51,7 @@ from pipelines.argo_variables import (
     workflow_parameter,
 )
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
-from pipelines.image_verification import cosign_container, verify_image_step
+from pipelines.image_verification import after_cosign, cosign_container, verify_image_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
     common_fields,
@@ -336,8 +335,6 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 with_param=plan,
                 arguments={name.value: f"{{{{item.{name.value}}}}}" for name in CosignInput},
                 when=verification_required,
-                # A refused signature fails its iteration; verify-image reads which passed and explains the verdict.
-                continue_on=m.ContinueOn(failed=True),
             )
             t_verify_image = Task(
                 name="verify-image",
@@ -349,6 +346,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                     "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
                 },
                 when=verification_required,
+                # A refused signature fails its iteration; verify-image reads which passed and explains the verdict.
+                depends=after_cosign(),
             )
             t_deploy = Task(
                 name="deploy-green",
@@ -384,11 +383,11 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             # A bare name in `depends` also accepts Skipped, so retain still runs when verify is skipped, and switch
             # when the promotion tasks are.
             chain = [
-                *(t_preflight, t_cosign, t_verify_image),
-                *(t_deploy, t_probe, t_smoke),
+                *(t_verify_image, t_deploy, t_probe, t_smoke),
                 *(t_await, t_gate, t_confirm),
                 *(t_switch, t_verify, t_retain, t_cleanup),
             ]
+            t_preflight >> t_cosign
             for before, after in itertools.pairwise(chain):
                 before >> after
 

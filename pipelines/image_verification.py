@@ -7,8 +7,10 @@ A passing call writes what cosign verified to a file and echoes its check and si
 exits non-zero and reports nothing, which is how ``verify-image`` tells them apart (Argo aggregates only the
 outputs of a loop's succeeded iterations).
 
-A refused signature is the loop's expected failure, so the DAG task sets ``continueOn.failed`` and lets
-``verify-image`` decide and explain. Pod-level errors (an eviction, a lost node) are retried; a cosign refusal is not.
+A refused signature is the loop's expected failure, so ``verify-image`` depends on the loop having Succeeded *or*
+Failed (:func:`after_cosign`; Argo refuses ``continueOn`` beside ``depends``) and decides and explains. Only the
+leaf tasks decide a DAG's phase, so the failed loop does not fail a run that verify-image lets through. Pod-level
+errors (an eviction, a lost node) are retried; a cosign refusal is not.
 
 cosign references: https://docs.sigstore.dev/cosign/verifying/verify/ and
 https://docs.sigstore.dev/cosign/verifying/attestation/.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy
 from hera.workflows import models as m
 
-from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, CosignInput, CosignOutput, Step
+from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, COSIGN_TASK, CosignInput, CosignOutput, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import SERVICE_PARAMETER, input_parameter
 from pipelines.settings import RenderSettings
@@ -79,6 +81,11 @@ def cosign_container(settings: RenderSettings) -> Container:
     )
 
 
+def after_cosign() -> str:
+    """``verify-image``'s dependency: the cosign loop finished, whatever each call said, or was skipped."""
+    return " || ".join(f"{COSIGN_TASK}.{phase}" for phase in ("Succeeded", "Failed", "Skipped"))
+
+
 def verify_image_step() -> StepSpec:
     """The step after the cosign loop: the policy's verdict on what cosign verified, written into the record."""
     return StepSpec(
@@ -91,4 +98,4 @@ def verify_image_step() -> StepSpec:
     )
 
 
-__all__ = ["TEMPLATE", "VERIFIED_PATH", "cosign_args", "cosign_container", "verify_image_step"]
+__all__ = ["TEMPLATE", "VERIFIED_PATH", "after_cosign", "cosign_args", "cosign_container", "verify_image_step"]

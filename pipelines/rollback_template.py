@@ -16,16 +16,13 @@ https://argo-workflows.readthedocs.io/en/latest/synchronization/.
 
 from __future__ import annotations
 
-import itertools
-
 from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
-from hera.workflows import models as m
 
 from bluegreen_contract import COSIGN_TASK, ROLLBACK_TEMPLATE, STEP_OUTPUTS, CosignInput, Output, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAME, workflow_parameter
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
-from pipelines.image_verification import cosign_container, verify_image_step
+from pipelines.image_verification import after_cosign, cosign_container, verify_image_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
     common_fields,
@@ -96,7 +93,6 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 with_param=plan,
                 arguments={name.value: f"{{{{item.{name.value}}}}}" for name in CosignInput},
                 when=required,
-                continue_on=m.ContinueOn(failed=True),
             )
             t_verify = Task(
                 name="verify-image",
@@ -110,10 +106,11 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                     "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
                 },
                 when=required,
+                depends=after_cosign(),
             )
             t_rollback = Task(name="rollback", template=rollback, arguments=arguments)
-            for before, after in itertools.pairwise([t_preflight, t_cosign, t_verify, t_rollback]):
-                before >> after
+            t_preflight >> t_cosign
+            t_verify >> t_rollback
         with DAG(name="exit-handler"):
             # A manual rollback that fails must not start another rollback: its exit handler only reports.
             Task(name="notify", template=notify, arguments=exit_arguments())

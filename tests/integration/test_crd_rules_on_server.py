@@ -71,6 +71,30 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "over the cap of 9m: Argo stops the probe step at 10m",
     ),
     (
+        "signature-without-signer",
+        _set("imagePolicy", {"signature": {"keys": [], "keyless": []}}),
+        "spec.imagePolicy.signature",
+        "list at least one public key or keyless identity",
+    ),
+    (
+        "keyless-two-issuers",
+        _set("imagePolicy", {"signature": {"keyless": [{"issuer": "a", "issuerRegExp": "b", "subject": "s"}]}}),
+        "spec.imagePolicy.signature.keyless[0]",
+        "set exactly one of issuer and issuerRegExp",
+    ),
+    (
+        "keyless-no-subject",
+        _set("imagePolicy", {"signature": {"keyless": [{"issuer": "a"}]}}),
+        "spec.imagePolicy.signature.keyless[0]",
+        "set exactly one of subject and subjectRegExp",
+    ),
+    (
+        "attestation-without-signer",
+        _set("imagePolicy", {"vulnerabilities": {"maxSeverity": "HIGH"}}),
+        "spec.imagePolicy",
+        "vulnerabilities needs signature",
+    ),
+    (
         "duplicate-smoke-test",
         _set("smokeTests", [{"name": "dup", "endpoint": "/a"}, {"name": "dup", "endpoint": "/b"}]),
         "spec.smokeTests",

@@ -60,6 +60,36 @@ def health_checks(delay: int, period: int, timeout: int, threshold: int) -> st.S
 #: Anything the schema's own ranges allow, over the probe cap or not.
 health_check = health_checks(delay=3600, period=3600, timeout=600, threshold=100)
 
+public_key_ref = st.fixed_dictionaries(
+    {"configMap": label}, optional={"key": st.sampled_from(["cosign.pub", "ci.pub"])}
+)
+keyless_identity = st.fixed_dictionaries(
+    {
+        "issuer": st.just("https://token.actions.githubusercontent.com"),
+        "subjectRegExp": st.just("^https://github.com/acme/.*$"),
+    }
+) | st.fixed_dictionaries({"issuerRegExp": st.just("^https://.*$"), "subject": st.just("ci@example.com")})
+signature_policy = st.fixed_dictionaries(
+    {"keys": st.lists(public_key_ref, min_size=1, max_size=2)},
+    optional={"keyless": st.lists(keyless_identity, max_size=2), "requireTransparencyLog": st.booleans()},
+) | st.fixed_dictionaries({"keyless": st.lists(keyless_identity, min_size=1, max_size=2)})
+vulnerability_policy = st.fixed_dictionaries(
+    {},
+    optional={
+        "maxSeverity": st.sampled_from([severity.value for severity in spec.Severity]),
+        "maxAge": duration,
+        "ignore": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "id": st.sampled_from(["CVE-2026-1", "GHSA-abcd-efgh-ijkl"]),
+                    "reason": st.just("not reachable"),
+                    "expires": st.dates().map(lambda day: day.isoformat()),
+                }
+            ),
+            max_size=2,
+        ),
+    },
+)
 smoke_test = st.fixed_dictionaries(
     {"name": label, "endpoint": path},
     optional={
@@ -106,6 +136,10 @@ specs = st.fixed_dictionaries(
                 "allowedRegistries": st.lists(st.sampled_from(["ghcr.io", "registry.example.com/team"]), max_size=2),
                 "requireDigest": st.booleans(),
             }
+        )
+        | st.fixed_dictionaries(
+            {"signature": signature_policy},
+            optional={"vulnerabilities": vulnerability_policy, "reverifyOnRollback": st.booleans()},
         ),
         "historyLimit": st.integers(1, 1000),
         "analysis": st.none()
