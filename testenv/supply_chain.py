@@ -15,7 +15,6 @@ Every part is the real program, built from pinned modules by ``make tools`` (see
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -29,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -353,10 +352,3 @@ class LocalRegistry:
     def digest(self, repository: str, tag: str) -> str:
         """The digest ``<repository>:<tag>`` points at now."""
         return self._crane("digest", self.reference(repository, tag)).strip()
-
-
-@contextlib.contextmanager
-def running_registry(host: str) -> Iterator[LocalRegistry]:
-    """A started :class:`LocalRegistry` on ``host``, stopped on exit."""
-    with LocalRegistry(host) as registry:
-        yield registry
