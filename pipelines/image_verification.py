@@ -28,6 +28,8 @@ from pipelines.settings import RenderSettings
 from pipelines.step_container import RESTRICTED, StepSpec
 
 TEMPLATE = "cosign"
+#: Where ko, which builds sigstore's cosign image, puts the program; it is also the image's entrypoint.
+COSIGN_COMMAND = "/ko-app/cosign"
 VERIFIED_PATH = "/tmp/verified.json"
 #: Long enough for cosign to read a signature and attestations from a slow registry, short next to a deploy.
 DEADLINE_SECONDS = 120
@@ -54,6 +56,9 @@ def cosign_container(settings: RenderSettings) -> Container:
         name=TEMPLATE,
         image=settings.cosign_image,
         image_pull_policy="IfNotPresent",
+        # The image's own entrypoint, named: Argo's emissary executor must otherwise read it from the registry, which
+        # fails in clusters that cannot reach ghcr.io or need credentials for a mirror.
+        command=[COSIGN_COMMAND],
         args=cosign_args(),
         inputs=[Parameter(name=name.value) for name in CosignInput],
         outputs=[
@@ -98,4 +103,12 @@ def verify_image_step() -> StepSpec:
     )
 
 
-__all__ = ["TEMPLATE", "VERIFIED_PATH", "after_cosign", "cosign_args", "cosign_container", "verify_image_step"]
+__all__ = [
+    "COSIGN_COMMAND",
+    "TEMPLATE",
+    "VERIFIED_PATH",
+    "after_cosign",
+    "cosign_args",
+    "cosign_container",
+    "verify_image_step",
+]

@@ -27,6 +27,8 @@ DEMO_APP_REPOSITORY = "ghcr.io/argo-bluegreen/demo-app"
 DEMO_APP_PATH = DEMO_APP_REPOSITORY.split("/", 1)[1]
 # The official cosign image, a distroless image whose entrypoint is cosign itself.
 COSIGN_REPOSITORY = "ghcr.io/sigstore/cosign/cosign"
+# Where ko, which builds that image, puts the program (/ko-app/<name>); the image's entrypoint.
+COSIGN_ENTRYPOINT = "/ko-app/cosign"
 # distroless's `nonroot` user, which the cosign image runs as.
 DISTROLESS_NONROOT = (65532, 65532)
 
@@ -60,6 +62,9 @@ class ImageConfig:
     working_dir: str = "/"
     runtime_paths: tuple[Path, ...] = ()
     user: tuple[int, int] | None = None
+    #: Files the image has at paths of its own, as (host file, path in the container): a ko-built image's
+    #: ``/ko-app/<name>``, which a template names in ``command`` so Argo's executor needs no registry lookup.
+    image_files: tuple[tuple[Path, str], ...] = ()
 
 
 class ImageNotFound(LookupError):
@@ -172,16 +177,17 @@ def _cosign(image: str) -> ImageConfig:
         raise ImageNotFound(f'failed to pull and unpack image "{image}": {exc}') from None
     return ImageConfig(
         repository=COSIGN_REPOSITORY,
-        # The entrypoint is cosign itself: a container's args are its subcommand and flags.
-        entrypoint=(str(binary),),
+        # ko builds the official image: the program is /ko-app/cosign and is the entrypoint, so a container's args
+        # are its subcommand and flags.
+        entrypoint=(COSIGN_ENTRYPOINT,),
         env={
-            "PATH": f"{binary.parent}:{DEFAULT_PATH}",
+            "PATH": f"/ko-app:{DEFAULT_PATH}",
             # The runtime gives the real image's user the home directory /etc/passwd names, which it may write (cosign
             # caches TUF metadata under ~/.sigstore). Here the root is rebuilt per container and only /tmp is
             # writable by that user, so HOME points there.
             "HOME": "/tmp",
         },
         working_dir="/",
-        runtime_paths=(binary,),
+        image_files=((binary, COSIGN_ENTRYPOINT),),
         user=DISTROLESS_NONROOT,
     )

@@ -460,6 +460,9 @@ class PodWorker:
             {"source": str(etc / name), "target": f"/etc/{name}", "readonly": True}
             for name in ("resolv.conf", "hosts", "hostname")
         ]
+        file_binds += [
+            {"source": str(source), "target": target, "readonly": True} for source, target in image.image_files
+        ]
         file_binds.append(
             {
                 "source": str(termination_file),

@@ -43,7 +43,8 @@ def test_the_cosign_image_needs_the_built_tool(tmp_path: Path, monkeypatch: pyte
 def test_the_cosign_image_is_the_built_cosign_as_distroless_nonroot(pinned_tool: Callable[[str], Path]) -> None:
     built = pinned_tool("cosign")
     config = ImageTable(argoexec=None).resolve(f"{COSIGN_REPOSITORY}:v2.6.5@{DIGEST}")
-    assert config.entrypoint == (str(built.resolve()),)
+    # As ko lays the official image out: the program at /ko-app/cosign, which is also the entrypoint.
+    assert config.entrypoint == ("/ko-app/cosign",)
+    assert config.image_files == ((built.resolve(), "/ko-app/cosign"),)
     assert config.user == (65532, 65532)
     assert config.env["HOME"] == "/tmp"
-    assert config.runtime_paths == (built.resolve(),)

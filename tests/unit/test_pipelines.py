@@ -188,7 +188,7 @@ def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: 
         if template["name"] == "cosign":
             # sigstore's image; its entrypoint is cosign, and it gets no notification URLs (it reads no API).
             assert container["image"] == "ghcr.io/sigstore/cosign/cosign:v2.6.5"
-            assert "command" not in container
+            assert container["command"] == ["/ko-app/cosign"], "named, so Argo's executor needs no registry lookup"
             continue
         assert container["command"] == ["bluegreen-step"]
         assert container["image"] == "ghcr.io/argo-bluegreen/steps:0.1.0"
