@@ -99,6 +99,7 @@ class Output(StrEnum):
     image = "image"
     verification_required = "verification-required"
     verification_plan = "verification-plan"
+    verification_calls = "verification-calls"
 
 
 #: The steps whose activeDeadlineSeconds preflight computes from the spec, and the output that carries each.
@@ -123,6 +124,7 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         Output.image,
         Output.verification_required,
         Output.verification_plan,
+        Output.verification_calls,
     ),
     Step.rollback_preflight: (
         Output.record,
@@ -130,6 +132,7 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         Output.image,
         Output.verification_required,
         Output.verification_plan,
+        Output.verification_calls,
     ),
     Step.deploy_green: (Output.deployment,),
     Step.switch: (Output.switched_at,),
@@ -161,30 +164,42 @@ class CosignCheck(StrEnum):
 COSIGN_TASK = "cosign-verify"
 
 
-class CosignInput(StrEnum):
-    """The fields of one planned cosign call: preflight writes them as JSON, the cosign template reads each one.
+class CosignField(StrEnum):
+    """The fields of one planned cosign call, as preflight writes them into the plan (a JSON list).
 
-    The cosign template echoes ``check`` and ``authority`` back as outputs. Argo aggregates a loop's outputs from its
-    succeeded iterations only, so the list ``verify-image`` receives holds exactly the calls that passed.
+    The deploy DAG loops over the calls' indexes (``verification-calls``), and the cosign template reads each field of
+    its call out of the whole plan with an Argo expression. Loop items that are maps would be simpler, but Argo puts
+    their values in JSON-escaped a second time, which would turn a PEM key's line breaks and a regular expression's
+    backslashes into literal backslashes.
     """
 
     check = "check"
     command = "command"
-    check_flag = "check-flag"
+    flag = "flag"
     authority = "authority"
-    key_ref = "key-ref"
-    public_key = "public-key"
+    key_ref = "keyref"
+    public_key = "publickey"
     identity = "identity"
     issuer = "issuer"
-    ignore_tlog = "ignore-tlog"
+    ignore_tlog = "ignoretlog"
     image = "image"
 
 
-class CosignOutput(StrEnum):
-    """What each passing cosign call reports back."""
+class CosignInput(StrEnum):
+    """The cosign template's inputs: the whole plan, and which call of it this one is."""
 
-    check = "check"
-    authority = "authority"
+    plan = "plan"
+    call_index = "index"
+
+
+class CosignOutput(StrEnum):
+    """What each passing cosign call reports back.
+
+    Argo aggregates a loop's outputs from its succeeded iterations only, so the list ``verify-image`` receives names
+    exactly the calls that passed.
+    """
+
+    call_index = "index"
     verified = "verified"
 
 
@@ -431,6 +446,7 @@ __all__ = [
     "ApiResource",
     "ApiRule",
     "CosignCheck",
+    "CosignField",
     "CosignInput",
     "CosignOutput",
     "ExitCode",

@@ -332,8 +332,8 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             t_cosign = Task(
                 name=COSIGN_TASK,
                 template=cosign,
-                with_param=plan,
-                arguments={name.value: f"{{{{item.{name.value}}}}}" for name in CosignInput},
+                with_param=t_preflight.get_parameter(Output.verification_calls).value,
+                arguments={CosignInput.plan.value: plan, CosignInput.call_index.value: "{{item}}"},
                 when=verification_required,
             )
             t_verify_image = Task(

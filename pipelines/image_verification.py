@@ -1,11 +1,13 @@
 """The cosign template: sigstore's own cosign, in its own container, checks one signer's signature or attestation.
 
-The deploy DAG loops this template over the calls preflight planned (``withParam``), one container per check and
-trusted signer. Every planned value arrives as an input parameter, including the PEM public key, which cosign reads
-from an environment variable (``--key env://...``); the container therefore needs neither a key volume nor API access.
-A passing call writes what cosign verified to a file and echoes its check and signer back as outputs; a failing call
-exits non-zero and reports nothing, which is how ``verify-image`` tells them apart (Argo aggregates only the
-outputs of a loop's succeeded iterations).
+The deploy DAG loops this template over the indexes of the calls preflight planned (``withParam``), one container per
+check and trusted signer. Each container gets the whole plan and its index, and reads its call's fields with Argo's
+``jsonpath`` expression, so a PEM key's line breaks and a regular expression's backslashes arrive intact (see
+:class:`bluegreen_contract.CosignField` for why the loop items are not the calls themselves). cosign reads the public
+key from an environment variable (``--key env://...``); the container needs neither a key volume nor API access.
+A passing call writes what cosign verified to a file and echoes its index back; a failing call exits non-zero and
+reports nothing, which is how ``verify-image`` tells them apart (Argo aggregates only the outputs of a loop's
+succeeded iterations).
 
 A refused signature is the loop's expected failure, so ``verify-image`` depends on the loop having Succeeded *or*
 Failed (:func:`after_cosign`; Argo refuses ``continueOn`` beside ``depends``) and decides and explains. Only the
@@ -21,7 +23,7 @@ from __future__ import annotations
 from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy
 from hera.workflows import models as m
 
-from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, COSIGN_TASK, CosignInput, CosignOutput, Step
+from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, COSIGN_TASK, CosignField, CosignInput, CosignOutput, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import SERVICE_PARAMETER, input_parameter
 from pipelines.settings import RenderSettings
@@ -36,17 +38,23 @@ DEADLINE_SECONDS = 120
 RESOURCES = Resources(cpu_request="50m", cpu_limit="1", memory_request="64Mi", memory_limit="256Mi")
 
 
+def planned(field: CosignField) -> str:
+    """An Argo expression for one field of this container's call in the plan."""
+    plan, index = (f"inputs.parameters.{name.value}" for name in (CosignInput.plan, CosignInput.call_index))
+    return f"{{{{=jsonpath({plan}, '$[' + {index} + '].{field.value}')}}}}"
+
+
 def cosign_args() -> list[str]:
-    """The cosign command line, every value an input; ``--name=value`` so an empty value stays one argument."""
+    """The cosign command line, every value from the plan; ``--name=value`` so an empty value stays one argument."""
     return [
-        input_parameter(CosignInput.command),
-        input_parameter(CosignInput.check_flag),
-        f"--key={input_parameter(CosignInput.key_ref)}",
-        f"--certificate-identity-regexp={input_parameter(CosignInput.identity)}",
-        f"--certificate-oidc-issuer-regexp={input_parameter(CosignInput.issuer)}",
-        f"--insecure-ignore-tlog={input_parameter(CosignInput.ignore_tlog)}",
+        planned(CosignField.command),
+        planned(CosignField.flag),
+        f"--key={planned(CosignField.key_ref)}",
+        f"--certificate-identity-regexp={planned(CosignField.identity)}",
+        f"--certificate-oidc-issuer-regexp={planned(CosignField.issuer)}",
+        f"--insecure-ignore-tlog={planned(CosignField.ignore_tlog)}",
         f"--output-file={VERIFIED_PATH}",
-        input_parameter(CosignInput.image),
+        planned(CosignField.image),
     ]
 
 
@@ -62,13 +70,12 @@ def cosign_container(settings: RenderSettings) -> Container:
         args=cosign_args(),
         inputs=[Parameter(name=name.value) for name in CosignInput],
         outputs=[
-            Parameter(name=CosignOutput.check.value, value=input_parameter(CosignInput.check)),
-            Parameter(name=CosignOutput.authority.value, value=input_parameter(CosignInput.authority)),
+            Parameter(name=CosignOutput.call_index.value, value=input_parameter(CosignInput.call_index)),
             # A failed call writes no file; the default keeps its missing output from turning Failed into Error.
             Parameter(name=CosignOutput.verified.value, value_from=m.ValueFrom(path=VERIFIED_PATH, default="")),
         ],
         env=[
-            Env(name=COSIGN_PUBLIC_KEY_ENV, value=input_parameter(CosignInput.public_key)),
+            Env(name=COSIGN_PUBLIC_KEY_ENV, value=planned(CosignField.public_key)),
             # The root filesystem is read-only: cosign's config and sigstore's trust cache go to the scratch volume.
             Env(name="HOME", value="/tmp"),
             Env(name="TUF_ROOT", value="/tmp/.sigstore"),
@@ -110,5 +117,6 @@ __all__ = [
     "after_cosign",
     "cosign_args",
     "cosign_container",
+    "planned",
     "verify_image_step",
 ]

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import bluegreen_spec as spec
-from bluegreen_contract import CosignCheck, CosignInput, CosignOutput
+from bluegreen_contract import CosignCheck, CosignField, CosignOutput
 
 #: The predicate type ``cosign attest --type vuln`` writes.
 VULN_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/vuln/v1"
@@ -50,20 +50,29 @@ class Verdict:
     refusal: Refusal | None = None
 
 
-def _passed(outputs: str, check: CosignCheck) -> list[dict[str, Any]]:
-    return [item for item in _json_list(outputs) if item.get(CosignOutput.check) == check.value]
+def _passed(plan: list[dict[str, str]], outputs: str, check: CosignCheck) -> list[tuple[dict[str, str], str]]:
+    """The planned calls of ``check`` that passed, each with what cosign verified, in plan order."""
+    verified: dict[int, str] = {}
+    for item in _json_list(outputs):
+        index = str(item.get(CosignOutput.call_index, ""))
+        if index.isdigit() and int(index) < len(plan):
+            verified[int(index)] = str(item.get(CosignOutput.verified, "") or "")
+    return [
+        (plan[index], verified[index])
+        for index in sorted(verified)
+        if plan[index].get(CosignField.check) == check.value
+    ]
 
 
-def passed_authorities(outputs: str, check: CosignCheck) -> list[str]:
+def passed_authorities(plan: list[dict[str, str]], outputs: str, check: CosignCheck) -> list[str]:
     """The signers whose ``check`` passed, from Argo's aggregated loop outputs (a JSON list of maps)."""
-    return [str(item.get(CosignOutput.authority, "")) for item in _passed(outputs, check)]
+    return [call[CosignField.authority] for call, _ in _passed(plan, outputs, check)]
 
 
-def verified_documents(outputs: str, check: CosignCheck) -> list[dict[str, Any]]:
+def verified_documents(plan: list[dict[str, str]], outputs: str, check: CosignCheck) -> list[dict[str, Any]]:
     """Every JSON document cosign wrote for the passing ``check`` calls (a list per call, or one per line)."""
     documents: list[dict[str, Any]] = []
-    for item in _passed(outputs, check):
-        text = str(item.get(CosignOutput.verified, "") or "")
+    for _, text in _passed(plan, outputs, check):
         for chunk in _json_chunks(text):
             if isinstance(chunk, list):
                 documents.extend(entry for entry in chunk if isinstance(entry, dict))
@@ -212,9 +221,9 @@ def decide(policy: spec.ImagePolicy, plan: list[dict[str, str]], outputs: str, n
     """The verdict from the calls planned and the outputs of those that passed."""
     verdict = Verdict()
     planned = [
-        call[CosignInput.authority] for call in plan if call.get(CosignInput.check) == CosignCheck.signature.value
+        call[CosignField.authority] for call in plan if call.get(CosignField.check) == CosignCheck.signature.value
     ]
-    passed = set(passed_authorities(outputs, CosignCheck.signature))
+    passed = set(passed_authorities(plan, outputs, CosignCheck.signature))
     signer = next((authority for authority in planned if authority in passed), None)
     if signer is None:
         trusted = "; ".join(planned) or "none"
@@ -224,13 +233,12 @@ def decide(policy: spec.ImagePolicy, plan: list[dict[str, str]], outputs: str, n
             "`cosign sign`, and check the key or identity and that the tag was not moved after signing",
         )
         return verdict
-    keyless = (
-        keyless_signer(verified_documents(outputs, CosignCheck.signature)) if not signer.startswith("key ") else ""
-    )
+    documents = verified_documents(plan, outputs, CosignCheck.signature)
+    keyless = "" if signer.startswith("key ") else keyless_signer(documents)
     verdict.signer = keyless or signer
     if policy.vulnerabilities is None:
         return verdict
-    verified_scans = scans(verified_documents(outputs, CosignCheck.attestation))
+    verified_scans = scans(verified_documents(plan, outputs, CosignCheck.attestation))
     if not verified_scans:
         verdict.refusal = Refusal(
             "spec.imagePolicy.vulnerabilities",

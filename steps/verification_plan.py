@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 import bluegreen_spec as spec
-from bluegreen_contract import CONFIG_MAPS, COSIGN_PUBLIC_KEY_ENV, CosignCheck, CosignInput
+from bluegreen_contract import CONFIG_MAPS, COSIGN_PUBLIC_KEY_ENV, CosignCheck, CosignField
 from steps.errors import BadInput
 from steps.kube import Kube
 
@@ -71,20 +71,20 @@ def signers(kube: Kube, namespace: str, service: str, policy: spec.SignaturePoli
 
 
 def plan(signers: list[Signer], image: str, checks: list[CosignCheck], *, require_tlog: bool) -> list[dict[str, str]]:
-    """One cosign call per check and signer, each a map of :class:`CosignInput` names to argument values."""
+    """One cosign call per check and signer, each a map of :class:`CosignField` names to argument values."""
     return [
         {
-            CosignInput.check: check.value,
-            CosignInput.command: check.command,
-            CosignInput.check_flag: check.flag,
-            CosignInput.authority: signer.authority,
+            CosignField.check: check.value,
+            CosignField.command: check.command,
+            CosignField.flag: check.flag,
+            CosignField.authority: signer.authority,
             # cosign reads a key from the environment with env://; an empty --key selects keyless verification.
-            CosignInput.key_ref: f"env://{COSIGN_PUBLIC_KEY_ENV}" if signer.keyed else "",
-            CosignInput.public_key: signer.public_key,
-            CosignInput.identity: signer.identity,
-            CosignInput.issuer: signer.issuer,
-            CosignInput.ignore_tlog: "false" if require_tlog else "true",
-            CosignInput.image: image,
+            CosignField.key_ref: f"env://{COSIGN_PUBLIC_KEY_ENV}" if signer.keyed else "",
+            CosignField.public_key: signer.public_key,
+            CosignField.identity: signer.identity,
+            CosignField.issuer: signer.issuer,
+            CosignField.ignore_tlog: "false" if require_tlog else "true",
+            CosignField.image: image,
         }
         for check in checks
         for signer in signers
@@ -101,8 +101,13 @@ def for_policy(kube: Kube, namespace: str, service: str, policy: spec.ImagePolic
 
 
 def encode(calls: list[dict[str, str]]) -> str:
-    """The plan as the JSON list Argo's ``withParam`` loops over."""
+    """The plan as the JSON list each cosign container reads its call from."""
     return json.dumps(calls, separators=(",", ":"))
 
 
-__all__ = ["PEM_PUBLIC_KEY_HEADER", "Signer", "encode", "for_policy", "plan", "signers"]
+def encode_indexes(calls: list[dict[str, str]]) -> str:
+    """The calls' indexes as the JSON list of strings Argo's ``withParam`` loops over."""
+    return json.dumps([str(index) for index in range(len(calls))])
+
+
+__all__ = ["PEM_PUBLIC_KEY_HEADER", "Signer", "encode", "encode_indexes", "for_policy", "plan", "signers"]

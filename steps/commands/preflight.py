@@ -237,6 +237,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             Output.image: image,
             Output.verification_required: "true" if policy.verification_required() else "false",
             Output.verification_plan: verification_plan.encode(calls),
+            Output.verification_calls: verification_plan.encode_indexes(calls),
             **{
                 DEADLINE_OUTPUTS[Step(step)]: str(seconds)
                 for step, seconds in ctx.resource.spec.run_deadlines().items()

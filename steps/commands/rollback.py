@@ -153,6 +153,19 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
             None,
         )
         return 0
+    verification = record.status.verification if record.status is not None else None
+    if record.status is not None and verification is not None and not verification.passed:
+        # verify-image refused the image after preflight finished and before deploy-green: no slot was written.
+        ctx.records.append(
+            name,
+            "rollback",
+            "nothing-to-roll-back",
+            f"the image was refused before any slot changed; traffic stays on {from_slot.value}",
+        )
+        # The refusal itself, not Argo's list of failed nodes, which also names each refused cosign call.
+        refusal = next((e.message for e in reversed(record.status.entries) if e.event == "image-refused"), reason)
+        _finish(ctx, name, args.workflow, record.spec.image, spec.Phase.failed, refusal, None, None)
+        return 0
     ctx.records.set_phase(name, spec.Phase.rolling_back)
     live = ctx.router.live_slot()
     if live is from_slot:

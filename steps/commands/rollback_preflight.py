@@ -41,6 +41,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             Output.image: to.image,
             Output.verification_required: "true" if required else "false",
             Output.verification_plan: verification_plan.encode(calls),
+            Output.verification_calls: verification_plan.encode_indexes(calls),
         },
     )
     ctx.log("rollback-planned", record=name, target=to.target.value, image=to.image, reverify=required)

@@ -28,12 +28,20 @@ def cosign_template() -> dict[str, Any]:
     return found[0]
 
 
+#: The one expression shape the template uses: a field of call ``index`` in the plan.
+FIELD = re.compile(
+    r"\{\{=jsonpath\(inputs\.parameters\.plan, '\$\[' \+ inputs\.parameters\.index \+ '\]\.([a-z]+)'\)\}\}"
+)
+
+
 def argv(call: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """What the container runs for one planned call: Argo's substitution of the loop item into the template."""
+    """What the container runs for one planned call: the template's field expressions, evaluated for ``call``."""
     template = cosign_template()
 
     def fill(text: str) -> str:
-        return re.sub(r"\{\{inputs\.parameters\.([a-z-]+)\}\}", lambda m: call[m.group(1)], text)
+        filled = FIELD.sub(lambda m: call[m.group(1)], text)
+        assert "{{" not in filled, f"an expression this test does not know: {text}"
+        return filled
 
     env = {variable["name"]: fill(variable["value"]) for variable in template["container"]["env"]}
     return [fill(arg) for arg in template["container"]["args"]], env

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bluegreen_spec as spec
-from bluegreen_contract import CosignCheck, CosignInput, CosignOutput
+from bluegreen_contract import CosignCheck, CosignField, CosignOutput
 from steps import image_verdict, verification_plan
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -75,38 +75,40 @@ def envelope(findings: list[tuple[str, str]], finished: datetime | None) -> dict
     return {"payloadType": "application/vnd.in-toto+json", "payload": payload, "signatures": [{"sig": "x"}]}
 
 
-def outputs(*passed: tuple[CosignCheck, str, str]) -> str:
-    """Argo's aggregated outputs of the succeeded cosign iterations."""
+def outputs(*passed: tuple[int, str]) -> str:
+    """Argo's aggregated outputs of the succeeded cosign iterations: each call's index and what cosign verified."""
     return json.dumps(
-        [
-            {CosignOutput.check: check.value, CosignOutput.authority: authority, CosignOutput.verified: verified}
-            for check, authority, verified in passed
-        ]
+        [{CosignOutput.call_index: str(index), CosignOutput.verified: verified} for index, verified in passed]
     )
 
 
-SIGNED = (CosignCheck.signature, KEY_B, json.dumps([{"critical": {"image": {"docker-manifest-digest": "sha256:ab"}}}]))
+# Indexes into plan([signature, attestation]): signatures by KEY_A and KEY_B, then attestations by KEY_A and KEY_B.
+SIGNED_BY_B, ATTESTED_BY_A, ATTESTED_BY_B = 1, 2, 3
+# cosign verify writes a newline, then a JSON list.
+SIGNED = (SIGNED_BY_B, "\n" + json.dumps([{"critical": {"image": {"docker-manifest-digest": "sha256:ab"}}}]))
 
 
 def attested(
-    findings: list[tuple[str, str]], finished: datetime | None = NOW - timedelta(hours=1)
-) -> tuple[CosignCheck, str, str]:
+    findings: list[tuple[str, str]],
+    finished: datetime | None = NOW - timedelta(hours=1),
+    index: int = ATTESTED_BY_A,
+) -> tuple[int, str]:
     # verify-attestation prints one envelope per line.
-    return (CosignCheck.attestation, KEY_A, json.dumps(envelope(findings, finished)) + "\n")
+    return (index, json.dumps(envelope(findings, finished)) + "\n")
 
 
 def test_the_plan_has_one_call_per_check_and_signer_with_every_cosign_input() -> None:
     calls = plan([CosignCheck.signature, CosignCheck.attestation])
-    assert [(c[CosignInput.check], c[CosignInput.authority]) for c in calls] == [
+    assert [(c[CosignField.check], c[CosignField.authority]) for c in calls] == [
         ("signature", KEY_A),
         ("signature", KEY_B),
         ("attestation", KEY_A),
         ("attestation", KEY_B),
     ]
-    assert all(set(call) == {name.value for name in CosignInput} for call in calls)
-    assert {c[CosignInput.command] for c in calls} == {"verify", "verify-attestation"}
+    assert all(set(call) == {name.value for name in CosignField} for call in calls)
+    assert {c[CosignField.command] for c in calls} == {"verify", "verify-attestation"}
     assert all(
-        c[CosignInput.key_ref] == "env://COSIGN_PUBLIC_KEY" and c[CosignInput.ignore_tlog] == "true" for c in calls
+        c[CosignField.key_ref] == "env://COSIGN_PUBLIC_KEY" and c[CosignField.ignore_tlog] == "true" for c in calls
     )
 
 
@@ -118,10 +120,10 @@ def test_keyless_signers_are_planned_with_anchored_patterns_and_no_key() -> None
         identity.describe(), identity=identity.subject_pattern(), issuer=identity.issuer_pattern()
     )
     (call,) = verification_plan.plan([signer], IMAGE, [CosignCheck.signature], require_tlog=True)
-    assert call[CosignInput.key_ref] == ""
-    assert call[CosignInput.issuer] == r"^https://token\.actions\.githubusercontent\.com$"
-    assert call[CosignInput.identity] == "^https://github.com/acme/.*$"
-    assert call[CosignInput.ignore_tlog] == "false"
+    assert call[CosignField.key_ref] == ""
+    assert call[CosignField.issuer] == r"^https://token\.actions\.githubusercontent\.com$"
+    assert call[CosignField.identity] == "^https://github.com/acme/.*$"
+    assert call[CosignField.ignore_tlog] == "false"
 
 
 def test_any_one_trusted_signer_is_enough_and_is_named() -> None:
@@ -138,7 +140,8 @@ def test_no_passing_signature_refuses_naming_the_rule_and_every_trusted_signer()
 
 
 def test_a_passing_attestation_does_not_stand_in_for_a_signature() -> None:
-    verdict = image_verdict.decide(policy(), plan([CosignCheck.signature]), outputs(attested([])), NOW)
+    both = [CosignCheck.signature, CosignCheck.attestation]
+    verdict = image_verdict.decide(policy(), plan(both), outputs(attested([])), NOW)
     assert verdict.refusal is not None and verdict.refusal.rule == "spec.imagePolicy.signature"
 
 
@@ -168,7 +171,7 @@ def test_a_scan_older_than_max_age_refuses_and_the_newest_scan_counts() -> None:
     old = attested([], NOW - timedelta(hours=30))
     stale = image_verdict.decide(policy(maxAge="24h"), plan(checks), outputs(SIGNED, old), NOW)
     assert stale.refusal is not None and stale.refusal.rule == "spec.imagePolicy.vulnerabilities.maxAge"
-    fresh_bad = attested([("CVE-2026-0003", "CRITICAL")], NOW - timedelta(hours=1))
+    fresh_bad = attested([("CVE-2026-0003", "CRITICAL")], NOW - timedelta(hours=1), ATTESTED_BY_B)
     newest = image_verdict.decide(policy(maxAge="48h"), plan(checks), outputs(SIGNED, old, fresh_bad), NOW)
     assert newest.refusal is not None and newest.refusal.rule.endswith("maxSeverity")
 
@@ -181,9 +184,11 @@ def test_missing_attestation_or_scan_time_refuses() -> None:
     assert untimed.refusal is not None and "scanFinishedOn" in untimed.refusal.message
 
 
-def test_unreadable_outputs_count_as_nothing_verified() -> None:
-    assert image_verdict.passed_authorities("not json", CosignCheck.signature) == []
-    assert image_verdict.verified_documents('[{"check":"signature","verified":"{oops"}]', CosignCheck.signature) == []
+def test_unreadable_or_unplanned_outputs_count_as_nothing_verified() -> None:
+    calls = plan([CosignCheck.signature])
+    assert image_verdict.passed_authorities(calls, "not json", CosignCheck.signature) == []
+    assert image_verdict.passed_authorities(calls, '[{"index":"7"},{"index":"-1"}]', CosignCheck.signature) == []
+    assert image_verdict.verified_documents(calls, '[{"index":"0","verified":"{oops"}]', CosignCheck.signature) == []
 
 
 SEVERITIES = [severity.value for severity in spec.Severity]

@@ -241,21 +241,21 @@ def test_image_verification_runs_between_preflight_and_any_slot_write_only_when_
         dag = tasks(document, "deploy" if document is DEPLOY else "one-click-rollback")
         required = f"{{{{tasks.{first}.outputs.parameters.verification-required}}}} == true"
         plan = f"{{{{tasks.{first}.outputs.parameters.verification-plan}}}}"
+        calls = f"{{{{tasks.{first}.outputs.parameters.verification-calls}}}}"
         cosign, verify = dag["cosign-verify"], dag["verify-image"]
         assert cosign["depends"] == first
         # A refused signer fails its loop iteration: that is the verdict verify-image reads, so it runs after either.
         assert verify["depends"] == "cosign-verify.Succeeded || cosign-verify.Failed || cosign-verify.Skipped"
         assert "continueOn" not in cosign, "Argo refuses continueOn beside depends"
         assert cosign["when"] == verify["when"] == required
-        assert cosign["withParam"] == plan
+        assert cosign["withParam"] == calls
         arguments = {p["name"]: p["value"] for p in verify["arguments"]["parameters"]}
         assert arguments["verified"] == "{{tasks.cosign-verify.outputs.parameters}}"
         assert arguments["plan"] == plan
         assert arguments["slot"] == f"{{{{tasks.{first}.outputs.parameters.{verified_slot}}}}}"
-        # The loop hands each planned field to the cosign template's input of the same name.
+        # Each iteration gets the whole plan and its call's index; the template reads the call's fields from them.
         loop = {p["name"]: p["value"] for p in cosign["arguments"]["parameters"]}
-        inputs = {p["name"] for p in templates(document)["cosign"]["inputs"]["parameters"]}
-        assert loop == {name: f"{{{{item.{name}}}}}" for name in inputs}
+        assert loop == {"plan": plan, "index": "{{item}}"}
     # The deploy puts the image preflight pinned (tag resolved to its digest) into the slot.
     deploy_args = {p["name"]: p["value"] for p in tasks(DEPLOY, "deploy")["deploy-green"]["arguments"]["parameters"]}
     assert deploy_args["image"] == "{{tasks.preflight.outputs.parameters.image}}"
