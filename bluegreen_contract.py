@@ -70,7 +70,6 @@ class Step(StrEnum):
     verify = "verify"
     retain = "retain"
     cleanup = "cleanup"
-    rollback_preflight = "rollback-preflight"
     rollback = "rollback"
     notify = "notify"
 
@@ -100,6 +99,7 @@ class Output(StrEnum):
     verification_required = "verification-required"
     verification_plan = "verification-plan"
     verification_calls = "verification-calls"
+    deferred = "deferred"
 
 
 #: The steps whose activeDeadlineSeconds preflight computes from the spec, and the output that carries each.
@@ -126,11 +126,13 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         Output.verification_plan,
         Output.verification_calls,
     ),
-    Step.rollback_preflight: (
+    # A manual rollback whose spec asks to verify the retained image again defers once: it plans the cosign calls,
+    # moves no traffic, and the rollback template verifies and then runs it a second time.
+    Step.rollback: (
+        Output.deferred,
         Output.record,
         Output.target_slot,
         Output.image,
-        Output.verification_required,
         Output.verification_plan,
         Output.verification_calls,
     ),

@@ -69,7 +69,6 @@ STEP_DEADLINE_SECONDS: dict[str, int] = {
     "verify": 60 * 60,
     "retain": 3 * 60,
     "cleanup": 5 * 60,
-    "rollback-preflight": 3 * 60,
     "rollback": 15 * 60,
     "notify": 3 * 60,
 }

@@ -5,9 +5,10 @@ never races a deploy (invariant I5); it waits for a running deploy to finish fir
 the previous slot is retained and available, scales it back up if it is not (invariant I1), and otherwise fails
 with a message naming the image to redeploy.
 
-``rollback-preflight`` finds the retained slot and opens the record first. When the service's spec sets
-``imagePolicy.reverifyOnRollback``, the same ``cosign-verify`` loop and ``verify-image`` step as in a deploy check the
-retained image before traffic moves; otherwise both are skipped (no Pod), because the image was verified when it was
+When the service's spec sets ``imagePolicy.reverifyOnRollback`` and the retained image was not verified in this run,
+``rollback`` moves no traffic and reports ``deferred`` with a cosign plan; the same ``cosign-verify`` loop and
+``verify-image`` step as in a deploy then check the image, and ``rollback-verified`` runs the rollback. Otherwise those
+three are skipped without a Pod: the default rollback stays one Pod, because the image was verified when it was
 deployed.
 
 Argo references: https://argo-workflows.readthedocs.io/en/latest/workflow-templates/ and
@@ -18,10 +19,9 @@ from __future__ import annotations
 
 from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 
-from bluegreen_contract import COSIGN_TASK, ROLLBACK_TEMPLATE, STEP_OUTPUTS, CosignInput, Output, Step
-from bluegreen_spec import STEP_DEADLINE_SECONDS
+from bluegreen_contract import COSIGN_TASK, ROLLBACK_TEMPLATE, CosignInput, Output
 from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAME, workflow_parameter
-from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
+from pipelines.exit_handler import exit_arguments, manual_rollback_steps, notify_step
 from pipelines.image_verification import after_cosign, cosign_container, verify_image_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
@@ -30,7 +30,7 @@ from pipelines.run_policy import (
     workflow_metadata,
 )
 from pipelines.settings import RenderSettings
-from pipelines.step_container import StepSpec, step_container
+from pipelines.step_container import step_container
 
 NAME = ROLLBACK_TEMPLATE
 
@@ -61,21 +61,11 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         workflow_metadata=workflow_metadata(),
     ) as template:
         request = (SERVICE_PARAMETER, "workflow", "reason", "triggered-by")
-        preflight = step_container(
-            StepSpec(
-                template="rollback-preflight",
-                step=Step.rollback_preflight,
-                inputs=request,
-                outputs=STEP_OUTPUTS[Step.rollback_preflight],
-                deadline_seconds=STEP_DEADLINE_SECONDS[Step.rollback_preflight],
-                retry=True,
-                description="Find the retained slot, open the record, plan re-verification when the spec asks.",
-            ),
-            settings,
-        )
+        first, again = manual_rollback_steps(request)
+        rollback = step_container(first, settings)
+        rollback_verified = step_container(again, settings)
         cosign = cosign_container(settings)
         verify_image = step_container(verify_image_step(), settings)
-        rollback = step_container(rollback_step("manual", inputs=request), settings)
         notify = step_container(notify_step(), settings)
         with DAG(name="one-click-rollback"):
             arguments = {
@@ -84,33 +74,33 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 "reason": workflow_parameter("reason"),
                 "triggered-by": workflow_parameter("triggered-by"),
             }
-            t_preflight = Task(name="rollback-preflight", template=preflight, arguments=arguments)
-            required = f"{t_preflight.get_parameter(Output.verification_required).value} == true"
-            plan = t_preflight.get_parameter(Output.verification_plan).value
+            t_rollback = Task(name="rollback", template=rollback, arguments=arguments)
+            deferred = f"{t_rollback.get_parameter(Output.deferred).value} == true"
+            plan = t_rollback.get_parameter(Output.verification_plan).value
             t_cosign = Task(
                 name=COSIGN_TASK,
                 template=cosign,
-                with_param=t_preflight.get_parameter(Output.verification_calls).value,
+                with_param=t_rollback.get_parameter(Output.verification_calls).value,
                 arguments={CosignInput.plan.value: plan, CosignInput.call_index.value: "{{item}}"},
-                when=required,
+                when=deferred,
             )
             t_verify = Task(
                 name="verify-image",
                 template=verify_image,
                 arguments={
                     SERVICE_PARAMETER: SERVICE,
-                    "image": t_preflight.get_parameter(Output.image).value,
-                    "slot": t_preflight.get_parameter(Output.target_slot).value,
-                    "record": t_preflight.get_parameter(Output.record).value,
+                    "image": t_rollback.get_parameter(Output.image).value,
+                    "slot": t_rollback.get_parameter(Output.target_slot).value,
+                    "record": t_rollback.get_parameter(Output.record).value,
                     "plan": plan,
                     "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
                 },
-                when=required,
+                when=deferred,
                 depends=after_cosign(),
             )
-            t_rollback = Task(name="rollback", template=rollback, arguments=arguments)
-            t_preflight >> t_cosign
-            t_verify >> t_rollback
+            t_again = Task(name="rollback-verified", template=rollback_verified, arguments=arguments, when=deferred)
+            t_rollback >> t_cosign
+            t_verify >> t_again
         with DAG(name="exit-handler"):
             # A manual rollback that fails must not start another rollback: its exit handler only reports.
             Task(name="notify", template=notify, arguments=exit_arguments())

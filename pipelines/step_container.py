@@ -11,7 +11,7 @@ https://argo-workflows.readthedocs.io/en/latest/walk-through/output-parameters/.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy, SecretEnv
@@ -97,6 +97,8 @@ class StepSpec:
     retry: bool = False
     metrics: Sequence[Counter | Gauge | Histogram] = field(default_factory=list)
     description: str = ""
+    #: Values for outputs a run may not write (a step that failed, or one whose path did not need them).
+    output_defaults: Mapping[Output, str] = field(default_factory=dict)
 
 
 def step_env(settings: RenderSettings) -> list[Env | SecretEnv]:
@@ -136,7 +138,10 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
             *([Parameter(name=DEADLINE_INPUT, default=str(spec.deadline_seconds))] if spec.deadline_input else []),
         ],
         outputs=[
-            Parameter(name=name.value, value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name.value}"))
+            Parameter(
+                name=name.value,
+                value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name.value}", default=spec.output_defaults.get(name)),
+            )
             for name in spec.outputs
         ],
         env=step_env(settings),

@@ -118,16 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--service", help="clean up one service")
     which.add_argument("--all-services", action="store_true", help="every managed service in the namespace")
 
-    p = sub.add_parser(
-        Step.rollback_preflight, help="before a manual rollback: find the retained slot, plan its re-verification"
-    )
-    _common(p, outputs=True)
-    p.add_argument("--workflow", required=True, help="name of the workflow running this rollback")
-    p.add_argument("--reason", default="", help="why, when a person rolls back")
-    p.add_argument("--triggered-by", default="", help="who rolls back")
-
     p = sub.add_parser(Step.rollback, help="restore traffic to the previous slot")
-    _common(p)
+    _common(p, outputs=True)
+    p.add_argument(
+        "--after-verification",
+        action="store_true",
+        help="manual: the retained image was just verified again; refuse unless the record holds a passing verdict",
+    )
     p.add_argument("--trigger", required=True, choices=("on-exit", "manual"), help="who asked for the rollback")
     _run_outcome(p)
     p.add_argument("--reason", default="", help="why, when a person rolls back")

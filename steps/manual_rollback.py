@@ -1,7 +1,7 @@
 """What a manual rollback rolls back to, and its record.
 
-``rollback-preflight`` and ``rollback --trigger manual`` share both, so they refuse the same way and the record is
-opened once, whichever of them runs first.
+A manual rollback may run twice in one workflow (once to plan the retained image's re-verification, once after it),
+so the record is opened idempotently, named after the workflow.
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ Two triggers share the same restore:
   the record as ``RolledBack`` with the reason from ``{{workflow.failures}}``. A run that failed before it could
   open a record still gets one here, so no run goes unrecorded (I6).
 * ``manual``: the one-click template. It opens its own record and moves traffic to the retained previous slot; when
-  nothing is retained it fails with the image to redeploy.
+  nothing is retained it fails with the image to redeploy. When the spec sets ``imagePolicy.reverifyOnRollback`` and
+  this run has not verified the retained image yet, it only plans the cosign calls and reports ``deferred``; the
+  template verifies the image and runs it again with ``--after-verification``. Without the flag the default path is
+  the one Pod it always was.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ import argparse
 import time
 
 import bluegreen_spec as spec
-from bluegreen_contract import DEPLOYMENTS
-from steps import failures, gates, manual_rollback, retention, slots
+from bluegreen_contract import DEPLOYMENTS, Output
+from steps import failures, gates, images, manual_rollback, retention, slots, verification_plan
 from steps.announce import announce
 from steps.clock import now
-from steps.context import StepContext, record_name
-from steps.errors import CheckFailed
+from steps.context import StepContext, record_name, write_outputs
+from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
 from steps.log import StepLog
 from steps.metrics import RunMetrics
@@ -204,6 +207,40 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
     return 0
 
 
+def _verified(ctx: StepContext, record: str, to: manual_rollback.RollbackTarget) -> bool:
+    found = ctx.records.get(record)
+    return found is not None and not gates.unpassed(found, to.target, to.image, [spec.Gate.image_verification])
+
+
+def _defer_for_verification(
+    ctx: StepContext, args: argparse.Namespace, record: str, to: manual_rollback.RollbackTarget
+) -> int:
+    """Plan the retained image's re-verification and move no traffic; the template verifies, then runs us again."""
+    if images.parse(to.image).digest is None:
+        raise BadInput(
+            f"BlueGreenDeployment {ctx.namespace}/{ctx.service} sets spec.imagePolicy.reverifyOnRollback, but the "
+            f"retained image {to.image} is not pinned by digest, so what runs cannot be verified again; redeploy "
+            "the version you want by digest with blue-green-deploy"
+        )
+    calls = verification_plan.for_policy(
+        ctx.kube, ctx.namespace, ctx.service, ctx.resource.spec.image_policy, to.image
+    )
+    ctx.records.append(record, "rollback", "verification-planned", f"verifying {to.image} again before traffic moves")
+    write_outputs(
+        args.output_dir,
+        {
+            Output.deferred: "true",
+            Output.record: record,
+            Output.target_slot: to.target.value,
+            Output.image: to.image,
+            Output.verification_plan: verification_plan.encode(calls),
+            Output.verification_calls: verification_plan.encode_indexes(calls),
+        },
+    )
+    ctx.log("rollback-deferred", record=record, image=to.image, calls=len(calls))
+    return 0
+
+
 def manual(kube: Kube, args: argparse.Namespace) -> int:
     """Move traffic to the retained previous slot on request."""
     started = time.monotonic()
@@ -211,10 +248,12 @@ def manual(kube: Kube, args: argparse.Namespace) -> int:
     to = manual_rollback.retained_target(ctx)
     name = manual_rollback.open_record(ctx, args.workflow, args.reason, args.triggered_by, to)
     live, target = to.live, to.target
-    if ctx.resource.spec.image_policy.reverify_on_rollback:
-        # rollback-preflight planned the check and verify-image recorded the verdict in this record; a run started
-        # at this step (--entrypoint) has none and is refused before traffic moves.
-        gates.require_verified(ctx, name, target, to.image)
+    policy = ctx.resource.spec.image_policy
+    if policy.reverify_on_rollback and policy.signature is not None:
+        if args.after_verification:
+            gates.require_verified(ctx, name, target, to.image)
+        elif not _verified(ctx, name, to):
+            return _defer_for_verification(ctx, args, name, to)
 
     def held(current: spec.BlueGreenDeploymentStatus) -> None:
         current.workflow = args.workflow

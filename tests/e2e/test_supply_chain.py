@@ -184,7 +184,8 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
     outcomes.append(("4 tag moved after signing", run.phase))
 
     # 5. A CRITICAL finding: refused; accepted while ignored; refused again once the ignore entry expired.
-    critical = images.signed("v6", [("CVE-2026-4242", "CRITICAL"), ("CVE-2026-1000", "LOW")])
+    images.signed("v6", [("CVE-2026-4242", "CRITICAL"), ("CVE-2026-1000", "LOW")])
+    critical = images.tagged("v6")  # by tag: the demo app reports the tag as its version
     run = service.deploy(critical)
     reason = _refused(service, run, before, "spec.imagePolicy.vulnerabilities.maxSeverity")
     assert "CVE-2026-4242" in reason
@@ -207,8 +208,8 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
 
     # 6. A scan older than maxAge.
     before = _slots(service)
-    stale = images.signed("v7", scanned_ago=timedelta(days=10))
-    run = service.deploy(stale)
+    images.signed("v7", scanned_ago=timedelta(days=10))
+    run = service.deploy(images.tagged("v7"))
     _refused(service, run, before, "spec.imagePolicy.vulnerabilities.maxAge")
     outcomes.append(("6 scan older than maxAge", run.phase))
 

@@ -234,30 +234,40 @@ def test_the_sweep_outlasts_a_repair_that_waits_the_whole_readiness_timeout() ->
 
 
 def test_image_verification_runs_between_preflight_and_any_slot_write_only_when_the_spec_asks() -> None:
-    for document, first, verified_slot in (
-        (DEPLOY, "preflight", "target-slot"),
-        (ROLLBACK, "rollback-preflight", "target-slot"),
-    ):
-        dag = tasks(document, "deploy" if document is DEPLOY else "one-click-rollback")
-        required = f"{{{{tasks.{first}.outputs.parameters.verification-required}}}} == true"
-        plan = f"{{{{tasks.{first}.outputs.parameters.verification-plan}}}}"
-        calls = f"{{{{tasks.{first}.outputs.parameters.verification-calls}}}}"
-        cosign, verify = dag["cosign-verify"], dag["verify-image"]
-        assert cosign["depends"] == first
-        # A refused signer fails its loop iteration: that is the verdict verify-image reads, so it runs after either.
-        assert verify["depends"] == "cosign-verify.Succeeded || cosign-verify.Failed || cosign-verify.Skipped"
-        assert "continueOn" not in cosign, "Argo refuses continueOn beside depends"
-        assert cosign["when"] == verify["when"] == required
-        assert cosign["withParam"] == calls
-        arguments = {p["name"]: p["value"] for p in verify["arguments"]["parameters"]}
-        assert arguments["verified"] == "{{tasks.cosign-verify.outputs.parameters}}"
-        assert arguments["plan"] == plan
-        assert arguments["slot"] == f"{{{{tasks.{first}.outputs.parameters.{verified_slot}}}}}"
-        # Each iteration gets the whole plan and its call's index; the template reads the call's fields from them.
-        loop = {p["name"]: p["value"] for p in cosign["arguments"]["parameters"]}
-        assert loop == {"plan": plan, "index": "{{item}}"}
+    dag = tasks(DEPLOY, "deploy")
+    required = "{{tasks.preflight.outputs.parameters.verification-required}} == true"
+    plan = "{{tasks.preflight.outputs.parameters.verification-plan}}"
+    cosign, verify = dag["cosign-verify"], dag["verify-image"]
+    assert cosign["depends"] == "preflight"
+    # A refused signer fails its loop iteration: that is the verdict verify-image reads, so it runs after either.
+    assert verify["depends"] == "cosign-verify.Succeeded || cosign-verify.Failed || cosign-verify.Skipped"
+    assert "continueOn" not in cosign, "Argo refuses continueOn beside depends"
+    assert cosign["when"] == verify["when"] == required
+    assert cosign["withParam"] == "{{tasks.preflight.outputs.parameters.verification-calls}}"
+    # Each iteration gets the whole plan and its call's index; the template reads the call's fields from them.
+    assert {p["name"]: p["value"] for p in cosign["arguments"]["parameters"]} == {"plan": plan, "index": "{{item}}"}
+    arguments = {p["name"]: p["value"] for p in verify["arguments"]["parameters"]}
+    assert arguments["verified"] == "{{tasks.cosign-verify.outputs.parameters}}"
+    assert arguments["plan"] == plan
+    assert arguments["slot"] == "{{tasks.preflight.outputs.parameters.target-slot}}"
     # The deploy puts the image preflight pinned (tag resolved to its digest) into the slot.
-    deploy_args = {p["name"]: p["value"] for p in tasks(DEPLOY, "deploy")["deploy-green"]["arguments"]["parameters"]}
+    deploy_args = {p["name"]: p["value"] for p in dag["deploy-green"]["arguments"]["parameters"]}
     assert deploy_args["image"] == "{{tasks.preflight.outputs.parameters.image}}"
-    assert tasks(DEPLOY, "deploy")["deploy-green"]["depends"] == "verify-image"
-    assert tasks(ROLLBACK, "one-click-rollback")["rollback"]["depends"] == "verify-image"
+    assert dag["deploy-green"]["depends"] == "verify-image"
+
+
+def test_a_rollback_verifies_the_retained_image_again_only_when_its_first_pass_defers() -> None:
+    dag = tasks(ROLLBACK, "one-click-rollback")
+    deferred = "{{tasks.rollback.outputs.parameters.deferred}} == true"
+    assert "depends" not in dag["rollback"], "the default rollback is still one Pod with nothing before it"
+    assert dag["cosign-verify"]["depends"] == "rollback"
+    assert dag["rollback-verified"]["depends"] == "verify-image"
+    for name in ("cosign-verify", "verify-image", "rollback-verified"):
+        assert dag[name]["when"] == deferred, name
+    outputs = {p["name"]: p["valueFrom"]["default"] for p in templates(ROLLBACK)["rollback"]["outputs"]["parameters"]}
+    assert outputs["deferred"] == "false", "a rollback that fails or needs no verification reports not deferred"
+    # A deferred pass moved no traffic: the rollback metrics leave it out; the pass after verification counts.
+    for metric in templates(ROLLBACK)["rollback"]["metrics"]["prometheus"]:
+        assert metric["when"] == "{{outputs.parameters.deferred}} != true"
+    assert all("when" not in m for m in templates(ROLLBACK)["rollback-verified"]["metrics"]["prometheus"])
+    assert "--after-verification" in templates(ROLLBACK)["rollback-verified"]["container"]["args"]
