@@ -395,6 +395,7 @@ EXECUTOR_RULES: tuple[ApiRule, ...] = (
 FORBIDDEN_CALLS: tuple[ApiCall, ...] = (
     ApiCall("get", "", SECRETS.plural, why="notification URLs come from env, never the API"),
     ApiCall("list", "", SECRETS.plural, why="notification URLs come from env, never the API"),
+    ApiCall("list", "", CONFIG_MAPS.plural, why="public keys are read by the names the spec gives, nothing else"),
     ApiCall(
         "delete", BLUE_GREEN_DEPLOYMENTS.group, BLUE_GREEN_DEPLOYMENTS.plural, why="the platform team's to remove"
     ),
