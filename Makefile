@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 # The examples that are Kubernetes objects; examples/ci holds CI pipelines, checked by their own tests.
 K8S_EXAMPLES := examples/user-service.yaml examples/demo
-HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
+HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
 .PHONY: install manifests docs lint fmt test unit bench testenv tools host-deps cluster demo image clean
@@ -61,7 +61,8 @@ tools:
 	$(PYTHON) testenv/tools.py
 
 ## The Debian packages the local cluster runs with: ip (network namespaces, veths), nft (kube-proxy's nftables mode),
-## unshare and nsenter (the node agent's containers). Installed only when missing.
+## unshare and nsenter (the node agent's containers), haproxy (the load harness's ingress hop in front of a Service).
+## Installed only when missing.
 host-deps:
 	@missing=""; for pair in $(HOST_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
