@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import signal
 import sys
 import time
@@ -168,7 +169,8 @@ class Flow:
             return status, version, False
         retried = False
         while True:
-            reused = bool(self.idle)
+            # The retry always opens a new connection: when a Pod shuts down, every pooled connection to it closes.
+            reused = bool(self.idle) and not retried
             connection = self.idle.pop() if reused else await self._open()
             try:
                 status, version, reusable = await _exchange(connection, self.request)
@@ -199,7 +201,11 @@ class Flow:
             error = "timeout"
         except ReusedConnectionClosed:
             error = "closed-before-answer"
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+        except OSError as exc:
+            # The errno says where it broke: EHOSTUNREACH (an address nobody has), ECONNREFUSED, ECONNRESET, ...
+            code = errno.errorcode.get(exc.errno or 0, "")
+            error = f"{type(exc).__name__}:{code}" if code and type(exc) is OSError else type(exc).__name__
+        except (asyncio.IncompleteReadError, ValueError, IndexError) as exc:
             error = type(exc).__name__
         finally:
             self.in_flight -= 1

@@ -86,7 +86,7 @@ def render_haproxy_config(backend_host: str, backend_port: int, listen_port: int
 
 def _ip(*args: str) -> None:
     proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0 and "File exists" not in proc.stderr:
+    if proc.returncode != 0 and "File exists" not in proc.stderr and "already assigned" not in proc.stderr:
         raise HarnessError(f"ip {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
 
 

@@ -17,7 +17,7 @@ ingress hop) :func:`summarise` counts:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from testenv.load_client import RequestLine
@@ -75,7 +75,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _summary(phase: Phase, target: str, lines: list[RequestLine]) -> PathSummary:
+def _summary(phase: Phase, target: str, lines: list[RequestLine], after_switch: list[RequestLine]) -> PathSummary:
     sent = [line for line in lines if line.error != SKIPPED]
     latencies = [line.latency_ms for line in sent]
     errors: dict[str, int] = {}
@@ -89,11 +89,11 @@ def _summary(phase: Phase, target: str, lines: list[RequestLine]) -> PathSummary
         switch = phase.switch_at
         old_ends = [
             line.start + line.latency_ms / 1000.0
-            for line in sent
+            for line in after_switch
             if line.version == phase.old_version and line.start + line.latency_ms / 1000.0 >= switch
         ]
         old_served = max(old_ends) - switch if old_ends else 0.0
-        fresh = sorted((line for line in sent if line.flow == "new" and line.start >= switch), key=lambda x: x.start)
+        fresh = sorted((line for line in after_switch if line.flow == "new"), key=lambda x: x.start)
         first_new = next((line.start for line in fresh if line.version == phase.new_version), None)
         if first_new is not None:
             old_after_new = sum(1 for line in fresh if line.start > first_new and line.version == phase.old_version)
@@ -115,14 +115,31 @@ def _summary(phase: Phase, target: str, lines: list[RequestLine]) -> PathSummary
     )
 
 
-def summarise(phases: Iterable[Phase], lines: Sequence[RequestLine]) -> list[PathSummary]:
-    """Each phase's summary for each path, in phase order then path name."""
+def summarise(phases: Sequence[Phase], lines: Sequence[RequestLine]) -> list[PathSummary]:
+    """Each phase's summary for each path, in phase order then path name.
+
+    Counts and latencies take the requests that started inside the phase. The switch's effects may outlast the run
+    that made it (kept-alive connections stay on the old Pods), so the switch figures take every request from the
+    phase's switch up to the next phase's switch.
+    """
     targets = sorted({line.target for line in lines})
+    switches = sorted(phase.switch_at for phase in phases if phase.switch_at is not None)
     summaries = []
     for phase in phases:
         inside = [line for line in lines if phase.start <= line.start < phase.end]
+        after: list[RequestLine] = []
+        if phase.switch_at is not None:
+            until = next((at for at in switches if at > phase.switch_at), math.inf)
+            after = [line for line in lines if phase.switch_at <= line.start < until and line.error != SKIPPED]
         for target in targets:
-            summaries.append(_summary(phase, target, [line for line in inside if line.target == target]))
+            summaries.append(
+                _summary(
+                    phase,
+                    target,
+                    [line for line in inside if line.target == target],
+                    [line for line in after if line.target == target],
+                )
+            )
     return summaries
 
 

@@ -288,6 +288,10 @@ class ConnectionTracker:
 class DemoServer(ThreadingHTTPServer):
     """A thread per connection, answering from one :class:`DemoApp`."""
 
+    # socketserver's default backlog is 5: a burst of new connections on a busy machine overflowed it, and each dropped
+    # SYN cost its client a one-second retransmission (or, on a Pod about to stop, a connection that never came up).
+    request_queue_size = 128
+
     def __init__(self, address: tuple[str, int], app: DemoApp) -> None:
         self.app = app
         self.connections = ConnectionTracker()
