@@ -235,6 +235,9 @@ class LoadHarness:
     stopped_at: float = 0.0
     _proxy: subprocess.Popen[bytes] | None = None
     _client: subprocess.Popen[bytes] | None = None
+    _read_lock: threading.Lock = field(default_factory=threading.Lock)
+    _read_offset: int = 0
+    _parsed: list[RequestLine] = field(default_factory=list)
 
     @property
     def out_path(self) -> Path:
@@ -319,12 +322,20 @@ class LoadHarness:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def lines(self) -> list[RequestLine]:
-        """Every request line written so far (the last, possibly partial, line is left for later)."""
-        if not self.out_path.exists():
-            return []
-        text = self.out_path.read_text()
-        complete = text[: text.rfind("\n") + 1]
-        return [RequestLine.parse(line) for line in complete.splitlines() if line]
+        """Every request line written so far (a last, partial line is left for later); thread-safe.
+
+        Only what was appended since the last call is read and parsed: a live summary asks every second.
+        """
+        with self._read_lock:
+            if not self.out_path.exists():
+                return []
+            with self.out_path.open("rb") as out:
+                out.seek(self._read_offset)
+                chunk = out.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._read_offset += len(complete)
+            self._parsed.extend(RequestLine.parse(line) for line in complete.decode().splitlines() if line)
+            return list(self._parsed)
 
     def stop(self) -> None:
         """Stop the client (it finishes the requests in flight), then HAProxy, the watch and the namespace."""
