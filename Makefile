@@ -89,9 +89,12 @@ demo: $(STAMP) testenv host-deps
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m 'not controlplane and not cluster'
 
-## Benchmarks against the local API server; they print medians, they do not assert timings.
+## Benchmarks against the local API server; they print medians, they do not assert timings. The deploys-under-load
+## benchmark runs DEPLOYS deploys over SERVICES services (`make bench DEPLOYS=50 SERVICES=5` for a full day's worth).
+DEPLOYS ?= 10
+SERVICES ?= 2
 bench: $(STAMP) testenv host-deps
-	$(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
+	BLUEGREEN_BENCH_DEPLOYS=$(DEPLOYS) BLUEGREEN_BENCH_SERVICES=$(SERVICES) $(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
 
 image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "image needs a running Docker engine" >&2; exit 1; }
