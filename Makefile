@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
 # The examples that are Kubernetes objects; examples/ci holds CI pipelines, checked by their own tests.
 K8S_EXAMPLES := examples/user-service.yaml examples/demo
-HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux
+HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
 .PHONY: install manifests docs lint fmt test unit bench testenv tools host-deps cluster demo image clean
@@ -62,7 +62,8 @@ tools:
 	$(PYTHON) testenv/tools.py
 
 ## The Debian packages the local cluster runs with: ip (network namespaces, veths), nft (kube-proxy's nftables mode),
-## unshare and nsenter (the node agent's containers). Installed only when missing.
+## unshare and nsenter (the node agent's containers), haproxy (the load harness's ingress hop in front of a Service).
+## Installed only when missing.
 host-deps:
 	@missing=""; for pair in $(HOST_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -89,9 +90,12 @@ demo: $(STAMP) testenv host-deps
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m 'not controlplane and not cluster'
 
-## Benchmarks against the local API server; they print medians, they do not assert timings.
+## Benchmarks against the local API server; they print medians, they do not assert timings. The deploys-under-load
+## benchmark runs DEPLOYS deploys over SERVICES services (`make bench DEPLOYS=50 SERVICES=5` for a full day's worth).
+DEPLOYS ?= 10
+SERVICES ?= 2
 bench: $(STAMP) testenv host-deps
-	$(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
+	BLUEGREEN_BENCH_DEPLOYS=$(DEPLOYS) BLUEGREEN_BENCH_SERVICES=$(SERVICES) $(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
 
 image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "image needs a running Docker engine" >&2; exit 1; }

@@ -8,8 +8,11 @@ The story, each part through `argo submit --from workflowtemplate/...`, exactly 
 4. roll back by hand to the slot that v1 still holds warm.
 
 It prints a timeline: every step with its duration, the live slot and image after each run, and how long it took
-from the failure to traffic being safe again. At a terminal it then keeps the cluster up for `kubectl get bgd` and
-`argo list` until Ctrl-C; otherwise (CI) it exits at once, 0 only if every part ended as expected.
+from the failure to traffic being safe again. Throughout, the load harness sends real HTTP to the Service's ClusterIP,
+directly and through HAProxy, with a live one-line summary (version mix, failures so far); at the end the demo prints
+the per-run table of what the clients saw and writes a picture of it, whose path it prints. At a terminal it then
+keeps the cluster up for `kubectl get bgd` and `argo list` until Ctrl-C; otherwise (CI) it exits at once, 0 only if
+every part ended as expected.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from __future__ import annotations
 import datetime
 import signal
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from testenv.demo_service import (
@@ -31,11 +37,15 @@ from testenv.demo_service import (
     demo_image,
     install_manifests,
 )
+from testenv.load_harness import HarnessError, LoadHarness
 from testenv.local_cluster import ClusterStartError, ClusterTuning, LocalCluster
 from testenv.run_cluster import Interrupted, start_cluster
+from testenv.traffic_picture import Band, draw, step_bands
+from testenv.traffic_report import Phase, live_line, summarise, table
 from testenv.workflow_run import WorkflowRun
 
 SERVICE = "user-service"
+LIVE_LINE_SECONDS = 1.0
 EXAMPLE = REPO / "examples" / "demo" / "user-service.yaml"
 EXIT_OK = 0
 EXIT_STORY_FAILED = 1
@@ -121,11 +131,85 @@ def _print_chapter(chapter: Chapter, say: Callable[[str], None]) -> None:
         say(f"      {note}")
 
 
-def run_story(cluster: LocalCluster, say: Callable[[str], None]) -> list[Chapter]:
-    """Walk the four parts of the story; returns each with what was observed."""
+class LiveTraffic:
+    """A thread that keeps one terminal line up to date with the harness's traffic; :meth:`say` prints above it."""
+
+    def __init__(self, load: LoadHarness, at_terminal: bool) -> None:
+        self._load = load
+        self._at_terminal = at_terminal
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-traffic", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ticks = 0
+        while not self._stopped.wait(LIVE_LINE_SECONDS):
+            ticks += 1
+            line = live_line(self._load.lines())
+            with self._lock:
+                if self._at_terminal:
+                    sys.stdout.write("\r\x1b[K" + line)
+                    sys.stdout.flush()
+                elif ticks % 10 == 0:  # a log, not a terminal: one line every ten seconds is enough
+                    print(line, flush=True)
+
+    def say(self, message: str) -> None:
+        """Print ``message`` on its own line, then let the live line redraw below it."""
+        with self._lock:
+            if self._at_terminal:
+                sys.stdout.write("\r\x1b[K")
+            print(message, flush=True)
+
+    def stop(self) -> None:
+        """Stop redrawing and leave the last line in place."""
+        self._stopped.set()
+        self._thread.join()
+        if self._at_terminal:
+            print(flush=True)
+
+
+def run_story(cluster: LocalCluster, say: Callable[[str], None]) -> tuple[list[Chapter], int]:
+    """Walk the four parts of the story under load; returns each with what was observed, and the failed requests."""
     install_manifests(cluster)
     say(f"installed the manifests; applying {EXAMPLE.relative_to(REPO)}: {SERVICE} v1 as its team runs it")
     service = apply_service_file(cluster, EXAMPLE, SERVICE)
+    cluster_ip = service.service()["spec"]["clusterIP"]
+    say(f"load: 200 requests/s to {cluster_ip}:80, directly and through HAProxy, kept-alive and new connections")
+    load = LoadHarness(cluster, cluster_ip, service.namespace, service.name)
+    try:
+        load.start()
+    except HarnessError as exc:
+        say(f"load harness could not start: {exc}")
+        raise
+    live = LiveTraffic(load, sys.stdout.isatty())
+    try:
+        chapters, phases, bands = _walk(service, live.say, load)
+    finally:
+        live.stop()
+        load.stop()
+    lines = load.lines()
+    say("")
+    say("what the clients saw, per run (failed = connection error, timeout or a status other than 200):")
+    whole = Phase("whole demo", load.started_at, load.stopped_at, "", "")
+    summaries = summarise([*phases, whole], lines)
+    say(table(summaries))
+    picture = draw(lines, bands, Path(tempfile.gettempdir()) / "bluegreen-demo-traffic.png", "make demo")
+    say(f"picture: {picture}")
+    return chapters, sum(s.failed for s in summaries if s.phase == whole.name)
+
+
+def _switch_between(load: LoadHarness, start: float, end: float) -> float | None:
+    """When the watch saw the Service's selector change between ``start`` and ``end``, if it did."""
+    changes = load.watch.changes if load.watch is not None else []
+    before = [change.slot for change in changes if change.at < start]
+    moved = [c.at for c in changes if start <= c.at <= end and (not before or c.slot != before[-1])]
+    return moved[0] if moved else None
+
+
+def _walk(
+    service: DemoService, say: Callable[[str], None], load: LoadHarness
+) -> tuple[list[Chapter], list[Phase], list[Band]]:
     chapters = [
         Chapter("1. adopt v1", "Succeeded", demo_image("v1")),
         Chapter("2. deploy v2", "Succeeded", demo_image("v2")),
@@ -138,19 +222,28 @@ def run_story(cluster: LocalCluster, say: Callable[[str], None]) -> list[Chapter
         (DEPLOY_TEMPLATE, (f"image={demo_image('v3-fail-smoke')}",)),
         (ROLLBACK_TEMPLATE, ()),
     ]
+    phases: list[Phase] = []
+    bands: list[Band] = []
     for chapter, (source, params) in zip(chapters, submissions, strict=True):
         extra = "".join(f" -p {p}" for p in params)
         say(f"{chapter.title}: argo submit --from {source} -n {service.namespace} -p service={SERVICE}{extra} --wait")
-        started = time.monotonic()
+        old_version = service.serving_version()
+        started, began = time.monotonic(), time.time()
         chapter.run = service.submit(source, *params)
         chapter.wall_seconds = time.monotonic() - started
+        ended = time.time()
+        new_version = chapter.expected_image.rsplit(":", 1)[-1]
+        phases.append(
+            Phase(chapter.title, began, ended, old_version, new_version, _switch_between(load, began, ended))
+        )
+        bands.extend(step_bands(chapter.run))
         _observe(chapter, service)
         if chapter.run.phase == "Failed":
             safe = _failure_to_safe(chapter.run)
             if safe is not None:
                 chapter.notes.append(f"failure to rollback done: {safe:.1f}s (traffic never left the live slot)")
         _print_chapter(chapter, say)
-    return chapters
+    return chapters, phases, bands
 
 
 def main() -> int:
@@ -171,8 +264,10 @@ def main() -> int:
         except ClusterStartError as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return EXIT_NO_CLUSTER
-        chapters = run_story(cluster, say)
+        chapters, failed_requests = run_story(cluster, say)
         failed = [c.title for c in chapters if not c.ok]
+        if failed_requests:
+            failed.append(f"{failed_requests} requests failed")
         say("")
         say("demo: every part of the story ended as expected" if not failed else f"demo: unexpected: {failed}")
         if sys.stdin.isatty():

@@ -288,6 +288,10 @@ class ConnectionTracker:
 class DemoServer(ThreadingHTTPServer):
     """A thread per connection, answering from one :class:`DemoApp`."""
 
+    # socketserver's default backlog is 5: a burst of new connections on a busy machine overflowed it, and each dropped
+    # SYN cost its client a one-second retransmission (or, on a Pod about to stop, a connection that never came up).
+    request_queue_size = 128
+
     def __init__(self, address: tuple[str, int], app: DemoApp) -> None:
         self.app = app
         self.connections = ConnectionTracker()
@@ -313,6 +317,9 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
     server: DemoServer
     protocol_version = "HTTP/1.1"
     timeout = IDLE_CONNECTION_TIMEOUT_SECONDS
+    # Headers and body leave in two writes; with Nagle's algorithm the body would wait for the client's delayed ACK
+    # (40 ms on Linux) on every kept-alive connection.
+    disable_nagle_algorithm = True
 
     def handle(self) -> None:
         """Serve the connection's requests, tracked so that shutdown can close it."""
