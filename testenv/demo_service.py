@@ -58,8 +58,12 @@ class DemoService:
         args += [*extra, "-o", "name"]
         if wait:
             args.append("--wait")
-        out = self.argo(*args, check=False)
-        name = _workflow_name(out)
+        # `argo submit --wait` exits 1 for a run that failed, which is an answer; without a name it is an error.
+        proc = self.cluster.run_tool(["argo", *args, "-n", self.namespace], check=False, timeout=600.0)
+        try:
+            name = _workflow_name(proc.stdout)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nargo exited {proc.returncode}: {proc.stderr}") from None
         return self.workflow(name)
 
     def deploy(self, image: str, wait: bool = True) -> WorkflowRun:

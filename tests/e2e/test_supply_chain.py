@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen_contract import DEPLOY_TEMPLATE, ROLLBACK_TEMPLATE
-from testenv.demo_service import NAMESPACE, DemoService, demo_image
+from testenv.demo_service import DEPLOY_TEMPLATE, NAMESPACE, ROLLBACK_TEMPLATE, DemoService, demo_image
 from testenv.supply_chain import (
     DEMO_APP_REPOSITORY_PATH,
     KeyPair,
