@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from tests.integration.dataplane import EmulatedDataPlane, LoadReport, run_load
 from tests.integration.service_helpers import IMAGE_V2, ServiceFactory
 
@@ -61,3 +62,34 @@ def test_adoption_and_first_deploy_drop_no_request(
     assert all(report.served_by.get(d, 0) >= MIN_REQUESTS_PER_PHASE for d in PHASES), report.served_by
     original = sut.deployment("cart")
     assert original is not None and original["spec"]["replicas"] == 0
+
+
+@pytest.mark.parametrize("router", ["istio", "gateway-api"])
+def test_the_observer_counts_the_failures_of_a_cleanup_that_deletes_the_live_slot(
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str], router: str
+) -> None:
+    """The mutant for the routers proven through the observer: it must see requests fail, or its zeros mean nothing."""
+    sut = make_service("mutant", router=router)
+    assert sut.run_preflight(IMAGE_V2, "wf-1", out=tmp_path / "out") == 0
+    assert sut.run_deploy_green(IMAGE_V2, spec.Slot.green, "wf-1") == 0
+    sut.prove(spec.Slot.green, "wf-1")
+    assert sut.run_switch(spec.Slot.green, "wf-1") == 0
+    sut.wait_settled()
+    plane = EmulatedDataPlane(sut.admin_kube, sut.namespace, sut.name, router, APP_PORT)
+    report = LoadReport()
+    stop = threading.Event()
+    load = threading.Thread(target=run_load, args=(plane, stop, report, 60))
+    load.start()
+    try:
+        while report.sent < 20 and load.is_alive():
+            stop.wait(0.01)
+        assert report.failed == [], "the live slot served before the mutant struck"
+        sut.admin_kube.delete(DEPLOYMENTS, sut.namespace, "cart-green")
+        while not report.failed and load.is_alive():
+            stop.wait(0.05)  # bounded by run_load's own deadline
+    finally:
+        stop.set()
+        load.join(30)
+    with capsys.disabled():
+        print(f"\nmutant, live slot deleted ({router}): {report.sent} requests, {len(report.failed)} failed")
+    assert report.failed, "deleting the live slot must fail requests the observer counts"
