@@ -212,6 +212,19 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
     _refused(service, run, before, "spec.imagePolicy.vulnerabilities.maxAge")
     outcomes.append(("6 scan older than maxAge", run.phase))
 
+    # 7. The key's ConfigMap is missing: preflight names it and how to publish it, before any write or cosign call.
+    _set_policy(service, _policy(configmap="platform-keys"))
+    run = service.deploy(images.tagged("v2"))
+    assert run.phase == "Failed", run.summary()
+    (preflight,) = run.pod_steps("preflight")
+    assert f"names ConfigMap {NAMESPACE}/platform-keys, which does not exist" in preflight.message, run.summary()
+    assert "kubectl create configmap platform-keys" in preflight.message
+    assert "cosign" not in run.step_order()
+    assert _slots(service) == before and service.serving_version() == "v6"
+    assert "platform-keys" in service.record_of(run.name)["status"]["reason"]
+    outcomes.append(("7 key ConfigMap missing", run.phase))
+    _set_policy(service, _policy(ignore=[{**ignore, "expires": tomorrow.isoformat()}]))
+
     # 8. Started past verify-image on an image never verified: deploy-green and switch both refuse it.
     unverified = images.push("v8")
     idle = "blue" if service.live_slot() == "green" else "green"
@@ -253,23 +266,3 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
         f"gate time on passing deploys (cosign start to verify-image end): {[round(s, 1) for s in gate_seconds]} s, "
         f"median {statistics.median(gate_seconds):.1f} s"
     )
-
-
-def test_a_missing_key_configmap_is_named_before_any_write(
-    demo_service: Callable[..., DemoService], oci_registry: LocalRegistry, keys: tuple[KeyPair, KeyPair]
-) -> None:
-    service = demo_service(replicas=1)
-    adopted = service.deploy(demo_image("v1"))
-    assert adopted.phase == "Succeeded", adopted.summary()
-    _set_policy(service, _policy(configmap="platform-keys"))
-    image = Images(oci_registry, keys[0]).signed("v2")
-    before = _slots(service)
-    run = service.deploy(image)
-    assert run.phase == "Failed", run.summary()
-    (preflight,) = run.pod_steps("preflight")
-    assert f"names ConfigMap {NAMESPACE}/platform-keys, which does not exist" in preflight.message, run.summary()
-    assert "kubectl create configmap platform-keys" in preflight.message
-    assert "cosign" not in run.step_order()
-    assert _slots(service) == before
-    record = service.record_of(run.name)
-    assert "platform-keys" in record["status"]["reason"], record["status"]
