@@ -32,10 +32,12 @@ from testenv.load_harness import DEFAULT_RATE, LoadHarness, missing_tools
 from testenv.local_cluster import ClusterTuning, LocalCluster
 from testenv.traffic_report import Phase, percentile, summarise, table
 
-pytestmark = [pytest.mark.cluster]
-
 DEPLOYS = int(os.environ.get("BLUEGREEN_BENCH_DEPLOYS", "10"))
 SERVICES = int(os.environ.get("BLUEGREEN_BENCH_SERVICES", "2"))
+#: The suite's 15-minute default cannot hold 50 deploys: allow each deploy 2 minutes, plus the set-up.
+SECONDS_PER_DEPLOY = 120
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600 + SECONDS_PER_DEPLOY * DEPLOYS)]
 FAILING_EVERY = 5  # every fifth deploy's smoke test fails
 CRON_EVERY_SECONDS = 60.0
 TUNED_REQUEUE = "1s"
