@@ -232,7 +232,8 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
     before = _slots(service)
     for entrypoint, refusal in (
         ("deploy-green", f"image {unverified} has no passing signature and vulnerability verification"),
-        ("switch", f"DeploymentRecord {earlier} is closed"),
+        # switch finds the record is not a run that may switch (closed, or not the one holding the service).
+        ("switch", "run the blue-green-deploy pipeline from its default entrypoint; traffic stays where it is"),
     ):
         params = (f"image={unverified}", f"slot={idle}", f"record={earlier}")
         run = service.submit(DEPLOY_TEMPLATE, *params, extra=("--entrypoint", entrypoint))
