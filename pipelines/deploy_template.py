@@ -28,12 +28,10 @@ from hera.workflows.metrics import Counter, Gauge, Histogram, Label
 from hera.workflows.models import Amount
 
 from bluegreen_contract import (
-    COSIGN_TASK,
     DEADLINE_OUTPUTS,
     DEPLOY_TEMPLATE,
     PROMOTION_GATE_TASK,
     STEP_OUTPUTS,
-    CosignInput,
     Output,
     Step,
 )
@@ -51,7 +49,7 @@ from pipelines.argo_variables import (
     workflow_parameter,
 )
 from pipelines.exit_handler import exit_arguments, notify_step, rollback_step
-from pipelines.image_verification import after_cosign, cosign_container, verify_image_step
+from pipelines.image_verification import cosign_container, verification_tasks, verify_image_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
     common_fields,
@@ -326,29 +324,16 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 return {DEADLINE_INPUT: t_preflight.get_parameter(DEADLINE_OUTPUTS[step]).value}
 
             verification_required = f"{t_preflight.get_parameter(Output.verification_required).value} == true"
-            plan = t_preflight.get_parameter(Output.verification_plan).value
+            _, t_verify_image = verification_tasks(
+                cosign,
+                verify_image,
+                t_preflight,
+                slot=slot_and_record["slot"],
+                record=slot_and_record["record"],
+                when=verification_required,
+            )
             # The image as preflight pinned it: a tag resolved once to its digest, which every later step uses.
             image = t_preflight.get_parameter(Output.image).value
-            t_cosign = Task(
-                name=COSIGN_TASK,
-                template=cosign,
-                with_param=t_preflight.get_parameter(Output.verification_calls).value,
-                arguments={CosignInput.plan.value: plan, CosignInput.call_index.value: "{{item}}"},
-                when=verification_required,
-            )
-            t_verify_image = Task(
-                name="verify-image",
-                template=verify_image,
-                arguments={
-                    **slot_and_record,
-                    "image": image,
-                    "plan": plan,
-                    "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
-                },
-                when=verification_required,
-                # A refused signature fails its iteration; verify-image reads which passed and explains the verdict.
-                depends=after_cosign(),
-            )
             t_deploy = Task(
                 name="deploy-green",
                 template=deploy_green,
@@ -387,7 +372,6 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 *(t_await, t_gate, t_confirm),
                 *(t_switch, t_verify, t_retain, t_cleanup),
             ]
-            t_preflight >> t_cosign
             for before, after in itertools.pairwise(chain):
                 before >> after
 

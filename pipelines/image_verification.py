@@ -20,12 +20,20 @@ https://docs.sigstore.dev/cosign/verifying/attestation/.
 
 from __future__ import annotations
 
-from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy
+from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy, Task
 from hera.workflows import models as m
 
-from bluegreen_contract import COSIGN_PUBLIC_KEY_ENV, COSIGN_TASK, CosignField, CosignInput, CosignOutput, Step
+from bluegreen_contract import (
+    COSIGN_PUBLIC_KEY_ENV,
+    COSIGN_TASK,
+    CosignField,
+    CosignInput,
+    CosignOutput,
+    Output,
+    Step,
+)
 from bluegreen_spec import STEP_DEADLINE_SECONDS
-from pipelines.argo_variables import SERVICE_PARAMETER, input_parameter
+from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, input_parameter
 from pipelines.settings import RenderSettings
 from pipelines.step_container import RESTRICTED, StepSpec
 
@@ -98,6 +106,41 @@ def after_cosign() -> str:
     return " || ".join(f"{COSIGN_TASK}.{phase}" for phase in ("Succeeded", "Failed", "Skipped"))
 
 
+def verification_tasks(
+    cosign: Container, verify_image: Container, planner: Task, slot: str | None, record: str | None, when: str
+) -> tuple[Task, Task]:
+    """The ``cosign-verify`` loop over ``planner``'s calls and the ``verify-image`` task after it, both under ``when``.
+
+    ``planner`` is the task that wrote the plan (preflight in a deploy, the first rollback pass in a rollback); it
+    must come before the loop, and the caller puts whatever follows after ``verify-image``.
+    """
+    plan = planner.get_parameter(Output.verification_plan).value
+    loop = Task(
+        name=COSIGN_TASK,
+        template=cosign,
+        with_param=planner.get_parameter(Output.verification_calls).value,
+        arguments={CosignInput.plan.value: plan, CosignInput.call_index.value: "{{item}}"},
+        when=when,
+    )
+    verify = Task(
+        name="verify-image",
+        template=verify_image,
+        arguments={
+            SERVICE_PARAMETER: SERVICE,
+            "image": planner.get_parameter(Output.image).value,
+            "slot": slot,
+            "record": record,
+            "plan": plan,
+            "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
+        },
+        when=when,
+        # A refused signature fails its iteration; verify-image reads which passed and explains the verdict.
+        depends=after_cosign(),
+    )
+    planner >> loop
+    return loop, verify
+
+
 def verify_image_step() -> StepSpec:
     """The step after the cosign loop: the policy's verdict on what cosign verified, written into the record."""
     return StepSpec(
@@ -118,5 +161,6 @@ __all__ = [
     "cosign_args",
     "cosign_container",
     "planned",
+    "verification_tasks",
     "verify_image_step",
 ]

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 
-from bluegreen_contract import COSIGN_TASK, ROLLBACK_TEMPLATE, CosignInput, Output
+from bluegreen_contract import ROLLBACK_TEMPLATE, Output
 from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAME, workflow_parameter
 from pipelines.exit_handler import exit_arguments, manual_rollback_steps, notify_step
-from pipelines.image_verification import after_cosign, cosign_container, verify_image_step
+from pipelines.image_verification import cosign_container, verification_tasks, verify_image_step
 from pipelines.run_policy import (
     WORKFLOW_DEADLINE_SECONDS,
     common_fields,
@@ -76,30 +76,15 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             }
             t_rollback = Task(name="rollback", template=rollback, arguments=arguments)
             deferred = f"{t_rollback.get_parameter(Output.deferred).value} == true"
-            plan = t_rollback.get_parameter(Output.verification_plan).value
-            t_cosign = Task(
-                name=COSIGN_TASK,
-                template=cosign,
-                with_param=t_rollback.get_parameter(Output.verification_calls).value,
-                arguments={CosignInput.plan.value: plan, CosignInput.call_index.value: "{{item}}"},
+            _, t_verify = verification_tasks(
+                cosign,
+                verify_image,
+                t_rollback,
+                slot=t_rollback.get_parameter(Output.target_slot).value,
+                record=t_rollback.get_parameter(Output.record).value,
                 when=deferred,
-            )
-            t_verify = Task(
-                name="verify-image",
-                template=verify_image,
-                arguments={
-                    SERVICE_PARAMETER: SERVICE,
-                    "image": t_rollback.get_parameter(Output.image).value,
-                    "slot": t_rollback.get_parameter(Output.target_slot).value,
-                    "record": t_rollback.get_parameter(Output.record).value,
-                    "plan": plan,
-                    "verified": f"{{{{tasks.{COSIGN_TASK}.outputs.parameters}}}}",
-                },
-                when=deferred,
-                depends=after_cosign(),
             )
             t_again = Task(name="rollback-verified", template=rollback_verified, arguments=arguments, when=deferred)
-            t_rollback >> t_cosign
             t_verify >> t_again
         with DAG(name="exit-handler"):
             # A manual rollback that fails must not start another rollback: its exit handler only reports.
