@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bluegreen_spec as spec
 from bluegreen_spec import Gate, Slot
-from steps.gates import GATE_CHECKS, unpassed
+from steps.gates import GATE_CHECKS, required, unpassed
 
 IMAGE = "registry.example.com/shop/cart:2.0"
 
@@ -43,3 +43,12 @@ def test_a_pass_for_another_slot_or_image_does_not_count() -> None:
 def test_a_failed_verdict_is_unpassed() -> None:
     results = [(gate, Slot.green, IMAGE, gate is not Gate.smoke) for gate in Gate]
     assert unpassed(record(*results), Slot.green, IMAGE) == [Gate.smoke]
+
+
+def test_switch_requires_image_verification_only_when_the_policy_asks_for_it() -> None:
+    assert Gate.image_verification not in required(spec.ImagePolicy())
+    signed = spec.ImagePolicy.model_validate({"signature": {"keys": [{"configMap": "cosign-keys"}]}})
+    assert required(signed) == list(Gate)
+    without = [(gate, Slot.green, IMAGE, True) for gate in Gate if gate is not Gate.image_verification]
+    assert unpassed(record(*without), Slot.green, IMAGE, required(signed)) == [Gate.image_verification]
+    assert unpassed(record(*without), Slot.green, IMAGE, required(spec.ImagePolicy())) == []
