@@ -47,6 +47,11 @@ ARGO_UI_URL_ENV = "BLUEGREEN_ARGO_UI_URL"
 #: Prometheus Pushgateway the steps push a run's metrics to; a render setting.
 PUSHGATEWAY_URL_ENV = "BLUEGREEN_PUSHGATEWAY_URL"
 
+#: The workflow running the step's Pod, from the label Argo puts on every Pod it creates (through the downward API):
+#: unlike an input parameter, a submitter cannot set it.
+RUN_WORKFLOW_ENV = "BLUEGREEN_WORKFLOW"
+ARGO_WORKFLOW_POD_LABEL = "workflows.argoproj.io/workflow"
+
 #: Where a failed step leaves its one-line reason: the Kubernetes default ``terminationMessagePath``, which the
 #: step containers keep. The kubelet keeps at most 4096 bytes of it.
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -408,6 +413,7 @@ FORBIDDEN_CALLS: tuple[ApiCall, ...] = (
 
 __all__ = [
     "ARGO_UI_URL_ENV",
+    "ARGO_WORKFLOW_POD_LABEL",
     "BLUE_GREEN_DEPLOYMENTS",
     "CONFIG_MAPS",
     "COSIGN_PUBLIC_KEY_ENV",
@@ -430,6 +436,7 @@ __all__ = [
     "PROMOTION_GATE_TASK",
     "PUSHGATEWAY_URL_ENV",
     "ROLLBACK_TEMPLATE",
+    "RUN_WORKFLOW_ENV",
     "SECRETS",
     "SERVICES",
     "SLACK_WEBHOOK_URL_ENV",

@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from hera.workflows import Container, EmptyDirVolume, Env, Parameter, Resources, RetryStrategy, SecretEnv
+from hera.workflows import Container, EmptyDirVolume, Env, FieldEnv, Parameter, Resources, RetryStrategy, SecretEnv
 from hera.workflows import models as m
 from hera.workflows.metrics import Counter, Gauge, Histogram
 
 from bluegreen_contract import (
     ARGO_UI_URL_ENV,
+    ARGO_WORKFLOW_POD_LABEL,
     PUSHGATEWAY_URL_ENV,
+    RUN_WORKFLOW_ENV,
     SLACK_WEBHOOK_URL_ENV,
     WEBHOOK_URL_ENV,
     ExitCode,
@@ -101,12 +103,14 @@ class StepSpec:
     output_defaults: Mapping[Output, str] = field(default_factory=dict)
 
 
-def step_env(settings: RenderSettings) -> list[Env | SecretEnv]:
-    """Environment every step gets: URLs from the render settings and from an optional Secret.
+def step_env(settings: RenderSettings) -> list[Env | SecretEnv | FieldEnv]:
+    """Environment every step gets: URLs from the render settings and from an optional Secret, and its workflow.
 
     Notification URLs carry credentials, so they come from the Secret through the kubelet, never through the API.
+    The workflow's name comes from the Pod's own label, which a submitter cannot choose the way it chooses inputs.
     """
-    env: list[Env | SecretEnv] = [
+    env: list[Env | SecretEnv | FieldEnv] = [
+        FieldEnv(name=RUN_WORKFLOW_ENV, field_path=f"metadata.labels['{ARGO_WORKFLOW_POD_LABEL}']"),
         SecretEnv(
             name=SLACK_WEBHOOK_URL_ENV, secret_name=NOTIFICATIONS_SECRET, secret_key=SLACK_URL_KEY, optional=True
         ),

@@ -11,17 +11,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import bluegreen_spec as spec
+from bluegreen_contract import RUN_WORKFLOW_ENV
 from steps import image_verdict
 from steps.clock import now, parse_timestamp
-from steps.context import StepContext
+from steps.context import StepContext, record_name
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
 
 
+def check_own_record(record: str, workflow: str) -> None:
+    """Refuse to write a verdict into another run's record.
+
+    A person allowed to submit the deploy template could start a workflow at ``verify-image`` and hand it a made-up
+    plan and cosign outputs; such a verdict may land only in that workflow's own record, which only a preflight run
+    creates, so it can never vouch for another run's image. ``workflow`` comes from the Pod's Argo label.
+    """
+    if workflow and record != record_name(workflow):
+        raise BadInput(
+            f"verify-image of workflow {workflow} may record its verdict only in that run's record "
+            f"({record_name(workflow)}), not in {record}; run the blue-green-deploy pipeline from its default "
+            "entrypoint"
+        )
+
+
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The verify-image step."""
+    check_own_record(args.record, os.environ.get(RUN_WORKFLOW_ENV, ""))
     ctx = StepContext.open(kube, args.namespace, args.service, "verify-image")
     policy = ctx.resource.spec.image_policy
     if not policy.verification_required():

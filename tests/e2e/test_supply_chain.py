@@ -243,6 +243,21 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
         assert _slots(service) == before and service.serving_version() == "v6"
         outcomes.append((f"8 --entrypoint {entrypoint}, unverified", run.phase))
 
+    # A workflow started at verify-image with a made-up plan and a made-up pass may not write into another record.
+    forged_plan = json.dumps([{"check": "signature", "authority": f"key {KEYS_CONFIGMAP}/cosign.pub"}])
+    forged = (f"image={unverified}", f"slot={idle}", f"record={earlier}", f"plan={forged_plan}")
+    run = service.submit(
+        DEPLOY_TEMPLATE, *forged, 'verified=[{"index":"0","verified":""}]', extra=("--entrypoint", "verify-image")
+    )
+    assert run.phase == "Failed", run.summary()
+    (verify,) = run.pod_steps("verify-image")
+    assert "may record its verdict only in that run's record" in verify.message, run.summary()
+    assert (
+        "verification" not in service.record_of(earlier)["status"]
+        or service.record_of(earlier)["status"]["verification"]["image"] != unverified
+    )
+    outcomes.append(("forged verify-image entrypoint", run.phase))
+
     # Re-verification on rollback: with the key rotated away, the retained v2 is refused; trusted again, it returns.
     _set_policy(service, {**_policy(ignore=[{**ignore, "expires": tomorrow.isoformat()}]), "reverifyOnRollback": True})
     _publish_key(service, KEYS_CONFIGMAP, other_key)

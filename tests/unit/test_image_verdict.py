@@ -239,3 +239,14 @@ def test_refused_exactly_when_a_counted_finding_is_above_the_allowed_severity(
 def test_bad_image_policies_are_refused_with_what_to_do(document: dict[str, Any], words: str) -> None:
     with pytest.raises(ValueError, match=words):
         spec.ImagePolicy.model_validate(document)
+
+
+def test_verify_image_writes_only_the_record_of_its_own_workflow() -> None:
+    from steps.commands.verify_image import check_own_record
+    from steps.errors import BadInput
+
+    check_own_record("blue-green-deploy-x7k2p", "blue-green-deploy-x7k2p")
+    check_own_record("blue-green-deploy-x7k2p", "")  # outside Argo there is no Pod label to go by
+    with pytest.raises(BadInput, match="may record its verdict only in that run's record"):
+        # A workflow started at verify-image, handed another run's record and a made-up pass.
+        check_own_record("blue-green-deploy-x7k2p", "blue-green-deploy-forged")

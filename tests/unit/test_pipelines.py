@@ -192,7 +192,16 @@ def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: 
             continue
         assert container["command"] == ["bluegreen-step"]
         assert container["image"] == "ghcr.io/argo-bluegreen/steps:0.1.0"
-        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+        env = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in container["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        # Each step knows its workflow from the Pod's Argo label, which no submitted parameter can change.
+        (workflow,) = [e for e in container["env"] if e["name"] == "BLUEGREEN_WORKFLOW"]
+        assert workflow["valueFrom"] == {
+            "fieldRef": {"fieldPath": "metadata.labels['workflows.argoproj.io/workflow']"}
+        }
         assert all(ref["optional"] is True for ref in env.values())
         assert {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV} <= env.keys()
 
