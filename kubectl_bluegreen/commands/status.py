@@ -105,9 +105,20 @@ def _print_each_change(
         view = read_service(connection.kube, connection.namespace, service)
 
 
+#: How often the main thread wakes while nothing changes, so that a Ctrl-C another thread took is acted on.
+WAKE_SECONDS = 0.5
+
+
 def _next_change(changes: queue.Queue[StepError | None]) -> None:
     """Block until something changed, taking every change already queued with it; a watch's error is raised."""
-    item = changes.get()
+    while True:
+        # Python runs signal handlers in the main thread only, and only once it wakes. A SIGINT the kernel handed to
+        # a thread the HTTP client started (not the watchers, which block it) would not wake a bare get().
+        try:
+            item = changes.get(timeout=WAKE_SECONDS)
+            break
+        except queue.Empty:
+            continue
     while True:
         if item is not None:
             raise item
