@@ -8,9 +8,13 @@ cluster it measures.
 Each target gets two flows with an equal share of the rate:
 
 ``keepalive``
-    Requests reuse idle connections from a pool, as an HTTP client library or an ingress proxy does. A reused
-    connection that the server closed before sending any byte of the answer is retried once on a new connection, the
-    retry that Go's net/http and browsers make for idempotent requests; such a request counts as retried, not failed.
+    Requests reuse idle connections from a pool, as an HTTP client library or an ingress proxy does. While a
+    connection sits in the pool a read waits on it, so a server that closes it (a draining Pod) has it closed on this
+    side at once, as Go's net/http read loop and HAProxy do. A client that noticed only on reuse would send its own
+    close to a Pod that may be gone by then, and leave a conntrack entry in LAST_ACK on the node that sends a later
+    connection from the same source port to the dead Pod. A reused connection that the server closed before sending
+    any byte of the answer is retried once on a new connection, the retry that Go's net/http and browsers make for
+    idempotent requests; such a request counts as retried, not failed.
 ``new``
     Every request opens its own connection and closes it afterwards.
 
@@ -140,6 +144,14 @@ def _close(connection: Connection) -> None:
     connection[1].close()
 
 
+@dataclass(eq=False)
+class IdleConnection:
+    """A pooled connection and the read that waits on it while it is idle (it ends when the server closes it)."""
+
+    connection: Connection
+    watcher: asyncio.Task[bytes]
+
+
 class Flow:
     """One target's flow (keep-alive or new connections): its pool, its in-flight count and its lines."""
 
@@ -148,7 +160,7 @@ class Flow:
         self.flow = flow
         self.out = out
         self.in_flight = 0
-        self.idle: list[Connection] = []
+        self.idle: list[IdleConnection] = []
         self.request = (
             f"GET {REQUEST_PATH} HTTP/1.1\r\nHost: {target.host}\r\nUser-Agent: bluegreen-load\r\n"
             + ("Connection: close\r\n" if flow == "new" else "")
@@ -170,8 +182,9 @@ class Flow:
         retried = False
         while True:
             # The retry always opens a new connection: when a Pod shuts down, every pooled connection to it closes.
-            reused = bool(self.idle) and not retried
-            connection = self.idle.pop() if reused else await self._open()
+            pooled = None if retried else await self._take()
+            reused = pooled is not None
+            connection = pooled or await self._open()
             try:
                 status, version, reusable = await _exchange(connection, self.request)
             except (ReusedConnectionClosed, ConnectionResetError, BrokenPipeError):
@@ -184,7 +197,7 @@ class Flow:
                 _close(connection)
                 raise
             if reusable:
-                self.idle.append(connection)
+                self._park(connection)
             else:
                 _close(connection)
             return status, version, retried
@@ -218,10 +231,36 @@ class Flow:
         """A due request that was not sent because too many were waiting."""
         self.out.append(RequestLine(start, self.target.name, self.flow, 0, 0.0, "", "skipped", False).render())
 
+    def _park(self, connection: Connection) -> None:
+        """Put ``connection`` in the pool, with a read that notices the server closing it."""
+        idle = IdleConnection(connection, asyncio.create_task(connection[0].read(1)))
+        self.idle.append(idle)
+        idle.watcher.add_done_callback(lambda _: self._ended_while_idle(idle))
+
+    def _ended_while_idle(self, idle: IdleConnection) -> None:
+        # The read ended: the server closed the connection (or sent bytes nobody asked for). Either way it is not
+        # reusable; closing it now completes the TCP close while the server is still there.
+        if idle in self.idle:
+            self.idle.remove(idle)
+            _close(idle.connection)
+
+    async def _take(self) -> Connection | None:
+        """The most recently parked connection that the server has not closed, or None."""
+        while self.idle:
+            idle = self.idle.pop()
+            idle.watcher.cancel()
+            # Waiting (rather than awaiting the task) keeps the watcher's cancellation from looking like ours.
+            await asyncio.wait([idle.watcher])
+            if idle.watcher.cancelled():
+                return idle.connection
+            _close(idle.connection)
+        return None
+
     def close(self) -> None:
         """Close the pool."""
-        for connection in self.idle:
-            _close(connection)
+        for idle in self.idle:
+            idle.watcher.cancel()
+            _close(idle.connection)
         self.idle.clear()
 
 

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,76 @@ def test_stdout_is_the_default_output(demo_app_port: int, capsys: pytest.Capture
     assert main(["--target", f"app=127.0.0.1:{demo_app_port}", "--rate", "20", "--duration", "0.3"]) == 0
     lines = [RequestLine.parse(line) for line in io.StringIO(capsys.readouterr().out).read().splitlines()]
     assert lines and {line.version for line in lines} == {"v7"}
+
+
+class ClosingServer:
+    """Answers each request keep-alive, then closes the connection at once, and notes whether the client closed too.
+
+    It plays a draining Pod: the client must notice the close while the connection sits idle and close its side then,
+    not when it next wants the connection.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.client_closed = threading.Event()
+        self.requests_after_close = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer_and_close, args=(connection,), daemon=True).start()
+
+    def _answer_and_close(self, connection: socket.socket) -> None:
+        with connection:
+            request = connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Demo-Version: v9\r\n\r\nok")
+            if b"Connection: close" in request:
+                return
+            connection.shutdown(socket.SHUT_WR)
+            connection.settimeout(30)
+            try:
+                after = connection.recv(65536)
+            except OSError:
+                return
+            if after:
+                self.requests_after_close += 1
+            else:
+                self.client_closed.set()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_pooled_connection_the_server_closes_is_closed_at_once_not_on_reuse(tmp_path: Path) -> None:
+    server = ClosingServer()
+    # 0.1 requests per second in all: each flow's second request is due 20 s after its first.
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "testenv.load_client",
+            "--target",
+            f"app=127.0.0.1:{server.port}",
+            "--rate",
+            "0.1",
+            "--duration",
+            "30",
+            "--out",
+            str(tmp_path / "lines.tsv"),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        closed = server.client_closed.wait(10)
+    finally:
+        client.terminate()
+        client.wait(timeout=10)
+        server.close()
+
+    assert closed, "the client kept the closed connection in its pool instead of closing its side"
+    assert server.requests_after_close == 0
