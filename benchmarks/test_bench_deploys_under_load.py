@@ -109,7 +109,8 @@ def test_deploys_back_to_back_under_load(local_cluster: LocalCluster) -> None:
     unexpected = [o for o in outcomes if o[1] != o[2]]
     unexpected += [("cleanup sweep", "Succeeded", phase) for phase in sweeps if phase != "Succeeded"]
     lines = [line for load in loads for line in load.lines()]
-    whole = Phase("all deploys", began, time.time(), "", "")
+    # Each harness's record starts once its Service answered on every path; nothing was deployed before that.
+    whole = Phase("all deploys", max(load.started_at for load in loads), time.time(), "", "")
     summaries = summarise([whole], lines)
     failed = sum(s.failed for s in summaries)
     print(f"\n== {DEPLOYS} deploys over {SERVICES} services under load (DEFAULT_REQUEUE_TIME={TUNED_REQUEUE}) ==")

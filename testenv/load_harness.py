@@ -34,10 +34,11 @@ from types import TracebackType
 
 from bluegreen_spec import SLOT_LABEL
 from testenv.controlplane import die_with_parent
-from testenv.load_client import RequestLine
+from testenv.load_client import FLOWS, RequestLine
 from testenv.local_cluster import LocalCluster
 from testenv.node.network import POD_NETNS_PREFIX, ClusterNetwork, list_netns
 from testenv.rest import KubeApiError, WatchStream, request
+from testenv.traffic_report import failed
 
 REPO = Path(__file__).resolve().parents[1]
 PROXY_PORT = 8080
@@ -49,6 +50,23 @@ WATCH_READ_TIMEOUT_SECONDS = 300.0
 
 class HarnessError(RuntimeError):
     """The harness could not be set up; the message says what is missing or what failed."""
+
+
+def serving_since(lines: list[RequestLine], flows: set[tuple[str, str]]) -> float | None:
+    """When every ``(target, flow)`` had answered 200 at least once: the start of the last one's first success.
+
+    A Service created moments before may not be in kube-proxy's rules yet (its first connections are refused or their
+    SYNs dropped); that is the starting point not being ready, not a deploy failing, so the record starts here.
+    None while some flow has not answered yet.
+    """
+    first: dict[tuple[str, str], float] = {}
+    for line in lines:
+        key = (line.target, line.flow)
+        if key in flows and key not in first and line.status == 200 and not line.error:
+            first[key] = line.start
+    if set(first) != flows:
+        return None
+    return max(first.values())
 
 
 def missing_tools() -> list[str]:
@@ -229,10 +247,12 @@ class LoadHarness:
     rate: float = DEFAULT_RATE
     through_proxy: bool = True
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bluegreen-load-")))
+    keep_workdir: bool = False
     client_ns: ClientNamespace | None = None
     watch: SelectorWatch | None = None
     started_at: float = 0.0
     stopped_at: float = 0.0
+    warmup_failed: int = 0
     _proxy: subprocess.Popen[bytes] | None = None
     _client: subprocess.Popen[bytes] | None = None
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -252,7 +272,18 @@ class LoadHarness:
         self.stop()
 
     def start(self) -> None:
-        """Create the namespace, start HAProxy and the watch, then the client; return once requests flow."""
+        """Create the namespace, start HAProxy and the watch, then the client; return once every flow is answered.
+
+        :attr:`started_at` is the moment the last flow first got a 200 (:func:`serving_since`); the failures before
+        it are counted in :attr:`warmup_failed` and belong to no phase. On any failure everything started is stopped.
+        """
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         problems = missing_tools()
         if self.through_proxy and problems:
             raise HarnessError("; ".join(problems))
@@ -274,15 +305,21 @@ class LoadHarness:
         argv = [sys.executable, "-m", "testenv.load_client", "--rate", str(self.rate), "--out", str(self.out_path)]
         for target in targets:
             argv += ["--target", target]
-        self.started_at = time.time()
         self._client = self._spawn("client", argv)
+        flows = {(target.split("=", 1)[0], flow) for target in targets for flow in FLOWS}
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not (self.out_path.exists() and self.out_path.stat().st_size > 0):
+        while (since := serving_since(self.lines(), flows)) is None:
             if self._client.poll() is not None:
                 raise HarnessError(f"the load client exited {self._client.returncode}: {self.log_tail('client')}")
             if time.monotonic() > deadline:
-                raise HarnessError(f"the load client wrote nothing in {START_TIMEOUT_SECONDS}s")
+                answered = sorted({(line.target, line.flow) for line in self.lines() if line.status == 200})
+                raise HarnessError(
+                    f"{self.service_ip}:80 was not answered on every path within {START_TIMEOUT_SECONDS}s "
+                    f"(answered: {answered or 'none'}); is the Service's Deployment ready? {self.log_tail('client')}"
+                )
             time.sleep(0.05)  # bounded poll: the client flushes its lines every quarter second
+        self.started_at = since
+        self.warmup_failed = sum(1 for line in self.lines() if line.start < since and failed(line))
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         assert self.client_ns is not None
@@ -328,7 +365,7 @@ class LoadHarness:
         """
         with self._read_lock:
             if not self.out_path.exists():
-                return []
+                return list(self._parsed)
             with self.out_path.open("rb") as out:
                 out.seek(self._read_offset)
                 chunk = out.read()
@@ -358,3 +395,8 @@ class LoadHarness:
             self.watch.stop()
         if self.client_ns is not None:
             self.client_ns.delete()
+            self.client_ns = None
+        # The record is read into memory before its files go; the logs stay only when asked for.
+        self.lines()
+        if not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)

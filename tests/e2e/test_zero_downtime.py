@@ -81,11 +81,13 @@ def _print_table(title: str, summaries: list[PathSummary]) -> str:
     return text
 
 
-def test_every_phase_serves_every_request(demo_service: Callable[..., DemoService]) -> None:
+def test_every_phase_serves_every_request(demo_service: Callable[..., DemoService], tmp_path: Path) -> None:
     _require_haproxy()
     service = demo_service(retainPreviousVersion="1h")
     cluster_ip = service.service()["spec"]["clusterIP"]
-    with LoadHarness(service.cluster, cluster_ip, NAMESPACE, service.name) as load:
+    # The record and the client's and HAProxy's logs stay in pytest's temporary directory, to read after a failure.
+    harness = LoadHarness(service.cluster, cluster_ip, NAMESPACE, service.name, workdir=tmp_path, keep_workdir=True)
+    with harness as load:
         story = Story(service, load, [], [])
         story.run("adopt v1", "v1", "v1", "Succeeded", lambda: service.deploy(demo_image("v1")))
         story.run("deploy v2 (switch, retain v1)", "v1", "v2", "Succeeded", lambda: service.deploy(demo_image("v2")))
@@ -139,8 +141,9 @@ def test_every_phase_serves_every_request(demo_service: Callable[..., DemoServic
     mutant = Phase("MUTANT: cleanup deletes live slot", real_end, load.stopped_at, "v5", "v5")
     summaries = summarise([*story.phases, overall, mutant], lines)
     shown = _print_table(f"zero downtime on {service.name}: {len(lines)} requests", summaries)
+    print(f"before every path first answered (Service not yet routed): {load.warmup_failed} failed")
     picture = draw(lines, story.bands, Path(tempfile.gettempdir()) / "bluegreen-zero-downtime.png", service.name)
-    print(f"picture: {picture}")
+    print(f"picture: {picture}; the record: {load.out_path}")
     for summary in summaries:
         assert summary.sent > 0, shown
         # A client that fell behind would hide failures in requests it never sent.

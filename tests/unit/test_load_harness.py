@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 
 from testenv.load_client import RequestLine
-from testenv.load_harness import LoadHarness, render_haproxy_config
+from testenv.load_harness import LoadHarness, render_haproxy_config, serving_since
 from testenv.local_cluster import LocalCluster
 
 
@@ -38,3 +38,24 @@ def test_lines_are_read_as_they_are_appended_and_a_partial_line_waits(tmp_path: 
     with harness.out_path.open("a") as out:
         out.write(second[10:] + "\n")
     assert [line.error for line in harness.lines()] == ["", "timeout"]
+
+
+def _answer(start: float, target: str, flow: str, status: int = 200, error: str = "") -> RequestLine:
+    return RequestLine(start, target, flow, status, 1.0, "v1" if status == 200 else "", error, False)
+
+
+def test_the_record_starts_once_every_path_has_answered() -> None:
+    flows = {("direct", "new"), ("direct", "keepalive"), ("haproxy", "new")}
+    lines = [
+        _answer(1.0, "direct", "new", 0, "ConnectionRefusedError"),
+        _answer(1.1, "direct", "keepalive"),
+        _answer(1.2, "haproxy", "new", 503),
+        _answer(1.3, "direct", "new"),
+        _answer(1.4, "direct", "new", 0, "timeout"),
+    ]
+    assert serving_since(lines, flows) is None
+
+    lines.append(_answer(1.5, "haproxy", "new"))
+    assert serving_since(lines, flows) == 1.5
+    # A flow nobody waits for does not hold the start back.
+    assert serving_since(lines, {("direct", "keepalive")}) == 1.1
