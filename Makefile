@@ -11,7 +11,7 @@ K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests docs lint fmt test unit bench testenv tools host-deps cluster demo image clean
+.PHONY: install manifests docs lint fmt test unit bench testenv tools rollouts host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -61,6 +61,12 @@ tools:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/tools.py
 
+## Argo Rollouts' controller (v1.10.1) and its CRDs, from the Go module pinned in testenv/rollouts/, into a cache entry
+## of their own; the benchmarks set it beside the project's blue-green deploys. Not needed by `make test`.
+rollouts:
+	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
+	$(PYTHON) testenv/rollouts.py
+
 ## The Debian packages the local cluster runs with: ip (network namespaces, veths), nft (kube-proxy's nftables mode),
 ## unshare and nsenter (the node agent's containers), haproxy (the load harness's ingress hop in front of a Service).
 ## Installed only when missing.
@@ -94,7 +100,7 @@ unit: $(STAMP)
 ## benchmark runs DEPLOYS deploys over SERVICES services (`make bench DEPLOYS=50 SERVICES=5` for a full day's worth).
 DEPLOYS ?= 10
 SERVICES ?= 2
-bench: $(STAMP) testenv host-deps
+bench: $(STAMP) testenv rollouts host-deps
 	BLUEGREEN_BENCH_DEPLOYS=$(DEPLOYS) BLUEGREEN_BENCH_SERVICES=$(SERVICES) $(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
 
 image:

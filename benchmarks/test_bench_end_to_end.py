@@ -16,12 +16,10 @@ Set ``BLUEGREEN_BENCH_E2E_RUNS`` for more runs than the default 3.
 
 from __future__ import annotations
 
-import datetime
 import os
 import statistics
 import time
 from collections import defaultdict
-from typing import Any
 
 import pytest
 
@@ -33,8 +31,7 @@ from testenv.demo_service import (
     install_manifests,
 )
 from testenv.local_cluster import ClusterTuning, LocalCluster
-from testenv.rest import request
-from testenv.workflow_run import WorkflowRun
+from testenv.step_timing import step_split, timestamp
 
 pytestmark = [pytest.mark.cluster]
 
@@ -42,50 +39,11 @@ RUNS = int(os.environ.get("BLUEGREEN_BENCH_E2E_RUNS", "3"))
 TUNED_REQUEUE = "1s"
 
 
-def _ts(value: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _spread(samples: list[float]) -> str:
     if not samples:
         return "no samples"
     low, high = min(samples), max(samples)
     return f"median {statistics.median(samples):6.1f}s  (min {low:.1f}, max {high:.1f}, n={len(samples)})"
-
-
-def _step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, float]]:
-    """Per template: queueing, Pod start, own work and noticing, in seconds, from the Pods and the workflow."""
-    pods = request(
-        cluster.api,
-        "GET",
-        f"/api/v1/namespaces/{run.raw['metadata']['namespace']}/pods",
-        query={"labelSelector": f"workflows.argoproj.io/workflow={run.name}"},
-    )["items"]
-    by_node: dict[str, dict[str, Any]] = {}
-    for pod in pods:
-        node_id = (pod["metadata"].get("annotations") or {}).get("workflows.argoproj.io/node-id")
-        if node_id:
-            by_node[node_id] = pod
-    split: dict[str, dict[str, float]] = {}
-    previous_end: datetime.datetime | None = None
-    for node in run.pods():
-        pod = by_node.get(node.id)
-        if pod is None or not node.finished_at:
-            continue
-        main = next((c for c in pod["status"].get("containerStatuses", []) if c["name"] == "main"), None)
-        terminated = ((main or {}).get("state") or {}).get("terminated")
-        if terminated is None:
-            continue
-        created = _ts(pod["metadata"]["creationTimestamp"])
-        started, finished = _ts(terminated["startedAt"]), _ts(terminated["finishedAt"])
-        split[node.template] = {
-            "queueing": (created - previous_end).total_seconds() if previous_end else 0.0,
-            "pod start": (started - created).total_seconds(),
-            "own work": (finished - started).total_seconds(),
-            "noticing": (_ts(node.finished_at) - finished).total_seconds(),
-        }
-        previous_end = _ts(node.finished_at)
-    return split
 
 
 def _wait_live_slot(service: DemoService, slot: str, deadline_seconds: float = 300.0) -> None:
@@ -110,7 +68,7 @@ def _measure(cluster: LocalCluster, label: str) -> None:
         run = service.deploy(demo_image(f"v{index + 2}"))
         deploys.append(time.monotonic() - started)
         assert run.phase == "Succeeded", run.summary()
-        for template, parts in _step_split(cluster, run).items():
+        for template, parts in step_split(cluster, run).items():
             for part, seconds in parts.items():
                 splits[template][part].append(seconds)
 
@@ -125,7 +83,9 @@ def _measure(cluster: LocalCluster, label: str) -> None:
         assert failed.phase == "Failed", failed.summary()
         smoke, undone = failed.pod_steps("smoke"), failed.pod_steps("rollback")
         if smoke and undone:
-            failure_to_safe.append((_ts(undone[-1].finished_at) - _ts(smoke[-1].finished_at)).total_seconds())
+            failure_to_safe.append(
+                (timestamp(undone[-1].finished_at) - timestamp(smoke[-1].finished_at)).total_seconds()
+            )
 
     print(f"\n== end to end through Argo, {label} ==")
     print(f"deploy, submit to Succeeded:          {_spread(deploys)}")

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -178,10 +179,14 @@ class SelectorChange:
 
 
 class SelectorWatch:
-    """A thread that records every change of one Service's slot selector, as the API server's watch delivers it."""
+    """A thread that records every change of one Service's selector label, as the API server's watch delivers it.
 
-    def __init__(self, cluster: LocalCluster, namespace: str, name: str) -> None:
+    The label is argo-bluegreen's slot by default; Argo Rollouts switches ``rollouts-pod-template-hash``.
+    """
+
+    def __init__(self, cluster: LocalCluster, namespace: str, name: str, label: str = SLOT_LABEL) -> None:
         self._cluster = cluster
+        self._label = label
         self._path = f"/api/v1/namespaces/{namespace}/services"
         self._name = name
         self.changes: list[SelectorChange] = []
@@ -194,10 +199,21 @@ class SelectorWatch:
         """Record the current selector and start watching."""
         self._thread.start()
 
+    def wait_for(self, wanted: Callable[[SelectorChange], bool], timeout: float) -> SelectorChange:
+        """The first recorded change that ``wanted`` accepts, waiting up to ``timeout`` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((change for change in list(self.changes) if wanted(change)), None)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Service {self._name}: no wanted selector in {timeout}s; saw {self.changes}")
+            time.sleep(0.02)  # bounded poll of the watch thread's own record
+
     def _note(self, service: dict[str, object]) -> None:
         spec = service.get("spec")
         selector = spec.get("selector") if isinstance(spec, dict) else None
-        slot = str((selector or {}).get(SLOT_LABEL, "")) if isinstance(selector, dict) else ""
+        slot = str((selector or {}).get(self._label, "")) if isinstance(selector, dict) else ""
         if not self.changes or self.changes[-1].slot != slot:
             self.changes.append(SelectorChange(time.time(), slot))
 

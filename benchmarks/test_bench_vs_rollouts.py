@@ -1,0 +1,322 @@
+"""Side by side with Argo Rollouts v1.10.1 on one local cluster: the same app, readiness, smoke checks and replicas.
+
+Both tools deploy the demo app with 3 replicas that turn Ready 10 s after they start (the ``slow-start`` tag), and
+check the same two smoke endpoints on the new version before traffic moves: argo-bluegreen in its ``smoke`` step,
+Argo Rollouts in a pre-promotion analysis of two web metrics through its preview Service. Rollouts' real controller
+(``testenv/rollouts_controller.py``) reconciles with the same deployment and ReplicaSet controllers, kube-proxy and
+node agent. Deploys alternate between the tools, so both see the same noise.
+
+For each tool it prints, as medians with min and max:
+
+- deploy wall time: the image change (``argo submit`` or the Rollout's patch) to the Service's selector switched, as
+  the API server's watch delivers it;
+- the app's own readiness: the first new Pod's creation to the last one Ready;
+- the smoke checks' own time: the ``smoke`` container's run, or the analysis' first measurement to its last;
+- the control overhead: wall time minus those two;
+- rollback: the one-click rollback (``argo submit`` of the rollback template, or setting the Rollout's image back)
+  to the selector back on the previous version, warm in its slot or ReplicaSet;
+- the ratio of the deploy wall times.
+
+Kubernetes stamps Pod and analysis times to the second, so readiness, smoke and overhead are good to about 1 s; the
+wall times are measured here. Timings are printed, never asserted. ``BLUEGREEN_BENCH_VS_RUNS`` sets the number of
+deploys per tool and setting (default 3). With a cluster of its own the benchmark runs Argo's default requeue time,
+then the tuned one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bluegreen_spec import SLOT_LABEL
+from testenv.demo_service import (
+    NAMESPACE,
+    ROLLBACK_TEMPLATE,
+    DemoService,
+    app_objects,
+    create_demo_service,
+    demo_image,
+    install_manifests,
+)
+from testenv.load_harness import SelectorChange, SelectorWatch
+from testenv.local_cluster import ClusterTuning, LocalCluster
+from testenv.rest import request
+from testenv.rollouts_controller import RolloutsController
+from testenv.step_timing import readiness_span, step_split, timestamp
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
+
+RUNS = int(os.environ.get("BLUEGREEN_BENCH_VS_RUNS", "3"))
+REPLICAS = 3
+MODE = "slow-start"  # the demo app turns Ready 10 s after it starts
+TUNED_REQUEUE = "1s"
+HASH_LABEL = "rollouts-pod-template-hash"
+SMOKE_ENDPOINTS = ("/api/users/health", "/api/health/db")
+SWITCH_TIMEOUT = 300.0
+#: Rollouts keeps the previous ReplicaSet this long after a promotion: the window of its warm rollback.
+SCALE_DOWN_DELAY_SECONDS = 60
+
+
+@dataclass
+class Sample:
+    """One deploy of one tool, in seconds."""
+
+    wall: float
+    readiness: float
+    smoke: float
+
+    @property
+    def overhead(self) -> float:
+        """What the tool itself added: the wall time minus the app's readiness and the smoke checks' own time."""
+        return self.wall - self.readiness - self.smoke
+
+
+@dataclass
+class Figures:
+    """One tool's samples under one setting."""
+
+    deploys: list[Sample]
+    rollbacks: list[float]
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    return f"{statistics.median(values):6.2f}s (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def _pods(cluster: LocalCluster, selector: str, image: str) -> list[dict[str, Any]]:
+    """The live Pods that ``selector`` picks and that run ``image``."""
+    items = request(cluster.api, "GET", f"/api/v1/namespaces/{NAMESPACE}/pods", query={"labelSelector": selector})
+    return [
+        pod
+        for pod in items["items"]
+        if not pod["metadata"].get("deletionTimestamp") and pod["spec"]["containers"][0]["image"] == image
+    ]
+
+
+def rollout_services(name: str) -> list[dict[str, Any]]:
+    """The Rollout's active Service (named like the app) and its preview; the controller sets both selectors."""
+    port = [{"name": "http", "port": 80, "targetPort": 8080}]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service},
+            "spec": {"selector": {"app": name}, "ports": port},
+        }
+        for service in (name, f"{name}-preview")
+    ]
+
+
+def rollout_objects(name: str, image: str, preview_ip: str) -> list[dict[str, Any]]:
+    """The same app as a Rollout, with the smoke endpoints as a web analysis of the preview Service's address."""
+    deployment, _ = app_objects(name, image, replicas=REPLICAS)
+    metrics = [
+        {
+            "name": endpoint.strip("/").replace("/", "-"),
+            "provider": {"web": {"url": f"http://{{{{args.preview}}}}{endpoint}", "jsonPath": "{$.status}"}},
+            "successCondition": 'result == "ok"',
+        }
+        for endpoint in SMOKE_ENDPOINTS
+    ]
+    template = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": f"{name}-smoke"},
+        "spec": {"args": [{"name": "preview"}], "metrics": metrics},
+    }
+    rollout = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": REPLICAS,
+            "revisionHistoryLimit": 2,
+            "selector": deployment["spec"]["selector"],
+            "template": deployment["spec"]["template"],
+            "strategy": {
+                "blueGreen": {
+                    "activeService": name,
+                    "previewService": f"{name}-preview",
+                    "autoPromotionEnabled": True,
+                    "scaleDownDelaySeconds": SCALE_DOWN_DELAY_SECONDS,
+                    "prePromotionAnalysis": {
+                        "templates": [{"templateName": f"{name}-smoke"}],
+                        "args": [{"name": "preview", "value": preview_ip}],
+                    },
+                }
+            },
+        },
+    }
+    return [template, rollout]
+
+
+class RolloutUnderTest:
+    """One Rollout driven as a user drives it: set the image, watch the active Service."""
+
+    def __init__(self, cluster: LocalCluster, name: str) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.image = demo_image(f"v1-{MODE}")
+
+    def create(self) -> None:
+        """The Services first (the preview's ClusterIP goes into the analysis), then the Rollout; once Healthy."""
+        self._apply(rollout_services(self.name))
+        preview = request(self.cluster.api, "GET", f"/api/v1/namespaces/{NAMESPACE}/services/{self.name}-preview")
+        self._apply(rollout_objects(self.name, self.image, preview["spec"]["clusterIP"]))
+        self.wait_healthy()
+
+    def _apply(self, docs: list[dict[str, Any]]) -> None:
+        manifest = "\n---\n".join(json.dumps(doc) for doc in docs)
+        self.cluster.run_tool(["kubectl", "apply", "-n", NAMESPACE, "-f", "-"], input_text=manifest)
+
+    def rollout(self) -> dict[str, Any]:
+        """The Rollout as the API server has it."""
+        path = f"/apis/argoproj.io/v1alpha1/namespaces/{NAMESPACE}/rollouts/{self.name}"
+        return dict(request(self.cluster.api, "GET", path))
+
+    def wait_healthy(self, timeout: float = SWITCH_TIMEOUT) -> None:
+        """Until the controller reports the current template Healthy (every replica available, traffic on it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.rollout()
+            status = found.get("status") or {}
+            current = status.get("observedGeneration") == str(found["metadata"]["generation"])
+            if current and status.get("phase") == "Healthy":
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Rollout {self.name} not Healthy in {timeout}s: {status}")
+            time.sleep(0.2)  # bounded poll of the Rollout's status, which the controller writes
+
+    def set_image(self, image: str) -> None:
+        """Change the image, as ``kubectl argo rollouts set image`` does."""
+        patch = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]
+        self.cluster.run_tool(
+            ["kubectl", "patch", "rollout", self.name, "-n", NAMESPACE, "--type=json", "-p", json.dumps(patch)]
+        )
+        self.image = image
+
+    def analysis_span(self, pod_hash: str) -> float:
+        """The pre-promotion analysis of ``pod_hash``: its first measurement's start to its last one's end."""
+        runs = request(
+            self.cluster.api,
+            "GET",
+            f"/apis/argoproj.io/v1alpha1/namespaces/{NAMESPACE}/analysisruns",
+            query={"labelSelector": f"{HASH_LABEL}={pod_hash}"},
+        )["items"]
+        measurements = [
+            measurement
+            for run in runs
+            for result in (run.get("status") or {}).get("metricResults") or []
+            for measurement in result.get("measurements") or []
+            if measurement.get("startedAt") and measurement.get("finishedAt")
+        ]
+        if not measurements:
+            return 0.0
+        first = min(timestamp(m["startedAt"]) for m in measurements)
+        last = max(timestamp(m["finishedAt"]) for m in measurements)
+        return (last - first).total_seconds()
+
+
+def _changed_from(before: str, since: float) -> Callable[[SelectorChange], bool]:
+    return lambda change: change.at >= since and change.slot not in ("", before)
+
+
+def _to(value: str, since: float) -> Callable[[SelectorChange], bool]:
+    return lambda change: change.at >= since and change.slot == value
+
+
+def _ours(cluster: LocalCluster, service: DemoService, watch: SelectorWatch, tag: str, figures: Figures) -> None:
+    before = service.live_slot()
+    image = demo_image(tag)
+    started = time.time()
+    run = service.deploy(image)
+    assert run.phase == "Succeeded", run.summary()
+    switch = watch.wait_for(_changed_from(before, started), SWITCH_TIMEOUT)
+    pods = _pods(cluster, f"{SLOT_LABEL}={switch.slot}", image)
+    smoke = step_split(cluster, run).get("smoke", {}).get("own work", 0.0)
+    figures.deploys.append(Sample(switch.at - started, readiness_span(pods), smoke))
+    # The one-click rollback, to the previous version warm in the slot the deploy retained.
+    started = time.time()
+    rollback = service.submit(ROLLBACK_TEMPLATE, wait=False)
+    restored = watch.wait_for(_to(before, started), SWITCH_TIMEOUT)
+    figures.rollbacks.append(restored.at - started)
+    assert service.wait_workflow(rollback.name).phase == "Succeeded"
+
+
+def _theirs(rollout: RolloutUnderTest, watch: SelectorWatch, tag: str, figures: Figures) -> None:
+    before, previous_image = watch.changes[-1].slot, rollout.image
+    image = demo_image(tag)
+    started = time.time()
+    rollout.set_image(image)
+    switch = watch.wait_for(_changed_from(before, started), SWITCH_TIMEOUT)
+    pods = _pods(rollout.cluster, f"{HASH_LABEL}={switch.slot}", image)
+    figures.deploys.append(Sample(switch.at - started, readiness_span(pods), rollout.analysis_span(switch.slot)))
+    rollout.wait_healthy()
+    # Rolling back within the scale-down delay finds the previous ReplicaSet still up.
+    started = time.time()
+    rollout.set_image(previous_image)
+    restored = watch.wait_for(_to(before, started), SWITCH_TIMEOUT)
+    figures.rollbacks.append(restored.at - started)
+    rollout.wait_healthy()
+
+
+def _print(label: str, ours: Figures, theirs: Figures) -> None:
+    rows: list[tuple[str, Callable[[Figures], list[float]]]] = [
+        ("deploy, to traffic switched", lambda f: [s.wall for s in f.deploys]),
+        ("  app readiness", lambda f: [s.readiness for s in f.deploys]),
+        ("  smoke checks", lambda f: [s.smoke for s in f.deploys]),
+        ("  control overhead", lambda f: [s.overhead for s in f.deploys]),
+        ("rollback, to traffic restored", lambda f: f.rollbacks),
+    ]
+    print(f"\n== side by side with Argo Rollouts v1.10.1, {label}: {REPLICAS} replicas, Ready 10 s after start ==")
+    print(f"{'':32}{'argo-bluegreen':36}Argo Rollouts")
+    for title, pick in rows:
+        print(f"{title:32}{_spread(pick(ours)):36}{_spread(pick(theirs))}")
+    ratio = statistics.median(s.wall for s in ours.deploys) / statistics.median(s.wall for s in theirs.deploys)
+    print(f"deploy wall time, ours / Rollouts (medians): {ratio:.2f}x")
+
+
+def _measure(cluster: LocalCluster, service: DemoService, rollout: RolloutUnderTest, label: str, first: int) -> None:
+    ours, theirs = Figures([], []), Figures([], [])
+    ours_watch = SelectorWatch(cluster, NAMESPACE, service.name)
+    theirs_watch = SelectorWatch(cluster, NAMESPACE, rollout.name, label=HASH_LABEL)
+    for watch in (ours_watch, theirs_watch):
+        watch.start()
+        assert watch.listed.wait(30), f"could not list the Services of {NAMESPACE}"
+    try:
+        for index in range(first, first + RUNS):
+            tag = f"v{index}-{MODE}"
+            _ours(cluster, service, ours_watch, tag, ours)
+            _theirs(rollout, theirs_watch, tag, theirs)
+    finally:
+        ours_watch.stop()
+        theirs_watch.stop()
+    _print(label, ours, theirs)
+
+
+def test_side_by_side_with_argo_rollouts(local_cluster: LocalCluster) -> None:
+    """Both tools on one cluster, deploy for deploy, under Argo's default requeue time and then the tuned one."""
+    install_manifests(local_cluster)
+    if local_cluster.owned:
+        local_cluster.retune(ClusterTuning(default_requeue_time=None))
+    with RolloutsController(local_cluster, NAMESPACE):
+        service = create_demo_service(local_cluster, name="side-ours", tag=f"v1-{MODE}", replicas=REPLICAS)
+        adopted = service.deploy(demo_image(f"v1-{MODE}"))
+        assert adopted.phase == "Succeeded", adopted.summary()
+        rollout = RolloutUnderTest(local_cluster, "side-rollouts")
+        rollout.create()
+        label = "Argo's default requeue time" if local_cluster.owned else "the attached cluster's settings"
+        _measure(local_cluster, service, rollout, label, first=2)
+        if not local_cluster.owned:
+            return
+        local_cluster.retune(ClusterTuning(default_requeue_time=TUNED_REQUEUE))
+        _measure(local_cluster, service, rollout, f"DEFAULT_REQUEUE_TIME={TUNED_REQUEUE}", first=2 + RUNS)

@@ -1,0 +1,74 @@
+"""Where a workflow's time went, step by step, from its Pods and its nodes, as the benchmarks print it.
+
+Kubernetes and Argo stamp times to the second, so every figure here is coarse; wall times are measured by the caller.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from testenv.local_cluster import LocalCluster
+from testenv.rest import request
+from testenv.workflow_run import WorkflowRun
+
+PARTS = ("queueing", "pod start", "own work", "noticing")
+
+
+def timestamp(value: str) -> datetime.datetime:
+    """An API server time stamp (``2026-11-27T06:24:03Z``) as an aware datetime."""
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, float]]:
+    """Per template, in seconds, where each step Pod's time went.
+
+    Controller queueing (the previous step's end to this Pod's creation), Pod start (creation to the step's container
+    starting), the step's own work (its container running), and the controller noticing the end (the container's end
+    to the node's end).
+    """
+    pods = request(
+        cluster.api,
+        "GET",
+        f"/api/v1/namespaces/{run.raw['metadata']['namespace']}/pods",
+        query={"labelSelector": f"workflows.argoproj.io/workflow={run.name}"},
+    )["items"]
+    by_node: dict[str, dict[str, Any]] = {}
+    for pod in pods:
+        node_id = (pod["metadata"].get("annotations") or {}).get("workflows.argoproj.io/node-id")
+        if node_id:
+            by_node[node_id] = pod
+    split: dict[str, dict[str, float]] = {}
+    previous_end: datetime.datetime | None = None
+    for node in run.pods():
+        pod = by_node.get(node.id)
+        if pod is None or not node.finished_at:
+            continue
+        main = next((c for c in pod["status"].get("containerStatuses", []) if c["name"] == "main"), None)
+        terminated = ((main or {}).get("state") or {}).get("terminated")
+        if terminated is None:
+            continue
+        created = timestamp(pod["metadata"]["creationTimestamp"])
+        started, finished = timestamp(terminated["startedAt"]), timestamp(terminated["finishedAt"])
+        split[node.template] = {
+            "queueing": (created - previous_end).total_seconds() if previous_end else 0.0,
+            "pod start": (started - created).total_seconds(),
+            "own work": (finished - started).total_seconds(),
+            "noticing": (timestamp(node.finished_at) - finished).total_seconds(),
+        }
+        previous_end = timestamp(node.finished_at)
+    return split
+
+
+def readiness_span(pods: list[dict[str, Any]]) -> float:
+    """Seconds from the first of ``pods`` being created to the last of them turning Ready (0 for none)."""
+    created = [timestamp(pod["metadata"]["creationTimestamp"]) for pod in pods]
+    ready = [
+        timestamp(condition["lastTransitionTime"])
+        for pod in pods
+        for condition in (pod.get("status") or {}).get("conditions") or []
+        if condition["type"] == "Ready" and condition["status"] == "True"
+    ]
+    if not created or len(ready) < len(pods):
+        return 0.0
+    return (max(ready) - min(created)).total_seconds()
