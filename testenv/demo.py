@@ -190,6 +190,8 @@ def run_story(cluster: LocalCluster, say: Callable[[str], None]) -> tuple[list[C
         load.stop()
     lines = load.lines()
     say("")
+    if load.warmup_failed:
+        say(f"left out: {load.warmup_failed} requests that failed before the Service first answered on every path")
     say("what the clients saw, per run (failed = connection error, timeout or a status other than 200):")
     whole = Phase("whole demo", load.started_at, load.stopped_at, "", "")
     summaries = summarise([*phases, whole], lines)

@@ -334,8 +334,8 @@ class LoadHarness:
                     f"(answered: {answered or 'none'}); is the Service's Deployment ready? {self.log_tail('client')}"
                 )
             time.sleep(0.05)  # bounded poll: the client flushes its lines every quarter second
-        self.started_at = since
         self.warmup_failed = sum(1 for line in self.lines() if line.start < since and failed(line))
+        self.started_at = since
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         assert self.client_ns is not None
@@ -375,10 +375,14 @@ class LoadHarness:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def lines(self) -> list[RequestLine]:
-        """Every request line written so far (a last, partial line is left for later); thread-safe.
+        """The record: every request line from :attr:`started_at` on (a last, partial line is left for later).
 
-        Only what was appended since the last call is read and parsed: a live summary asks every second.
+        Before the start is established, every line so far. Thread-safe; only what was appended since the last call
+        is read and parsed, since a live summary asks every second.
         """
+        return [line for line in self._read() if line.start >= self.started_at]
+
+    def _read(self) -> list[RequestLine]:
         with self._read_lock:
             if not self.out_path.exists():
                 return list(self._parsed)
@@ -413,6 +417,6 @@ class LoadHarness:
             self.client_ns.delete()
             self.client_ns = None
         # The record is read into memory before its files go; the logs stay only when asked for.
-        self.lines()
+        self._read()
         if not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

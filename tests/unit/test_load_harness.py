@@ -59,3 +59,14 @@ def test_the_record_starts_once_every_path_has_answered() -> None:
     assert serving_since(lines, flows) == 1.5
     # A flow nobody waits for does not hold the start back.
     assert serving_since(lines, {("direct", "keepalive")}) == 1.1
+
+
+def test_the_record_leaves_out_what_came_before_the_start(tmp_path: Path) -> None:
+    harness = LoadHarness(cast(LocalCluster, None), "10.96.0.10", workdir=tmp_path)
+    early = _answer(1.0, "direct", "new", 0, "ConnectionRefusedError")
+    later = _answer(2.0, "direct", "new")
+    harness.out_path.write_text(early.render() + "\n" + later.render() + "\n")
+    assert harness.lines() == [early, later]
+
+    harness.started_at = 2.0
+    assert harness.lines() == [later]
