@@ -17,20 +17,24 @@ and :func:`crd_files` find the built files without building anything. Stdlib onl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):
+    # Run as a script: make the repository root importable so `testenv.cache_entry` resolves.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from testenv import cache_entry
+from testenv.cache_entry import READY_MARKER
+
 TESTENV_DIR = Path(__file__).resolve().parent
 MODULE_DIR = TESTENV_DIR / "rollouts"
-READY_MARKER = "READY"
 CACHE_ENV = "BLUEGREEN_ROLLOUTS_CACHE"
 MAKE_TARGET = "make rollouts"
 
@@ -55,27 +59,22 @@ class RolloutsBuildError(Exception):
 
 def key_inputs() -> tuple[Path, ...]:
     """Every file whose content decides what the entry holds."""
-    return (MODULE_DIR / "go.mod", MODULE_DIR / "go.sum", Path(__file__).resolve())
+    return (
+        MODULE_DIR / "go.mod",
+        MODULE_DIR / "go.sum",
+        Path(__file__).resolve(),
+        Path(cache_entry.__file__).resolve(),
+    )
 
 
 def cache_key() -> str:
-    """Short content hash of :func:`key_inputs`, each named by its place so a renamed input changes the key too."""
-    digest = hashlib.sha256()
-    for path in key_inputs():
-        digest.update(f"{path.parent.name}/{path.name}".encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
+    """Short content hash of :func:`key_inputs`."""
+    return cache_entry.content_key(key_inputs())
 
 
 def cache_root() -> Path:
     """Where the entries live: beside the cluster's and the tools' cache roots, never inside either."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "argo-bluegreen" / "rollouts"
+    return cache_entry.cache_root(CACHE_ENV, "rollouts")
 
 
 def entry_dir() -> Path:
@@ -196,9 +195,8 @@ def build(force: bool = False) -> Path:
         return entry
     module = download_module()
     version = module["Version"]
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=entry.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         binary = tmp / "bin" / CONTROLLER_NAME
         flags = ldflags(version, json.loads(Path(module["Info"]).read_text()))
         cmd = ["go", "build", "-trimpath", "-ldflags", flags, "-o", str(binary), CONTROLLER_PACKAGE]
@@ -207,19 +205,8 @@ def build(force: bool = False) -> Path:
         crds = copy_crds(Path(module["Dir"]), tmp / "crds")
         manifest = {ROLLOUTS_MODULE: version, "reported": reported, "crds": crds}
         (tmp / "versions.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # The marker goes in last and the rename publishes the whole entry at once.
-        (tmp / READY_MARKER).write_text(cache_key() + "\n")
-        if entry.exists():
-            shutil.rmtree(entry)
-        try:
-            tmp.rename(entry)
-        except OSError:
-            # A concurrent build published first; its entry is equivalent.
-            if not (entry / READY_MARKER).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return entry
+
+    return cache_entry.publish(entry, cache_key(), fill)
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from testenv import paths, rollouts, tools
+from testenv.cache_entry import READY_MARKER
 
 CRD_TEMPLATE = """apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -73,7 +74,7 @@ def test_an_entry_counts_only_once_ready_and_complete(tmp_path: Path, monkeypatc
     with pytest.raises(rollouts.RolloutsNotBuilt, match="run `make rollouts`"):
         rollouts.controller()
 
-    (entry / rollouts.READY_MARKER).write_text(rollouts.cache_key() + "\n")
+    (entry / READY_MARKER).write_text(rollouts.cache_key() + "\n")
     assert rollouts.controller() == binary
     with pytest.raises(rollouts.RolloutsNotBuilt, match=r"incomplete \(no CRDs in .*\): run `make rollouts`"):
         rollouts.crd_files()
