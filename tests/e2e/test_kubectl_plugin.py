@@ -129,6 +129,7 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
             stdout=sink,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_as_at_a_terminal,
         )
         for output, sink in zip((["-o", "json"], []), sinks, strict=True)
     ]
@@ -214,6 +215,16 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
 
     missing = kubectl("status", "no-such-service", *ns)
     assert missing.returncode == 3 and "does not exist" in missing.stderr, missing.stderr
+
+
+def _as_at_a_terminal() -> None:
+    """Child-process hook: Ctrl-C is delivered, as in a terminal.
+
+    A shell that starts a job in the background without job control (``pytest ... &`` in a script) makes it ignore
+    SIGINT, every child inherits that, and Python then installs no KeyboardInterrupt handler: the watch could never
+    be ended the way this test ends it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_watch(path: Path, done: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> list[dict[str, Any]]:
