@@ -84,7 +84,7 @@ def entry_dir() -> Path:
 
 def _ready_entry() -> Path:
     entry = entry_dir()
-    if not (entry / READY_MARKER).is_file():
+    if not cache_entry.is_ready(entry):
         raise RolloutsNotBuilt(
             f"Argo Rollouts not built (no {entry / READY_MARKER}): run `{MAKE_TARGET}` (needs Go >= 1.26)"
         )
@@ -191,7 +191,7 @@ def copy_crds(module_dir: Path, dest: Path) -> list[str]:
 def build(force: bool = False) -> Path:
     """Ensure the entry for the current pins exists; return its directory."""
     entry = entry_dir()
-    if (entry / READY_MARKER).is_file() and not force:
+    if cache_entry.is_ready(entry) and not force:
         return entry
     module = download_module()
     version = module["Version"]

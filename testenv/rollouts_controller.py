@@ -9,7 +9,6 @@ routes through kube-proxy like a Pod.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,19 +18,13 @@ from pathlib import Path
 from types import TracebackType
 
 from testenv import rollouts
-from testenv.controlplane import die_with_parent
+from testenv.controlplane import die_with_parent, free_port
 from testenv.local_cluster import LocalCluster
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 #: The CRD the controller cannot start without; the others ship with it.
 ROLLOUT_CRD = "rollouts.argoproj.io"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RolloutsController:
@@ -64,7 +57,7 @@ class RolloutsController:
                 f"--timeout={START_TIMEOUT_SECONDS:.0f}s",
             ]
         )
-        healthz = _free_port()
+        healthz = free_port()
         argv = [
             str(binary),
             f"--kubeconfig={self.cluster.kubeconfig_path}",
@@ -72,7 +65,7 @@ class RolloutsController:
             f"--namespace={self.namespace}",
             "--leader-elect=false",
             f"--healthzPort={healthz}",
-            f"--metricsPort={_free_port()}",
+            f"--metricsPort={free_port()}",
             "--loglevel=info",
         ]
         with self.log_path.open("ab") as log:
