@@ -12,8 +12,6 @@ from testenv.local_cluster import LocalCluster
 from testenv.rest import request
 from testenv.workflow_run import WorkflowRun
 
-PARTS = ("queueing", "pod start", "own work", "noticing")
-
 
 def timestamp(value: str) -> datetime.datetime:
     """An API server time stamp (``2026-11-27T06:24:03Z``) as an aware datetime."""
