@@ -24,6 +24,7 @@ from bluegreen_contract import (
     WORKFLOW_FINISHED_PHASES,
     Step,
 )
+from steps.attempts import run_with_retries
 from steps.errors import StepError
 from steps.kube import Kube
 
@@ -34,6 +35,13 @@ def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: b
         parser.add_argument("--service", required=True, help="name of the BlueGreenDeployment (the service)")
     if outputs:
         parser.add_argument("--output-dir", type=Path, help="where output parameters are written, one file each")
+    # A step that shares a Pod with others gets its deadline and retries here rather than from its template.
+    parser.add_argument(
+        "--deadline-seconds", type=float, help="fail the step when it runs longer, all attempts included"
+    )
+    parser.add_argument(
+        "--transient-retries", type=int, default=0, help="retry a transient failure (exit 75) this many times"
+    )
 
 
 def _slot_and_record(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +178,14 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
             from steps.context import api_client
 
             kube = Kube(api_client())
-        return int(module.run(kube, args))
+        client = kube
+        # The people's commands (history, status) take neither option: one attempt, no deadline.
+        return run_with_retries(
+            args.step,
+            lambda: int(module.run(client, args)),
+            retries=getattr(args, "transient_retries", 0),
+            deadline_seconds=getattr(args, "deadline_seconds", None),
+        )
     except StepError as error:
         print(f"bluegreen-step {args.step}: {error}", file=sys.stderr)
         leave_termination_message(str(error))
