@@ -93,6 +93,9 @@ class Output(StrEnum):
     analysis_enabled = "analysis-enabled"
     deployment = "deployment"
     switched_at = "switched-at"
+    #: Seconds from the switch's intent to its verified read-back, for the switch-duration metric of a Pod that
+    #: runs several steps (a step's own Pod measures it with ``{{duration}}``).
+    switch_seconds = "switch-seconds"
     deploy_green_deadline = "deploy-green-deadline"
     probe_deadline = "probe-deadline"
     smoke_deadline = "smoke-deadline"
@@ -142,7 +145,7 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         Output.verification_calls,
     ),
     Step.deploy_green: (Output.deployment,),
-    Step.switch: (Output.switched_at,),
+    Step.switch: (Output.switched_at, Output.switch_seconds),
     Step.cleanup: (Output.overdue_slots,),
 }
 

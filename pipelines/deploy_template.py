@@ -58,8 +58,11 @@ from pipelines.run_policy import (
 )
 from pipelines.settings import RenderSettings
 from pipelines.step_container import DEADLINE_INPUT, StepSpec, step_container
+from pipelines.step_set import SetStep, step_set
 
 NAME = DEPLOY_TEMPLATE
+#: The task, and the containerSet template, that runs deploy-green, probe, smoke and switch in one Pod.
+RELEASE_TASK = "release"
 RUN_DURATION_BUCKETS: list[float | Amount] = [30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0]
 
 PARAMETERS = [
@@ -125,8 +128,13 @@ def started_metrics() -> list[Counter]:
     ]
 
 
-def switch_metrics() -> list[Histogram]:
-    """Duration of the traffic switch step, from intent to verified read-back."""
+def switch_metrics(*, from_output: bool = False) -> list[Histogram]:
+    """Duration of the traffic switch step, from intent to verified read-back.
+
+    A switch Pod of its own is measured by Argo (``{{duration}}``). A switch that shares the release Pod reports
+    its own seconds as an output, and only a switch that got that far is observed.
+    """
+    seconds = f"{{{{outputs.parameters.{Output.switch_seconds.value}}}}}"
     return [
         Histogram(
             name="bluegreen_switch_duration_seconds",
@@ -136,7 +144,8 @@ def switch_metrics() -> list[Histogram]:
                 Label(key="status", value=TEMPLATE_STATUS),
             ],
             buckets=[0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0],
-            value=TEMPLATE_DURATION,
+            value=seconds if from_output else TEMPLATE_DURATION,
+            when=f"{seconds} >= 0" if from_output else None,
         ),
     ]
 
@@ -176,45 +185,39 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         )
         cosign = cosign_container(settings)
         verify_image = step_container(verify_image_step(), settings)
-        deploy_green = step_container(
-            StepSpec(
-                template="deploy-green",
-                step=Step.deploy_green,
-                inputs=[SERVICE_PARAMETER, "image", "slot", "record"],
-                outputs=STEP_OUTPUTS[Step.deploy_green],
-                deadline_seconds=STEP_DEADLINE_SECONDS[Step.deploy_green],
-                deadline_input=True,
-                retry=True,
-                description="Bring the new version up in the idle slot and wait until every replica is available.",
-            ),
-            settings,
+        deploy_green_spec = StepSpec(
+            template="deploy-green",
+            step=Step.deploy_green,
+            inputs=[SERVICE_PARAMETER, "image", "slot", "record"],
+            outputs=STEP_OUTPUTS[Step.deploy_green],
+            deadline_seconds=STEP_DEADLINE_SECONDS[Step.deploy_green],
+            deadline_input=True,
+            retry=True,
+            description="Bring the new version up in the idle slot and wait until every replica is available.",
         )
-        probe = step_container(
-            StepSpec(
-                template="probe",
-                step=Step.probe,
-                # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
-                retry=True,
-                inputs=[SERVICE_PARAMETER, "slot", "record"],
-                deadline_seconds=STEP_DEADLINE_SECONDS[Step.probe],
-                deadline_input=True,
-                description="Health-check the idle slot through the preview Service.",
-            ),
-            settings,
+        deploy_green = step_container(deploy_green_spec, settings)
+        probe_spec = StepSpec(
+            template="probe",
+            step=Step.probe,
+            # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
+            retry=True,
+            inputs=[SERVICE_PARAMETER, "slot", "record"],
+            deadline_seconds=STEP_DEADLINE_SECONDS[Step.probe],
+            deadline_input=True,
+            description="Health-check the idle slot through the preview Service.",
         )
-        smoke = step_container(
-            StepSpec(
-                template="smoke",
-                step=Step.smoke,
-                # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
-                retry=True,
-                inputs=[SERVICE_PARAMETER, "slot", "record"],
-                deadline_seconds=STEP_DEADLINE_SECONDS[Step.smoke],
-                deadline_input=True,
-                description="Run the spec's smoke tests against the idle slot.",
-            ),
-            settings,
+        probe = step_container(probe_spec, settings)
+        smoke_spec = StepSpec(
+            template="smoke",
+            step=Step.smoke,
+            # Retried on pod-level errors (eviction, a lost node) and exit code 75 only; a failed check exits 1.
+            retry=True,
+            inputs=[SERVICE_PARAMETER, "slot", "record"],
+            deadline_seconds=STEP_DEADLINE_SECONDS[Step.smoke],
+            deadline_input=True,
+            description="Run the spec's smoke tests against the idle slot.",
         )
+        smoke = step_container(smoke_spec, settings)
         await_promotion = step_container(
             StepSpec(
                 template="await-promotion",
@@ -249,19 +252,19 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             ),
             settings,
         )
-        switch = step_container(
-            StepSpec(
-                template="switch",
-                step=Step.switch,
-                inputs=[SERVICE_PARAMETER, "slot", "record"],
-                outputs=STEP_OUTPUTS[Step.switch],
-                deadline_seconds=STEP_DEADLINE_SECONDS[Step.switch],
-                retry=True,
-                metrics=switch_metrics(),
-                description="Record the intent, then move all traffic to the new slot in one update.",
-            ),
-            settings,
+        switch_spec = StepSpec(
+            template="switch",
+            step=Step.switch,
+            inputs=[SERVICE_PARAMETER, "slot", "record"],
+            outputs=STEP_OUTPUTS[Step.switch],
+            deadline_seconds=STEP_DEADLINE_SECONDS[Step.switch],
+            retry=True,
+            metrics=switch_metrics(),
+            # What the switch-duration metric of the release Pod reads when the switch never ran (see there).
+            output_defaults={Output.switch_seconds: "-1"},
+            description="Record the intent, then move all traffic to the new slot in one update.",
         )
+        switch = step_container(switch_spec, settings)
         verify = step_container(
             StepSpec(
                 template="verify",
@@ -300,6 +303,24 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         rollback = step_container(rollback_step("on-exit"), settings)
         notify = step_container(notify_step(), settings)
 
+        release = step_set(
+            RELEASE_TASK,
+            [
+                SetStep(spec=deploy_green_spec),
+                SetStep(spec=probe_spec, after=[Step.deploy_green.value]),
+                # After probe, not beside it: probe is what waits until the preview Service answers at all (the
+                # node's proxy rules for the new Pods can lag their readiness); smoke tests expect an answer.
+                SetStep(spec=smoke_spec, after=[Step.probe.value]),
+                SetStep(spec=switch_spec, after=[Step.smoke.value]),
+            ],
+            settings,
+            metrics=switch_metrics(from_output=True),
+            description=(
+                "deploy-green, probe, smoke and switch in one Pod, each step a node of its own. Runs when the "
+                "service promotes automatically."
+            ),
+        )
+
         with DAG(name="deploy"):
             t_preflight = Task(
                 name="preflight",
@@ -334,14 +355,35 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             )
             # The image as preflight pinned it: a tag resolved once to its digest, which every later step uses.
             image = t_preflight.get_parameter(Output.image).value
+            promotion_required = t_preflight.get_parameter(Output.promotion_required).value
+            manual, automatic = f"{promotion_required} == true", f"{promotion_required} != true"
+            t_release = Task(
+                name=RELEASE_TASK,
+                template=release,
+                arguments={
+                    **slot_and_record,
+                    "image": image,
+                    **{
+                        DEADLINE_OUTPUTS[step].value: t_preflight.get_parameter(DEADLINE_OUTPUTS[step]).value
+                        for step in (Step.deploy_green, Step.probe, Step.smoke)
+                    },
+                },
+                when=automatic,
+            )
+            # A service that waits for a person's promotion runs each step in a Pod of its own: the run waits for
+            # the person anyway, and the suspend node must sit between smoke and switch.
             t_deploy = Task(
                 name="deploy-green",
                 template=deploy_green,
                 arguments={**slot_and_record, "image": image, **deadline(Step.deploy_green)},
+                when=manual,
             )
-            t_probe = Task(name="probe", template=probe, arguments={**slot_and_record, **deadline(Step.probe)})
-            t_smoke = Task(name="smoke", template=smoke, arguments={**slot_and_record, **deadline(Step.smoke)})
-            manual = f"{t_preflight.get_parameter(Output.promotion_required).value} == true"
+            t_probe = Task(
+                name="probe", template=probe, arguments={**slot_and_record, **deadline(Step.probe)}, when=manual
+            )
+            t_smoke = Task(
+                name="smoke", template=smoke, arguments={**slot_and_record, **deadline(Step.smoke)}, when=manual
+            )
             timeout = {"timeout": t_preflight.get_parameter(Output.promotion_timeout).value}
             t_await = Task(
                 name="await-promotion",
@@ -356,7 +398,7 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 arguments={**record_only, "workflow": WORKFLOW_NAME, **timeout},
                 when=manual,
             )
-            t_switch = Task(name="switch", template=switch, arguments=slot_and_record)
+            t_switch = Task(name="switch", template=switch, arguments=slot_and_record, when=manual)
             t_verify = Task(
                 name="verify",
                 template=verify,
@@ -365,14 +407,15 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             )
             t_retain = Task(name="retain", template=retain, arguments=record_only)
             t_cleanup = Task(name="cleanup", template=cleanup, arguments={SERVICE_PARAMETER: SERVICE})
-            # A bare name in `depends` also accepts Skipped, so retain still runs when verify is skipped, and switch
-            # when the promotion tasks are.
-            chain = [
-                *(t_verify_image, t_deploy, t_probe, t_smoke),
-                *(t_await, t_gate, t_confirm),
-                *(t_switch, t_verify, t_retain, t_cleanup),
-            ]
-            for before, after in itertools.pairwise(chain):
+            # A bare name in `depends` also accepts Skipped: verify runs after whichever of release and switch ran,
+            # retain still runs when verify is skipped, and a skipped verify-image lets the deploy go on.
+            t_verify_image >> t_release
+            manual_chain = [t_verify_image, t_deploy, t_probe, t_smoke, t_await, t_gate, t_confirm, t_switch]
+            for before, after in itertools.pairwise(manual_chain):
+                before >> after
+            t_release >> t_verify
+            t_switch >> t_verify
+            for before, after in itertools.pairwise([t_verify, t_retain, t_cleanup]):
                 before >> after
 
         with DAG(name="exit-handler"):

@@ -56,18 +56,22 @@ POD_SECURITY = m.PodSecurityContext(
 SMALL = Resources(cpu_request="50m", cpu_limit="500m", memory_request="96Mi", memory_limit="256Mi")
 
 
-def transient_retry(limit: int = 3) -> RetryStrategy:
+def transient_retry(limit: int = 3, *, pod_errors_only: bool = False) -> RetryStrategy:
     """Retry only what a second run can fix: pod-level errors and the steps' own "transient" exit code.
 
     Steps are idempotent, but retrying a probe that found the new version broken would only delay the rollback,
-    so the expression keeps retries to infrastructure errors and exit code 75.
+    so the expression keeps retries to infrastructure errors and exit code 75. ``pod_errors_only`` leaves exit code
+    75 out, for a Pod whose steps retry it themselves (see :mod:`pipelines.step_set`).
     """
+    expression = 'lastRetry.status == "Error"'
+    if not pod_errors_only:
+        expression += f" || asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}"
     # IntOrString fields are written as strings: Argo's JSON schema types IntOrString as a string, and the CRD
     # accepts both, so strings satisfy every validator.
     return RetryStrategy(
         limit=str(limit),
         retry_policy="Always",
-        expression=f'lastRetry.status == "Error" || asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}',
+        expression=expression,
         backoff=m.Backoff(duration="5s", factor=m.IntOrString("2"), max_duration="1m"),
     )
 
@@ -123,35 +127,53 @@ def step_env(settings: RenderSettings) -> list[Env | SecretEnv | FieldEnv]:
     return env
 
 
-def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
-    """Build the Container template for one step."""
+def step_args(spec: StepSpec) -> list[str]:
+    """The ``bluegreen-step`` command line of one step, its inputs as the template's input parameters."""
     args = [spec.step.value, "--namespace", WORKFLOW_NAMESPACE]
     # `--name=value` as one argument, so a value that starts with "-" (a reason, say) is never read as an option.
     args += [f"--{name}={input_parameter(name)}" for name in spec.inputs]
     args += list(spec.extra_args)
     if spec.outputs:
         args += ["--output-dir", OUTPUT_DIR]
+    return args
+
+
+def output_parameters(spec: StepSpec, missing: str | None = None) -> list[Parameter]:
+    """The step's outputs, each read by Argo from its file under the output directory.
+
+    ``missing`` is the value of an output the step did not write and that has no default of its own.
+    """
+    return [
+        Parameter(
+            name=name.value,
+            value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name.value}", default=spec.output_defaults.get(name, missing)),
+        )
+        for name in spec.outputs
+    ]
+
+
+def tmp_volume() -> EmptyDirVolume:
+    """The writable ``/tmp`` every step gets (the root filesystem is read-only); outputs are written there too."""
+    return EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit=m.Quantity("64Mi"))
+
+
+def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
+    """Build the Container template for one step."""
     return Container(
         name=spec.template,
         image=settings.image,
         image_pull_policy="IfNotPresent",
         command=["bluegreen-step"],
-        args=args,
+        args=step_args(spec),
         inputs=[
             *(Parameter(name=name) for name in spec.inputs),
             *([Parameter(name=DEADLINE_INPUT, default=str(spec.deadline_seconds))] if spec.deadline_input else []),
         ],
-        outputs=[
-            Parameter(
-                name=name.value,
-                value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{name.value}", default=spec.output_defaults.get(name)),
-            )
-            for name in spec.outputs
-        ],
+        outputs=output_parameters(spec),
         env=step_env(settings),
         security_context=RESTRICTED,
         resources=SMALL,
-        volumes=[EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit=m.Quantity("64Mi"))],
+        volumes=[tmp_volume()],
         # Argo substitutes parameters into a leaf template's activeDeadlineSeconds (validate.go accepts a variable).
         active_deadline_seconds=input_parameter(DEADLINE_INPUT) if spec.deadline_input else str(spec.deadline_seconds),
         retry_strategy=transient_retry() if spec.retry else None,
@@ -160,4 +182,17 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
     )
 
 
-__all__ = ["DEADLINE_INPUT", "OUTPUT_DIR", "POD_SECURITY", "RESTRICTED", "StepSpec", "step_container"]
+__all__ = [
+    "DEADLINE_INPUT",
+    "OUTPUT_DIR",
+    "POD_SECURITY",
+    "RESTRICTED",
+    "SMALL",
+    "StepSpec",
+    "output_parameters",
+    "step_args",
+    "step_container",
+    "step_env",
+    "tmp_volume",
+    "transient_retry",
+]

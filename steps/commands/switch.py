@@ -78,12 +78,13 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         propagation=propagation,
     )
     ctx.records.event("Switched", f"all traffic on slot {target.value} ({image})")
+    switch_seconds = time.monotonic() - clock_started
     metrics = RunMetrics.from_env(ctx.service)
-    metrics.observe_switch(time.monotonic() - clock_started)
+    metrics.observe_switch(switch_seconds)
     metrics.push()
     announce(ctx, spec.Stage.switched, args.record)
     ctx.log("switched", slot=target.value, changed=changed, propagation=propagation)
-    write_outputs(args.output_dir, {Output.switched_at: switched_at})
+    write_outputs(args.output_dir, {Output.switched_at: switched_at, Output.switch_seconds: f"{switch_seconds:.3f}"})
     return 0
 
 

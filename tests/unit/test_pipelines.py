@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bluegreen_contract import DEADLINE_OUTPUTS, SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ExitCode
+from bluegreen_contract import DEADLINE_OUTPUTS, SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ExitCode, Step
 from bluegreen_spec import STEP_DEADLINE_MARGIN_SECONDS, STEP_DEADLINE_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,19 +34,61 @@ def tasks(document: dict[str, Any], dag: str) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in templates(document)[dag]["dag"]["tasks"]}
 
 
+AUTOMATIC = "{{tasks.preflight.outputs.parameters.promotion-required}} != true"
+MANUAL = "{{tasks.preflight.outputs.parameters.promotion-required}} == true"
+
+
 def test_deploy_dag_runs_the_steps_in_order() -> None:
     dag = tasks(DEPLOY, "deploy")
-    order = [
-        *("preflight", "cosign-verify", "verify-image"),
+    manual_path = [
         *("deploy-green", "probe", "smoke"),
         *("await-promotion", "wait-for-promotion", "confirm-promotion"),
-        *("switch", "verify", "retain", "cleanup"),
+        "switch",
     ]
-    assert list(dag) == order
+    assert list(dag) == [
+        *("preflight", "cosign-verify", "verify-image", "release"),
+        *manual_path,
+        *("verify", "retain", "cleanup"),
+    ]
     assert "depends" not in dag["preflight"]
-    for before, after in itertools.pairwise(order):
-        if after != "verify-image":  # it also runs after a failed cosign loop: see the verification test below
-            assert dag[after]["depends"] == before
+    assert dag["cosign-verify"]["depends"] == "preflight"
+    # verify-image also runs after a failed cosign loop: see the verification test below.
+    assert dag["release"]["depends"] == dag["deploy-green"]["depends"] == "verify-image"
+    for before, after in itertools.pairwise(manual_path):
+        assert dag[after]["depends"] == before
+    # Whichever path ran, verify comes after it: a bare name in depends also accepts the other path's Skipped.
+    assert dag["verify"]["depends"] == "release && switch"
+    assert dag["retain"]["depends"] == "verify"
+    assert dag["cleanup"]["depends"] == "retain"
+
+
+def test_a_service_that_promotes_automatically_releases_in_one_pod_and_a_manual_one_step_by_step() -> None:
+    dag = tasks(DEPLOY, "deploy")
+    assert dag["release"]["when"] == AUTOMATIC
+    assert all(dag[name]["when"] == MANUAL for name in ("deploy-green", "probe", "smoke", "switch"))
+    release = templates(DEPLOY)[dag["release"]["template"]]
+    graph = {c["name"]: c.get("dependencies", []) for c in release["containerSet"]["containers"]}
+    # One container per step, each a node of its own in the UI, in the order the step Pods run; `main` only hands
+    # the set's outputs to Argo after every step.
+    assert graph == {
+        "deploy-green": [],
+        "probe": ["deploy-green"],
+        "smoke": ["probe"],
+        "switch": ["smoke"],
+        "main": ["deploy-green", "probe", "smoke", "switch"],
+    }
+    steps = {c["name"]: c["args"][0] for c in release["containerSet"]["containers"] if c["name"] != "main"}
+    assert steps == {name: name for name in graph if name != "main"}
+    arguments = {p["name"]: p["value"] for p in dag["release"]["arguments"]["parameters"]}
+    assert arguments["image"] == "{{tasks.preflight.outputs.parameters.image}}"
+    assert arguments["slot"] == "{{tasks.preflight.outputs.parameters.target-slot}}"
+    # Argo's metric for the switch reads the switch's own seconds, and only when the switch got that far.
+    (metric,) = release["metrics"]["prometheus"]
+    assert metric["name"] == "bluegreen_switch_duration_seconds"
+    assert metric["histogram"]["value"] == "{{outputs.parameters.switch-seconds}}"
+    assert metric["when"] == "{{outputs.parameters.switch-seconds}} >= 0"
+    outputs = {p["name"]: p["valueFrom"] for p in release["outputs"]["parameters"]}
+    assert outputs["switch-seconds"] == {"path": "/tmp/outputs/switch-seconds", "default": "-1"}
 
 
 def test_verify_is_skipped_without_analysis_and_retain_still_runs() -> None:
@@ -64,7 +106,6 @@ def test_manual_promotion_suspends_between_smoke_and_switch_only_when_preflight_
         assert dag[name]["when"] == manual
         arguments = {p["name"]: p["value"] for p in dag[name]["arguments"]["parameters"]}
         assert arguments["timeout"] == timeout
-    # Skipped promotion tasks still let switch run: a bare name in depends accepts Skipped.
     assert dag["switch"]["depends"] == "confirm-promotion"
     gate = templates(DEPLOY)[dag["wait-for-promotion"]["template"]]
     # Argo resumes a suspend node at its duration; the confirm step after it is what fails an expired wait.
@@ -132,9 +173,11 @@ def test_retries_only_where_idempotent_and_useful() -> None:
         *("preflight", "verify-image", "deploy-green", "probe", "smoke", "await-promotion", "confirm-promotion"),
         *("switch", "verify", "retain", "cleanup", "rollback"),
     }
-    # cosign retries pod-level errors only: its refusal (exit 1) is the verdict verify-image reads.
-    assert retried == {*expected, "cosign"}
+    # cosign retries pod-level errors only: its refusal (exit 1) is the verdict verify-image reads. The release Pod
+    # too: its steps retry exit code 75 in their own processes (test_step_contract checks their arguments).
+    assert retried == {*expected, "cosign", "release"}
     assert templates(DEPLOY)["cosign"]["retryStrategy"]["retryPolicy"] == "OnError"
+    assert templates(DEPLOY)["release"]["retryStrategy"]["expression"] == 'lastRetry.status == "Error"'
     for name in expected:
         strategy = templates(DEPLOY)[name]["retryStrategy"]
         assert "backoff" in strategy
@@ -166,16 +209,34 @@ def test_waiting_steps_take_their_deadline_from_preflight() -> None:
     assert all(str(templates(DEPLOY)[name]["activeDeadlineSeconds"]).isdigit() for name in fixed)
 
 
+def test_steps_in_the_release_pod_take_the_same_deadlines_and_the_pod_their_sum() -> None:
+    release = templates(DEPLOY)["release"]
+    arguments = {p["name"]: p["value"] for p in tasks(DEPLOY, "deploy")["release"]["arguments"]["parameters"]}
+    defaults = {p["name"]: p.get("default") for p in release["inputs"]["parameters"]}
+    for step in (Step.deploy_green, Step.probe, Step.smoke):
+        output = DEADLINE_OUTPUTS[step].value
+        assert arguments[output] == f"{{{{tasks.preflight.outputs.parameters.{output}}}}}"
+        assert defaults[output] == str(STEP_DEADLINE_SECONDS[step]), "the default is the cap"
+        (container,) = [c for c in release["containerSet"]["containers"] if c["name"] == step.value]
+        assert f"--deadline-seconds={{{{inputs.parameters.{output}}}}}" in container["args"]
+    (switch,) = [c for c in release["containerSet"]["containers"] if c["name"] == "switch"]
+    assert f"--deadline-seconds={STEP_DEADLINE_SECONDS[Step.switch]}" in switch["args"]
+    # The Pod's own deadline only backs the steps' up: all of them, plus a margin for the Pod's start.
+    assert release["activeDeadlineSeconds"] == (
+        "{{=asInt(inputs.parameters['deploy-green-deadline']) + asInt(inputs.parameters['probe-deadline'])"
+        f" + asInt(inputs.parameters['smoke-deadline']) + {STEP_DEADLINE_SECONDS[Step.switch]} + 60}}}}"
+    )
+
+
 @pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, CLEANUP], ids=["deploy", "rollback", "cleanup"])
 def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: dict[str, Any]) -> None:
     spec = document["spec"].get("workflowSpec", document["spec"])
     assert spec["activeDeadlineSeconds"] > 0
     assert spec["podGC"]["strategy"] == "OnPodSuccess"
     assert spec["ttlStrategy"]["secondsAfterFailure"] >= spec["ttlStrategy"]["secondsAfterSuccess"]
-    for template in spec["templates"]:
-        if "container" not in template:
-            continue
-        container = template["container"]
+    containers = [(t, t["container"]) for t in spec["templates"] if "container" in t]
+    containers += [(t, c) for t in spec["templates"] if "containerSet" in t for c in t["containerSet"]["containers"]]
+    for template, container in containers:
         assert container["securityContext"] == {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
@@ -184,14 +245,18 @@ def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: 
             "seccompProfile": {"type": "RuntimeDefault"},
         }
         assert set(container["resources"]) == {"requests", "limits"}
-        assert template_deadline(template) > 0
+        if "container" in template:  # the release Pod's deadline is checked by its own test
+            assert template_deadline(template) > 0
         if template["name"] == "cosign":
             # sigstore's image; its entrypoint is cosign, and it gets no notification URLs (it reads no API).
             assert container["image"] == "ghcr.io/sigstore/cosign/cosign:v2.6.5"
             assert container["command"] == ["/ko-app/cosign"], "named, so Argo's executor needs no registry lookup"
             continue
-        assert container["command"] == ["bluegreen-step"]
         assert container["image"] == "ghcr.io/argo-bluegreen/steps:0.1.0"
+        if "containerSet" in template and container["name"] == "main":
+            assert container["command"] == ["true"], "the set's outputs container runs nothing"
+            continue
+        assert container["command"] == ["bluegreen-step"]
         env = {
             e["name"]: e["valueFrom"]["secretKeyRef"]
             for e in container["env"]

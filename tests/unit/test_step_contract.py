@@ -46,6 +46,9 @@ VALUES = {
     "inputs.parameters.timeout": "1800",
     "inputs.parameters.plan": "[]",
     "inputs.parameters.verified": "[]",
+    "inputs.parameters.deploy-green-deadline": "1200",
+    "inputs.parameters.probe-deadline": "600",
+    "inputs.parameters.smoke-deadline": "300",
 }
 
 
@@ -53,12 +56,38 @@ def substitute(text: str) -> str:
     return re.sub(r"\{\{([^}]+)\}\}", lambda m: VALUES[m.group(1).strip()], text)
 
 
+def set_members(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each container of a containerSet as a template of its own: its container, the set's inputs and retries, and
+    the set's outputs that its step writes (the set declares the outputs of all of them)."""
+    members = []
+    for container in template["containerSet"]["containers"]:
+        args = container.get("args") or []
+        written = {output.value for output in STEP_OUTPUTS.get(Step(args[0]), ())} if args else set()
+        outputs = [p for p in (template.get("outputs") or {}).get("parameters", []) if p["name"] in written]
+        member = {"name": container["name"], "container": container, "inputs": template.get("inputs"), "in_set": True}
+        members.append((f"{template['name']}.{container['name']}", {**member, "outputs": {"parameters": outputs}}))
+    return members
+
+
 def all_containers(directory: Path = REPO / "manifests" / "workflows") -> list[tuple[str, dict[str, Any]]]:
     found = []
     for file in sorted(directory.glob("*.yaml")):
         document = yaml.safe_load(file.read_text())
         spec = document["spec"].get("workflowSpec", document["spec"])
-        found += [(f"{file.stem}/{t['name']}", t) for t in spec["templates"] if "container" in t]
+        for template in spec["templates"]:
+            if "container" in template:
+                found.append((f"{file.stem}/{template['name']}", template))
+            elif "containerSet" in template:
+                found += [(f"{file.stem}/{name}", member) for name, member in set_members(template)]
+    return found
+
+
+def container_sets(directory: Path = REPO / "manifests" / "workflows") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for file in sorted(directory.glob("*.yaml")):
+        document = yaml.safe_load(file.read_text())
+        spec = document["spec"].get("workflowSpec", document["spec"])
+        found += [(f"{file.stem}/{t['name']}", t) for t in spec["templates"] if "containerSet" in t]
     return found
 
 
@@ -73,7 +102,8 @@ def containers() -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_container_runs_a_step_or_cosign() -> None:
     others = {name for name, template in all_containers() if not is_step(template)}
-    assert others == {"blue-green-deploy/cosign", "blue-green-rollback/cosign"}
+    # ... or it is the release Pod's `main`, which only hands the Pod's outputs to Argo.
+    assert others == {"blue-green-deploy/cosign", "blue-green-rollback/cosign", "blue-green-deploy/release.main"}
 
 
 @pytest.mark.parametrize(("name", "template"), containers(), ids=[n for n, _ in containers()])
@@ -116,6 +146,8 @@ def test_every_step_is_used_by_some_template() -> None:
 def test_templates_retry_on_the_transient_exit_code_and_no_other() -> None:
     retried = set()
     for name, template in containers():
+        if template.get("in_set"):
+            continue  # a step in a shared Pod retries in its own process: see the next test
         strategy = template.get("retryStrategy")
         if strategy is None:
             continue
@@ -123,6 +155,27 @@ def test_templates_retry_on_the_transient_exit_code_and_no_other() -> None:
         assert codes, f"{name} retries without looking at the exit code"
         retried |= {int(code) for code in codes}
     assert retried == {ExitCode.TRANSIENT}
+
+
+def test_steps_sharing_a_pod_retry_the_transient_exit_code_themselves_and_the_pod_its_errors() -> None:
+    sets = container_sets()
+    assert [name for name, _ in sets] == ["blue-green-deploy/release"]
+    for name, template in sets:
+        # Argo's inner retry for a container set re-runs any failed container; none is set, the steps do it.
+        assert "retryStrategy" not in template["containerSet"], name
+        assert template["retryStrategy"]["expression"] == 'lastRetry.status == "Error"', name
+        for container in template["containerSet"]["containers"]:
+            if container["name"] == "main":
+                continue
+            parsed = build_parser().parse_args([substitute(a) for a in container["args"]])
+            assert parsed.transient_retries == 3, f"{name}.{container['name']}"
+            assert parsed.deadline_seconds and parsed.deadline_seconds > 0, f"{name}.{container['name']}"
+        steps = [Step(c["args"][0]) for c in template["containerSet"]["containers"] if c.get("args")]
+        written = {output.value for step in steps for output in STEP_OUTPUTS.get(step, ())}
+        declared = {p["name"] for p in template["outputs"]["parameters"]}
+        assert declared <= written, f"{name} declares outputs no step of it writes"
+        # Every container mounts the one /tmp its outputs are written to, so Argo finds them there.
+        assert template["containerSet"]["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
 
 
 def test_every_step_and_user_command_has_an_implementation() -> None:

@@ -1,0 +1,164 @@
+"""Several steps in one Pod: an Argo ``containerSet`` with one container node per step, ordered by dependencies.
+
+Why: the Argo controller looks at a workflow again only ``DEFAULT_REQUEUE_TIME`` after one of its Pods changed
+(10 s unless the controller is tuned), so every Pod boundary on a deploy's path costs that long. Inside one Pod,
+Argo's executor starts a container's program as soon as the containers it depends on have exited 0 (it looks once
+a second), and the controller is not involved at all.
+
+What each step keeps, and how:
+
+* **its own node** in the Argo UI (type ``Container``), with its phase, its logs and its failure message; the
+  graph shows the dependencies. A container node's start time is the Pod's, so the UI's duration of a later step
+  includes its wait for the earlier ones; the step's own log lines carry its real timing.
+* **its deadline and its retries**: the executor has neither per container (its inner retry would re-run a failed
+  health check), so each step gets ``--deadline-seconds`` and ``--transient-retries`` and enforces them itself
+  (:mod:`steps.attempts`), with the same backoff as a step Pod's ``retryStrategy``. Pod-level errors (an eviction,
+  a lost node) retry the whole set through the template's ``retryStrategy``; every step is idempotent, so the
+  steps that had finished find their work done and go on.
+* **its outputs**: every step writes under ``/tmp/outputs`` on the emptyDir all the containers mount. Argo
+  collects a container set's outputs only from a container named ``main`` (its controller refuses a set with outputs
+  and no ``main``), when that container exits; so a set with outputs ends with a ``main`` container that waits for
+  every step and does nothing else. It shows in the UI as one more node, after the last step.
+
+Argo reference: https://argo-workflows.readthedocs.io/en/latest/container-set-template/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hera.workflows import ContainerNode, ContainerSet, Parameter, Resources
+from hera.workflows import models as m
+from hera.workflows.metrics import Counter, Gauge, Histogram
+
+from bluegreen_contract import DEADLINE_OUTPUTS
+from pipelines.argo_variables import input_parameter
+from pipelines.settings import RenderSettings
+from pipelines.step_container import (
+    RESTRICTED,
+    SMALL,
+    StepSpec,
+    output_parameters,
+    step_args,
+    step_env,
+    tmp_volume,
+    transient_retry,
+)
+
+#: The container Argo reads a container set's outputs from, when it exits.
+OUTPUTS_CONTAINER = "main"
+#: An output's value when its step did not get to write it: the set failed or stopped before that step.
+UNSET_OUTPUT = ""
+#: The outputs container runs `true`; the set's resources are the sum of its containers'.
+TINY = Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi")
+#: What a step that shares a Pod retries in its own process; a step Pod's template retries as often.
+TRANSIENT_RETRIES = 3
+#: Added to the sum of the steps' deadlines for the whole Pod: its start, and the executor's one-second polls.
+POD_MARGIN_SECONDS = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetStep:
+    """One step of a set, and the steps of the same set it waits for."""
+
+    spec: StepSpec
+    after: Sequence[str] = ()
+
+    @property
+    def name(self) -> str:
+        """The container's name, which the Argo UI shows as the step's node."""
+        return self.spec.template
+
+    @property
+    def deadline_parameter(self) -> str | None:
+        """The set's input that carries this step's per-run deadline, when preflight computes it."""
+        return DEADLINE_OUTPUTS[self.spec.step].value if self.spec.deadline_input else None
+
+    def deadline_seconds(self) -> str:
+        """This step's deadline as it reaches the container: a fixed number, or the set's input."""
+        parameter = self.deadline_parameter
+        return input_parameter(parameter) if parameter else str(self.spec.deadline_seconds)
+
+    def args(self) -> list[str]:
+        """The step's command line: the one its own Pod would run, plus its deadline and retries."""
+        own = [f"--deadline-seconds={self.deadline_seconds()}"]
+        if self.spec.retry:
+            own.append(f"--transient-retries={TRANSIENT_RETRIES}")
+        return step_args(self.spec) + own
+
+
+def _deadline_sum(steps: Sequence[SetStep]) -> str:
+    """An Argo expression for the Pod's deadline: every step's, plus the margin (an upper bound for parallel steps)."""
+    terms = [
+        f"asInt(inputs.parameters['{step.deadline_parameter}'])"
+        if step.deadline_parameter
+        else str(step.spec.deadline_seconds)
+        for step in steps
+    ]
+    return "{{=" + " + ".join([*terms, str(POD_MARGIN_SECONDS)]) + "}}"
+
+
+def step_set(
+    name: str,
+    steps: Sequence[SetStep],
+    settings: RenderSettings,
+    *,
+    description: str,
+    metrics: Sequence[Counter | Gauge | Histogram] = (),
+) -> ContainerSet:
+    """Build the containerSet template that runs ``steps`` in one Pod."""
+    known = {step.name for step in steps}
+    for step in steps:
+        unknown = set(step.after) - known
+        if unknown:
+            raise ValueError(f"step set {name}: {step.name} waits for {sorted(unknown)}, which are not in the set")
+    if OUTPUTS_CONTAINER in known:
+        raise ValueError(f"step set {name}: no step may be called {OUTPUTS_CONTAINER}, Argo's name for the outputs")
+    inputs: list[Parameter] = []
+    for parameter in dict.fromkeys(p for step in steps for p in step.spec.inputs):
+        inputs.append(Parameter(name=parameter))
+    for step in steps:
+        if step.deadline_parameter:
+            inputs.append(Parameter(name=step.deadline_parameter, default=str(step.spec.deadline_seconds)))
+    outputs = [parameter for step in steps for parameter in output_parameters(step.spec, missing=UNSET_OUTPUT)]
+    tmp = tmp_volume()
+    with ContainerSet(
+        name=name,
+        inputs=inputs,
+        outputs=outputs,
+        volumes=[tmp],
+        volume_mounts=[m.VolumeMount(name=tmp.name, mount_path="/tmp")],
+        active_deadline_seconds=_deadline_sum(steps),
+        # A step's transient exit code is retried inside its container; the template retries the Pod's errors.
+        retry_strategy=transient_retry(pod_errors_only=True),
+        metrics=list(metrics) or None,
+        annotations={"workflows.argoproj.io/description": description},
+    ) as template:
+        for step in steps:
+            ContainerNode(
+                name=step.name,
+                image=settings.image,
+                image_pull_policy="IfNotPresent",
+                command=["bluegreen-step"],
+                args=step.args(),
+                dependencies=list(step.after) or None,
+                env=step_env(settings),
+                security_context=RESTRICTED,
+                resources=SMALL,
+            )
+        if outputs:
+            ContainerNode(
+                name=OUTPUTS_CONTAINER,
+                image=settings.image,
+                image_pull_policy="IfNotPresent",
+                command=["true"],
+                # After every step, so the outputs are all written when Argo's executor reads them.
+                dependencies=sorted(known),
+                security_context=RESTRICTED,
+                resources=TINY,
+            )
+    return template
+
+
+__all__ = ["OUTPUTS_CONTAINER", "POD_MARGIN_SECONDS", "TRANSIENT_RETRIES", "SetStep", "step_set"]
