@@ -81,7 +81,7 @@ def _measure(cluster: LocalCluster, label: str) -> None:
 
         failed = service.deploy(demo_image(f"v{index + 2}-fail-smoke"))
         assert failed.phase == "Failed", failed.summary()
-        smoke, undone = failed.pod_steps("smoke"), failed.pod_steps("rollback")
+        smoke, undone = failed.runs_of("smoke"), failed.runs_of("rollback")
         if smoke and undone:
             failure_to_safe.append(
                 (timestamp(undone[-1].finished_at) - timestamp(smoke[-1].finished_at)).total_seconds()

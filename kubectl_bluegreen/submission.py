@@ -106,11 +106,33 @@ class StepProgress:
     message: str
 
 
+#: The container of a shared Pod that only hands its outputs to Argo: no step of the run.
+_OUTPUTS_CONTAINER = "main"
+#: Argo's executor's message for a container it did not start because one it waits for failed.
+_NEVER_STARTED = re.compile(r'dependency "[^"]+" exited with non-zero code')
+
+
 def pod_steps(workflow: Obj) -> list[StepProgress]:
-    """The run's step Pods in the order they started."""
+    """The run's steps in the order they started: step Pods, and the steps inside a Pod that runs several.
+
+    A Pod that runs several steps (the release Pod) is shown as its steps, each a container node of its own; a step
+    there that never started, because one it waits for failed, is left out (Argo marks it Error).
+    """
     nodes = ((workflow.get("status") or {}).get("nodes") or {}).values()
-    pods = sorted((n for n in nodes if n.get("type") == "Pod"), key=lambda n: str(n.get("startedAt") or "~"))
-    return [StepProgress(_step_name(n), str(n.get("phase", "")), str(n.get("message", ""))) for n in pods]
+    shared = {n.get("boundaryID") for n in nodes if n.get("type") == "Container"}
+    steps = [
+        n
+        for n in nodes
+        if (n.get("type") == "Pod" and n.get("id") not in shared)
+        or (
+            n.get("type") == "Container"
+            and n.get("displayName") != _OUTPUTS_CONTAINER
+            and not _NEVER_STARTED.search(str(n.get("message") or ""))
+        )
+    ]
+    # The containers of one Pod all start with it; the ones that finished first ran first.
+    steps.sort(key=lambda n: (str(n.get("startedAt") or "~"), str(n.get("finishedAt") or "~")))
+    return [StepProgress(_step_name(n), str(n.get("phase", "")), str(n.get("message", ""))) for n in steps]
 
 
 def _step_name(node: Obj) -> str:

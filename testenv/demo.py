@@ -92,7 +92,7 @@ class Chapter:
 
 def _step_lines(run: WorkflowRun) -> list[str]:
     lines = []
-    for node in run.pods():
+    for node in run.steps():
         took = _seconds_between(node.started_at, node.finished_at)
         shown = f"{took:5.1f}s" if took is not None else "  ...  "
         lines.append(f"      {node.template:<14} {node.phase:<9} {shown}")
@@ -101,8 +101,8 @@ def _step_lines(run: WorkflowRun) -> list[str]:
 
 def _failure_to_safe(run: WorkflowRun) -> float | None:
     """From the failing check's end to the end of the exit handler's rollback."""
-    failed = [n for n in run.pods() if n.phase == "Failed"]
-    rollback = run.pod_steps("rollback")
+    failed = [n for n in run.steps() if n.phase == "Failed"]
+    rollback = run.runs_of("rollback")
     if not failed or not rollback:
         return None
     return _seconds_between(failed[0].finished_at, rollback[-1].finished_at)

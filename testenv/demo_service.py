@@ -158,7 +158,11 @@ class DemoService:
         )
 
     def pod_deadline(self, workflow: str, template: str) -> int:
-        """``spec.activeDeadlineSeconds`` of the last Pod the controller created for ``template`` in ``workflow``."""
+        """The deadline the controller gave the last run of the step ``template`` in ``workflow``.
+
+        A step's own Pod has it as ``spec.activeDeadlineSeconds``; a step in a shared Pod as its container's
+        ``--deadline-seconds`` argument, which the controller resolved from the run's inputs.
+        """
         pods = request(
             self.cluster.api,
             "GET",
@@ -166,10 +170,17 @@ class DemoService:
             query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
         )["items"]
         ran = [p for p in pods if _node_template(p) == template]
-        if not ran:
-            raise AssertionError(f"no {template} Pod of {workflow} is left")
-        latest = max(ran, key=lambda p: p["metadata"]["creationTimestamp"])
-        return int(latest["spec"]["activeDeadlineSeconds"])
+        if ran:
+            latest = max(ran, key=lambda p: p["metadata"]["creationTimestamp"])
+            return int(latest["spec"]["activeDeadlineSeconds"])
+        for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
+            for container in pod["spec"]["containers"]:
+                if container["name"] != template:
+                    continue
+                for arg in container.get("args") or []:
+                    if arg.startswith("--deadline-seconds="):
+                        return int(float(arg.split("=", 1)[1]))
+        raise AssertionError(f"no Pod of {workflow} that ran {template} is left")
 
     def serving_version(self, path: str = "/version", timeout: float = 30.0) -> str:
         """The version that answers a real request to the Service's ClusterIP, through kube-proxy."""

@@ -19,7 +19,7 @@ def timestamp(value: str) -> datetime.datetime:
 
 
 def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, float]]:
-    """Per template, in seconds, where each step Pod's time went.
+    """Per step, in seconds, where each step's time went, whether it ran in a Pod of its own or shared one.
 
     Controller queueing (the previous step's end to this Pod's creation), Pod start (creation to the step's container
     starting), the step's own work (its container running), and the controller noticing the end (the container's end
@@ -38,22 +38,35 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
             by_node[node_id] = pod
     split: dict[str, dict[str, float]] = {}
     previous_end: datetime.datetime | None = None
-    for node in run.pods():
-        pod = by_node.get(node.id)
+    previous_pod = ""
+    for node in run.steps():
+        pod = by_node.get(node.pod_node)
         if pod is None or not node.finished_at:
             continue
-        main = next((c for c in pod["status"].get("containerStatuses", []) if c["name"] == "main"), None)
-        terminated = ((main or {}).get("state") or {}).get("terminated")
+        # A step's own Pod runs it in `main`; a shared Pod runs each step in the container named after it.
+        container = "main" if node.type == "Pod" else node.display_name
+        status = next((c for c in pod["status"].get("containerStatuses", []) if c["name"] == container), None)
+        terminated = ((status or {}).get("state") or {}).get("terminated")
         if terminated is None:
             continue
         created = timestamp(pod["metadata"]["creationTimestamp"])
-        started, finished = timestamp(terminated["startedAt"]), timestamp(terminated["finishedAt"])
+        container_start, finished = timestamp(terminated["startedAt"]), timestamp(terminated["finishedAt"])
+        # In a shared Pod every container starts with the Pod, and Argo's executor holds a later step back until
+        # the steps it waits for have exited: that hold is the step's queueing; it has no Pod start of its own.
+        if node.pod_node == previous_pod and previous_end is not None:
+            started = max(container_start, timestamp(node.started_at))
+            queueing, pod_start = (started - previous_end).total_seconds(), 0.0
+        else:
+            started = container_start
+            queueing = (created - previous_end).total_seconds() if previous_end else 0.0
+            pod_start = (container_start - created).total_seconds()
         split[node.template] = {
-            "queueing": (created - previous_end).total_seconds() if previous_end else 0.0,
-            "pod start": (started - created).total_seconds(),
+            "queueing": queueing,
+            "pod start": pod_start,
             "own work": (finished - started).total_seconds(),
             "noticing": (timestamp(node.finished_at) - finished).total_seconds(),
         }
+        previous_pod = node.pod_node
         previous_end = timestamp(node.finished_at)
     return split
 

@@ -51,7 +51,7 @@ def _epoch(value: str) -> float | None:
 def step_bands(run: WorkflowRun) -> list[Band]:
     """The banded steps of ``run`` that started and finished."""
     bands = []
-    for node in run.pods():
+    for node in run.steps():
         start, end = _epoch(node.started_at), _epoch(node.finished_at)
         if node.template in BANDED_STEPS and start is not None and end is not None:
             # Argo stamps steps to the second; a step that took under a second still gets a visible band.

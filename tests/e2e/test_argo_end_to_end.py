@@ -60,11 +60,15 @@ def test_deploy_succeeds_in_dag_order_and_moves_traffic(adopted_service: DemoSer
     assert record["status"]["outcome"] == "Succeeded", record["status"]
     assert record["spec"]["image"] == demo_image("v2")
     assert record["spec"]["toSlot"] == target
-    # Preflight turned the spec's waits into per-run deadlines, and the controller resolved them into each step.
+    # Preflight turned the spec's waits into per-run deadlines, and the controller resolved them into each step:
+    # here the steps share the release Pod, whose inputs carry one deadline per step.
     deadlines = load_resource(service.bgd()).spec.run_deadlines()
     for step in ("deploy-green", "probe", "smoke"):
         assert run.output("preflight", f"{step}-deadline") == str(deadlines[step]), run.summary()
-        assert run.input(step, "deadline") == str(deadlines[step]), run.summary()
+        assert run.input(step, f"{step}-deadline") == str(deadlines[step]), run.summary()
+    # The switch wrote its outputs into the shared Pod, and Argo collected them there.
+    assert run.output("switch", "switched-at"), run.summary()
+    assert float(run.output("switch", "switch-seconds")) >= 0, run.summary()
 
 
 @pytest.mark.parametrize(
@@ -85,7 +89,7 @@ def test_failed_check_is_rolled_back_by_the_exit_handler(
     run = service.deploy(demo_image(tag))
 
     assert run.phase == "Failed", run.summary()
-    failed = run.pod_steps(failing_step)
+    failed = run.runs_of(failing_step)
     assert failed and failed[-1].phase == "Failed", run.summary()
     # A failed check is final: Argo does not retry it (only pod errors and exit 75 are retried).
     assert len(failed) == 1, run.summary()
@@ -109,7 +113,7 @@ def test_bad_image_fails_deploy_green_and_rolls_back(adopted_service: DemoServic
     run = service.deploy("registry.invalid/nobody/nothing:1.0")
 
     assert run.phase == "Failed", run.summary()
-    deploy_green = run.pod_steps("deploy-green")
+    deploy_green = run.runs_of("deploy-green")
     assert deploy_green and deploy_green[-1].phase == "Failed", run.summary()
     assert "ImagePull" in service.record_of(run.name)["status"]["reason"], service.record_of(run.name)["status"]
     assert run.finished_before("rollback", "notify"), run.summary()
@@ -138,7 +142,7 @@ def test_a_switch_submitted_as_the_entrypoint_is_refused(adopted_service: DemoSe
     )
 
     assert run.phase == "Failed", run.summary()
-    (switch,) = run.pod_steps("switch")
+    (switch,) = run.runs_of("switch")
     assert f"DeploymentRecord {earlier} is closed" in switch.message, run.summary()
     assert service.live_slot() == live
     assert service.serving_version() == version
@@ -170,8 +174,8 @@ def test_two_submits_for_one_service_are_serialised_by_the_mutex(adopted_service
     assert first_done.phase == "Succeeded", first_done.summary()
     assert second_done.phase == "Succeeded", second_done.summary()
     assert waited_message, "the second run never reported waiting for the service's lock"
-    first_end = max(n.finished_at for n in first_done.pods() if n.template == "cleanup")
-    second_start = min(n.started_at for n in second_done.pods())
+    first_end = max(n.finished_at for n in first_done.steps() if n.template == "cleanup")
+    second_start = min(n.started_at for n in second_done.steps())
     assert first_end <= second_start, "the two runs overlapped"
     # The second run started from the state the first one left: it deployed into the slot the first one vacated.
     assert second_done.output("preflight", "target-slot") == start_slot
@@ -215,7 +219,7 @@ def test_terminated_deploy_is_repaired_by_the_cron(adopted_service: DemoService)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         seen = service.workflow(run.name)
-        if any(n.template == "deploy-green" and n.phase == "Running" for n in seen.pods()):
+        if any(n.template == "deploy-green" and n.phase == "Running" for n in seen.steps()):
             break
         time.sleep(0.5)  # bounded poll: wait until deploy-green's Pod is running
     else:
@@ -313,6 +317,6 @@ def test_transient_api_failure_exits_75_and_is_retried(adopted_service: DemoServ
         run = service.deploy(demo_image("v2"))
     assert hook.refused > 0, "the webhook never refused a request"
     assert run.phase == "Succeeded", run.summary()
-    attempts = run.pod_steps("preflight")
+    attempts = run.runs_of("preflight")
     assert len(attempts) >= 2, run.summary()
     assert attempts[0].exit_code == "75", run.summary()

@@ -122,7 +122,7 @@ def test_timeout_fails_the_run_and_a_resume_from_the_argo_server_promotes(adopte
     assert expired.phase == "Failed", expired.summary()
     gate = _gate(expired)
     assert gate is not None and gate.phase == "Succeeded", expired.summary()
-    confirm = expired.pod_steps("confirm-promotion")
+    confirm = expired.runs_of("confirm-promotion")
     assert confirm and confirm[-1].phase == "Failed" and len(confirm) == 1, expired.summary()
     assert "switch" not in expired.step_order() and "rollback" in expired.step_order(), expired.summary()
     assert service.live_slot() == live and service.serving_version() == "v1"

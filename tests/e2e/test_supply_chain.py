@@ -111,7 +111,7 @@ def _slots(service: DemoService) -> dict[str, tuple[str, int]]:
 
 def _gate_seconds(run: WorkflowRun) -> float:
     """From the first cosign Pod's start to verify-image's end: what the gate adds to a deploy."""
-    nodes = [n for n in run.pods() if n.template in {"cosign", "verify-image"}]
+    nodes = [n for n in run.steps() if n.template in {"cosign", "verify-image"}]
     start = min(datetime.fromisoformat(n.started_at.replace("Z", "+00:00")) for n in nodes)
     end = max(datetime.fromisoformat(n.finished_at.replace("Z", "+00:00")) for n in nodes)
     return (end - start).total_seconds()
@@ -120,7 +120,7 @@ def _gate_seconds(run: WorkflowRun) -> float:
 def _refused(service: DemoService, run: WorkflowRun, before: dict[str, tuple[str, int]], rule: str) -> str:
     """The run failed at verify-image naming ``rule``, with no slot written; returns the record's reason."""
     assert run.phase == "Failed", run.summary()
-    (verify,) = run.pod_steps("verify-image")
+    (verify,) = run.runs_of("verify-image")
     assert verify.phase == "Failed", run.summary()
     assert f"refused by {rule}" in verify.message, verify.message
     assert "deploy-green" not in run.step_order(), run.summary()
@@ -216,7 +216,7 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
     _set_policy(service, _policy(configmap="platform-keys"))
     run = service.deploy(images.tagged("v2"))
     assert run.phase == "Failed", run.summary()
-    (preflight,) = run.pod_steps("preflight")
+    (preflight,) = run.runs_of("preflight")
     assert f"names ConfigMap {NAMESPACE}/platform-keys, which does not exist" in preflight.message, run.summary()
     assert "kubectl create configmap platform-keys" in preflight.message
     assert "cosign" not in run.step_order()
@@ -238,7 +238,7 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
         params = (f"image={unverified}", f"slot={idle}", f"record={earlier}")
         run = service.submit(DEPLOY_TEMPLATE, *params, extra=("--entrypoint", entrypoint))
         assert run.phase == "Failed", run.summary()
-        (step,) = run.pod_steps(entrypoint)
+        (step,) = run.runs_of(entrypoint)
         assert refusal in step.message, run.summary()
         assert _slots(service) == before and service.serving_version() == "v6"
         outcomes.append((f"8 --entrypoint {entrypoint}, unverified", run.phase))
@@ -250,7 +250,7 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
         DEPLOY_TEMPLATE, *forged, 'verified=[{"index":"0","verified":""}]', extra=("--entrypoint", "verify-image")
     )
     assert run.phase == "Failed", run.summary()
-    (verify,) = run.pod_steps("verify-image")
+    (verify,) = run.runs_of("verify-image")
     assert "may record its verdict only in that run's record" in verify.message, run.summary()
     assert (
         "verification" not in service.record_of(earlier)["status"]
@@ -264,14 +264,14 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
     before = _slots(service)
     run = service.submit(ROLLBACK_TEMPLATE)
     assert run.phase == "Failed", run.summary()
-    (verify,) = run.pod_steps("verify-image")
+    (verify,) = run.runs_of("verify-image")
     assert "refused by spec.imagePolicy.signature" in verify.message, run.summary()
     assert _slots(service) == before and service.serving_version() == "v6"
     outcomes.append(("rollback re-verify, key rotated away", run.phase))
     _publish_key(service, KEYS_CONFIGMAP, ci_key)
     run = service.submit(ROLLBACK_TEMPLATE)
     assert run.phase == "Succeeded", run.summary()
-    assert run.pod_steps("cosign"), "the retained image was verified again"
+    assert run.runs_of("cosign"), "the retained image was verified again"
     assert service.serving_version() == "v2"
     outcomes.append(("rollback re-verify, trusted key", run.phase))
 

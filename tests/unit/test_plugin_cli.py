@@ -254,3 +254,43 @@ def test_steps_are_named_by_task_without_the_retry_attempt() -> None:
         ("switch", "Running"),
         ("onExit", "Pending"),
     ]
+
+
+def test_the_release_pod_shows_as_its_steps() -> None:
+    pod = {"id": "r", "type": "Pod", "displayName": "release", "phase": "Running", "startedAt": "2026-11-26T10:00:05Z"}
+
+    def container(name: str, phase: str, finished: str | None = None) -> dict[str, str]:
+        node = {"type": "Container", "displayName": name, "phase": phase, "boundaryID": "r"}
+        node["startedAt"] = "2026-11-26T10:00:05Z"
+        if finished:
+            node["finishedAt"] = finished
+        return node
+
+    workflow = {
+        "status": {
+            "nodes": {
+                "p": {
+                    "id": "p",
+                    "type": "Pod",
+                    "displayName": "preflight",
+                    "phase": "Succeeded",
+                    "startedAt": "2026-11-26T10:00:01Z",
+                },
+                "r": pod,
+                "s": container("smoke", "Failed", "2026-11-26T10:00:19Z"),
+                "d": container("deploy-green", "Succeeded", "2026-11-26T10:00:17Z"),
+                "m": container("main", "Pending"),
+                "b": container("probe", "Succeeded", "2026-11-26T10:00:18Z"),
+                "w": {
+                    **container("switch", "Error", "2026-11-26T10:00:19Z"),
+                    "message": 'switch: Error (exit code 64): dependency "smoke" exited with non-zero code: 1',
+                },
+            }
+        }
+    }
+    assert [(p.step, p.phase) for p in pod_steps(workflow)] == [
+        ("preflight", "Succeeded"),
+        ("deploy-green", "Succeeded"),
+        ("probe", "Succeeded"),
+        ("smoke", "Failed"),
+    ]
