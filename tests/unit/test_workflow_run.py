@@ -1,0 +1,113 @@
+"""How the tests read a run whose steps share the release Pod, from node shapes the real controller wrote.
+
+The shapes (types, boundaries, children, phases and the executor's message for a step it never started) were read
+off runs of the deploy template on the local cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from testenv.workflow_run import WorkflowRun
+
+
+def _node(node_id: str, name: str, kind: str, phase: str, start: str, end: str, **extra: Any) -> dict[str, Any]:
+    node = {"id": node_id, "displayName": name, "type": kind, "phase": phase, "startedAt": start, "finishedAt": end}
+    return {**node, **extra}
+
+
+def _run(smoke_phase: str = "Succeeded") -> WorkflowRun:
+    never_ran = 'switch: Error (exit code 64): dependency "smoke" exited with non-zero code: 1'
+    switch = (
+        _node("w", "switch", "Container", "Succeeded", "10:00:04Z", "10:00:17Z", boundaryID="r", children=["m"])
+        if smoke_phase == "Succeeded"
+        else _node("w", "switch", "Container", "Error", "10:00:04Z", "10:00:16Z", boundaryID="r", message=never_ran)
+    )
+    nodes = [
+        _node(
+            "p",
+            "preflight",
+            "Pod",
+            "Succeeded",
+            "10:00:00Z",
+            "10:00:03Z",
+            templateName="preflight",
+            outputs={"parameters": [{"name": "target-slot", "value": "green"}], "exitCode": "0"},
+        ),
+        _node(
+            "r",
+            "release",
+            "Pod",
+            "Succeeded",
+            "10:00:04Z",
+            "10:00:18Z",
+            templateName="release",
+            children=["d"],
+            inputs={"parameters": [{"name": "probe-deadline", "value": "45"}]},
+            outputs={"parameters": [{"name": "switch-seconds", "value": "0.412"}], "exitCode": "0"},
+        ),
+        _node(
+            "d",
+            "deploy-green",
+            "Container",
+            "Succeeded",
+            "10:00:04Z",
+            "10:00:14Z",
+            templateName="release",
+            boundaryID="r",
+            children=["b"],
+        ),
+        _node(
+            "b",
+            "probe",
+            "Container",
+            "Succeeded",
+            "10:00:04Z",
+            "10:00:15Z",
+            templateName="release",
+            boundaryID="r",
+            children=["s"],
+        ),
+        _node(
+            "s",
+            "smoke",
+            "Container",
+            smoke_phase,
+            "10:00:04Z",
+            "10:00:16Z",
+            templateName="release",
+            boundaryID="r",
+            children=["w"],
+        ),
+        {**switch, "templateName": "release"},
+        _node("m", "main", "Container", "Succeeded", "10:00:04Z", "10:00:18Z", templateName="release", boundaryID="r"),
+    ]
+    for node in nodes:
+        for key in ("startedAt", "finishedAt"):
+            node[key] = "2026-11-27T" + node[key]
+    return WorkflowRun({"metadata": {"name": "run"}, "status": {"nodes": {n["id"]: n for n in nodes}}})
+
+
+def test_each_step_of_the_release_pod_is_a_step_in_the_order_it_ran() -> None:
+    run = _run()
+    assert run.step_order() == ["preflight", "deploy-green", "probe", "smoke", "switch"]
+    # A later step starts when the one it waits for finished, not with the Pod.
+    assert run.finished_before("deploy-green", "probe")
+    assert run.finished_before("smoke", "switch")
+    assert not run.finished_before("probe", "deploy-green")
+
+
+def test_a_step_in_the_release_pod_has_the_pods_inputs_and_outputs() -> None:
+    run = _run()
+    assert run.output("switch", "switch-seconds") == "0.412"
+    assert run.input("probe", "probe-deadline") == "45"
+    assert run.output("preflight", "target-slot") == "green"
+    (switch,) = run.runs_of("switch")
+    assert switch.pod_node == "r" and switch.exit_code == "0"
+
+
+def test_a_step_the_executor_never_started_is_not_a_step_that_ran() -> None:
+    run = _run(smoke_phase="Failed")
+    assert "switch" not in run.step_order()
+    (smoke,) = run.runs_of("smoke")
+    assert smoke.phase == "Failed"
