@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from bluegreen_contract import (
@@ -118,7 +118,7 @@ def pod_steps(workflow: Obj) -> list[StepProgress]:
     A Pod that runs several steps (the release Pod) is shown as its steps, each a container node of its own; a step
     there that never started, because one it waits for failed, is left out (Argo marks it Error).
     """
-    nodes = ((workflow.get("status") or {}).get("nodes") or {}).values()
+    nodes = list(((workflow.get("status") or {}).get("nodes") or {}).values())
     shared = {n.get("boundaryID") for n in nodes if n.get("type") == "Container"}
     steps = [
         n
@@ -130,9 +130,17 @@ def pod_steps(workflow: Obj) -> list[StepProgress]:
             and not _NEVER_STARTED.search(str(n.get("message") or ""))
         )
     ]
-    # The containers of one Pod all start with it; the ones that finished first ran first.
-    steps.sort(key=lambda n: (str(n.get("startedAt") or "~"), str(n.get("finishedAt") or "~")))
+    # The containers of one Pod all start with it; the ones another waits for ran first.
+    steps.sort(key=lambda n: (str(n.get("startedAt") or "~"), _place_in_pod(nodes, n)))
     return [StepProgress(_step_name(n), str(n.get("phase", "")), str(n.get("message", ""))) for n in steps]
+
+
+def _place_in_pod(nodes: Iterable[Obj], node: Obj) -> int:
+    """0 for a Pod; for a container, 1 when it waits for no other, else one more than those it waits for."""
+    if node.get("type") != "Container":
+        return 0
+    parents = [n for n in nodes if n.get("type") == "Container" and node.get("id") in (n.get("children") or [])]
+    return 1 + max((_place_in_pod(nodes, parent) for parent in parents), default=0)
 
 
 def _step_name(node: Obj) -> str:

@@ -38,7 +38,7 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
             by_node[node_id] = pod
     split: dict[str, dict[str, float]] = {}
     previous_end: datetime.datetime | None = None
-    previous_pod = ""
+    previous_pod, previous_exit = "", None
     for node in run.steps():
         pod = by_node.get(node.pod_node)
         if pod is None or not node.finished_at:
@@ -51,11 +51,12 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
             continue
         created = timestamp(pod["metadata"]["creationTimestamp"])
         container_start, finished = timestamp(terminated["startedAt"]), timestamp(terminated["finishedAt"])
-        # In a shared Pod every container starts with the Pod, and Argo's executor holds a later step back until
-        # the steps it waits for have exited: that hold is the step's queueing; it has no Pod start of its own.
-        if node.pod_node == previous_pod and previous_end is not None:
-            started = max(container_start, timestamp(node.started_at))
-            queueing, pod_start = (started - previous_end).total_seconds(), 0.0
+        # In a shared Pod every container starts with the Pod, and Argo's executor starts a later step's program
+        # once the step before it has exited (it looks once a second). No object records that moment, so a later
+        # step's own work runs from the previous step's exit and includes that wait; it has no queueing or Pod start.
+        if node.pod_node == previous_pod and previous_exit is not None:
+            started = max(container_start, previous_exit)
+            queueing, pod_start = 0.0, 0.0
         else:
             started = container_start
             queueing = (created - previous_end).total_seconds() if previous_end else 0.0
@@ -66,7 +67,7 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
             "own work": (finished - started).total_seconds(),
             "noticing": (timestamp(node.finished_at) - finished).total_seconds(),
         }
-        previous_pod = node.pod_node
+        previous_pod, previous_exit = node.pod_node, finished
         previous_end = timestamp(node.finished_at)
     return split
 

@@ -34,6 +34,10 @@ class StepNode:
     exit_code: str
     #: The node of the Pod this node ran in: itself for a step's own Pod, the set's node for a container.
     pod_node: str = ""
+    #: When its Pod started, and its place among the Pod's steps (1 for the first): what orders the steps of one Pod,
+    #: whose nodes the controller may mark finished in one go.
+    pod_started_at: str = ""
+    place_in_pod: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class WorkflowRun:
                     started_at = max(str(n["finishedAt"]) for n in waited_for)
             outputs = source.get("outputs") or {}
             inputs = source.get("inputs") or {}
+            pod_started_at = str(source.get("startedAt") or "") if node.get("type") == "Container" else started_at
             found.append(
                 StepNode(
                     id=node_id,
@@ -95,6 +100,8 @@ class WorkflowRun:
                     if node.get("type") == "Container"
                     else str(outputs.get("exitCode", "")),
                     pod_node=pod_node,
+                    pod_started_at=pod_started_at,
+                    place_in_pod=_place_in_pod(raw, node_id) if node.get("type") == "Container" else 0,
                 )
             )
         return found
@@ -114,7 +121,7 @@ class WorkflowRun:
                 if (n.type == "Pod" and n.id not in sets)
                 or (n.type == "Container" and n.display_name != OUTPUTS_CONTAINER and not _never_ran(n))
             ),
-            key=lambda n: (n.started_at, n.finished_at),
+            key=lambda n: (n.pod_started_at, n.place_in_pod, n.started_at, n.finished_at),
         )
 
     def runs_of(self, template: str) -> list[StepNode]:
@@ -160,6 +167,12 @@ def _exit_code(node: dict[str, Any]) -> str:
     if found:
         return found.group(1)
     return "0" if node.get("phase") == "Succeeded" else ""
+
+
+def _place_in_pod(raw: dict[str, Any], node_id: str) -> int:
+    """1 for a container that waits for no other, else one more than the latest of those it waits for."""
+    parents = [key for key, n in raw.items() if n.get("type") == "Container" and node_id in (n.get("children") or [])]
+    return 1 + max((_place_in_pod(raw, parent) for parent in parents), default=0)
 
 
 def _never_ran(node: StepNode) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -259,8 +260,9 @@ def test_steps_are_named_by_task_without_the_retry_attempt() -> None:
 def test_the_release_pod_shows_as_its_steps() -> None:
     pod = {"id": "r", "type": "Pod", "displayName": "release", "phase": "Running", "startedAt": "2026-11-26T10:00:05Z"}
 
-    def container(name: str, phase: str, finished: str | None = None) -> dict[str, str]:
-        node = {"type": "Container", "displayName": name, "phase": phase, "boundaryID": "r"}
+    def container(name: str, phase: str, finished: str | None = None, then: str = "") -> dict[str, Any]:
+        node: dict[str, Any] = {"id": name, "type": "Container", "displayName": name, "phase": phase}
+        node.update(boundaryID="r", children=[then] if then else [])
         node["startedAt"] = "2026-11-26T10:00:05Z"
         if finished:
             node["finishedAt"] = finished
@@ -277,10 +279,11 @@ def test_the_release_pod_shows_as_its_steps() -> None:
                     "startedAt": "2026-11-26T10:00:01Z",
                 },
                 "r": pod,
-                "s": container("smoke", "Failed", "2026-11-26T10:00:19Z"),
-                "d": container("deploy-green", "Succeeded", "2026-11-26T10:00:17Z"),
+                # The controller may mark several containers finished at once: the graph orders them.
+                "s": container("smoke", "Failed", "2026-11-26T10:00:19Z", then="switch"),
+                "d": container("deploy-green", "Succeeded", "2026-11-26T10:00:19Z", then="probe"),
                 "m": container("main", "Pending"),
-                "b": container("probe", "Succeeded", "2026-11-26T10:00:18Z"),
+                "b": container("probe", "Succeeded", "2026-11-26T10:00:19Z", then="smoke"),
                 "w": {
                     **container("switch", "Error", "2026-11-26T10:00:19Z"),
                     "message": 'switch: Error (exit code 64): dependency "smoke" exited with non-zero code: 1',

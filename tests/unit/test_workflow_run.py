@@ -90,6 +90,7 @@ def _run(smoke_phase: str = "Succeeded") -> WorkflowRun:
 
 def test_each_step_of_the_release_pod_is_a_step_in_the_order_it_ran() -> None:
     run = _run()
+    assert [n.place_in_pod for n in run.steps()] == [0, 1, 2, 3, 4]
     assert run.step_order() == ["preflight", "deploy-green", "probe", "smoke", "switch"]
     # A later step starts when the one it waits for finished, not with the Pod.
     assert run.finished_before("deploy-green", "probe")
@@ -111,3 +112,11 @@ def test_a_step_the_executor_never_started_is_not_a_step_that_ran() -> None:
     assert "switch" not in run.step_order()
     (smoke,) = run.runs_of("smoke")
     assert smoke.phase == "Failed"
+
+
+def test_steps_the_controller_marked_finished_at_once_keep_the_pods_order() -> None:
+    run = _run()
+    for node in run.raw["status"]["nodes"].values():
+        if node["type"] == "Container":
+            node["finishedAt"] = "2026-11-27T10:00:18Z"
+    assert run.step_order() == ["preflight", "deploy-green", "probe", "smoke", "switch"]
