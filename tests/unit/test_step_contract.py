@@ -69,26 +69,29 @@ def set_members(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return members
 
 
-def all_containers(directory: Path = REPO / "manifests" / "workflows") -> list[tuple[str, dict[str, Any]]]:
+def rendered_templates(directory: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every template of every rendered workflow object, named ``<file>/<template>``."""
     found = []
     for file in sorted(directory.glob("*.yaml")):
         document = yaml.safe_load(file.read_text())
         spec = document["spec"].get("workflowSpec", document["spec"])
-        for template in spec["templates"]:
-            if "container" in template:
-                found.append((f"{file.stem}/{template['name']}", template))
-            elif "containerSet" in template:
-                found += [(f"{file.stem}/{name}", member) for name, member in set_members(template)]
+        found += [(f"{file.stem}/{t['name']}", t) for t in spec["templates"]]
+    return found
+
+
+def all_containers(directory: Path = REPO / "manifests" / "workflows") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, template in rendered_templates(directory):
+        if "container" in template:
+            found.append((name, template))
+        elif "containerSet" in template:
+            workflow = name.split("/", 1)[0]
+            found += [(f"{workflow}/{member_name}", member) for member_name, member in set_members(template)]
     return found
 
 
 def container_sets(directory: Path = REPO / "manifests" / "workflows") -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for file in sorted(directory.glob("*.yaml")):
-        document = yaml.safe_load(file.read_text())
-        spec = document["spec"].get("workflowSpec", document["spec"])
-        found += [(f"{file.stem}/{t['name']}", t) for t in spec["templates"] if "containerSet" in t]
-    return found
+    return [(name, template) for name, template in rendered_templates(directory) if "containerSet" in template]
 
 
 def is_step(template: dict[str, Any]) -> bool:
