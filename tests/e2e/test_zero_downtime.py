@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,7 +141,8 @@ def test_every_phase_serves_every_request(demo_service: Callable[..., DemoServic
     summaries = summarise([*story.phases, overall, mutant], lines)
     shown = _print_table(f"zero downtime on {service.name}: {len(lines)} requests", summaries)
     print(f"before every path first answered (Service not yet routed): {load.warmup_failed} failed")
-    picture = draw(lines, story.bands, Path(tempfile.gettempdir()) / "bluegreen-zero-downtime.png", service.name)
+    # Beside the record, in pytest's temporary directory, which pytest prunes; nothing is left in /tmp.
+    picture = draw(lines, story.bands, tmp_path / "zero-downtime.png", service.name)
     print(f"picture: {picture}; the record: {load.out_path}")
     for summary in summaries:
         assert summary.sent > 0, shown
