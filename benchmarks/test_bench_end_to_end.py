@@ -4,9 +4,10 @@ For each controller setting (Argo's default requeue time, then a tuned one) it m
 once:
 
 - submit to ``Succeeded`` of the deploy template;
-- for every step Pod, where its time went: controller queueing (the previous step's end to this Pod's creation),
-  Pod start (creation to the step's container starting), the step's own work (its container running), and the
-  controller noticing the end (the container's end to the node's end);
+- for every step, where its time went: controller queueing (the previous step's end to its Pod's creation), Pod start
+  (creation to the step's container starting), the step's own work (its container running), and the controller
+  noticing the end (the container's end to the node's end); a step in the release Pod after the first has no queueing
+  or Pod start of its own, and its work runs from the previous step's exit (see ``testenv.step_timing``);
 - a failed smoke test to the end of the exit handler's rollback;
 - submit of the rollback template to traffic restored (the Service selecting the old slot again).
 
