@@ -1,14 +1,16 @@
 """The ``blue-green-deploy`` WorkflowTemplate: one run deploys one image to one service without downtime.
 
-The DAG is preflight -> [cosign-verify -> verify-image] -> deploy-green -> probe -> smoke -> [await-promotion ->
-wait-for-promotion -> confirm-promotion] -> switch -> verify -> retain -> cleanup. The two image-verification tasks
-run only when the spec's ``imagePolicy.signature`` is set, ``verify`` only when the spec has an analysis section,
-and the three promotion tasks only when ``spec.promotion.mode`` is ``manual`` (preflight reports all three), so one
-template serves every service and a run shows a skipped node for each check its service does not ask for.
-``wait-for-promotion`` is an Argo ``suspend`` node whose duration is the promotion timeout; because Argo resumes such
-a node when the duration passes, ``confirm-promotion`` fails the run unless a person promoted it. The exit handler
-rolls back whenever the workflow did not succeed (the rollback step itself honours ``spec.rollbackOnFailure``), then
-always notifies.
+The DAG is preflight -> [cosign-verify -> verify-image] -> release -> verify -> retain -> cleanup, where ``release``
+runs deploy-green, probe, smoke and switch in one Pod (an Argo containerSet, see :mod:`pipelines.step_set`): each
+Pod boundary costs the workflow-controller's requeue time, and the steps keep a node each in the UI. A service whose
+``spec.promotion.mode`` is ``manual`` takes the other branch instead, one Pod per step: deploy-green -> probe -> smoke
+-> await-promotion -> wait-for-promotion -> confirm-promotion -> switch. The two image-verification tasks run only
+when the spec's ``imagePolicy.signature`` is set and ``verify`` only when the spec has an analysis section (preflight
+reports all three), so one template serves every service and a run shows a skipped node for each check its service
+does not ask for. ``wait-for-promotion`` is an Argo ``suspend`` node whose duration is the promotion timeout; because
+Argo resumes such a node when the duration passes, ``confirm-promotion`` fails the run unless a person promoted it.
+The exit handler rolls back whenever the workflow did not succeed (the rollback step itself honours
+``spec.rollbackOnFailure``), then always notifies.
 
 A workflow-level mutex keyed by namespace and service keeps two runs for one service from overlapping (invariant I5);
 the rollback template takes the same mutex.
