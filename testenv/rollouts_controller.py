@@ -9,6 +9,7 @@ routes through kube-proxy like a Pod.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import time
@@ -28,7 +29,11 @@ ROLLOUT_CRD = "rollouts.argoproj.io"
 
 
 class RolloutsController:
-    """One ``rollouts-controller`` process in namespaced mode; its log is kept beside the cluster's other logs."""
+    """One ``rollouts-controller`` process in namespaced mode.
+
+    Its log goes to a temporary directory, which is removed when the block it ran in ends cleanly and kept (its
+    path is in the failure) when the block fails.
+    """
 
     def __init__(self, cluster: LocalCluster, namespace: str) -> None:
         self.cluster = cluster
@@ -42,6 +47,10 @@ class RolloutsController:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+        if kind is None:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
+        elif exc is not None:
+            exc.add_note(f"rollouts-controller's log: {self.log_path}")
 
     def start(self) -> None:
         """Apply the CRDs, start the controller, and return once its health endpoint answers."""
