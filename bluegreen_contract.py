@@ -79,6 +79,10 @@ class Step(StrEnum):
     notify = "notify"
 
 
+#: The container that ends a Pod running several steps (an Argo containerSet): Argo collects such a Pod's outputs only
+#: from a container of this name. It runs no step; the run's readers leave it out.
+SET_OUTPUTS_CONTAINER = "main"
+
 #: Subcommands for people beside the steps; no template runs them.
 USER_COMMANDS = ("history", "status")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bluegreen_contract import (
@@ -23,6 +23,7 @@ from bluegreen_contract import (
     WORKFLOWS,
 )
 from kubectl_bluegreen.errors import NotFoundError, PluginError, UsageError
+from kubectl_bluegreen.run_steps import step_node_ids
 from steps.kube import Kube, Obj
 
 #: How the API server's managedFields name this plugin's writes (argo's CLI writes as ``argo``).
@@ -106,41 +107,15 @@ class StepProgress:
     message: str
 
 
-#: The container of a shared Pod that only hands its outputs to Argo: no step of the run.
-_OUTPUTS_CONTAINER = "main"
-#: Argo's executor's message for a container it did not start because one it waits for failed.
-_NEVER_STARTED = re.compile(r'dependency "[^"]+" exited with non-zero code')
-
-
 def pod_steps(workflow: Obj) -> list[StepProgress]:
-    """The run's steps in the order they started: step Pods, and the steps inside a Pod that runs several.
+    """The run's steps in the order they ran: step Pods, and the steps inside a Pod that runs several.
 
     A Pod that runs several steps (the release Pod) is shown as its steps, each a container node of its own; a step
-    there that never started, because one it waits for failed, is left out (Argo marks it Error).
+    there that never started, because one it waits for failed, is left out (see :mod:`kubectl_bluegreen.run_steps`).
     """
-    nodes = list(((workflow.get("status") or {}).get("nodes") or {}).values())
-    shared = {n.get("boundaryID") for n in nodes if n.get("type") == "Container"}
-    steps = [
-        n
-        for n in nodes
-        if (n.get("type") == "Pod" and n.get("id") not in shared)
-        or (
-            n.get("type") == "Container"
-            and n.get("displayName") != _OUTPUTS_CONTAINER
-            and not _NEVER_STARTED.search(str(n.get("message") or ""))
-        )
-    ]
-    # The containers of one Pod all start with it; the ones another waits for ran first.
-    steps.sort(key=lambda n: (str(n.get("startedAt") or "~"), _place_in_pod(nodes, n)))
+    nodes = (workflow.get("status") or {}).get("nodes") or {}
+    steps = [nodes[node_id] for node_id in step_node_ids(nodes)]
     return [StepProgress(_step_name(n), str(n.get("phase", "")), str(n.get("message", ""))) for n in steps]
-
-
-def _place_in_pod(nodes: Iterable[Obj], node: Obj) -> int:
-    """0 for a Pod; for a container, 1 when it waits for no other, else one more than those it waits for."""
-    if node.get("type") != "Container":
-        return 0
-    parents = [n for n in nodes if n.get("type") == "Container" and node.get("id") in (n.get("children") or [])]
-    return 1 + max((_place_in_pod(nodes, parent) for parent in parents), default=0)
 
 
 def _step_name(node: Obj) -> str:

@@ -32,7 +32,7 @@ from hera.workflows import ContainerNode, ContainerSet, Parameter, Resources
 from hera.workflows import models as m
 from hera.workflows.metrics import Counter, Gauge, Histogram
 
-from bluegreen_contract import DEADLINE_OUTPUTS
+from bluegreen_contract import DEADLINE_OUTPUTS, SET_OUTPUTS_CONTAINER
 from pipelines.argo_variables import input_parameter
 from pipelines.settings import RenderSettings
 from pipelines.step_container import (
@@ -47,7 +47,7 @@ from pipelines.step_container import (
 )
 
 #: The container Argo reads a container set's outputs from, when it exits.
-OUTPUTS_CONTAINER = "main"
+OUTPUTS_CONTAINER = SET_OUTPUTS_CONTAINER
 #: An output's value when its step did not get to write it: the set failed or stopped before that step.
 UNSET_OUTPUT = ""
 #: The outputs container runs `true`; the set's resources are the sum of its containers'.

@@ -6,10 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-#: The executor's reason for a container it did not start: one it waits for failed.
-NEVER_RAN = re.compile(r'dependency "[^"]+" exited with non-zero code')
-#: The container of a step set that only hands the set's outputs to Argo (see pipelines.step_set): not a step.
-OUTPUTS_CONTAINER = "main"
+from kubectl_bluegreen.run_steps import step_node_ids, waited_for
 
 
 @dataclass(frozen=True)
@@ -34,10 +31,6 @@ class StepNode:
     exit_code: str
     #: The node of the Pod this node ran in: itself for a step's own Pod, the set's node for a container.
     pod_node: str = ""
-    #: When its Pod started, and its place among the Pod's steps (1 for the first): what orders the steps of one Pod,
-    #: whose nodes the controller may mark finished in one go.
-    pod_started_at: str = ""
-    place_in_pod: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,16 +67,15 @@ class WorkflowRun:
                 pod_node = str(node.get("boundaryID", ""))
                 source = raw.get(pod_node) or {}
                 template = str(node.get("displayName", ""))
-                waited_for = [
-                    n
-                    for n in raw.values()
-                    if n.get("type") == "Container" and node_id in (n.get("children") or []) and n.get("finishedAt")
+                ended = [
+                    str(raw[parent]["finishedAt"])
+                    for parent in waited_for(raw, node_id)
+                    if raw[parent].get("finishedAt")
                 ]
-                if waited_for:
-                    started_at = max(str(n["finishedAt"]) for n in waited_for)
+                if ended:
+                    started_at = max(ended)
             outputs = source.get("outputs") or {}
             inputs = source.get("inputs") or {}
-            pod_started_at = str(source.get("startedAt") or "") if node.get("type") == "Container" else started_at
             found.append(
                 StepNode(
                     id=node_id,
@@ -100,29 +92,18 @@ class WorkflowRun:
                     if node.get("type") == "Container"
                     else str(outputs.get("exitCode", "")),
                     pod_node=pod_node,
-                    pod_started_at=pod_started_at,
-                    place_in_pod=_place_in_pod(raw, node_id) if node.get("type") == "Container" else 0,
                 )
             )
         return found
 
     def steps(self) -> list[StepNode]:
-        """The nodes that ran a step, in the order they started: a step's own Pod, or its container in a shared Pod.
+        """The nodes that ran a step, in the order they ran: a step's own Pod, or its container in a shared Pod.
 
         A shared Pod's own node and its outputs container are not steps; the steps in it are, except those that
-        never ran because a step they wait for failed (Argo marks them Error, with the executor's reason).
+        never ran because a step they wait for failed (see :mod:`kubectl_bluegreen.run_steps`).
         """
-        raw = (self.raw.get("status") or {}).get("nodes") or {}
-        sets = {n.get("boundaryID") for n in raw.values() if n.get("type") == "Container"}
-        return sorted(
-            (
-                n
-                for n in self.nodes()
-                if (n.type == "Pod" and n.id not in sets)
-                or (n.type == "Container" and n.display_name != OUTPUTS_CONTAINER and not _never_ran(n))
-            ),
-            key=lambda n: (n.pod_started_at, n.place_in_pod, n.started_at, n.finished_at),
-        )
+        by_id = {node.id: node for node in self.nodes()}
+        return [by_id[node_id] for node_id in step_node_ids((self.raw.get("status") or {}).get("nodes") or {})]
 
     def runs_of(self, template: str) -> list[StepNode]:
         """Each run of the step ``template`` (more than one means it was retried)."""
@@ -167,14 +148,3 @@ def _exit_code(node: dict[str, Any]) -> str:
     if found:
         return found.group(1)
     return "0" if node.get("phase") == "Succeeded" else ""
-
-
-def _place_in_pod(raw: dict[str, Any], node_id: str) -> int:
-    """1 for a container that waits for no other, else one more than the latest of those it waits for."""
-    parents = [key for key, n in raw.items() if n.get("type") == "Container" and node_id in (n.get("children") or [])]
-    return 1 + max((_place_in_pod(raw, parent) for parent in parents), default=0)
-
-
-def _never_ran(node: StepNode) -> bool:
-    """A container Argo's executor never started because a container it waits for failed."""
-    return node.phase == "Error" and bool(NEVER_RAN.search(node.message))

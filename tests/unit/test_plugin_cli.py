@@ -280,11 +280,12 @@ def test_the_release_pod_shows_as_its_steps() -> None:
                 },
                 "r": pod,
                 # The controller may mark several containers finished at once: the graph orders them.
-                "s": container("smoke", "Failed", "2026-11-26T10:00:19Z", then="switch"),
-                "d": container("deploy-green", "Succeeded", "2026-11-26T10:00:19Z", then="probe"),
-                "m": container("main", "Pending"),
-                "b": container("probe", "Succeeded", "2026-11-26T10:00:19Z", then="smoke"),
-                "w": {
+                "smoke": container("smoke", "Failed", "2026-11-26T10:00:19Z", then="switch"),
+                "deploy-green": container("deploy-green", "Succeeded", "2026-11-26T10:00:19Z", then="probe"),
+                "main": container("main", "Pending"),
+                "probe": container("probe", "Succeeded", "2026-11-26T10:00:19Z", then="smoke"),
+                # Argo keys the nodes by id, and children name ids.
+                "switch": {
                     **container("switch", "Error", "2026-11-26T10:00:19Z"),
                     "message": 'switch: Error (exit code 64): dependency "smoke" exited with non-zero code: 1',
                 },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubectl_bluegreen.run_steps import place_in_pod
 from testenv.workflow_run import WorkflowRun
 
 
@@ -90,7 +91,8 @@ def _run(smoke_phase: str = "Succeeded") -> WorkflowRun:
 
 def test_each_step_of_the_release_pod_is_a_step_in_the_order_it_ran() -> None:
     run = _run()
-    assert [n.place_in_pod for n in run.steps()] == [0, 1, 2, 3, 4]
+    raw = run.raw["status"]["nodes"]
+    assert [place_in_pod(raw, n.id) for n in run.steps()] == [0, 1, 2, 3, 4]
     assert run.step_order() == ["preflight", "deploy-green", "probe", "smoke", "switch"]
     # A later step starts when the one it waits for finished, not with the Pod.
     assert run.finished_before("deploy-green", "probe")

@@ -1,0 +1,60 @@
+"""Which nodes of an Argo workflow's status are the run's steps, and the order they ran in.
+
+A step runs as a Pod of its own or as a container of a Pod that runs several (the release Pod, an Argo
+containerSet). Such a Pod's own node is not a step, and neither is its outputs container. A container that Argo's
+executor never started, because one it waits for failed, is marked Error with the executor's reason: it did not run.
+The containers of one Pod all start with it, and the controller may mark several of them finished at once, so they
+are ordered by the Pod's container graph.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from bluegreen_contract import SET_OUTPUTS_CONTAINER
+from steps.kube import Obj
+
+#: Argo's executor's reason for a container it did not start: one it waits for failed.
+NEVER_STARTED = re.compile(r'dependency "[^"]+" exited with non-zero code')
+
+
+def waited_for(nodes: Mapping[str, Obj], node_id: str) -> list[str]:
+    """The ids of the containers of the same Pod that container ``node_id`` waits for; none for any other node."""
+    return [key for key, n in nodes.items() if n.get("type") == "Container" and node_id in (n.get("children") or [])]
+
+
+def place_in_pod(nodes: Mapping[str, Obj], node_id: str) -> int:
+    """0 for a node that is no container; 1 for a container that waits for none, else one more than those it does."""
+    if nodes[node_id].get("type") != "Container":
+        return 0
+    return 1 + max((place_in_pod(nodes, parent) for parent in waited_for(nodes, node_id)), default=0)
+
+
+def never_started(node: Obj) -> bool:
+    """A container Argo's executor never started because one it waits for failed."""
+    return node.get("phase") == "Error" and bool(NEVER_STARTED.search(str(node.get("message") or "")))
+
+
+def step_node_ids(nodes: Mapping[str, Obj]) -> list[str]:
+    """The ids of the nodes that ran a step, in the order they ran (``nodes`` is the status's map by id)."""
+    shared = {n.get("boundaryID") for n in nodes.values() if n.get("type") == "Container"}
+
+    def ran_a_step(node_id: str, node: Obj) -> bool:
+        if node.get("type") == "Pod":
+            return node_id not in shared
+        return (
+            node.get("type") == "Container"
+            and node.get("displayName") != SET_OUTPUTS_CONTAINER
+            and not never_started(node)
+        )
+
+    def order(node_id: str) -> tuple[str, int, str]:
+        node = nodes[node_id]
+        pod = nodes.get(str(node.get("boundaryID")), node) if node.get("type") == "Container" else node
+        return (str(pod.get("startedAt") or "~"), place_in_pod(nodes, node_id), str(node.get("finishedAt") or "~"))
+
+    return sorted((key for key, node in nodes.items() if ran_a_step(key, node)), key=order)
+
+
+__all__ = ["NEVER_STARTED", "never_started", "place_in_pod", "step_node_ids", "waited_for"]
