@@ -46,8 +46,6 @@ from pipelines.step_container import (
     transient_retry,
 )
 
-#: The container Argo reads a container set's outputs from, when it exits.
-OUTPUTS_CONTAINER = SET_OUTPUTS_CONTAINER
 #: An output's value when its step did not get to write it: the set failed or stopped before that step.
 UNSET_OUTPUT = ""
 #: The outputs container runs `true`; the set's resources are the sum of its containers'.
@@ -113,8 +111,10 @@ def step_set(
         unknown = set(step.after) - known
         if unknown:
             raise ValueError(f"step set {name}: {step.name} waits for {sorted(unknown)}, which are not in the set")
-    if OUTPUTS_CONTAINER in known:
-        raise ValueError(f"step set {name}: no step may be called {OUTPUTS_CONTAINER}, Argo's name for the outputs")
+    if SET_OUTPUTS_CONTAINER in known:
+        raise ValueError(
+            f"step set {name}: no step may be called {SET_OUTPUTS_CONTAINER}, Argo's name for the outputs"
+        )
     inputs: list[Parameter] = []
     for parameter in dict.fromkeys(p for step in steps for p in step.spec.inputs):
         inputs.append(Parameter(name=parameter))
@@ -149,7 +149,7 @@ def step_set(
             )
         if outputs:
             ContainerNode(
-                name=OUTPUTS_CONTAINER,
+                name=SET_OUTPUTS_CONTAINER,
                 image=settings.image,
                 image_pull_policy="IfNotPresent",
                 command=["true"],
@@ -161,4 +161,4 @@ def step_set(
     return template
 
 
-__all__ = ["OUTPUTS_CONTAINER", "POD_MARGIN_SECONDS", "TRANSIENT_RETRIES", "SetStep", "step_set"]
+__all__ = ["POD_MARGIN_SECONDS", "TRANSIENT_RETRIES", "SetStep", "step_set"]
