@@ -22,11 +22,14 @@ from bluegreen_contract import (
     TERMINATION_MESSAGE_PATH,
     USER_COMMANDS,
     WORKFLOW_FINISHED_PHASES,
+    ExitCode,
     Step,
 )
 from steps.attempts import run_with_retries
 from steps.errors import StepError
 from steps.kube import Kube
+from steps.log import StepLog
+from steps.preflight_handoff import read_handoff
 
 
 def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: bool = False) -> None:
@@ -44,11 +47,21 @@ def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: b
     )
 
 
-def _slot_and_record(parser: argparse.ArgumentParser) -> None:
+def _slot_and_record(parser: argparse.ArgumentParser, *, from_preflight: bool = False) -> None:
     parser.add_argument(
-        "--slot", required=True, choices=[slot.value for slot in spec.Slot], help="the slot this run deploys to"
+        "--slot",
+        required=not from_preflight,
+        choices=[slot.value for slot in spec.Slot],
+        help="the slot this run deploys to",
     )
-    parser.add_argument("--record", required=True, help="the DeploymentRecord of this run")
+    parser.add_argument("--record", required=not from_preflight, help="the DeploymentRecord of this run")
+    if from_preflight:
+        parser.add_argument(
+            "--preflight-outputs",
+            type=Path,
+            help="take the slot, the record, the image and the deadline from preflight's output files here (a step "
+            "that runs after preflight in the same Pod); ends at once when preflight put the release elsewhere",
+        )
 
 
 def _run_outcome(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(Step.deploy_green, help="bring the new version up in the idle slot")
     _common(p, outputs=True)
-    p.add_argument("--image", required=True, help="image reference of the new version")
-    _slot_and_record(p)
+    p.add_argument("--image", help="image reference of the new version")
+    _slot_and_record(p, from_preflight=True)
 
     for name, text in (
         (Step.probe, "health-check the idle slot"),
@@ -94,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         _common(p)
-        _slot_and_record(p)
+        _slot_and_record(p, from_preflight=True)
         p.add_argument("--base-url", help="reach the idle slot here instead of through its preview Service")
 
     p = sub.add_parser(Step.await_promotion, help="record the preview URL and the wait, notify that the run waits")
@@ -110,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(Step.switch, help="record the intent, then move all traffic to the slot")
     _common(p, outputs=True)
-    _slot_and_record(p)
+    _slot_and_record(p, from_preflight=True)
 
     for name, text in (
         (Step.verify, "post-switch analysis against Prometheus"),
@@ -171,9 +184,18 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
     ``kube`` lets tests hand in a client (for example one impersonating the workflow's ServiceAccount); in a pod
     the step uses its ServiceAccount, elsewhere the kubeconfig.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.step])
     try:
+        elsewhere = take_preflight_handoff(parser, args)
+        if getattr(args, "preflight_outputs", None) is not None:
+            log = StepLog(args.step, args.service)
+            if elsewhere:
+                log("not-here", reason=elsewhere)
+                return ExitCode.OK
+            # What this step acts on, as preflight chose it: the parameters a Pod of its own would have shown.
+            log("from-preflight", slot=args.slot, record=args.record, deadline_seconds=args.deadline_seconds)
         if kube is None:
             from steps.context import api_client
 
@@ -190,6 +212,29 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
         print(f"bluegreen-step {args.step}: {error}", file=sys.stderr)
         leave_termination_message(str(error))
         return error.exit_code
+
+
+def take_preflight_handoff(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """Fill in the slot, record, image and deadline preflight chose, for a step given ``--preflight-outputs``.
+
+    Returns why the step has nothing to do in this Pod (preflight put the release in Pods of their own), or empty.
+    A step given neither ``--preflight-outputs`` nor its own ``--slot`` and ``--record`` is a usage error.
+    """
+    directory = getattr(args, "preflight_outputs", None)
+    if directory is None:
+        missing = [f"--{name}" for name in ("image", "slot", "record") if getattr(args, name, "") is None]
+        if missing:
+            parser.error(f"{args.step} needs {', '.join(missing)}, or --preflight-outputs to read them from")
+        return ""
+    handoff = read_handoff(directory, Step(args.step))
+    if handoff.elsewhere_because:
+        return handoff.elsewhere_because
+    args.slot, args.record = handoff.slot, handoff.record
+    if hasattr(args, "image"):
+        args.image = handoff.image
+    if Step(args.step) in handoff.deadlines:
+        args.deadline_seconds = handoff.deadlines[Step(args.step)]
+    return ""
 
 
 def leave_termination_message(reason: str, path: Path = Path(TERMINATION_MESSAGE_PATH)) -> bool:
