@@ -4,7 +4,9 @@ A step runs as a Pod of its own or as a container of a Pod that runs several (th
 containerSet). Such a Pod's own node is not a step, and neither is its outputs container. A container that Argo's
 executor never started, because one it waits for failed, is marked Error with the executor's reason: it did not run.
 The containers of one Pod all start with it, and the controller may mark several of them finished at once, so they
-are ordered by the Pod's container graph.
+are ordered by the Pod's container graph. When preflight leaves the release to Pods of their own (a service that
+verifies images or waits for promotion), the release Pod's later containers end at once without doing anything, and
+its outputs say so: those containers are not steps that ran either.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 
 from bluegreen_contract import SET_OUTPUTS_CONTAINER
 from steps.kube import Obj
+from steps.preflight_handoff import HANDED_OFF_STEPS, released_elsewhere
 
 #: Argo's executor's reason for a container it did not start: one it waits for failed.
 NEVER_STARTED = re.compile(r'dependency "[^"]+" exited with non-zero code')
@@ -36,6 +39,15 @@ def never_started(node: Obj) -> bool:
     return node.get("phase") == "Error" and bool(NEVER_STARTED.search(str(node.get("message") or "")))
 
 
+def handed_off(nodes: Mapping[str, Obj], node: Obj) -> bool:
+    """A container of a release Pod whose preflight left the release to Pods of their own: it did nothing."""
+    if node.get("displayName") not in {step.value for step in HANDED_OFF_STEPS}:
+        return False
+    pod = nodes.get(str(node.get("boundaryID"))) or {}
+    parameters = (pod.get("outputs") or {}).get("parameters") or []
+    return released_elsewhere({str(p.get("name")): str(p.get("value", "")) for p in parameters})
+
+
 def step_node_ids(nodes: Mapping[str, Obj]) -> list[str]:
     """The ids of the nodes that ran a step, in the order they ran (``nodes`` is the status's map by id)."""
     shared = {n.get("boundaryID") for n in nodes.values() if n.get("type") == "Container"}
@@ -47,6 +59,7 @@ def step_node_ids(nodes: Mapping[str, Obj]) -> list[str]:
             node.get("type") == "Container"
             and node.get("displayName") != SET_OUTPUTS_CONTAINER
             and not never_started(node)
+            and not handed_off(nodes, node)
         )
 
     def order(node_id: str) -> tuple[str, int, str]:
@@ -57,4 +70,4 @@ def step_node_ids(nodes: Mapping[str, Obj]) -> list[str]:
     return sorted((key for key, node in nodes.items() if ran_a_step(key, node)), key=order)
 
 
-__all__ = ["NEVER_STARTED", "never_started", "place_in_pod", "step_node_ids", "waited_for"]
+__all__ = ["NEVER_STARTED", "handed_off", "never_started", "place_in_pod", "step_node_ids", "waited_for"]

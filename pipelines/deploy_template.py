@@ -1,11 +1,13 @@
 """The ``blue-green-deploy`` WorkflowTemplate: one run deploys one image to one service without downtime.
 
-The DAG is preflight -> [cosign-verify -> verify-image] -> release -> verify -> retain -> cleanup, where ``release``
-runs deploy-green, probe, smoke and switch in one Pod (an Argo containerSet, see :mod:`pipelines.step_set`): each
-Pod boundary costs the workflow-controller's requeue time, and the steps keep a node each in the UI. A service whose
-``spec.promotion.mode`` is ``manual`` takes the other branch instead, one Pod per step: deploy-green -> probe -> smoke
--> await-promotion -> wait-for-promotion -> confirm-promotion -> switch. The two image-verification tasks run only
-when the spec's ``imagePolicy.signature`` is set and ``verify`` only when the spec has an analysis section (preflight
+The DAG is release -> verify -> retain -> cleanup, where ``release`` runs preflight, deploy-green, probe, smoke
+and switch in one Pod (an Argo containerSet, see :mod:`pipelines.step_set`): each Pod boundary costs the
+workflow-controller's requeue time, and the steps keep a node each in the UI. A service that verifies its images or
+waits for a person's promotion cannot release in that Pod, and preflight says so: the set's later containers end at
+once (:mod:`steps.preflight_handoff`), and the staged branch runs one Pod per step instead: [cosign-verify ->
+verify-image] -> deploy-green -> probe -> smoke -> [await-promotion -> wait-for-promotion -> confirm-promotion] ->
+switch. The image-verification tasks run only when the spec's ``imagePolicy.signature`` is set, the promotion tasks
+only when ``spec.promotion.mode`` is ``manual``, and ``verify`` only when the spec has an analysis section (preflight
 reports all three), so one template serves every service and a run shows a skipped node for each check its service
 does not ask for. ``wait-for-promotion`` is an Argo ``suspend`` node whose duration is the promotion timeout; because
 Argo resumes such a node when the duration passes, ``confirm-promotion`` fails the run unless a person promoted it.
@@ -63,7 +65,7 @@ from pipelines.step_container import DEADLINE_INPUT, StepSpec, step_container
 from pipelines.step_set import SetStep, step_set
 
 NAME = DEPLOY_TEMPLATE
-#: The task, and the containerSet template, that runs deploy-green, probe, smoke and switch in one Pod.
+#: The task, and the containerSet template, that runs preflight, deploy-green, probe, smoke and switch in one Pod.
 RELEASE_TASK = "release"
 RUN_DURATION_BUCKETS: list[float | Amount] = [30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0]
 
@@ -119,11 +121,15 @@ def deployed_version_metric() -> Gauge:
 
 
 def started_metrics() -> list[Counter]:
-    """Counted when preflight ends: started minus ended runs is the runs in progress."""
+    """Counted when the release Pod ends: started minus ended runs is the runs past their switch or their gate.
+
+    Argo emits a template's metrics when its node ends, and preflight shares the release Pod, so a run counts as
+    started once that Pod ends.
+    """
     return [
         Counter(
             name="bluegreen_deploy_started",
-            help="Blue-green deploy runs that got past waiting for their service's lock",
+            help="Blue-green deploy runs whose release Pod (preflight through switch) ended",
             labels=[Label(key="service", value=input_parameter(SERVICE_PARAMETER))],
             value="1",
         ),
@@ -172,18 +178,14 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         workflow_metadata=workflow_metadata(),
         metrics=run_metrics(),
     ) as template:
-        preflight = step_container(
-            StepSpec(
-                template="preflight",
-                step=Step.preflight,
-                inputs=[SERVICE_PARAMETER, "image", "workflow", "triggered-by", "commit", "reason"],
-                outputs=STEP_OUTPUTS[Step.preflight],
-                deadline_seconds=STEP_DEADLINE_SECONDS[Step.preflight],
-                retry=True,
-                metrics=started_metrics(),
-                description="Validate inputs, adopt an unmanaged service, open the deployment record.",
-            ),
-            settings,
+        preflight_spec = StepSpec(
+            template="preflight",
+            step=Step.preflight,
+            inputs=[SERVICE_PARAMETER, "image", "workflow", "triggered-by", "commit", "reason"],
+            outputs=STEP_OUTPUTS[Step.preflight],
+            deadline_seconds=STEP_DEADLINE_SECONDS[Step.preflight],
+            retry=True,
+            description="Validate inputs, adopt an unmanaged service, open the deployment record.",
         )
         cosign = cosign_container(settings)
         verify_image = step_container(verify_image_step(), settings)
@@ -308,25 +310,27 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
         release = step_set(
             RELEASE_TASK,
             [
-                SetStep(spec=deploy_green_spec),
-                SetStep(spec=probe_spec, after=[Step.deploy_green.value]),
+                SetStep(spec=preflight_spec),
+                SetStep(spec=deploy_green_spec, after=[Step.preflight.value], from_preflight=True),
+                SetStep(spec=probe_spec, after=[Step.deploy_green.value], from_preflight=True),
                 # After probe, not beside it: probe is what waits until the preview Service answers at all (the
                 # node's proxy rules for the new Pods can lag their readiness); smoke tests expect an answer.
-                SetStep(spec=smoke_spec, after=[Step.probe.value]),
-                SetStep(spec=switch_spec, after=[Step.smoke.value]),
+                SetStep(spec=smoke_spec, after=[Step.probe.value], from_preflight=True),
+                SetStep(spec=switch_spec, after=[Step.smoke.value], from_preflight=True),
             ],
             settings,
-            metrics=switch_metrics(from_output=True),
+            metrics=[*switch_metrics(from_output=True), *started_metrics()],
             description=(
-                "deploy-green, probe, smoke and switch in one Pod, each step a node of its own. Runs when the "
-                "service promotes automatically."
+                "preflight, deploy-green, probe, smoke and switch in one Pod, each step a node of its own. A service "
+                "that verifies images or waits for promotion runs the four steps after preflight as Pods of their "
+                "own instead; their containers here then end at once and log why."
             ),
         )
 
         with DAG(name="deploy"):
-            t_preflight = Task(
-                name="preflight",
-                template=preflight,
+            t_release = Task(
+                name=RELEASE_TASK,
+                template=release,
                 arguments={
                     SERVICE_PARAMETER: SERVICE,
                     "image": workflow_parameter("image"),
@@ -338,55 +342,43 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
             )
             slot_and_record = {
                 SERVICE_PARAMETER: SERVICE,
-                "slot": t_preflight.get_parameter(Output.target_slot).value,
-                "record": t_preflight.get_parameter(Output.record).value,
+                "slot": t_release.get_parameter(Output.target_slot).value,
+                "record": t_release.get_parameter(Output.record).value,
             }
-            record_only = {SERVICE_PARAMETER: SERVICE, "record": t_preflight.get_parameter(Output.record).value}
+            record_only = {SERVICE_PARAMETER: SERVICE, "record": t_release.get_parameter(Output.record).value}
 
             def deadline(step: Step) -> dict[str, str | None]:
-                return {DEADLINE_INPUT: t_preflight.get_parameter(DEADLINE_OUTPUTS[step]).value}
+                return {DEADLINE_INPUT: t_release.get_parameter(DEADLINE_OUTPUTS[step]).value}
 
-            verification_required = f"{t_preflight.get_parameter(Output.verification_required).value} == true"
+            verification = f"{t_release.get_parameter(Output.verification_required).value} == true"
             _, t_verify_image = verification_tasks(
                 cosign,
                 verify_image,
-                t_preflight,
+                t_release,
                 slot=slot_and_record["slot"],
                 record=slot_and_record["record"],
-                when=verification_required,
+                when=verification,
             )
             # The image as preflight pinned it: a tag resolved once to its digest, which every later step uses.
-            image = t_preflight.get_parameter(Output.image).value
-            promotion_required = t_preflight.get_parameter(Output.promotion_required).value
-            manual, automatic = f"{promotion_required} == true", f"{promotion_required} != true"
-            t_release = Task(
-                name=RELEASE_TASK,
-                template=release,
-                arguments={
-                    **slot_and_record,
-                    "image": image,
-                    **{
-                        DEADLINE_OUTPUTS[step].value: t_preflight.get_parameter(DEADLINE_OUTPUTS[step]).value
-                        for step in (Step.deploy_green, Step.probe, Step.smoke)
-                    },
-                },
-                when=automatic,
-            )
-            # A service that waits for a person's promotion runs each step in a Pod of its own: the run waits for
-            # the person anyway, and the suspend node must sit between smoke and switch.
+            image = t_release.get_parameter(Output.image).value
+            manual = f"{t_release.get_parameter(Output.promotion_required).value} == true"
+            # These services run the release as one Pod per step after the set (see steps.preflight_handoff): the
+            # image is verified before a slot runs it, and the suspend node sits between smoke and switch. The run
+            # waits for cosign or for a person anyway.
+            staged = f"{verification} || {manual}"
             t_deploy = Task(
                 name="deploy-green",
                 template=deploy_green,
                 arguments={**slot_and_record, "image": image, **deadline(Step.deploy_green)},
-                when=manual,
+                when=staged,
             )
             t_probe = Task(
-                name="probe", template=probe, arguments={**slot_and_record, **deadline(Step.probe)}, when=manual
+                name="probe", template=probe, arguments={**slot_and_record, **deadline(Step.probe)}, when=staged
             )
             t_smoke = Task(
-                name="smoke", template=smoke, arguments={**slot_and_record, **deadline(Step.smoke)}, when=manual
+                name="smoke", template=smoke, arguments={**slot_and_record, **deadline(Step.smoke)}, when=staged
             )
-            timeout = {"timeout": t_preflight.get_parameter(Output.promotion_timeout).value}
+            timeout = {"timeout": t_release.get_parameter(Output.promotion_timeout).value}
             t_await = Task(
                 name="await-promotion",
                 template=await_promotion,
@@ -400,20 +392,21 @@ def build(settings: RenderSettings) -> WorkflowTemplate:
                 arguments={**record_only, "workflow": WORKFLOW_NAME, **timeout},
                 when=manual,
             )
-            t_switch = Task(name="switch", template=switch, arguments=slot_and_record, when=manual)
+            t_switch = Task(name="switch", template=switch, arguments=slot_and_record, when=staged)
             t_verify = Task(
                 name="verify",
                 template=verify,
                 arguments={**record_only, **deadline(Step.verify)},
-                when=f"{t_preflight.get_parameter(Output.analysis_enabled).value} == true",
+                when=f"{t_release.get_parameter(Output.analysis_enabled).value} == true",
             )
             t_retain = Task(name="retain", template=retain, arguments=record_only)
             t_cleanup = Task(name="cleanup", template=cleanup, arguments={SERVICE_PARAMETER: SERVICE})
-            # A bare name in `depends` also accepts Skipped: verify runs after whichever of release and switch ran,
-            # retain still runs when verify is skipped, and a skipped verify-image lets the deploy go on.
-            t_verify_image >> t_release
-            manual_chain = [t_verify_image, t_deploy, t_probe, t_smoke, t_await, t_gate, t_confirm, t_switch]
-            for before, after in itertools.pairwise(manual_chain):
+            # A bare name in `depends` also accepts Skipped: a skipped verify-image or promotion gate lets the
+            # staged steps go on, verify runs after the release whichever way it ran, and retain still runs when
+            # verify is skipped.
+            staged_chain = [t_verify_image, t_deploy, t_probe, t_smoke, t_await, t_gate, t_confirm, t_switch]
+            t_release >> t_deploy
+            for before, after in itertools.pairwise(staged_chain):
                 before >> after
             t_release >> t_verify
             t_switch >> t_verify

@@ -42,7 +42,11 @@ def raised(selector: str, window: str) -> str:
 
 
 def in_progress_by_service() -> str:
-    """Runs past their service's lock that have not ended, per service (0 when all ended)."""
+    """Runs whose release Pod ended but not the run itself, per service (0 when all ended).
+
+    A run counts as started when its release Pod (preflight to switch) ends, so this shows the runs that wait for
+    promotion, verify, retain or clean up; a run still in that first Pod is not counted yet.
+    """
     started = f"sum by (service) ({DEPLOY_STARTED})"
     ended = f"sum by (service) ({DEPLOY_RUNS})"
     # A service whose first run is still going has no ended series yet: count it as 0 rather than dropping it.

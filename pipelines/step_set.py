@@ -15,6 +15,9 @@ What each step keeps, and how:
   (:mod:`steps.attempts`), with the same backoff as a step Pod's ``retryStrategy``. Pod-level errors (an eviction,
   a lost node) retry the whole set through the template's ``retryStrategy``; every step is idempotent, so the
   steps that had finished find their work done and go on.
+* **what an earlier step decided**: Argo fixes every container's arguments when it creates the Pod, so a step that
+  needs preflight's choices (the slot, the record, the pinned image, its deadline) reads them from preflight's output
+  files (``from_preflight``, :mod:`steps.preflight_handoff`) rather than from parameters.
 * **its outputs**: every step writes under ``/tmp/outputs`` on the emptyDir all the containers mount. Argo
   collects a container set's outputs only from a container named ``main`` (its controller refuses a set with outputs
   and no ``main``), when that container exits; so a set with outputs ends with a ``main`` container that waits for
@@ -26,16 +29,17 @@ Argo reference: https://argo-workflows.readthedocs.io/en/latest/container-set-te
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hera.workflows import ContainerNode, ContainerSet, Parameter, Resources
 from hera.workflows import models as m
 from hera.workflows.metrics import Counter, Gauge, Histogram
 
-from bluegreen_contract import DEADLINE_OUTPUTS, SET_OUTPUTS_CONTAINER
+from bluegreen_contract import DEADLINE_OUTPUTS, SET_OUTPUTS_CONTAINER, Step
 from pipelines.argo_variables import input_parameter
 from pipelines.settings import RenderSettings
 from pipelines.step_container import (
+    OUTPUT_DIR,
     RESTRICTED,
     SMALL,
     StepSpec,
@@ -52,6 +56,8 @@ UNSET_OUTPUT = ""
 TINY = Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi")
 #: What a step that shares a Pod retries in its own process; a step Pod's template retries as often.
 TRANSIENT_RETRIES = 3
+#: The inputs a step after preflight in the same Pod reads from preflight's outputs instead.
+HANDED_OVER = frozenset({"image", "slot", "record"})
 #: Added to the sum of the steps' deadlines for the whole Pod: its start, and the executor's one-second polls.
 POD_MARGIN_SECONDS = 60
 
@@ -62,6 +68,10 @@ class SetStep:
 
     spec: StepSpec
     after: Sequence[str] = ()
+    #: Runs after preflight in the same Pod and takes the slot, the record, the image and its deadline from
+    #: preflight's output files (:mod:`steps.preflight_handoff`): no parameter can carry them into a Pod that exists
+    #: before preflight ran.
+    from_preflight: bool = False
 
     @property
     def name(self) -> str:
@@ -69,9 +79,16 @@ class SetStep:
         return self.spec.template
 
     @property
+    def inputs(self) -> list[str]:
+        """The set's inputs this step reads."""
+        return [name for name in self.spec.inputs if not (self.from_preflight and name in HANDED_OVER)]
+
+    @property
     def deadline_parameter(self) -> str | None:
-        """The set's input that carries this step's per-run deadline, when preflight computes it."""
-        return DEADLINE_OUTPUTS[self.spec.step].value if self.spec.deadline_input else None
+        """The set's input that carries this step's per-run deadline, when preflight computes it outside the set."""
+        if self.from_preflight or not self.spec.deadline_input:
+            return None
+        return DEADLINE_OUTPUTS[self.spec.step].value
 
     def deadline_seconds(self) -> str:
         """This step's deadline as it reaches the container: a fixed number, or the set's input."""
@@ -80,21 +97,22 @@ class SetStep:
 
     def args(self) -> list[str]:
         """The step's command line: the one its own Pod would run, plus its deadline and retries."""
+        # With preflight's outputs, this is the cap the per-run deadline never exceeds; preflight's own one wins.
         own = [f"--deadline-seconds={self.deadline_seconds()}"]
         if self.spec.retry:
             own.append(f"--transient-retries={TRANSIENT_RETRIES}")
-        return step_args(self.spec) + own
+        if self.from_preflight:
+            own.append(f"--preflight-outputs={OUTPUT_DIR}")
+        return step_args(replace(self.spec, inputs=self.inputs)) + own
 
 
 def _deadline_sum(steps: Sequence[SetStep]) -> str:
     """An Argo expression for the Pod's deadline: every step's, plus the margin (an upper bound for parallel steps)."""
-    terms = [
-        f"asInt(inputs.parameters['{step.deadline_parameter}'])"
-        if step.deadline_parameter
-        else str(step.spec.deadline_seconds)
-        for step in steps
-    ]
-    return "{{=" + " + ".join([*terms, str(POD_MARGIN_SECONDS)]) + "}}"
+    fixed = sum(step.spec.deadline_seconds for step in steps if not step.deadline_parameter) + POD_MARGIN_SECONDS
+    terms = [f"asInt(inputs.parameters['{step.deadline_parameter}'])" for step in steps if step.deadline_parameter]
+    if not terms:
+        return str(fixed)
+    return "{{=" + " + ".join([*terms, str(fixed)]) + "}}"
 
 
 def step_set(
@@ -111,12 +129,29 @@ def step_set(
         unknown = set(step.after) - known
         if unknown:
             raise ValueError(f"step set {name}: {step.name} waits for {sorted(unknown)}, which are not in the set")
+    by_name = {step.name: step for step in steps}
+
+    def ancestors(step: SetStep) -> set[str]:
+        found: set[str] = set()
+        waiting = list(step.after)
+        while waiting:
+            earlier = waiting.pop()
+            if earlier not in found:
+                found.add(earlier)
+                waiting.extend(by_name[earlier].after)
+        return found
+
+    for step in steps:
+        if step.from_preflight and not any(by_name[a].spec.step is Step.preflight for a in ancestors(step)):
+            raise ValueError(
+                f"step set {name}: {step.name} reads preflight's outputs but does not wait for preflight in the set"
+            )
     if SET_OUTPUTS_CONTAINER in known:
         raise ValueError(
             f"step set {name}: no step may be called {SET_OUTPUTS_CONTAINER}, Argo's name for the outputs"
         )
     inputs: list[Parameter] = []
-    for parameter in dict.fromkeys(p for step in steps for p in step.spec.inputs):
+    for parameter in dict.fromkeys(p for step in steps for p in step.inputs):
         inputs.append(Parameter(name=parameter))
     for step in steps:
         if step.deadline_parameter:

@@ -31,7 +31,7 @@ def dangling_depends(d: dict[str, Any]) -> None:
 
 
 def cycle(d: dict[str, Any]) -> None:
-    task(d, "deploy", "preflight")["depends"] = "cleanup"
+    task(d, "deploy", "release")["depends"] = "cleanup"
 
 
 def undeclared_input(d: dict[str, Any]) -> None:
@@ -39,11 +39,11 @@ def undeclared_input(d: dict[str, Any]) -> None:
 
 
 def undeclared_workflow_parameter(d: dict[str, Any]) -> None:
-    task(d, "deploy", "preflight")["arguments"]["parameters"][0]["value"] = "{{workflow.parameters.svc}}"
+    task(d, "deploy", "release")["arguments"]["parameters"][0]["value"] = "{{workflow.parameters.svc}}"
 
 
 def undeclared_task_output(d: dict[str, Any]) -> None:
-    task(d, "deploy", "probe")["arguments"]["parameters"][1]["value"] = "{{tasks.preflight.outputs.parameters.slot}}"
+    task(d, "deploy", "probe")["arguments"]["parameters"][1]["value"] = "{{tasks.release.outputs.parameters.slot}}"
 
 
 def output_of_a_task_not_depended_on(d: dict[str, Any]) -> None:
@@ -105,13 +105,13 @@ PLANTED: list[tuple[Callable[[dict[str, Any]], None], str, str]] = [
     (undeclared_input, "spec.templates[probe].container.args[", "input parameter 'port' is not declared"),
     (
         undeclared_workflow_parameter,
-        "spec.templates[deploy].dag.tasks[preflight].arguments.parameters[service].value",
+        "spec.templates[deploy].dag.tasks[release].arguments.parameters[service].value",
         "workflow parameter 'svc' is not declared in spec.arguments",
     ),
     (
         undeclared_task_output,
         "spec.templates[deploy].dag.tasks[probe].arguments.parameters[slot].value",
-        "template 'preflight' of task 'preflight' declares no output 'slot'",
+        "template 'release' of task 'release' declares no output 'slot'",
     ),
     (
         output_of_a_task_not_depended_on,

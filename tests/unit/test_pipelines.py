@@ -34,27 +34,33 @@ def tasks(document: dict[str, Any], dag: str) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in templates(document)[dag]["dag"]["tasks"]}
 
 
-AUTOMATIC = "{{tasks.preflight.outputs.parameters.promotion-required}} != true"
-MANUAL = "{{tasks.preflight.outputs.parameters.promotion-required}} == true"
+def release_output(name: str) -> str:
+    return f"{{{{tasks.release.outputs.parameters.{name}}}}}"
+
+
+VERIFIED = f"{release_output('verification-required')} == true"
+MANUAL = f"{release_output('promotion-required')} == true"
+STAGED = f"{VERIFIED} || {MANUAL}"
+STAGED_PATH = [
+    *("deploy-green", "probe", "smoke"),
+    *("await-promotion", "wait-for-promotion", "confirm-promotion"),
+    "switch",
+]
 
 
 def test_deploy_dag_runs_the_steps_in_order() -> None:
     dag = tasks(DEPLOY, "deploy")
-    manual_path = [
-        *("deploy-green", "probe", "smoke"),
-        *("await-promotion", "wait-for-promotion", "confirm-promotion"),
-        "switch",
-    ]
     assert list(dag) == [
-        *("preflight", "cosign-verify", "verify-image", "release"),
-        *manual_path,
+        *("release", "cosign-verify", "verify-image"),
+        *STAGED_PATH,
         *("verify", "retain", "cleanup"),
     ]
-    assert "depends" not in dag["preflight"]
-    assert dag["cosign-verify"]["depends"] == "preflight"
+    # The release Pod starts the run at once: no task before it, so no requeue of the controller either.
+    assert "depends" not in dag["release"] and "when" not in dag["release"]
+    assert dag["cosign-verify"]["depends"] == "release"
     # verify-image also runs after a failed cosign loop: see the verification test below.
-    assert dag["release"]["depends"] == dag["deploy-green"]["depends"] == "verify-image"
-    for before, after in itertools.pairwise(manual_path):
+    assert dag["deploy-green"]["depends"] == "release && verify-image"
+    for before, after in itertools.pairwise(STAGED_PATH):
         assert dag[after]["depends"] == before
     # Whichever path ran, verify comes after it: a bare name in depends also accepts the other path's Skipped.
     assert dag["verify"]["depends"] == "release && switch"
@@ -62,48 +68,59 @@ def test_deploy_dag_runs_the_steps_in_order() -> None:
     assert dag["cleanup"]["depends"] == "retain"
 
 
-def test_a_service_that_promotes_automatically_releases_in_one_pod_and_a_manual_one_step_by_step() -> None:
+def release_containers() -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in templates(DEPLOY)["release"]["containerSet"]["containers"]}
+
+
+def test_the_release_pod_runs_preflight_to_switch_and_a_staged_service_step_by_step() -> None:
     dag = tasks(DEPLOY, "deploy")
-    assert dag["release"]["when"] == AUTOMATIC
-    assert all(dag[name]["when"] == MANUAL for name in ("deploy-green", "probe", "smoke", "switch"))
+    # A service that verifies its images or waits for promotion releases one Pod per step after the set.
+    assert all(dag[name]["when"] == STAGED for name in ("deploy-green", "probe", "smoke", "switch"))
     release = templates(DEPLOY)[dag["release"]["template"]]
-    graph = {c["name"]: c.get("dependencies", []) for c in release["containerSet"]["containers"]}
+    graph = {name: c.get("dependencies", []) for name, c in release_containers().items()}
     # One container per step, each a node of its own in the UI, in the order the step Pods run; `main` only hands
     # the set's outputs to Argo after every step.
     assert graph == {
-        "deploy-green": [],
+        "preflight": [],
+        "deploy-green": ["preflight"],
         "probe": ["deploy-green"],
         "smoke": ["probe"],
         "switch": ["smoke"],
-        "main": ["deploy-green", "probe", "smoke", "switch"],
+        "main": ["deploy-green", "preflight", "probe", "smoke", "switch"],
     }
-    steps = {c["name"]: c["args"][0] for c in release["containerSet"]["containers"] if c["name"] != "main"}
+    steps = {name: c["args"][0] for name, c in release_containers().items() if name != "main"}
     assert steps == {name: name for name in graph if name != "main"}
+    # The run's parameters go to preflight; the steps after it read preflight's choices from its files.
     arguments = {p["name"]: p["value"] for p in dag["release"]["arguments"]["parameters"]}
-    assert arguments["image"] == "{{tasks.preflight.outputs.parameters.image}}"
-    assert arguments["slot"] == "{{tasks.preflight.outputs.parameters.target-slot}}"
+    assert arguments["image"] == "{{workflow.parameters.image}}"
+    assert arguments["workflow"] == "{{workflow.name}}"
+    assert "slot" not in arguments and "record" not in arguments
+    for name in ("deploy-green", "probe", "smoke", "switch"):
+        args = release_containers()[name]["args"]
+        assert "--preflight-outputs=/tmp/outputs" in args
+        assert not any(a.startswith(("--slot", "--record", "--image")) for a in args), args
     # Argo's metric for the switch reads the switch's own seconds, and only when the switch got that far.
-    (metric,) = release["metrics"]["prometheus"]
-    assert metric["name"] == "bluegreen_switch_duration_seconds"
-    assert metric["histogram"]["value"] == "{{outputs.parameters.switch-seconds}}"
-    assert metric["when"] == "{{outputs.parameters.switch-seconds}} >= 0"
+    metrics = {metric["name"]: metric for metric in release["metrics"]["prometheus"]}
+    switch = metrics["bluegreen_switch_duration_seconds"]
+    assert switch["histogram"]["value"] == "{{outputs.parameters.switch-seconds}}"
+    assert switch["when"] == "{{outputs.parameters.switch-seconds}} >= 0"
+    assert metrics["bluegreen_deploy_started"]["counter"]["value"] == "1"
     outputs = {p["name"]: p["valueFrom"] for p in release["outputs"]["parameters"]}
     assert outputs["switch-seconds"] == {"path": "/tmp/outputs/switch-seconds", "default": "-1"}
 
 
 def test_verify_is_skipped_without_analysis_and_retain_still_runs() -> None:
     dag = tasks(DEPLOY, "deploy")
-    assert dag["verify"]["when"] == "{{tasks.preflight.outputs.parameters.analysis-enabled}} == true"
+    assert dag["verify"]["when"] == f"{release_output('analysis-enabled')} == true"
     # A bare task name in depends means Succeeded, Skipped or Daemoned in Argo.
     assert dag["retain"]["depends"] == "verify"
 
 
 def test_manual_promotion_suspends_between_smoke_and_switch_only_when_preflight_says_so() -> None:
     dag = tasks(DEPLOY, "deploy")
-    manual = "{{tasks.preflight.outputs.parameters.promotion-required}} == true"
-    timeout = "{{tasks.preflight.outputs.parameters.promotion-timeout}}"
+    timeout = release_output("promotion-timeout")
     for name in ("await-promotion", "wait-for-promotion", "confirm-promotion"):
-        assert dag[name]["when"] == manual
+        assert dag[name]["when"] == MANUAL
         arguments = {p["name"]: p["value"] for p in dag[name]["arguments"]["parameters"]}
         assert arguments["timeout"] == timeout
     assert dag["switch"]["depends"] == "confirm-promotion"
@@ -117,12 +134,14 @@ def test_manual_promotion_suspends_between_smoke_and_switch_only_when_preflight_
 
 
 def test_later_steps_read_preflight_outputs_from_files() -> None:
-    preflight = templates(DEPLOY)["preflight"]
-    outputs = {p["name"]: p["valueFrom"]["path"] for p in preflight["outputs"]["parameters"]}
+    release = templates(DEPLOY)["release"]
+    outputs = {p["name"]: p["valueFrom"]["path"] for p in release["outputs"]["parameters"]}
     assert outputs["target-slot"] == "/tmp/outputs/target-slot"
     assert outputs["record"] == "/tmp/outputs/record"
+    # Every container of the set mounts the one /tmp where preflight writes and the later steps read.
+    assert release["containerSet"]["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     switch_args = {p["name"]: p["value"] for p in tasks(DEPLOY, "deploy")["switch"]["arguments"]["parameters"]}
-    assert switch_args["slot"] == "{{tasks.preflight.outputs.parameters.target-slot}}"
+    assert switch_args["slot"] == release_output("target-slot")
 
 
 def test_exit_handler_rolls_back_on_failure_then_always_notifies() -> None:
@@ -170,7 +189,7 @@ def test_retries_only_where_idempotent_and_useful() -> None:
     retried = {name for name, t in templates(DEPLOY).items() if "retryStrategy" in t}
     # probe, smoke and verify too (issue 8): a pod-level error retries them, a failed check (exit 1) does not.
     expected = {
-        *("preflight", "verify-image", "deploy-green", "probe", "smoke", "await-promotion", "confirm-promotion"),
+        *("verify-image", "deploy-green", "probe", "smoke", "await-promotion", "confirm-promotion"),
         *("switch", "verify", "retain", "cleanup", "rollback"),
     }
     # cosign retries pod-level errors only: its refusal (exit 1) is the verdict verify-image reads. The release Pod
@@ -182,6 +201,8 @@ def test_retries_only_where_idempotent_and_useful() -> None:
         strategy = templates(DEPLOY)[name]["retryStrategy"]
         assert "backoff" in strategy
         assert f"asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}" in strategy["expression"]
+    for name, container in release_containers().items():
+        assert ("--transient-retries=3" in container.get("args", [])) == (name != "main"), name
 
 
 def template_deadline(template: dict[str, Any]) -> int:
@@ -197,35 +218,28 @@ def template_deadline(template: dict[str, Any]) -> int:
 def test_waiting_steps_take_their_deadline_from_preflight() -> None:
     """The spec sets how long deploy-green, probe, smoke and verify wait; preflight turns that into their deadlines."""
     dag = {task["name"]: task for task in templates(DEPLOY)["deploy"]["dag"]["tasks"]}
-    preflight_outputs = {p["name"] for p in templates(DEPLOY)["preflight"]["outputs"]["parameters"]}
+    preflight_outputs = {p["name"] for p in templates(DEPLOY)["release"]["outputs"]["parameters"]}
     for step, output in DEADLINE_OUTPUTS.items():
         template = templates(DEPLOY)[step.value]
         assert template["activeDeadlineSeconds"] == "{{inputs.parameters.deadline}}"
         assert template_deadline(template) == STEP_DEADLINE_SECONDS[step], "the default is the cap"
         arguments = {p["name"]: p["value"] for p in dag[step.value]["arguments"]["parameters"]}
-        assert arguments["deadline"] == f"{{{{tasks.preflight.outputs.parameters.{output.value}}}}}"
+        assert arguments["deadline"] == release_output(output.value)
         assert output.value in preflight_outputs
-    fixed = {"preflight", "switch", "retain", "cleanup"}
+    fixed = {"switch", "retain", "cleanup"}
     assert all(str(templates(DEPLOY)[name]["activeDeadlineSeconds"]).isdigit() for name in fixed)
 
 
 def test_steps_in_the_release_pod_take_the_same_deadlines_and_the_pod_their_sum() -> None:
     release = templates(DEPLOY)["release"]
-    arguments = {p["name"]: p["value"] for p in tasks(DEPLOY, "deploy")["release"]["arguments"]["parameters"]}
-    defaults = {p["name"]: p.get("default") for p in release["inputs"]["parameters"]}
-    for step in (Step.deploy_green, Step.probe, Step.smoke):
-        output = DEADLINE_OUTPUTS[step].value
-        assert arguments[output] == f"{{{{tasks.preflight.outputs.parameters.{output}}}}}"
-        assert defaults[output] == str(STEP_DEADLINE_SECONDS[step]), "the default is the cap"
-        (container,) = [c for c in release["containerSet"]["containers"] if c["name"] == step.value]
-        assert f"--deadline-seconds={{{{inputs.parameters.{output}}}}}" in container["args"]
-    (switch,) = [c for c in release["containerSet"]["containers"] if c["name"] == "switch"]
-    assert f"--deadline-seconds={STEP_DEADLINE_SECONDS[Step.switch]}" in switch["args"]
-    # The Pod's own deadline only backs the steps' up: all of them, plus a margin for the Pod's start.
-    assert release["activeDeadlineSeconds"] == (
-        "{{=asInt(inputs.parameters['deploy-green-deadline']) + asInt(inputs.parameters['probe-deadline'])"
-        f" + asInt(inputs.parameters['smoke-deadline']) + {STEP_DEADLINE_SECONDS[Step.switch]} + 60}}}}"
+    # Each step's cap is on its command line; the steps whose deadline preflight sets read it from preflight's file.
+    for step in (Step.preflight, Step.deploy_green, Step.probe, Step.smoke, Step.switch):
+        assert f"--deadline-seconds={STEP_DEADLINE_SECONDS[step]}" in release_containers()[step.value]["args"]
+    # The Pod's own deadline only backs the steps' up: all their caps, plus a margin for the Pod's start.
+    caps = sum(
+        STEP_DEADLINE_SECONDS[s] for s in (Step.preflight, Step.deploy_green, Step.probe, Step.smoke, Step.switch)
     )
+    assert release["activeDeadlineSeconds"] == str(caps + 60)
 
 
 @pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, CLEANUP], ids=["deploy", "rollback", "cleanup"])
@@ -300,25 +314,26 @@ def test_the_sweep_outlasts_a_repair_that_waits_the_whole_readiness_timeout() ->
 
 def test_image_verification_runs_between_preflight_and_any_slot_write_only_when_the_spec_asks() -> None:
     dag = tasks(DEPLOY, "deploy")
-    required = "{{tasks.preflight.outputs.parameters.verification-required}} == true"
-    plan = "{{tasks.preflight.outputs.parameters.verification-plan}}"
+    plan = release_output("verification-plan")
     cosign, verify = dag["cosign-verify"], dag["verify-image"]
-    assert cosign["depends"] == "preflight"
+    assert cosign["depends"] == "release"
     # A refused signer fails its loop iteration: that is the verdict verify-image reads, so it runs after either.
     assert verify["depends"] == "cosign-verify.Succeeded || cosign-verify.Failed || cosign-verify.Skipped"
     assert "continueOn" not in cosign, "Argo refuses continueOn beside depends"
-    assert cosign["when"] == verify["when"] == required
-    assert cosign["withParam"] == "{{tasks.preflight.outputs.parameters.verification-calls}}"
+    assert cosign["when"] == verify["when"] == VERIFIED
+    assert cosign["withParam"] == release_output("verification-calls")
     # Each iteration gets the whole plan and its call's index; the template reads the call's fields from them.
     assert {p["name"]: p["value"] for p in cosign["arguments"]["parameters"]} == {"plan": plan, "index": "{{item}}"}
     arguments = {p["name"]: p["value"] for p in verify["arguments"]["parameters"]}
     assert arguments["verified"] == "{{tasks.cosign-verify.outputs.parameters}}"
     assert arguments["plan"] == plan
-    assert arguments["slot"] == "{{tasks.preflight.outputs.parameters.target-slot}}"
-    # The deploy puts the image preflight pinned (tag resolved to its digest) into the slot.
+    assert arguments["slot"] == release_output("target-slot")
+    # The deploy puts the image preflight pinned (tag resolved to its digest) into the slot, and only after the
+    # verdict: a verifying service's release containers end at once (steps.preflight_handoff).
     deploy_args = {p["name"]: p["value"] for p in dag["deploy-green"]["arguments"]["parameters"]}
-    assert deploy_args["image"] == "{{tasks.preflight.outputs.parameters.image}}"
-    assert dag["deploy-green"]["depends"] == "verify-image"
+    assert deploy_args["image"] == release_output("image")
+    assert dag["deploy-green"]["depends"] == "release && verify-image"
+    assert dag["deploy-green"]["when"].startswith(VERIFIED + " || ")
 
 
 def test_a_rollback_verifies_the_retained_image_again_only_when_its_first_pass_defers() -> None:

@@ -274,5 +274,10 @@ def test_every_step_deadline_is_rendered_from_the_spec_table() -> None:
             if "container" in template and "activeDeadlineSeconds" in template:
                 step = template["container"]["args"][0]
                 seen.setdefault(step, set()).add(template_deadline(template))
+            # A step in a Pod of several enforces its deadline itself, from its command line.
+            for container in template.get("containerSet", {}).get("containers", []):
+                for arg in container.get("args", []):
+                    if arg.startswith("--deadline-seconds="):
+                        seen.setdefault(container["args"][0], set()).add(int(arg.split("=", 1)[1]))
     for step, seconds in spec.STEP_DEADLINE_SECONDS.items():
         assert seen.get(step) == {seconds}, f"{step}: rendered {seen.get(step)}, table {seconds}"

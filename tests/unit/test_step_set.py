@@ -50,3 +50,21 @@ def test_a_step_may_wait_only_for_steps_of_its_set() -> None:
 def test_no_step_may_take_the_outputs_containers_name() -> None:
     with pytest.raises(ValueError, match="no step may be called main"):
         _render(SetStep(spec=_spec("main", Step.retain)))
+
+
+def test_a_step_reading_preflights_files_waits_for_preflight_in_the_set() -> None:
+    preflight = SetStep(spec=_spec("preflight", Step.preflight, (Output.record,)))
+    reader = _spec("probe", Step.probe)
+    with pytest.raises(ValueError, match="probe reads preflight's outputs but does not wait for preflight"):
+        _render(preflight, SetStep(spec=reader, from_preflight=True))
+    # Waiting for it through another step is enough.
+    template = _render(
+        preflight,
+        SetStep(spec=_spec("retain", Step.retain), after=["preflight"]),
+        SetStep(spec=reader, after=["retain"], from_preflight=True),
+    )
+    (probe,) = [c for c in template["containerSet"]["containers"] if c["name"] == "probe"]
+    assert "--preflight-outputs=/tmp/outputs" in probe["args"]
+    assert not any(arg.startswith("--record") for arg in probe["args"]), "the record comes from preflight's file"
+    # With every deadline fixed, the Pod's is a plain number: their sum and the margin.
+    assert template["activeDeadlineSeconds"] == str(3 * 300 + 60)

@@ -17,42 +17,49 @@ def _node(node_id: str, name: str, kind: str, phase: str, start: str, end: str, 
     return {**node, **extra}
 
 
-def _run(smoke_phase: str = "Succeeded") -> WorkflowRun:
+def _run(smoke_phase: str = "Succeeded", promotion_required: str = "false") -> WorkflowRun:
     never_ran = 'switch: Error (exit code 64): dependency "smoke" exited with non-zero code: 1'
     switch = (
-        _node("w", "switch", "Container", "Succeeded", "10:00:04Z", "10:00:17Z", boundaryID="r", children=["m"])
+        _node("w", "switch", "Container", "Succeeded", "10:00:00Z", "10:00:17Z", boundaryID="r", children=["m"])
         if smoke_phase == "Succeeded"
-        else _node("w", "switch", "Container", "Error", "10:00:04Z", "10:00:16Z", boundaryID="r", message=never_ran)
+        else _node("w", "switch", "Container", "Error", "10:00:00Z", "10:00:16Z", boundaryID="r", message=never_ran)
     )
+    outputs = {
+        "target-slot": "green",
+        "switch-seconds": "0.412",
+        "promotion-required": promotion_required,
+        "verification-required": "false",
+    }
     nodes = [
-        _node(
-            "p",
-            "preflight",
-            "Pod",
-            "Succeeded",
-            "10:00:00Z",
-            "10:00:03Z",
-            templateName="preflight",
-            outputs={"parameters": [{"name": "target-slot", "value": "green"}], "exitCode": "0"},
-        ),
         _node(
             "r",
             "release",
             "Pod",
             "Succeeded",
-            "10:00:04Z",
+            "10:00:00Z",
             "10:00:18Z",
             templateName="release",
+            children=["p"],
+            inputs={"parameters": [{"name": "image", "value": "demo:v2"}]},
+            outputs={"parameters": [{"name": k, "value": v} for k, v in outputs.items()], "exitCode": "0"},
+        ),
+        _node(
+            "p",
+            "preflight",
+            "Container",
+            "Succeeded",
+            "10:00:00Z",
+            "10:00:03Z",
+            templateName="release",
+            boundaryID="r",
             children=["d"],
-            inputs={"parameters": [{"name": "probe-deadline", "value": "45"}]},
-            outputs={"parameters": [{"name": "switch-seconds", "value": "0.412"}], "exitCode": "0"},
         ),
         _node(
             "d",
             "deploy-green",
             "Container",
             "Succeeded",
-            "10:00:04Z",
+            "10:00:00Z",
             "10:00:14Z",
             templateName="release",
             boundaryID="r",
@@ -63,7 +70,7 @@ def _run(smoke_phase: str = "Succeeded") -> WorkflowRun:
             "probe",
             "Container",
             "Succeeded",
-            "10:00:04Z",
+            "10:00:00Z",
             "10:00:15Z",
             templateName="release",
             boundaryID="r",
@@ -74,15 +81,19 @@ def _run(smoke_phase: str = "Succeeded") -> WorkflowRun:
             "smoke",
             "Container",
             smoke_phase,
-            "10:00:04Z",
+            "10:00:00Z",
             "10:00:16Z",
             templateName="release",
             boundaryID="r",
             children=["w"],
         ),
         {**switch, "templateName": "release"},
-        _node("m", "main", "Container", "Succeeded", "10:00:04Z", "10:00:18Z", templateName="release", boundaryID="r"),
+        _node("m", "main", "Container", "Succeeded", "10:00:00Z", "10:00:18Z", templateName="release", boundaryID="r"),
     ]
+    if promotion_required == "true":
+        nodes.append(
+            _node("g", "deploy-green", "Pod", "Succeeded", "10:00:20Z", "10:00:31Z", templateName="deploy-green")
+        )
     for node in nodes:
         for key in ("startedAt", "finishedAt"):
             node[key] = "2026-11-27T" + node[key]
@@ -92,7 +103,7 @@ def _run(smoke_phase: str = "Succeeded") -> WorkflowRun:
 def test_each_step_of_the_release_pod_is_a_step_in_the_order_it_ran() -> None:
     run = _run()
     raw = run.raw["status"]["nodes"]
-    assert [place_in_pod(raw, n.id) for n in run.steps()] == [0, 1, 2, 3, 4]
+    assert [place_in_pod(raw, n.id) for n in run.steps()] == [1, 2, 3, 4, 5]
     assert run.step_order() == ["preflight", "deploy-green", "probe", "smoke", "switch"]
     # A later step starts when the one it waits for finished, not with the Pod.
     assert run.finished_before("deploy-green", "probe")
@@ -103,7 +114,7 @@ def test_each_step_of_the_release_pod_is_a_step_in_the_order_it_ran() -> None:
 def test_a_step_in_the_release_pod_has_the_pods_inputs_and_outputs() -> None:
     run = _run()
     assert run.output("switch", "switch-seconds") == "0.412"
-    assert run.input("probe", "probe-deadline") == "45"
+    assert run.input("probe", "image") == "demo:v2"
     assert run.output("preflight", "target-slot") == "green"
     (switch,) = run.runs_of("switch")
     assert switch.pod_node == "r" and switch.exit_code == "0"
@@ -122,3 +133,11 @@ def test_steps_the_controller_marked_finished_at_once_keep_the_pods_order() -> N
         if node["type"] == "Container":
             node["finishedAt"] = "2026-11-27T10:00:18Z"
     assert run.step_order() == ["preflight", "deploy-green", "probe", "smoke", "switch"]
+
+
+def test_containers_after_preflight_did_nothing_when_it_left_the_release_to_pods_of_their_own() -> None:
+    run = _run(promotion_required="true")
+    # A service that waits for promotion: the set's later containers ended at once and its own Pods ran the steps.
+    assert run.step_order() == ["preflight", "deploy-green"]
+    (deploy,) = run.runs_of("deploy-green")
+    assert deploy.pod_node == "g"
