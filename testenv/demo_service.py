@@ -16,7 +16,7 @@ from typing import Any
 
 from bluegreen_spec import SERVICE_LABEL, SLOT_LABEL
 from testenv.local_cluster import LocalCluster
-from testenv.rest import KubeApiError, request
+from testenv.rest import KubeApiError, request, request_text
 from testenv.workflow_run import WorkflowRun
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,11 +157,34 @@ class DemoService:
             f"no DeploymentRecord for workflow {workflow}; have {[r['metadata']['name'] for r in self.records()]}"
         )
 
+    def container_log(self, pod: str, container: str) -> str:
+        """The log of one container of a Pod, its stdout and stderr as the node agent kept them."""
+        return request_text(
+            self.cluster.api, f"/api/v1/namespaces/{self.namespace}/pods/{pod}/log", query={"container": container}
+        )
+
+    def step_log(self, workflow: str, step: str) -> str:
+        """The log of the latest container that ran ``step`` in ``workflow``, in a Pod of its own or of several."""
+        pods = request(
+            self.cluster.api,
+            "GET",
+            f"/api/v1/namespaces/{self.namespace}/pods",
+            query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
+        )["items"]
+        for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
+            names = [c["name"] for c in pod["spec"]["containers"]]
+            if step in names:
+                return self.container_log(pod["metadata"]["name"], step)
+            if _node_template(pod) == step:
+                return self.container_log(pod["metadata"]["name"], "main")
+        raise AssertionError(f"no Pod of {workflow} that ran {step} is left")
+
     def pod_deadline(self, workflow: str, template: str) -> int:
         """The deadline the controller gave the last run of the step ``template`` in ``workflow``.
 
-        A step's own Pod has it as ``spec.activeDeadlineSeconds``; a step in a shared Pod as its container's
-        ``--deadline-seconds`` argument, which the controller resolved from the run's inputs.
+        A step's own Pod has it as ``spec.activeDeadlineSeconds``. A step in the release Pod logs the deadline it
+        took from preflight's outputs (its ``--deadline-seconds`` argument is only the cap), or else enforces that
+        argument.
         """
         pods = request(
             self.cluster.api,
@@ -177,6 +200,9 @@ class DemoService:
             for container in pod["spec"]["containers"]:
                 if container["name"] != template:
                     continue
+                for line in self.container_log(pod["metadata"]["name"], template).splitlines():
+                    if '"action": "from-preflight"' in line:
+                        return int(float(json.loads(line)["deadline_seconds"]))
                 for arg in container.get("args") or []:
                     if arg.startswith("--deadline-seconds="):
                         return int(float(arg.split("=", 1)[1]))

@@ -137,6 +137,17 @@ def request(
     return decoded if isinstance(decoded, dict) else {"items": decoded}
 
 
+def request_text(
+    api: client.ApiClient, path: str, *, query: Mapping[str, str | int | bool] | None = None, timeout: float = 60.0
+) -> str:
+    """GET a plain-text answer (a container's log, say); raise :class:`KubeApiError` otherwise."""
+    resp = _send(api, "GET", path, query, None, None, timeout)
+    data = resp.read()
+    if not 200 <= resp.status <= 299:
+        raise KubeApiError("GET", path, resp.status, data)
+    return bytes(data).decode(errors="replace")
+
+
 class WatchStream:
     """One watch request whose events can be iterated, and which another thread can cut short."""
 
