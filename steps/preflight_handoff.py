@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bluegreen_contract import DEADLINE_OUTPUTS, Output, Step
+from bluegreen_spec import Slot
 from steps.errors import BadInput
 
 #: The steps that can run after preflight in its Pod and take its choices from its files.
@@ -80,8 +81,11 @@ def read_handoff(directory: Path, step: Step) -> Handoff:
         if not text.isdigit():
             raise BadInput(f"{step.value}: preflight's output {output.value} is {text!r}, not a whole number")
         deadlines[deadline_step] = int(text)
+    slot = _read(directory, Output.target_slot, step)
+    if slot not in {choice.value for choice in Slot}:
+        raise BadInput(f"{step.value}: preflight's output {Output.target_slot.value} is {slot!r}, not blue or green")
     return Handoff(
-        slot=_read(directory, Output.target_slot, step),
+        slot=slot,
         record=_read(directory, Output.record, step),
         image=_read(directory, Output.image, step),
         deadlines=deadlines,

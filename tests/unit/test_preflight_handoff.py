@@ -77,6 +77,10 @@ def test_a_missing_output_names_itself_its_file_and_what_to_do(tmp_path: Path) -
     (tmp_path / Output.target_slot.value).unlink()
     with pytest.raises(BadInput, match=r"probe: preflight's output target-slot cannot be read from .*target-slot"):
         read_handoff(tmp_path, Step.probe)
+    (tmp_path / Output.target_slot.value).write_text("purple")
+    with pytest.raises(BadInput, match="target-slot is 'purple', not blue or green"):
+        read_handoff(tmp_path, Step.probe)
+    (tmp_path / Output.target_slot.value).write_text("blue")
     (tmp_path / Output.probe_deadline.value).write_text("soon")
     with pytest.raises(BadInput, match="probe-deadline is 'soon', not a whole number"):
         read_handoff(tmp_path, Step.probe)
