@@ -121,7 +121,7 @@ def deployed_version_metric() -> Gauge:
 
 
 def started_metrics() -> list[Counter]:
-    """Counted when the release Pod ends: started minus ended runs is the runs past their switch or their gate.
+    """Counted when the release Pod ends: started minus ended runs is the runs past that Pod that have not ended.
 
     Argo emits a template's metrics when its node ends, and preflight shares the release Pod, so a run counts as
     started once that Pod ends.
