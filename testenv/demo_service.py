@@ -163,15 +163,19 @@ class DemoService:
             self.cluster.api, f"/api/v1/namespaces/{self.namespace}/pods/{pod}/log", query={"container": container}
         )
 
-    def step_log(self, workflow: str, step: str) -> str:
-        """The log of the latest container that ran ``step`` in ``workflow``, in a Pod of its own or of several."""
+    def workflow_pods(self, workflow: str) -> list[dict[str, Any]]:
+        """The Pods ``workflow`` left, newest first."""
         pods = request(
             self.cluster.api,
             "GET",
             f"/api/v1/namespaces/{self.namespace}/pods",
             query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
         )["items"]
-        for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
+        return sorted(pods, key=lambda p: str(p["metadata"]["creationTimestamp"]), reverse=True)
+
+    def step_log(self, workflow: str, step: str) -> str:
+        """The log of the latest container that ran ``step`` in ``workflow``, in a Pod of its own or of several."""
+        for pod in self.workflow_pods(workflow):
             names = [c["name"] for c in pod["spec"]["containers"]]
             if step in names:
                 return self.container_log(pod["metadata"]["name"], step)
@@ -186,17 +190,11 @@ class DemoService:
         took from preflight's outputs (its ``--deadline-seconds`` argument is only the cap), or else enforces that
         argument.
         """
-        pods = request(
-            self.cluster.api,
-            "GET",
-            f"/api/v1/namespaces/{self.namespace}/pods",
-            query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
-        )["items"]
+        pods = self.workflow_pods(workflow)
         ran = [p for p in pods if _node_template(p) == template]
         if ran:
-            latest = max(ran, key=lambda p: p["metadata"]["creationTimestamp"])
-            return int(latest["spec"]["activeDeadlineSeconds"])
-        for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
+            return int(ran[0]["spec"]["activeDeadlineSeconds"])
+        for pod in pods:
             for container in pod["spec"]["containers"]:
                 if container["name"] != template:
                     continue
