@@ -79,6 +79,15 @@ def selector_keys(selector: Obj) -> set[str]:
     return set(selector.get("matchLabels") or {}) | {str(e["key"]) for e in expressions if "key" in e}
 
 
+#: How a slot Deployment replaces its pods: every new pod at once, and no old pod goes before the new ones are
+#: available. A deploy replaces the pods of the idle slot, which takes no traffic, so the team's rolling strategy
+#: (with 3 replicas the default lets one new pod up at a time) would only multiply the app's readiness by the number
+#: of replicas. Keeping ``maxUnavailable`` at 0 still guards the live slot: a ``kubectl rollout restart`` of it
+#: surges a full set of pods beside the serving ones instead of taking them all down. The cost is a transient second
+#: set of the slot's pods while it changes.
+SLOT_STRATEGY: Obj = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}
+
+
 def slot_deployment(
     source: Obj, service: str, slot: spec.Slot, image: str, container: str | None, replicas: int, record: str
 ) -> Obj:
@@ -100,8 +109,9 @@ def slot_deployment(
         "replicas": replicas,
         "selector": selector,
         "template": template,
+        "strategy": copy.deepcopy(SLOT_STRATEGY),
     }
-    for field in ("strategy", "minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit"):
+    for field in ("minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit"):
         if field in source["spec"]:
             spec_body[field] = copy.deepcopy(source["spec"][field])
     return {

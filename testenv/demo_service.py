@@ -6,6 +6,7 @@ The end-to-end tests and ``make demo`` both use it, so the demo's story and the 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,7 @@ DEMO_IMAGE = "ghcr.io/argo-bluegreen/demo-app"
 DEPLOY_TEMPLATE = "workflowtemplate/blue-green-deploy"
 ROLLBACK_TEMPLATE = "workflowtemplate/blue-green-rollback"
 CLEANUP_CRON = "cronworkflow/blue-green-cleanup"
+_SCALED_UP = re.compile(r"Scaled up replica set (\S+) (?:from \d+ )?to (\d+)")
 BGD_PATH = "/apis/argo-bluegreen.io/v1alpha1/namespaces/{ns}/bluegreendeployments/{name}"
 
 
@@ -137,6 +139,41 @@ class DemoService:
     def slot(self, slot: str) -> dict[str, Any] | None:
         """The slot Deployment ``<name>-<slot>``."""
         return self.deployment(f"{self.name}-{slot}")
+
+    def scale_ups(self, slot: str, image: str) -> list[int]:
+        """The replica counts, in order, the deployment controller scaled the slot's ReplicaSet for ``image`` up to.
+
+        Read from the controller's own ``ScalingReplicaSet`` events on the slot Deployment, so they show how the slot
+        really rolled: ``[2]`` for every pod at once, ``[1, 2]`` for one at a time.
+        """
+        deployment = f"{self.name}-{slot}"
+        replica_sets = request(
+            self.cluster.api,
+            "GET",
+            f"/apis/apps/v1/namespaces/{self.namespace}/replicasets",
+            query={"labelSelector": f"{SLOT_LABEL}={slot}"},
+        )["items"]
+        names = {
+            rs["metadata"]["name"]
+            for rs in replica_sets
+            if any(o.get("name") == deployment for o in rs["metadata"].get("ownerReferences") or [])
+            and any(c.get("image") == image for c in rs["spec"]["template"]["spec"]["containers"])
+        }
+        events = request(
+            self.cluster.api,
+            "GET",
+            f"/api/v1/namespaces/{self.namespace}/events",
+            query={"fieldSelector": f"involvedObject.name={deployment},reason=ScalingReplicaSet"},
+        )["items"]
+        # Events are stamped to the second; their names end in the time of their creation in hex nanoseconds.
+        events.sort(key=lambda e: (str(e.get("lastTimestamp") or e.get("eventTime") or ""), e["metadata"]["name"]))
+        counts = []
+        for event in events:
+            # "Scaled up replica set web-green-5d8f from 0 to 2" (older releases: "... web-green-5d8f to 2").
+            found = _SCALED_UP.search(str(event.get("message", "")))
+            if found and found.group(1) in names:
+                counts.append(int(found.group(2)))
+        return counts
 
     def records(self) -> list[dict[str, Any]]:
         """This service's DeploymentRecords, oldest first."""

@@ -181,6 +181,10 @@ def test_two_submits_for_one_service_are_serialised_by_the_mutex(adopted_service
     assert second_done.output("preflight", "target-slot") == start_slot
     assert service.live_slot() == start_slot
     assert service.serving_version() == "v3"
+    # That slot still ran v1, kept warm for a rollback: its pods were replaced all at once, not one at a time as the
+    # team's rolling strategy would have had it, as the real deployment controller's events show.
+    replicas = int(service.bgd()["spec"]["replicas"])
+    assert service.scale_ups(start_slot, demo_image("v3")) == [replicas]
 
 
 def test_rollback_template_restores_the_previous_slot(adopted_service: DemoService) -> None:
