@@ -30,6 +30,7 @@ from steps.errors import StepError
 from steps.kube import Kube
 from steps.log import StepLog
 from steps.preflight_handoff import read_handoff
+from steps.set_sequence import mark_ended, wait_for
 
 
 def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: bool = False) -> None:
@@ -45,6 +46,18 @@ def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: b
     parser.add_argument(
         "--transient-retries", type=int, default=0, help="retry a transient failure (exit 75) this many times"
     )
+    # Steps that share a Pod keep their order themselves (steps.set_sequence).
+    parser.add_argument(
+        "--set-state", type=Path, help="directory the steps of one Pod share: this step leaves its exit code there"
+    )
+    parser.add_argument(
+        "--wait-for",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="start only once STEP (of the same Pod) ended with 0; not at all if it failed; repeatable",
+    )
+    parser.add_argument("--wait-seconds", type=float, help="how long to wait for --wait-for at most")
 
 
 def _slot_and_record(parser: argparse.ArgumentParser, *, from_preflight: bool = False) -> None:
@@ -182,12 +195,31 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
     """Parse the command line and run the step; returns the contract's exit code.
 
     ``kube`` lets tests hand in a client (for example one impersonating the workflow's ServiceAccount); in a pod
-    the step uses its ServiceAccount, elsewhere the kubeconfig.
+    the step uses its ServiceAccount, elsewhere the kubeconfig. A step given ``--set-state`` leaves its exit code
+    there however it ends, so the steps after it in the Pod go on or stop at once.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_state: Path | None = getattr(args, "set_state", None)
+    if getattr(args, "wait_for", None) and (set_state is None or args.wait_seconds is None):
+        parser.error("--wait-for needs --set-state and --wait-seconds")
+    code: int = ExitCode.FAILED  # what an exception escaping the step leaves behind
+    try:
+        code = _run(args, parser, kube)
+        return code
+    finally:
+        if set_state is not None:
+            mark_ended(set_state, args.step, code)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, kube: Kube | None) -> int:
     module = importlib.import_module(COMMANDS[args.step])
     try:
+        if getattr(args, "wait_for", None):
+            # Everything is loaded and the client made before this wait, so the step starts the moment it ends.
+            kube = kube if kube is not None else _default_client()
+            waited = wait_for(args.wait_for, args.set_state, args.wait_seconds)
+            StepLog(args.step, args.service)("waited", steps=args.wait_for, seconds=round(waited, 3))
         elsewhere = take_preflight_handoff(parser, args)
         if getattr(args, "preflight_outputs", None) is not None:
             log = StepLog(args.step, args.service)
@@ -196,11 +228,7 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
                 return ExitCode.OK
             # What this step acts on, as preflight chose it: the parameters a Pod of its own would have shown.
             log("from-preflight", slot=args.slot, record=args.record, deadline_seconds=args.deadline_seconds)
-        if kube is None:
-            from steps.context import api_client
-
-            kube = Kube(api_client())
-        client = kube
+        client = kube if kube is not None else _default_client()
         # The people's commands (history, status) take neither option: one attempt, no deadline.
         return run_with_retries(
             args.step,
@@ -212,6 +240,13 @@ def main(argv: list[str] | None = None, kube: Kube | None = None) -> int:
         print(f"bluegreen-step {args.step}: {error}", file=sys.stderr)
         leave_termination_message(str(error))
         return error.exit_code
+
+
+def _default_client() -> Kube:
+    """In a pod, the ServiceAccount; elsewhere the kubeconfig."""
+    from steps.context import api_client
+
+    return Kube(api_client())
 
 
 def take_preflight_handoff(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
