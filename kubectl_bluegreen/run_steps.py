@@ -1,12 +1,14 @@
 """Which nodes of an Argo workflow's status are the run's steps, and the order they ran in.
 
 A step runs as a Pod of its own or as a container of a Pod that runs several (the release Pod, an Argo
-containerSet). Such a Pod's own node is not a step, and neither is its outputs container. A container that Argo's
-executor never started, because one it waits for failed, is marked Error with the executor's reason: it did not run.
-The containers of one Pod all start with it, and the controller may mark several of them finished at once, so they
-are ordered by the Pod's container graph. When preflight leaves the release to Pods of their own (a service that
-verifies images or waits for promotion), the release Pod's later containers end at once without doing anything, and
-its outputs say so: those containers are not steps that ran either.
+containerSet). Such a Pod's own node is not a step, and neither is its outputs container. A step whose predecessor
+in the Pod failed does not run: it fails with the words Argo's executor uses for a container it does not start, and
+is not a step that ran. The containers of one Pod all start with it, and the controller may mark several of them
+finished at once, so they are ordered by the pipeline: in a shared Pod a step runs after every step of that Pod that
+comes before it in :class:`bluegreen_contract.Step`, and the outputs container after them all. When preflight
+leaves the release to Pods of their own (a service that verifies images or waits for promotion), the release Pod's
+later containers end at once without doing anything, and its outputs say so: those containers are not steps that
+ran either.
 """
 
 from __future__ import annotations
@@ -14,17 +16,33 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from bluegreen_contract import SET_OUTPUTS_CONTAINER
+from bluegreen_contract import SET_OUTPUTS_CONTAINER, Step
 from steps.kube import Obj
 from steps.preflight_handoff import HANDED_OFF_STEPS, released_elsewhere
 
-#: Argo's executor's reason for a container it did not start: one it waits for failed.
+#: Why a container did not run its step: one it waits for failed (Argo's executor's words, which the steps reuse).
 NEVER_STARTED = re.compile(r'dependency "[^"]+" exited with non-zero code')
+_PIPELINE = [step.value for step in Step]
+
+
+def _place_in_pipeline(node: Obj) -> int:
+    name = str(node.get("displayName"))
+    return _PIPELINE.index(name) if name in _PIPELINE else len(_PIPELINE)
 
 
 def waited_for(nodes: Mapping[str, Obj], node_id: str) -> list[str]:
-    """The ids of the containers of the same Pod that container ``node_id`` waits for; none for any other node."""
-    return [key for key, n in nodes.items() if n.get("type") == "Container" and node_id in (n.get("children") or [])]
+    """The ids of the containers of the same Pod that container ``node_id`` runs after; none for any other node."""
+    node = nodes[node_id]
+    if node.get("type") != "Container":
+        return []
+    place = _place_in_pipeline(node)
+    return [
+        key
+        for key, other in nodes.items()
+        if other.get("type") == "Container"
+        and other.get("boundaryID") == node.get("boundaryID")
+        and _place_in_pipeline(other) < place
+    ]
 
 
 def place_in_pod(nodes: Mapping[str, Obj], node_id: str) -> int:
@@ -35,8 +53,8 @@ def place_in_pod(nodes: Mapping[str, Obj], node_id: str) -> int:
 
 
 def never_started(node: Obj) -> bool:
-    """A container Argo's executor never started because one it waits for failed."""
-    return node.get("phase") == "Error" and bool(NEVER_STARTED.search(str(node.get("message") or "")))
+    """A container that did not run its step because one it waits for failed (Error from the executor, else Failed)."""
+    return node.get("phase") in ("Error", "Failed") and bool(NEVER_STARTED.search(str(node.get("message") or "")))
 
 
 def handed_off(nodes: Mapping[str, Obj], node: Obj) -> bool:

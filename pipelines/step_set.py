@@ -1,15 +1,22 @@
-"""Several steps in one Pod: an Argo ``containerSet`` with one container node per step, ordered by dependencies.
+"""Several steps in one Pod: an Argo ``containerSet`` with one container node per step, run in order.
 
 Why: the Argo controller looks at a workflow again only ``DEFAULT_REQUEUE_TIME`` after one of its Pods changed
-(10 s unless the controller is tuned), so every Pod boundary on a deploy's path costs that long. Inside one Pod,
-Argo's executor starts a container's program as soon as the containers it depends on have exited 0 (it looks once
-a second), and the controller is not involved at all.
+(10 s unless the controller is tuned), so every Pod boundary on a deploy's path costs that long. Inside one Pod the
+controller is not involved at all.
+
+The steps keep their order themselves (:mod:`steps.set_sequence`) rather than through Argo's ``dependencies``: every
+step's program starts with the Pod, loads its libraries, and waits for the steps before it to leave their exit code
+on the shared emptyDir (``--set-state``, ``--wait-for``). Argo's executor would start a program only after looking
+for its dependency's exit once a second, and notice a program's own end once a second too; with a Python start on
+top, each boundary cost 1.5 to 2.7 s. A step whose predecessor failed does not run and fails with the executor's
+own words for that. The ``main`` container still waits for every step through Argo, so the outputs are whole.
 
 What each step keeps, and how:
 
-* **its own node** in the Argo UI (type ``Container``), with its phase, its logs and its failure message; the
-  graph shows the dependencies. A container node's start time is the Pod's, so the UI's duration of a later step
-  includes its wait for the earlier ones; the step's own log lines carry its real timing.
+* **its own node** in the Argo UI (type ``Container``), with its phase, its logs and its failure message. The UI
+  draws the steps side by side, each leading to ``main``, not as a chain: the order is the pipeline's, and each
+  step's log says what it waited for and how long (``waited``). A container node's start time is the Pod's, so the
+  UI's duration of a later step includes that wait; the step's own log lines carry its real timing.
 * **its deadline and its retries**: the executor has neither per container (its inner retry would re-run a failed
   health check), so each step gets ``--deadline-seconds`` and ``--transient-retries`` and enforces them itself
   (:mod:`steps.attempts`), with the same backoff as a step Pod's ``retryStrategy``. Pod-level errors (an eviction,
@@ -58,8 +65,10 @@ TINY = Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", mem
 TRANSIENT_RETRIES = 3
 #: The inputs a step after preflight in the same Pod reads from preflight's outputs instead.
 HANDED_OVER = frozenset({"image", "slot", "record"})
-#: Added to the sum of the steps' deadlines for the whole Pod: its start, and the executor's one-second polls.
+#: Added to the sum of the steps' deadlines for the whole Pod, and for a step's wait for those before it.
 POD_MARGIN_SECONDS = 60
+#: The directory on the Pod's emptyDir where each step leaves its exit code for the steps after it.
+SET_STATE_DIR = "/tmp/steps"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,14 +104,21 @@ class SetStep:
         parameter = self.deadline_parameter
         return input_parameter(parameter) if parameter else str(self.spec.deadline_seconds)
 
-    def args(self) -> list[str]:
-        """The step's command line: the one its own Pod would run, plus its deadline and retries."""
+    def args(self, wait_seconds: int = 0) -> list[str]:
+        """The step's command line: the one its own Pod would run, plus its deadline, retries and place in the set.
+
+        ``wait_seconds`` bounds the wait for the steps in :attr:`after`: the sum of their own deadlines and more.
+        """
         # With preflight's outputs, this is the cap the per-run deadline never exceeds; preflight's own one wins.
         own = [f"--deadline-seconds={self.deadline_seconds()}"]
         if self.spec.retry:
             own.append(f"--transient-retries={TRANSIENT_RETRIES}")
         if self.from_preflight:
             own.append(f"--preflight-outputs={OUTPUT_DIR}")
+        own.append(f"--set-state={SET_STATE_DIR}")
+        if self.after:
+            own += [f"--wait-for={earlier}" for earlier in self.after]
+            own.append(f"--wait-seconds={wait_seconds}")
         return step_args(replace(self.spec, inputs=self.inputs)) + own
 
 
@@ -141,6 +157,10 @@ def step_set(
                 waiting.extend(by_name[earlier].after)
         return found
 
+    def _wait_bound(earlier: set[str]) -> int:
+        # A per-run deadline never exceeds its cap, and a step's deadline covers all of its attempts.
+        return sum(by_name[e].spec.deadline_seconds for e in earlier) + POD_MARGIN_SECONDS
+
     for step in steps:
         if step.from_preflight and not any(by_name[a].spec.step is Step.preflight for a in ancestors(step)):
             raise ValueError(
@@ -176,8 +196,8 @@ def step_set(
                 image=settings.image,
                 image_pull_policy="IfNotPresent",
                 command=["bluegreen-step"],
-                args=step.args(),
-                dependencies=list(step.after) or None,
+                # No `dependencies`: the step waits for those before it itself (see the module's docstring).
+                args=step.args(wait_seconds=_wait_bound(ancestors(step))),
                 env=step_env(settings),
                 security_context=RESTRICTED,
                 resources=SMALL,
@@ -196,4 +216,4 @@ def step_set(
     return template
 
 
-__all__ = ["POD_MARGIN_SECONDS", "TRANSIENT_RETRIES", "SetStep", "step_set"]
+__all__ = ["POD_MARGIN_SECONDS", "SET_STATE_DIR", "TRANSIENT_RETRIES", "SetStep", "step_set"]

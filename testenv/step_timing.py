@@ -51,9 +51,9 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
             continue
         created = timestamp(pod["metadata"]["creationTimestamp"])
         container_start, finished = timestamp(terminated["startedAt"]), timestamp(terminated["finishedAt"])
-        # In a shared Pod every container starts with the Pod, and Argo's executor starts a later step's program
-        # once the step before it has exited (it looks once a second). No object records that moment, so a later
-        # step's own work runs from the previous step's exit and includes that wait; it has no queueing or Pod start.
+        # In a shared Pod every container starts with the Pod, and a later step's program waits until the step
+        # before it has exited. No object records the moment it goes on, so a later step's own work runs from the
+        # previous step's exit; it has no queueing or Pod start.
         if node.pod_node == previous_pod and previous_exit is not None:
             started = max(container_start, previous_exit)
             queueing, pod_start = 0.0, 0.0

@@ -77,17 +77,27 @@ def test_the_release_pod_runs_preflight_to_switch_and_a_staged_service_step_by_s
     # A service that verifies its images or waits for promotion releases one Pod per step after the set.
     assert all(dag[name]["when"] == STAGED for name in ("deploy-green", "probe", "smoke", "switch"))
     release = templates(DEPLOY)[dag["release"]["template"]]
-    graph = {name: c.get("dependencies", []) for name, c in release_containers().items()}
-    # One container per step, each a node of its own in the UI, in the order the step Pods run; `main` only hands
-    # the set's outputs to Argo after every step.
+    # One container per step, each a node of its own in the UI, in the order the step Pods run. Each step waits for
+    # the one before it itself, so its program is loaded when that one ends; `main` only hands the set's outputs to
+    # Argo, and Argo's executor starts it after every step.
+    containers = release_containers()
+    graph = {
+        name: [a.removeprefix("--wait-for=") for a in c["args"] if a.startswith("--wait-for=")]
+        for name, c in containers.items()
+        if name != "main"
+    }
     assert graph == {
         "preflight": [],
         "deploy-green": ["preflight"],
         "probe": ["deploy-green"],
         "smoke": ["probe"],
         "switch": ["smoke"],
+    }
+    assert {name: c.get("dependencies") for name, c in containers.items()} == {
+        **dict.fromkeys(graph),
         "main": ["deploy-green", "preflight", "probe", "smoke", "switch"],
     }
+    assert all("--set-state=/tmp/steps" in containers[name]["args"] for name in graph)
     steps = {name: c["args"][0] for name, c in release_containers().items() if name != "main"}
     assert steps == {name: name for name in graph if name != "main"}
     # The run's parameters go to preflight; the steps after it read preflight's choices from its files.
@@ -240,6 +250,11 @@ def test_steps_in_the_release_pod_take_the_same_deadlines_and_the_pod_their_sum(
         STEP_DEADLINE_SECONDS[s] for s in (Step.preflight, Step.deploy_green, Step.probe, Step.smoke, Step.switch)
     )
     assert release["activeDeadlineSeconds"] == str(caps + 60)
+    # A step waits for those before it at most as long as their caps allow, plus the same margin.
+    waited = 0
+    for earlier, step in itertools.pairwise((Step.preflight, Step.deploy_green, Step.probe, Step.smoke, Step.switch)):
+        waited += STEP_DEADLINE_SECONDS[earlier]
+        assert f"--wait-seconds={waited + 60}" in release_containers()[step.value]["args"], step
 
 
 @pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, CLEANUP], ids=["deploy", "rollback", "cleanup"])

@@ -10,7 +10,7 @@ from hera.workflows import WorkflowTemplate
 from bluegreen_contract import Output, Step
 from pipelines.settings import RenderSettings
 from pipelines.step_container import StepSpec
-from pipelines.step_set import SetStep, step_set
+from pipelines.step_set import POD_MARGIN_SECONDS, SetStep, step_set
 
 
 def _spec(template: str, step: Step, outputs: tuple[Output, ...] = ()) -> StepSpec:
@@ -40,6 +40,30 @@ def test_a_set_with_outputs_ends_with_main_after_every_step() -> None:
     assert containers["main"]["command"] == ["true"]
     (output,) = template["outputs"]["parameters"]
     assert output == {"name": "switched-at", "valueFrom": {"path": "/tmp/outputs/switched-at", "default": ""}}
+
+
+def test_steps_keep_their_order_themselves_each_wait_bounded_by_the_deadlines_before_it() -> None:
+    template = _render(
+        SetStep(spec=_spec("retain", Step.retain)),
+        SetStep(spec=_spec("cleanup", Step.cleanup), after=["retain"]),
+        SetStep(spec=_spec("verify", Step.verify), after=["retain"]),
+        SetStep(spec=_spec("notify", Step.notify), after=["cleanup", "verify"]),
+    )
+    containers = {c["name"]: c for c in template["containerSet"]["containers"]}
+    # No step waits through Argo's executor: each program starts with the Pod and waits on the shared emptyDir.
+    assert all("dependencies" not in c for c in containers.values())
+    for name, container in containers.items():
+        assert "--set-state=/tmp/steps" in container["args"], name
+    assert not any(a.startswith("--wait") for a in containers["retain"]["args"])
+    assert [a for a in containers["notify"]["args"] if a.startswith("--wait-for=")] == [
+        "--wait-for=cleanup",
+        "--wait-for=verify",
+    ]
+    caps = {step: StepSpec(template=step.value, step=step).deadline_seconds for step in Step}
+    # Its wait covers every step it comes after, directly or not, plus the set's margin.
+    expected = caps[Step.retain] + caps[Step.cleanup] + caps[Step.verify] + POD_MARGIN_SECONDS
+    assert f"--wait-seconds={expected}" in containers["notify"]["args"]
+    assert f"--wait-seconds={caps[Step.retain] + POD_MARGIN_SECONDS}" in containers["cleanup"]["args"]
 
 
 def test_a_step_may_wait_only_for_steps_of_its_set() -> None:

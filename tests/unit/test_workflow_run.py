@@ -1,6 +1,6 @@
 """How the tests read a run whose steps share the release Pod, from node shapes the real controller wrote.
 
-The shapes (types, boundaries, children, phases and the executor's message for a step it never started) were read
+The shapes (types, boundaries, children, phases and the message of a step that did not run) were read
 off runs of the deploy template on the local cluster.
 """
 
@@ -18,11 +18,22 @@ def _node(node_id: str, name: str, kind: str, phase: str, start: str, end: str, 
 
 
 def _run(smoke_phase: str = "Succeeded", promotion_required: str = "false") -> WorkflowRun:
-    never_ran = 'switch: Error (exit code 64): dependency "smoke" exited with non-zero code: 1'
+    # The steps order themselves, so Argo's graph leads each of them to `main` only.
+    never_ran = 'switch: Error (exit code 1): dependency "smoke" exited with non-zero code: 1; this step did not run'
     switch = (
         _node("w", "switch", "Container", "Succeeded", "10:00:00Z", "10:00:17Z", boundaryID="r", children=["m"])
         if smoke_phase == "Succeeded"
-        else _node("w", "switch", "Container", "Error", "10:00:00Z", "10:00:16Z", boundaryID="r", message=never_ran)
+        else _node(
+            "w",
+            "switch",
+            "Container",
+            "Failed",
+            "10:00:00Z",
+            "10:00:16Z",
+            boundaryID="r",
+            children=["m"],
+            message=never_ran,
+        )
     )
     outputs = {
         "target-slot": "green",
@@ -39,7 +50,7 @@ def _run(smoke_phase: str = "Succeeded", promotion_required: str = "false") -> W
             "10:00:00Z",
             "10:00:18Z",
             templateName="release",
-            children=["p"],
+            children=["p", "d", "b", "s", "w", "m"],
             inputs={"parameters": [{"name": "image", "value": "demo:v2"}]},
             outputs={"parameters": [{"name": k, "value": v} for k, v in outputs.items()], "exitCode": "0"},
         ),
@@ -52,7 +63,7 @@ def _run(smoke_phase: str = "Succeeded", promotion_required: str = "false") -> W
             "10:00:03Z",
             templateName="release",
             boundaryID="r",
-            children=["d"],
+            children=["m"],
         ),
         _node(
             "d",
@@ -63,7 +74,7 @@ def _run(smoke_phase: str = "Succeeded", promotion_required: str = "false") -> W
             "10:00:14Z",
             templateName="release",
             boundaryID="r",
-            children=["b"],
+            children=["m"],
         ),
         _node(
             "b",
@@ -74,7 +85,7 @@ def _run(smoke_phase: str = "Succeeded", promotion_required: str = "false") -> W
             "10:00:15Z",
             templateName="release",
             boundaryID="r",
-            children=["s"],
+            children=["m"],
         ),
         _node(
             "s",
@@ -85,7 +96,7 @@ def _run(smoke_phase: str = "Succeeded", promotion_required: str = "false") -> W
             "10:00:16Z",
             templateName="release",
             boundaryID="r",
-            children=["w"],
+            children=["m"],
         ),
         {**switch, "templateName": "release"},
         _node("m", "main", "Container", "Succeeded", "10:00:00Z", "10:00:18Z", templateName="release", boundaryID="r"),
