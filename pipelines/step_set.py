@@ -8,7 +8,7 @@ The steps keep their order themselves (:mod:`steps.set_sequence`) rather than th
 step's program starts with the Pod, loads its libraries, and waits for the steps before it to leave their exit code
 on the shared emptyDir (``--set-state``, ``--wait-for``). Argo's executor would start a program only after looking
 for its dependency's exit once a second, and notice a program's own end once a second too; with a Python start on
-top, each boundary cost 1.5 to 2.7 s. A step whose predecessor failed does not run and fails with the executor's
+top, each boundary cost 0.9 to 2.8 s. A step whose predecessor failed does not run and fails with the executor's
 own words for that. The ``main`` container still waits for every step through Argo, so the outputs are whole.
 
 What each step keeps, and how:

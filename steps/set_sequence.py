@@ -3,7 +3,7 @@
 Argo's executor could keep that order itself (a containerSet's ``dependencies``), but at a cost paid at every step
 boundary of a deploy: it looks for a finished program once a second, it looks for a finished dependency once a
 second, and only then does the next step's Python start and load its libraries. On the local cluster that came to
-1.5 to 2.7 s per boundary. So every step's program starts with the Pod, loads everything it needs, and then waits
+0.9 to 2.8 s per boundary. So every step's program starts with the Pod, loads everything it needs, and then waits
 here, looking every :data:`POLL_SECONDS` for the end marker the step before it leaves in the directory all the Pod's
 containers share (``--set-state``). A step writes its marker, its exit code, as the last thing it does.
 
