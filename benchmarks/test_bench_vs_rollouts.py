@@ -52,7 +52,7 @@ from testenv.demo_service import (
 )
 from testenv.load_harness import SelectorChange, SelectorWatch
 from testenv.local_cluster import ClusterTuning, LocalCluster
-from testenv.rest import request
+from testenv.rest import list_items, request
 from testenv.rollouts_controller import RolloutsController
 from testenv.step_timing import readiness_span, step_split, timestamp
 
@@ -213,12 +213,11 @@ class RolloutUnderTest:
 
     def analysis_span(self, pod_hash: str) -> float:
         """The pre-promotion analysis of ``pod_hash``: its first measurement's start to its last one's end."""
-        runs = request(
+        runs = list_items(
             self.cluster.api,
-            "GET",
             f"/apis/argoproj.io/v1alpha1/namespaces/{NAMESPACE}/analysisruns",
             query={"labelSelector": f"{HASH_LABEL}={pod_hash}"},
-        )["items"]
+        )
         measurements = [
             measurement
             for run in runs

@@ -17,7 +17,7 @@ from typing import Any
 
 from bluegreen_spec import SERVICE_LABEL, SLOT_LABEL
 from testenv.local_cluster import LocalCluster
-from testenv.rest import KubeApiError, request, request_text
+from testenv.rest import KubeApiError, list_items, request, request_text
 from testenv.workflow_run import WorkflowRun
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,24 +147,22 @@ class DemoService:
         really rolled: ``[2]`` for every pod at once, ``[1, 2]`` for one at a time.
         """
         deployment = f"{self.name}-{slot}"
-        replica_sets = request(
+        replica_sets = list_items(
             self.cluster.api,
-            "GET",
             f"/apis/apps/v1/namespaces/{self.namespace}/replicasets",
             query={"labelSelector": f"{SLOT_LABEL}={slot}"},
-        )["items"]
+        )
         names = {
             rs["metadata"]["name"]
             for rs in replica_sets
             if any(o.get("name") == deployment for o in rs["metadata"].get("ownerReferences") or [])
             and any(c.get("image") == image for c in rs["spec"]["template"]["spec"]["containers"])
         }
-        events = request(
+        events = list_items(
             self.cluster.api,
-            "GET",
             f"/api/v1/namespaces/{self.namespace}/events",
             query={"fieldSelector": f"involvedObject.name={deployment},reason=ScalingReplicaSet"},
-        )["items"]
+        )
         # Events are stamped to the second; their names end in the time of their creation in hex nanoseconds.
         events.sort(key=lambda e: (str(e.get("lastTimestamp") or e.get("eventTime") or ""), e["metadata"]["name"]))
         counts = []
@@ -177,12 +175,11 @@ class DemoService:
 
     def records(self) -> list[dict[str, Any]]:
         """This service's DeploymentRecords, oldest first."""
-        items = request(
+        items = list_items(
             self.cluster.api,
-            "GET",
             f"/apis/argo-bluegreen.io/v1alpha1/namespaces/{self.namespace}/deploymentrecords",
             query={"labelSelector": f"argo-bluegreen.io/service={self.name}"},
-        )["items"]
+        )
         return sorted(items, key=lambda r: str(r["spec"].get("startedAt", "")))
 
     def record_of(self, workflow: str) -> dict[str, Any]:
@@ -202,12 +199,11 @@ class DemoService:
 
     def workflow_pods(self, workflow: str) -> list[dict[str, Any]]:
         """The Pods ``workflow`` left, newest first."""
-        pods = request(
+        pods = list_items(
             self.cluster.api,
-            "GET",
             f"/api/v1/namespaces/{self.namespace}/pods",
             query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
-        )["items"]
+        )
         return sorted(pods, key=lambda p: str(p["metadata"]["creationTimestamp"]), reverse=True)
 
     def step_log(self, workflow: str, step: str) -> str:

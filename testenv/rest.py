@@ -137,6 +137,13 @@ def request(
     return decoded if isinstance(decoded, dict) else {"items": decoded}
 
 
+def list_items(
+    api: client.ApiClient, path: str, *, query: Mapping[str, str | int | bool] | None = None
+) -> list[JsonObj]:
+    """GET a collection (``.../pods``, with a label or field selector in ``query``) and return its items."""
+    return list(request(api, "GET", path, query=query)["items"])
+
+
 def request_text(
     api: client.ApiClient, path: str, *, query: Mapping[str, str | int | bool] | None = None, timeout: float = 60.0
 ) -> str:
