@@ -8,7 +8,8 @@ once:
   (creation to the step's container starting), the step's own work (its container running), and the controller
   noticing the end (the container's end to the node's end); a step in the release Pod after the first has no queueing
   or Pod start of its own, and its work runs from the previous step's exit (see ``testenv.step_timing``);
-- a failed smoke test to the end of the exit handler's rollback;
+- a failed smoke test's program ending to the exit handler's rollback program ending (the containers' own times,
+  not the nodes', which Argo stamps when it next looks);
 - submit of the rollback template to traffic restored (the Service selecting the old slot again).
 
 Kubernetes and Argo stamp times to the second, so the per-step split is coarse; the wall times are measured here.
@@ -32,7 +33,7 @@ from testenv.demo_service import (
     install_manifests,
 )
 from testenv.local_cluster import ClusterTuning, LocalCluster
-from testenv.step_timing import step_split, timestamp
+from testenv.step_timing import program_ended, step_split
 
 pytestmark = [pytest.mark.cluster]
 
@@ -82,11 +83,10 @@ def _measure(cluster: LocalCluster, label: str) -> None:
 
         failed = service.deploy(demo_image(f"v{index + 2}-fail-smoke"))
         assert failed.phase == "Failed", failed.summary()
-        smoke, undone = failed.runs_of("smoke"), failed.runs_of("rollback")
-        if smoke and undone:
-            failure_to_safe.append(
-                (timestamp(undone[-1].finished_at) - timestamp(smoke[-1].finished_at)).total_seconds()
-            )
+        smoke_ended = program_ended(cluster, failed, "smoke")
+        rollback_ended = program_ended(cluster, failed, "rollback")
+        if smoke_ended is not None and rollback_ended is not None:
+            failure_to_safe.append((rollback_ended - smoke_ended).total_seconds())
 
     print(f"\n== end to end through Argo, {label} ==")
     print(f"deploy, submit to Succeeded:          {_spread(deploys)}")

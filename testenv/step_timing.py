@@ -10,7 +10,7 @@ from typing import Any
 
 from testenv.local_cluster import LocalCluster
 from testenv.rest import request
-from testenv.workflow_run import WorkflowRun
+from testenv.workflow_run import StepNode, WorkflowRun
 
 
 def timestamp(value: str) -> datetime.datetime:
@@ -18,13 +18,8 @@ def timestamp(value: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, float]]:
-    """Per step, in seconds, where each step's time went, whether it ran in a Pod of its own or shared one.
-
-    Controller queueing (the previous step's end to this Pod's creation), Pod start (creation to the step's container
-    starting), the step's own work (its container running), and the controller noticing the end (the container's end
-    to the node's end).
-    """
+def _pods_by_node(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, Any]]:
+    """The run's Pods, keyed by the id of the node each one ran."""
     pods = request(
         cluster.api,
         "GET",
@@ -36,6 +31,40 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
         node_id = (pod["metadata"].get("annotations") or {}).get("workflows.argoproj.io/node-id")
         if node_id:
             by_node[node_id] = pod
+    return by_node
+
+
+def _terminated(pod: dict[str, Any], node: StepNode) -> dict[str, Any] | None:
+    """The terminated state of ``node``'s container in ``pod``, or None while it runs or if it never started."""
+    # A step's own Pod runs it in `main`; a shared Pod runs each step in the container named after it.
+    container = "main" if node.type == "Pod" else node.display_name
+    status = next((c for c in (pod.get("status") or {}).get("containerStatuses", []) if c["name"] == container), None)
+    terminated: dict[str, Any] | None = ((status or {}).get("state") or {}).get("terminated")
+    return terminated
+
+
+def program_ended(cluster: LocalCluster, run: WorkflowRun, template: str) -> datetime.datetime | None:
+    """When the program of ``template``'s last attempt in ``run`` ended, as its container's status says.
+
+    Not the node's ``finishedAt``: Argo stamps a container node of a shared Pod when it next looks at the Pod, which
+    with the default requeue time can be seconds after the program ended.
+    """
+    attempts = [node for node in run.runs_of(template) if node.pod_node]
+    if not attempts:
+        return None
+    pod = _pods_by_node(cluster, run).get(attempts[-1].pod_node)
+    terminated = None if pod is None else _terminated(pod, attempts[-1])
+    return None if terminated is None else timestamp(terminated["finishedAt"])
+
+
+def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, float]]:
+    """Per step, in seconds, where each step's time went, whether it ran in a Pod of its own or shared one.
+
+    Controller queueing (the previous step's end to this Pod's creation), Pod start (creation to the step's container
+    starting), the step's own work (its container running), and the controller noticing the end (the container's end
+    to the node's end).
+    """
+    by_node = _pods_by_node(cluster, run)
     split: dict[str, dict[str, float]] = {}
     previous_end: datetime.datetime | None = None
     previous_pod, previous_exit = "", None
@@ -43,10 +72,7 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
         pod = by_node.get(node.pod_node)
         if pod is None or not node.finished_at:
             continue
-        # A step's own Pod runs it in `main`; a shared Pod runs each step in the container named after it.
-        container = "main" if node.type == "Pod" else node.display_name
-        status = next((c for c in pod["status"].get("containerStatuses", []) if c["name"] == container), None)
-        terminated = ((status or {}).get("state") or {}).get("terminated")
+        terminated = _terminated(pod, node)
         if terminated is None:
             continue
         created = timestamp(pod["metadata"]["creationTimestamp"])
