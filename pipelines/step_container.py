@@ -25,7 +25,6 @@ from bluegreen_contract import (
     RUN_WORKFLOW_ENV,
     SLACK_WEBHOOK_URL_ENV,
     WEBHOOK_URL_ENV,
-    ExitCode,
     Output,
     Step,
 )
@@ -56,24 +55,21 @@ POD_SECURITY = m.PodSecurityContext(
 SMALL = Resources(cpu_request="50m", cpu_limit="500m", memory_request="96Mi", memory_limit="256Mi")
 
 
-def transient_retry(limit: int = 3, *, pod_errors_only: bool = False) -> RetryStrategy:
-    """Retry only what a second run can fix: pod-level errors and the steps' own "transient" exit code.
+#: How often a step retries its transient failures (exit 75) in its own process, with :mod:`steps.attempts`' backoff.
+TRANSIENT_RETRIES = 3
 
-    Steps are idempotent, but retrying a probe that found the new version broken would only delay the rollback,
-    so the expression keeps retries to infrastructure errors and exit code 75. ``pod_errors_only`` leaves exit code
-    75 out, for a Pod whose steps retry it themselves (see :mod:`pipelines.step_set`).
+
+def pod_error_retry(limit: int = 3) -> RetryStrategy:
+    """Retry the Pod's errors (an eviction, a lost node) at once; never a step's own exit code.
+
+    A step retries its transient exit code (75) itself, with a backoff (``--transient-retries``, see ``step_args``):
+    Argo waits out a ``retryStrategy``'s backoff before it evaluates the policy and the expression
+    (``processNodeRetries``), so a backoff here would hold every failed check, and the exit handler's rollback after
+    it, for the backoff and one more requeue even though no retry follows. Retrying a probe that found the new version
+    broken would only delay the rollback, so a failed check (exit 1) is never retried; a Pod-level error gets a new
+    Pod at once, and every step is idempotent.
     """
-    expression = 'lastRetry.status == "Error"'
-    if not pod_errors_only:
-        expression += f" || asInt(lastRetry.exitCode) == {int(ExitCode.TRANSIENT)}"
-    # IntOrString fields are written as strings: Argo's JSON schema types IntOrString as a string, and the CRD
-    # accepts both, so strings satisfy every validator.
-    return RetryStrategy(
-        limit=str(limit),
-        retry_policy="Always",
-        expression=expression,
-        backoff=m.Backoff(duration="5s", factor=m.IntOrString("2"), max_duration="1m"),
-    )
+    return RetryStrategy(limit=str(limit), retry_policy="Always", expression='lastRetry.status == "Error"')
 
 
 @dataclass(kw_only=True)
@@ -133,6 +129,8 @@ def step_args(spec: StepSpec) -> list[str]:
     # `--name=value` as one argument, so a value that starts with "-" (a reason, say) is never read as an option.
     args += [f"--{name}={input_parameter(name)}" for name in spec.inputs]
     args += list(spec.extra_args)
+    if spec.retry:
+        args.append(f"--transient-retries={TRANSIENT_RETRIES}")
     if spec.outputs:
         args += ["--output-dir", OUTPUT_DIR]
     return args
@@ -176,7 +174,7 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
         volumes=[tmp_volume()],
         # Argo substitutes parameters into a leaf template's activeDeadlineSeconds (validate.go accepts a variable).
         active_deadline_seconds=input_parameter(DEADLINE_INPUT) if spec.deadline_input else str(spec.deadline_seconds),
-        retry_strategy=transient_retry() if spec.retry else None,
+        retry_strategy=pod_error_retry() if spec.retry else None,
         metrics=list(spec.metrics) or None,
         annotations={"workflows.argoproj.io/description": spec.description} if spec.description else None,
     )
@@ -188,11 +186,12 @@ __all__ = [
     "POD_SECURITY",
     "RESTRICTED",
     "SMALL",
+    "TRANSIENT_RETRIES",
     "StepSpec",
     "output_parameters",
+    "pod_error_retry",
     "step_args",
     "step_container",
     "step_env",
     "tmp_volume",
-    "transient_retry",
 ]

@@ -19,7 +19,7 @@ What each step keeps, and how:
   UI's duration of a later step includes that wait; the step's own log lines carry its real timing.
 * **its deadline and its retries**: the executor has neither per container (its inner retry would re-run a failed
   health check), so each step gets ``--deadline-seconds`` and ``--transient-retries`` and enforces them itself
-  (:mod:`steps.attempts`), with the same backoff as a step Pod's ``retryStrategy``. Pod-level errors (an eviction,
+  (:mod:`steps.attempts`), as a step in a Pod of its own does. Pod-level errors (an eviction,
   a lost node) retry the whole set through the template's ``retryStrategy``; every step is idempotent, so the
   steps that had finished find their work done and go on.
 * **what an earlier step decided**: Argo fixes every container's arguments when it creates the Pod, so a step that
@@ -51,18 +51,16 @@ from pipelines.step_container import (
     SMALL,
     StepSpec,
     output_parameters,
+    pod_error_retry,
     step_args,
     step_env,
     tmp_volume,
-    transient_retry,
 )
 
 #: An output's value when its step did not get to write it: the set failed or stopped before that step.
 UNSET_OUTPUT = ""
 #: The outputs container runs `true`; the set's resources are the sum of its containers'.
 TINY = Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi")
-#: What a step that shares a Pod retries in its own process; a step Pod's template retries as often.
-TRANSIENT_RETRIES = 3
 #: The inputs a step after preflight in the same Pod reads from preflight's outputs instead.
 HANDED_OVER = frozenset({"image", "slot", "record"})
 #: Added to the sum of the steps' deadlines for the whole Pod, and for a step's wait for those before it.
@@ -111,8 +109,6 @@ class SetStep:
         """
         # With preflight's outputs, this is the cap the per-run deadline never exceeds; preflight's own one wins.
         own = [f"--deadline-seconds={self.deadline_seconds()}"]
-        if self.spec.retry:
-            own.append(f"--transient-retries={TRANSIENT_RETRIES}")
         if self.from_preflight:
             own.append(f"--preflight-outputs={OUTPUT_DIR}")
         own.append(f"--set-state={SET_STATE_DIR}")
@@ -186,7 +182,7 @@ def step_set(
         volume_mounts=[m.VolumeMount(name=tmp.name, mount_path="/tmp")],
         active_deadline_seconds=_deadline_sum(steps),
         # A step's transient exit code is retried inside its container; the template retries the Pod's errors.
-        retry_strategy=transient_retry(pod_errors_only=True),
+        retry_strategy=pod_error_retry(),
         metrics=list(metrics) or None,
         annotations={"workflows.argoproj.io/description": description},
     ) as template:
@@ -216,4 +212,4 @@ def step_set(
     return template
 
 
-__all__ = ["POD_MARGIN_SECONDS", "SET_STATE_DIR", "TRANSIENT_RETRIES", "SetStep", "step_set"]
+__all__ = ["POD_MARGIN_SECONDS", "SET_STATE_DIR", "SetStep", "step_set"]

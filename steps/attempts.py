@@ -1,16 +1,16 @@
-"""A step's own deadline and retries, for steps that share one Pod with others.
+"""A step's own deadline and its retries of transient failures.
 
-A step that runs as its own Pod gets both from Argo: the template's ``activeDeadlineSeconds`` and a
-``retryStrategy`` that retries pod-level errors and the transient exit code only. Steps that run as the containers
-of one ``containerSet`` Pod cannot: Argo's inner retry for a container set re-runs a container on *any* non-zero
-exit, which would retry a failed health check and delay the rollback, and there is no per-container deadline. So
-``bluegreen-step --deadline-seconds N --transient-retries K`` gives the step the same two guarantees in its own
-process:
+Argo cannot give either to steps that run as the containers of one ``containerSet`` Pod: its inner retry for a
+container set re-runs a container on *any* non-zero exit, which would retry a failed health check and delay the
+rollback, and there is no per-container deadline. Nor does every step retry its transient exit code through its
+template: Argo waits out a ``retryStrategy``'s backoff before it looks at the expression, so a failed check would
+wait that long too before the exit handler rolls back. So ``bluegreen-step --transient-retries K`` retries in the
+step's own process, in a Pod of its own or a shared one, and ``--deadline-seconds N`` bounds a step in a shared Pod:
 
 * the deadline covers every attempt and the waits between them; when it passes, the attempt in progress is
   interrupted and the step fails with a reason that names the deadline;
 * a :class:`~steps.errors.Transient` failure is retried up to ``K`` times, waiting 5 s, then twice as long each time,
-  at most a minute (the templates' backoff), and never past the deadline. Every other failure ends the step at once.
+  at most a minute, and never past the deadline. Every other failure ends the step at once.
 
 Steps are idempotent, so an interrupted attempt is safe to abandon, as a Pod killed at its deadline is.
 """

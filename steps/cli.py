@@ -39,7 +39,7 @@ def _common(parser: argparse.ArgumentParser, *, service: bool = True, outputs: b
         parser.add_argument("--service", required=True, help="name of the BlueGreenDeployment (the service)")
     if outputs:
         parser.add_argument("--output-dir", type=Path, help="where output parameters are written, one file each")
-    # A step that shares a Pod with others gets its deadline and retries here rather than from its template.
+    # A step retries its transient failures itself (steps.attempts); one that shares a Pod also gets its deadline here.
     parser.add_argument(
         "--deadline-seconds", type=float, help="fail the step when it runs longer, all attempts included"
     )

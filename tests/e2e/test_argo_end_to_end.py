@@ -322,7 +322,7 @@ def test_transient_api_failure_exits_75_and_is_retried(adopted_service: DemoServ
         run = service.deploy(demo_image("v2"))
     assert hook.refused > 0, "the webhook never refused a request"
     assert run.phase == "Succeeded", run.summary()
-    # Preflight shares the release Pod, so it retries exit code 75 in its own process, with the templates' backoff.
+    # Preflight retries exit code 75 in its own process, with its backoff; Argo retries only the Pod's errors.
     (preflight,) = run.runs_of("preflight")
     assert preflight.phase == "Succeeded", run.summary()
     log = service.step_log(run.name, "preflight")

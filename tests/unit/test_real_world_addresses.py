@@ -52,4 +52,5 @@ def test_probe_smoke_and_verify_are_retried_on_pod_errors_only() -> None:
         templates = {t["name"]: t for t in yaml.safe_load(rendered)["spec"]["templates"]}
     for name in ("probe", "smoke", "verify"):
         retry = templates[name]["retryStrategy"]
-        assert retry["expression"] == 'lastRetry.status == "Error" || asInt(lastRetry.exitCode) == 75', name
+        assert retry["expression"] == 'lastRetry.status == "Error"', name
+        assert "--transient-retries=3" in templates[name]["container"]["args"], name
