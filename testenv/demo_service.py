@@ -35,6 +35,16 @@ def demo_image(tag: str) -> str:
     return f"{DEMO_IMAGE}:{tag}"
 
 
+def workflow_pods(cluster: LocalCluster, namespace: str, workflow: str) -> list[dict[str, Any]]:
+    """The Pods ``workflow`` in ``namespace`` left, newest first."""
+    pods = list_items(
+        cluster.api,
+        f"/api/v1/namespaces/{namespace}/pods",
+        query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
+    )
+    return sorted(pods, key=lambda p: str(p["metadata"]["creationTimestamp"]), reverse=True)
+
+
 @dataclass
 class DemoService:
     """One service as a team has it before its first blue-green deploy: a Deployment, a Service and its spec."""
@@ -199,12 +209,7 @@ class DemoService:
 
     def workflow_pods(self, workflow: str) -> list[dict[str, Any]]:
         """The Pods ``workflow`` left, newest first."""
-        pods = list_items(
-            self.cluster.api,
-            f"/api/v1/namespaces/{self.namespace}/pods",
-            query={"labelSelector": f"workflows.argoproj.io/workflow={workflow}"},
-        )
-        return sorted(pods, key=lambda p: str(p["metadata"]["creationTimestamp"]), reverse=True)
+        return workflow_pods(self.cluster, self.namespace, workflow)
 
     def step_log(self, workflow: str, step: str) -> str:
         """The log of the latest container that ran ``step`` in ``workflow``, in a Pod of its own or of several."""

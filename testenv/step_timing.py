@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from testenv.demo_service import workflow_pods
 from testenv.local_cluster import LocalCluster
-from testenv.rest import request
 from testenv.workflow_run import StepNode, WorkflowRun
 
 
@@ -20,14 +20,8 @@ def timestamp(value: str) -> datetime.datetime:
 
 def _pods_by_node(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, Any]]:
     """The run's Pods, keyed by the id of the node each one ran."""
-    pods = request(
-        cluster.api,
-        "GET",
-        f"/api/v1/namespaces/{run.raw['metadata']['namespace']}/pods",
-        query={"labelSelector": f"workflows.argoproj.io/workflow={run.name}"},
-    )["items"]
     by_node: dict[str, dict[str, Any]] = {}
-    for pod in pods:
+    for pod in workflow_pods(cluster, run.raw["metadata"]["namespace"], run.name):
         node_id = (pod["metadata"].get("annotations") or {}).get("workflows.argoproj.io/node-id")
         if node_id:
             by_node[node_id] = pod
