@@ -244,9 +244,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, kube: Kube |
 
 def _default_client() -> Kube:
     """In a pod, the ServiceAccount; elsewhere the kubeconfig."""
-    from steps.context import api_client
+    from steps.context import api_transport
 
-    return Kube(api_client())
+    return Kube(api_transport())
 
 
 def take_preflight_handoff(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:

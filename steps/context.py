@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from kubernetes import client, config
-
 import bluegreen_spec as spec
 from bluegreen_contract import Output
+from steps.api_transport import ApiClientTransport, InClusterTransport, Transport
 from steps.errors import BadInput
 from steps.kube import Kube, Obj
 from steps.log import StepLog
@@ -20,18 +18,23 @@ from steps.routing import Router, router_for
 from steps.service_state import load
 
 
-def api_client() -> client.ApiClient:
-    """In a pod, the ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``)."""
+def api_transport() -> Transport:
+    """In a pod, its ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``).
+
+    Only the kubeconfig needs the ``kubernetes`` package (its contexts and auth plugins), so only then is it loaded.
+    """
+    in_cluster = InClusterTransport.from_environment()
+    if in_cluster is not None:
+        return in_cluster
+    from kubernetes import client, config
+
     try:
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
-        else:
-            config.load_kube_config()
+        config.load_kube_config()
     except config.ConfigException as error:
         raise BadInput(
             f"no Kubernetes configuration ({error}); set KUBECONFIG or run where ~/.kube/config exists"
         ) from None
-    return client.ApiClient()
+    return ApiClientTransport(client.ApiClient())
 
 
 def record_name(workflow: str) -> str:
@@ -93,4 +96,4 @@ def write_outputs(output_dir: Path | None, values: dict[Output, str]) -> None:
         (output_dir / name.value).write_text(value)
 
 
-__all__ = ["StepContext", "api_client", "record_name", "write_outputs"]
+__all__ = ["StepContext", "api_transport", "record_name", "write_outputs"]

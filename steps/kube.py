@@ -21,14 +21,17 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import urllib3
-from kubernetes import client
 
 from bluegreen_contract import ApiResource
+from steps.api_transport import ApiClientTransport, Transport, TransportError
 from steps.errors import ApiError, BadInput, CheckFailed, Conflict, NotFound, StepError, Transient
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "argo-bluegreen"
@@ -62,18 +65,16 @@ class Kube:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: Transport | client.ApiClient,
         *,
         retry: ApiRetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``api`` is a Pod's own :class:`~steps.api_transport.InClusterTransport`, or a ``kubernetes`` client."""
+        #: What was handed in, for callers that also use the ``kubernetes`` package's typed APIs on it.
         self.api = api
+        self.transport: Transport = api if isinstance(api, Transport) else ApiClientTransport(api)
         self.retry = retry or ApiRetryPolicy()
-        # urllib3's own default Retry(3) would retry 429/503 behind our back, sleeping whatever Retry-After says
-        # and outliving the deadline; this class is the only place that retries.
-        pool = api.rest_client.pool_manager
-        pool.connection_pool_kw["retries"] = False
-        pool.clear()
         self._sleep = sleep
         #: Number of HTTP requests sent, for the benchmarks' API-call counts.
         self.requests = 0
@@ -119,21 +120,16 @@ class Kube:
         content_type: str = "application/json",
         what: str,
         timeout: float | None = 30.0,
-    ) -> Any:
-        url = self.api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
-        headers: dict[str, str] = {
-            **self.api.default_headers,
-            "Accept": "application/json",
-            "Content-Type": content_type,
-        }
-        self.api.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
+    ) -> urllib3.BaseHTTPResponse:
+        url = self.transport.host + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type}
         deadline = time.monotonic() + self.retry.deadline_seconds
         backoff = self.retry.first_backoff_seconds
         while True:
             self.requests += 1
             try:
-                response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
-            except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+                response = self.transport.send(method, url, headers, body, timeout)
+            except TransportError as error:
                 if time.monotonic() + backoff < deadline:
                     self._sleep(backoff)
                     backoff = min(backoff * 2, self.retry.max_backoff_seconds)
@@ -147,7 +143,7 @@ class Kube:
             reason = _server_message(response.read()) or str(response.reason)
             if status in RETRIED_STATUSES:
                 wait = backoff
-                retry_after = response.getheader("Retry-After")
+                retry_after = response.headers.get("Retry-After")
                 if retry_after and retry_after.isdigit():
                     wait = max(wait, float(retry_after))  # never sooner than the server asked
                 wait *= 1 + random.random() / 4  # spread many clients out, only ever later
@@ -312,7 +308,7 @@ class Kube:
             what=f"watch {resource.kind} in {namespace}",
             timeout=timeout_seconds + 5,
         )
-        raw = response.response
+        raw = response
         buffer = b""
         try:
             for chunk in raw.stream(4096):

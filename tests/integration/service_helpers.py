@@ -122,6 +122,13 @@ class ServiceUnderTest:
     steps_kube: Kube
     admin_kube: Kube
 
+    @property
+    def steps_api(self) -> client.ApiClient:
+        """The client the steps run with here, for the ``kubernetes`` package's typed APIs as that ServiceAccount."""
+        api = self.steps_kube.api
+        assert isinstance(api, client.ApiClient), "the steps' Kube here always wraps an impersonating ApiClient"
+        return api
+
     def step(self, *argv: str) -> int:
         """Run ``bluegreen-step`` in-process as the ServiceAccount; returns its exit code."""
         return step_main([argv[0], "--namespace", self.namespace, *argv[1:]], kube=self.steps_kube)

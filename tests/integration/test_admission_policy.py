@@ -65,7 +65,7 @@ def wait_enforced(sut: ServiceUnderTest, api: client.ApiClient) -> None:
 def test_the_steps_whole_cycle_passes_the_policies(make_service: ServiceFactory, tmp_path: Path) -> None:
     for router in ("istio", "service"):
         sut = make_service("vap", router=router)
-        wait_enforced(sut, sut.steps_kube.api)
+        wait_enforced(sut, sut.steps_api)
         # Adoption (annotate and scale the original, pin the Service), two deploys, a rollback and the cleanup.
         sut.deploy(IMAGE_V2, "wf-1", tmp_path / router / "1")
         sut.deploy(IMAGE_V3, "wf-2", tmp_path / router / "2")
@@ -78,7 +78,7 @@ def test_the_steps_whole_cycle_passes_the_policies(make_service: ServiceFactory,
 
 def test_writes_to_the_teams_objects_are_refused(make_service: ServiceFactory, tmp_path: Path) -> None:
     sut = make_service("vap")
-    steps_api = sut.steps_kube.api
+    steps_api = sut.steps_api
     wait_enforced(sut, steps_api)
     sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
     other = app_deployment("payments", IMAGE_V2, replicas=1)

@@ -228,7 +228,7 @@ def with_kube(sut: ServiceUnderTest, kube: Kube) -> ServiceUnderTest:
 def count_writes(scenario: Scenario, make: Callable[[str], ServiceUnderTest], tmp_path: Path) -> list[str]:
     sut = make("count")
     scenario.prepare(sut, tmp_path / "count")
-    counter = CrashingKube(sut.steps_kube.api)
+    counter = CrashingKube(sut.steps_api)
     assert scenario.step(with_kube(sut, counter)) == 0
     retire(sut)
     return counter.writes
@@ -246,7 +246,7 @@ def test_crash_before_and_after_every_write(
     for index, when in itertools.product(range(1, len(writes) + 1), ("before", "after")):
         sut = service_in(f"s{index}{when[0]}")
         scenario.prepare(sut, tmp_path / f"{index}{when}")
-        crashing = CrashingKube(sut.steps_kube.api, crash_at=index, when=when)
+        crashing = CrashingKube(sut.steps_api, crash_at=index, when=when)
         with pytest.raises(Crash):
             scenario.step(with_kube(sut, crashing))
         point = f"{scenario.name}: {when} write {index}/{len(writes)} ({writes[index - 1]})"
