@@ -6,6 +6,7 @@ Kubernetes and Argo stamp times to the second, so every figure here is coarse; w
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 from testenv.demo_service import workflow_pods
@@ -90,6 +91,25 @@ def step_split(cluster: LocalCluster, run: WorkflowRun) -> dict[str, dict[str, f
         previous_pod, previous_exit = node.pod_node, finished
         previous_end = timestamp(node.finished_at)
     return split
+
+
+def logged_work(log: str) -> float | None:
+    """Seconds a step worked, from its own log lines, which it stamps to the millisecond; None without any.
+
+    From its ``waited`` line (or its first line, when it waited for nothing) to its last line.
+    """
+    stamps: list[tuple[datetime.datetime, str]] = []
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line a library printed, not the step's own
+        if isinstance(entry, dict) and isinstance(entry.get("time"), str):
+            stamps.append((datetime.datetime.fromisoformat(entry["time"]), str(entry.get("action", ""))))
+    if not stamps:
+        return None
+    begun = next((at for at, action in stamps if action == "waited"), stamps[0][0])
+    return (stamps[-1][0] - begun).total_seconds()
 
 
 def readiness_span(pods: list[dict[str, Any]]) -> float:
