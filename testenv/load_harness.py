@@ -32,13 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from bluegreen_spec import SLOT_LABEL
 from testenv.controlplane import die_with_parent
+from testenv.list_watch import ListWatchThread
 from testenv.load_client import FLOWS, RequestLine
 from testenv.local_cluster import LocalCluster
 from testenv.node.network import POD_NETNS_PREFIX, ClusterNetwork, list_netns
-from testenv.rest import KubeApiError, WatchStream, request
 from testenv.traffic_report import failed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,6 @@ PROXY_PORT = 8080
 DEFAULT_RATE = 200.0
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
-WATCH_READ_TIMEOUT_SECONDS = 300.0
 
 
 class HarnessError(RuntimeError):
@@ -178,26 +178,18 @@ class SelectorChange:
     slot: str
 
 
-class SelectorWatch:
+class SelectorWatch(ListWatchThread):
     """A thread that records every change of one Service's selector label, as the API server's watch delivers it.
 
     The label is argo-bluegreen's slot by default; Argo Rollouts switches ``rollouts-pod-template-hash``.
     """
 
     def __init__(self, cluster: LocalCluster, namespace: str, name: str, label: str = SLOT_LABEL) -> None:
-        self._cluster = cluster
+        path = f"/api/v1/namespaces/{namespace}/services"
+        super().__init__(cluster, path, {"fieldSelector": f"metadata.name={name}"}, name=f"watch-{name}")
         self._label = label
-        self._path = f"/api/v1/namespaces/{namespace}/services"
         self._name = name
         self.changes: list[SelectorChange] = []
-        self._stream: WatchStream | None = None
-        self._stopped = threading.Event()
-        self.listed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"watch-{name}", daemon=True)
-
-    def start(self) -> None:
-        """Record the current selector and start watching."""
-        self._thread.start()
 
     def wait_for(self, wanted: Callable[[SelectorChange], bool], timeout: float) -> SelectorChange:
         """The first recorded change that ``wanted`` accepts, waiting up to ``timeout`` seconds for it."""
@@ -210,41 +202,18 @@ class SelectorWatch:
                 raise TimeoutError(f"Service {self._name}: no wanted selector in {timeout}s; saw {self.changes}")
             time.sleep(0.02)  # bounded poll of the watch thread's own record
 
-    def _note(self, service: dict[str, object]) -> None:
-        spec = service.get("spec")
+    def on_list(self, items: list[dict[str, Any]], first: bool) -> None:
+        """The selector as listed, the first time and after every watch that ended."""
+        for item in items:
+            self.on_change(item)
+
+    def on_change(self, item: dict[str, Any]) -> None:
+        """A new selector value, if it changed."""
+        spec = item.get("spec")
         selector = spec.get("selector") if isinstance(spec, dict) else None
         slot = str((selector or {}).get(self._label, "")) if isinstance(selector, dict) else ""
         if not self.changes or self.changes[-1].slot != slot:
             self.changes.append(SelectorChange(time.time(), slot))
-
-    def _run(self) -> None:
-        query = {"fieldSelector": f"metadata.name={self._name}"}
-        while not self._stopped.is_set():
-            try:
-                listed = request(self._cluster.api, "GET", self._path, query=query)
-                for item in listed.get("items", []):
-                    self._note(item)
-                self.listed.set()
-                version = str(listed["metadata"]["resourceVersion"])
-                self._stream = WatchStream(
-                    self._cluster.api,
-                    self._path,
-                    {**query, "resourceVersion": version, "allowWatchBookmarks": False},
-                    WATCH_READ_TIMEOUT_SECONDS,
-                )
-                for event in self._stream.events():
-                    if event.get("type") in {"ADDED", "MODIFIED"}:
-                        self._note(event["object"])
-            except (KubeApiError, OSError):
-                # The API server ended the watch or refused once; list again (bounded by stop()).
-                self._stopped.wait(0.2)
-
-    def stop(self) -> None:
-        """End the watch and wait for the thread."""
-        self._stopped.set()
-        if self._stream is not None:
-            self._stream.close()
-        self._thread.join(timeout=10)
 
 
 @dataclass
