@@ -308,10 +308,9 @@ class Kube:
             what=f"watch {resource.kind} in {namespace}",
             timeout=timeout_seconds + 5,
         )
-        raw = response
         buffer = b""
         try:
-            for chunk in raw.stream(4096):
+            for chunk in response.stream(4096):
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
@@ -321,7 +320,7 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError):
             return  # the caller re-lists and watches again within its own deadline
         finally:
-            raw.release_conn()
+            response.release_conn()
 
 
 #: Characters YAML does not allow raw (DEL, the C1 controls, surrogates, the byte-order mark, U+FFFE/U+FFFF).
