@@ -400,7 +400,8 @@ def test_sigterm_drains_until_its_deadline_then_closes_kept_alive_connections_an
     kept_alive.close()
 
     assert app.wait_exit() == 0
-    assert time.monotonic() - signalled < drain_seconds + 3
+    # It exits soon after the drain deadline, not at some later timeout of its own; generous, for a loaded machine.
+    assert time.monotonic() - signalled < drain_seconds + 15
     stopped = app.event("stopped")
     assert stopped["closed_idle_connections"] >= 1 and stopped["still_open_connections"] == 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pipelines.settings import SERVICE_ACCOUNT
 from steps.kube import ApiRetryPolicy, Kube
 from testenv.fault_proxy import FaultProxy, FaultRule
 from tests.integration.service_helpers import IMAGE_V1, IMAGE_V2, ServiceFactory, ServiceUnderTest
+from tests.steps.http_servers import SkippingClock
 
 pytestmark = pytest.mark.controlplane
 
@@ -58,10 +58,17 @@ def sut(fault_proxy: FaultProxy, service: ServiceUnderTest) -> ServiceUnderTest:
     return via(fault_proxy, service)
 
 
-def via(proxy: FaultProxy, sut: ServiceUnderTest, deadline_seconds: float = 10.0) -> ServiceUnderTest:
-    """The same service, with the steps' client impersonating the ServiceAccount through ``proxy``."""
+def via(
+    proxy: FaultProxy, sut: ServiceUnderTest, deadline_seconds: float = 10.0, clock: SkippingClock | None = None
+) -> ServiceUnderTest:
+    """The same service, with the steps' client impersonating the ServiceAccount through ``proxy``.
+
+    With ``clock``, the client's retries wait on it: its pauses are skipped and kept in ``clock.sleeps``.
+    """
     api = proxy.impersonating_api_client(sut.namespace, SERVICE_ACCOUNT)
-    return dataclasses.replace(sut, steps_kube=Kube(api, retry=ApiRetryPolicy(deadline_seconds=deadline_seconds)))
+    retry = ApiRetryPolicy(deadline_seconds=deadline_seconds)
+    kube = Kube(api, retry=retry) if clock is None else Kube(api, retry=retry, sleep=clock.sleep, clock=clock)
+    return dataclasses.replace(sut, steps_kube=kube)
 
 
 def dag_steps(sut: ServiceUnderTest, out: Path, image: str = IMAGE_V2) -> dict[str, Callable[[], int]]:
@@ -334,17 +341,17 @@ def test_unavailable_api_exits_transient_naming_the_object(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    sut = via(fault_proxy, service, deadline_seconds=1.0)
+    clock = SkippingClock()
+    sut = via(fault_proxy, service, deadline_seconds=1.0, clock=clock)
     rule = fault_proxy.inject("GET", bgd_path(sut), 503, times=1_000)
-    started = time.monotonic()
     code = dag_steps(sut, tmp_path)["preflight"]()
-    elapsed = time.monotonic() - started
     assert code == ExitCode.TRANSIENT
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert f"BlueGreenDeployment {sut.namespace}/cart" in lines[0] and "503" in lines[0], lines[0]
     assert rule.hits >= 2, "the read should have been retried before giving up"
-    assert 0.5 <= elapsed < 5.0, elapsed
+    # It backs off between the attempts, and its pauses never reach past the 1 s deadline.
+    assert clock.sleeps and sum(clock.sleeps) < 1.0, clock.sleeps
     assert all(entry.method == "GET" for entry in fault_proxy.log), "nothing may be written"
 
 
@@ -430,14 +437,14 @@ def test_throttling_never_outlives_the_retry_deadline(
     service: ServiceUnderTest,
     tmp_path: Path,
 ) -> None:
-    sut = via(fault_proxy, service, deadline_seconds=1.0)
+    clock = SkippingClock()
+    sut = via(fault_proxy, service, deadline_seconds=1.0, clock=clock)
     rule = fault_proxy.inject("GET", bgd_path(sut), 429, times=1_000, retry_after="2")
-    started = time.monotonic()
     code = dag_steps(sut, tmp_path)["preflight"]()
-    elapsed = time.monotonic() - started
     assert code == ExitCode.TRANSIENT
     assert rule.hits >= 1
-    assert elapsed < 1.0 + 2.0 + 1.0, f"gave up after {elapsed:.1f} s with a 1 s deadline"
+    # The server asks for 2 s, past the 1 s deadline: the client gives up rather than wait beyond its deadline.
+    assert clock.sleeps == [], f"waited {clock.sleeps} with a 1 s deadline"
     assert sut.steps_kube.requests == len(fault_proxy.log), "every request sent should be counted"
 
 

@@ -38,6 +38,9 @@ class Reply:
     delay: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str = "text/plain; charset=utf-8"
+    #: Hold the reply until this many requests wait together: proof of concurrency that no clock can fake. A barrier
+    #: that breaks (its timeout) answers 503.
+    meet: threading.Barrier | None = None
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, **kwargs: Any) -> Reply:
@@ -117,6 +120,11 @@ class LocalServer:
             answer = self.reply(request)
         if answer.delay and self._stopping.wait(answer.delay):
             return
+        if answer.meet is not None:
+            try:
+                answer.meet.wait()
+            except threading.BrokenBarrierError:
+                answer = Reply(503, "the other requests never came while this one waited")
         body = answer.body.encode() if isinstance(answer.body, str) else answer.body
         try:
             handler.send_response(answer.status)
