@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from _pytest.mark.expression import Expression
 from kubernetes import client
 
 from testenv import paths, tools
@@ -28,6 +29,7 @@ from testenv.cluster import KubeCluster, connect_existing, existing_kubeconfig, 
 from testenv.crds import install_crds, load_crds, wait_established
 from testenv.local_cluster import ClusterStartError, ClusterTuning, LocalCluster, host_problems
 from testenv.rest import KubeApiError, request
+from testenv.shared_cluster import SHARED_ENV, SharedCluster, attach_shared
 from testenv.supply_chain import LocalRegistry, SupplyChainError
 
 __all__ = [
@@ -52,6 +54,7 @@ ATTACH_ENV = "BLUEGREEN_TEST_CLUSTER"
 NOT_BUILT = "control plane not built: run `make testenv` (needs Go >= 1.26)"
 
 _summary_key = pytest.StashKey[list[str]]()
+_shared_key = pytest.StashKey[SharedCluster]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +68,50 @@ def pytest_configure(config: pytest.Config) -> None:
         "cluster: needs the whole local cluster (controllers, kube-proxy, CoreDNS, Argo, node agent; root on Linux)",
     )
     config.stash[_summary_key] = []
+    if _starts_shared_cluster(config):
+        artifacts = paths.locate().artifacts
+        assert artifacts is not None  # checked by _starts_shared_cluster
+        shared = SharedCluster(artifacts, _tuning())
+        shared.start()
+        config.stash[_shared_key] = shared
+        # Workers are spawned after this hook and inherit the environment: that is how they find the cluster.
+        os.environ[SHARED_ENV] = str(shared.directory)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_shared_key, None)
+    if shared is not None:
+        shared.stop()
+        os.environ.pop(SHARED_ENV, None)
+
+
+def _starts_shared_cluster(config: pytest.Config) -> bool:
+    """Whether this process is an xdist controller whose workers may need the local cluster.
+
+    Only the controller of a distributed run starts one; a plain run starts its cluster lazily in
+    :func:`local_cluster`, and a run whose marker expression leaves out every cluster test starts none. When the
+    cluster cannot be built or run here, no start is tried: each worker then skips (or, under CI, fails) its tests with
+    the one line that says why.
+    """
+    if hasattr(config, "workerinput") or getattr(config.option, "dist", "no") == "no":
+        return False
+    if os.environ.get(ATTACH_ENV) or os.environ.get(SHARED_ENV):
+        return False
+    markexpr = config.option.markexpr
+    if markexpr:
+        selects = Expression.compile(markexpr)
+
+        def selects_tests_marked(marker: str) -> bool:
+            return selects.evaluate(lambda name, /, **_: name == marker)
+
+        if not (selects_tests_marked("controlplane") or selects_tests_marked("cluster")):
+            return False
+    artifacts = paths.locate().artifacts
+    return artifacts is not None and not host_problems(artifacts)
+
+
+def _tuning() -> ClusterTuning:
+    return ClusterTuning(default_requeue_time=os.environ.get(REQUEUE_ENV, TEST_REQUEUE_TIME) or None)
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -90,7 +137,7 @@ def _artifacts() -> paths.Artifacts:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     api_level = item.get_closest_marker("controlplane") is not None
     whole_cluster = item.get_closest_marker("cluster") is not None
-    if os.environ.get(ATTACH_ENV) and (api_level or whole_cluster):
+    if (os.environ.get(ATTACH_ENV) or os.environ.get(SHARED_ENV)) and (api_level or whole_cluster):
         return
     if (api_level or whole_cluster) and not os.environ.get(BUILD_ENV) and paths.locate().artifacts is None:
         _unavailable(NOT_BUILT)
@@ -104,6 +151,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     for line in config.stash.get(_summary_key, []):
         terminalreporter.write_line(line)
+    shared = config.stash.get(_shared_key, None)
+    if shared is not None and shared.start_seconds is not None:
+        ready = f"ready in {shared.start_seconds:.1f}s"
+        terminalreporter.write_line(f"testenv: one local cluster shared by every worker, {ready}")
+    elif shared is not None and shared.failure is not None:
+        terminalreporter.write_line(f"testenv: the shared local cluster did not start: {shared.failure}")
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +196,17 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     README recommends (:data:`TEST_REQUEUE_TIME`) unless ``BLUEGREEN_TEST_REQUEUE_TIME`` says otherwise; the
     benchmarks measure Argo's default too.
     """
+    shared = os.environ.get(SHARED_ENV)
+    if shared:
+        try:
+            attached = attach_shared(Path(shared))
+        except ClusterStartError as exc:
+            _unavailable(str(exc))
+        try:
+            yield attached
+        finally:
+            attached.stop()
+        return
     attach_to = os.environ.get(ATTACH_ENV)
     if attach_to:
         attached = LocalCluster.attach(Path(attach_to))
@@ -156,7 +220,7 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     problems = host_problems(testenv_artifacts)
     if problems:
         _unavailable("local cluster cannot run here: " + "; ".join(problems))
-    tuning = ClusterTuning(default_requeue_time=os.environ.get(REQUEUE_ENV, TEST_REQUEUE_TIME) or None)
+    tuning = _tuning()
     cluster = LocalCluster(testenv_artifacts, tuning=tuning)
     try:
         cluster.start()

@@ -29,6 +29,7 @@ def test_image_requirements_are_the_projects_own_pins_minus_hera() -> None:
     assert not any(r.startswith("hera") for r in step_requirements())
 
 
+@pytest.mark.package_index
 def test_wheel_installs_into_a_clean_venv_and_runs_like_the_image(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
