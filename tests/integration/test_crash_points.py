@@ -225,25 +225,43 @@ def with_kube(sut: ServiceUnderTest, kube: Kube) -> ServiceUnderTest:
     return replace(sut, steps_kube=kube)
 
 
+#: Each scenario's crash points are split across this many tests, so a parallel run spreads one scenario's points over
+#: several workers instead of leaving one worker with minutes of them at the end.
+SHARDS = 3
+#: Writes counted per scenario, once per worker process: every shard of a scenario needs the same count.
+_WRITES: dict[str, list[str]] = {}
+
+
 def count_writes(scenario: Scenario, make: Callable[[str], ServiceUnderTest], tmp_path: Path) -> list[str]:
-    sut = make("count")
-    scenario.prepare(sut, tmp_path / "count")
-    counter = CrashingKube(sut.steps_api)
-    assert scenario.step(with_kube(sut, counter)) == 0
-    retire(sut)
-    return counter.writes
+    if scenario.name not in _WRITES:
+        sut = make("count")
+        scenario.prepare(sut, tmp_path / "count")
+        counter = CrashingKube(sut.steps_api)
+        assert scenario.step(with_kube(sut, counter)) == 0
+        retire(sut)
+        _WRITES[scenario.name] = counter.writes
+    return _WRITES[scenario.name]
 
 
+def crash_points(writes: list[str], shard: int) -> list[tuple[int, str]]:
+    """This shard's (write number, side) pairs: every SHARDS-th of all of them, so the shards cover each once."""
+    every = list(itertools.product(range(1, len(writes) + 1), ("before", "after")))
+    return every[shard::SHARDS]
+
+
+@pytest.mark.parametrize("shard", range(SHARDS), ids=[f"shard {n + 1} of {SHARDS}" for n in range(SHARDS)])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_crash_before_and_after_every_write(
     scenario: Scenario,
+    shard: int,
     service_in: Callable[[str], ServiceUnderTest],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     writes = count_writes(scenario, service_in, tmp_path)
     assert writes, "the step made no write, so there is nothing to crash on"
-    for index, when in itertools.product(range(1, len(writes) + 1), ("before", "after")):
+    points = crash_points(writes, shard)
+    for index, when in points:
         sut = service_in(f"s{index}{when[0]}")
         scenario.prepare(sut, tmp_path / f"{index}{when}")
         crashing = CrashingKube(sut.steps_api, crash_at=index, when=when)
@@ -269,4 +287,4 @@ def test_crash_before_and_after_every_write(
         COVERED.append(point)
         retire(sut)
     with capsys.disabled():
-        print(f"\n{scenario.name}: {2 * len(writes)} crash points over {len(writes)} writes")
+        print(f"\n{scenario.name}: {len(points)} of {2 * len(writes)} crash points over {len(writes)} writes")
