@@ -110,8 +110,11 @@ def is_demo_app(repository: str) -> bool:
 
 
 def _python_runtime() -> tuple[Path, ...]:
-    # The venv's interpreter is a symlink into the base installation, which must be visible too.
-    return (repo_root(), Path(sys.base_prefix).resolve())
+    # The venv's interpreter is a symlink into the base installation, which must be visible too; so must the venv
+    # itself when it is a link to another checkout's (a copy of the tree that `make mutants` plants faults in).
+    paths = (repo_root(), Path(sys.base_prefix).resolve())
+    venv = venv_dir().resolve()
+    return paths if venv.is_relative_to(repo_root()) else (*paths, venv)
 
 
 class ImageTable:
@@ -129,6 +132,8 @@ class ImageTable:
             # The checkout is bound read-only: no bytecode caches, and output as it happens.
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            # This checkout's modules first, even when the venv's editable install points at another checkout.
+            "PYTHONPATH": str(repo_root()),
         }
         if repository == STEPS_REPOSITORY:
             return ImageConfig(
