@@ -11,7 +11,7 @@ K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests docs lint fmt test unit bench testenv tools rollouts host-deps cluster demo image clean
+.PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools rollouts host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -80,8 +80,12 @@ host-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+## Workers for the suite's parallel run. They share one local cluster (testenv/shared_cluster.py), whose components
+## mostly wait, so more workers than cores still overlap; see CONTRIBUTING's figures for the count that measured fastest.
+TEST_WORKERS ?= 4
+
 test: $(STAMP) lint testenv tools host-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,
 ## node agent); prints the two lines that point kubectl and argo at it, and stays up until Ctrl-C.
@@ -92,9 +96,20 @@ cluster: $(STAMP) testenv host-deps
 demo: $(STAMP) testenv host-deps
 	$(BIN)/python -m testenv.demo
 
-## Unit and manifest tests only: no Go needed.
+## The fast tier: unit, step, manifest and demo-app tests, in parallel, with no Go and no cluster.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m 'not controlplane and not cluster'
+	$(BIN)/python -m pytest -n 2 -m 'not controlplane and not cluster and not package_index'
+
+## Plant each fault of testenv/mutant_catalogue.py in a copy of the tree, one at a time, and print the test that
+## caught it; exits 1 when any fault survives. Not part of `make test`: it is the check that a faster suite is not a
+## weaker one.
+mutants: $(STAMP) testenv tools host-deps
+	$(BIN)/python -m testenv.mutants
+
+## The tests whose imports reach a file changed since BASE (default: the uncommitted change), on the local cluster.
+BASE ?= HEAD
+changed: $(STAMP) testenv tools host-deps
+	$(BIN)/python -m testenv.affected_tests --base $(BASE) -- -n $(TEST_WORKERS)
 
 ## Benchmarks against the local API server; they print medians, they do not assert timings. The deploys-under-load
 ## benchmark runs DEPLOYS deploys over SERVICES services (`make bench DEPLOYS=50 SERVICES=5` for a full day's worth).
