@@ -14,9 +14,10 @@ the Go module proxy:
 - ``testenv/crds/go.mod``: the Argo, Istio and Gateway API CRDs and Argo's JSON schema.
 
 The three program modules build side by side: on a cold machine each spends much of its time
-downloading modules, which overlaps with the others' compiling. Results go to a per-user cache
-keyed by the content of those pins (see ``testenv/paths.py``); a complete entry is reused
-instantly. Stdlib only, because ``make testenv`` runs it before any Python dependency exists.
+downloading modules, which overlaps with the others' compiling. Each module's results go to a
+per-user cache entry of their own, keyed by the content of that module's pins (see
+``testenv/paths.py``), so bumping one module rebuilds only its programs; a complete entry is
+reused instantly. Stdlib only, because ``make testenv`` runs it before any Python dependency exists.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable so `testenv.paths` resolves.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from testenv import paths
+from testenv import cache_entry, paths
 
 MIN_GO = (1, 26)
 GO_HELP = (
@@ -351,31 +352,38 @@ class VersionCheck:
 
 
 def version_checks(versions: dict[str, str]) -> dict[str, VersionCheck]:
-    """Per program: a command that runs it and the pinned version it must report."""
-    k8s = versions[KUBERNETES_MODULE]
-    kubernetes = VersionCheck(("--version",), f"Kubernetes {k8s}")
-    argo = versions[ARGO_MODULE]
-    return {
-        "etcd": VersionCheck(("--version",), f"etcd Version: {versions[ETCD_MODULE].removeprefix('v')}"),
-        "kube-apiserver": kubernetes,
-        "kube-controller-manager": kubernetes,
-        "kube-scheduler": kubernetes,
-        "kube-proxy": kubernetes,
-        "kubectl": VersionCheck(("version", "--client"), f"Client Version: {k8s}"),
-        "coredns": VersionCheck(("-version",), f"CoreDNS-{versions[COREDNS_MODULE].removeprefix('v')}"),
-        "workflow-controller": VersionCheck(("version",), argo),
-        "argo": VersionCheck(("version", "--short"), f"argo: {argo}"),
-        "argoexec": VersionCheck(("version", "--short"), f"argoexec: {argo}"),
-    }
+    """Per program of the modules in ``versions``: a command that runs it and the pinned version it must report."""
+    checks: dict[str, VersionCheck] = {}
+    if KUBERNETES_MODULE in versions:
+        k8s = versions[KUBERNETES_MODULE]
+        kubernetes = VersionCheck(("--version",), f"Kubernetes {k8s}")
+        checks |= {
+            "etcd": VersionCheck(("--version",), f"etcd Version: {versions[ETCD_MODULE].removeprefix('v')}"),
+            "kube-apiserver": kubernetes,
+            "kube-controller-manager": kubernetes,
+            "kube-scheduler": kubernetes,
+            "kube-proxy": kubernetes,
+            "kubectl": VersionCheck(("version", "--client"), f"Client Version: {k8s}"),
+        }
+    if COREDNS_MODULE in versions:
+        checks["coredns"] = VersionCheck(("-version",), f"CoreDNS-{versions[COREDNS_MODULE].removeprefix('v')}")
+    if ARGO_MODULE in versions:
+        argo = versions[ARGO_MODULE]
+        checks |= {
+            "workflow-controller": VersionCheck(("version",), argo),
+            "argo": VersionCheck(("version", "--short"), f"argo: {argo}"),
+            "argoexec": VersionCheck(("version", "--short"), f"argoexec: {argo}"),
+        }
+    return checks
 
 
-def check_programs(arts: paths.Artifacts, versions: dict[str, str]) -> None:
+def check_programs(programs: list[Path], versions: dict[str, str]) -> None:
     """Run every built program once: it must start and report the pinned version."""
     checks = version_checks(versions)
-    unchecked = sorted({p.name for p in arts.programs} ^ set(checks))
+    unchecked = sorted({p.name for p in programs} - set(checks))
     if unchecked:
-        raise BuildError(f"programs and version checks disagree: {', '.join(unchecked)}")
-    for program in arts.programs:
+        raise BuildError(f"no version check for {', '.join(unchecked)}")
+    for program in programs:
         check = checks[program.name]
         try:
             proc = subprocess.run([str(program), *check.args], capture_output=True, text=True, timeout=60, check=False)
@@ -400,22 +408,39 @@ def _timed(name: str, job: Job, commands: Commands, dest: Path, work: Path) -> d
     return result
 
 
-def run_jobs(dest: Path, work: Path) -> dict[str, str]:
-    """Build all programs and fetch the CRDs into ``dest``, side by side; returns every version used."""
-    bin_dir = dest / "bin"
-    bin_dir.mkdir(parents=True)
-    jobs: dict[str, tuple[Job, Path]] = {
-        "kubernetes and etcd": (build_kubernetes, bin_dir),
-        "argo": (build_argo, bin_dir),
-        "coredns": (build_coredns, bin_dir),
-        "crds": (fetch_crds, dest),
-    }
-    commands = Commands()
+# Component -> the job that fills its entry, and where inside the entry the job writes.
+JOBS: dict[str, tuple[Job, str]] = {
+    "kubernetes": (build_kubernetes, "bin"),
+    "argo": (build_argo, "bin"),
+    "coredns": (build_coredns, "bin"),
+    "crds": (fetch_crds, "."),
+}
+VERSIONS_FILE = "versions.json"
+
+
+def _build_component(name: str, commands: Commands, go_version: str, work: Path) -> dict[str, str]:
+    """Fill and publish one component's entry; returns the versions it was built from."""
+    job, inside = JOBS[name]
     versions: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+
+    def fill(tmp: Path) -> None:
+        dest = tmp / inside
+        dest.mkdir(parents=True, exist_ok=True)
+        versions.update({"go": go_version, **_timed(name, job, commands, dest, work)})
+        programs = [tmp / "bin" / program for program, owner in paths.PROGRAM_COMPONENTS.items() if owner == name]
+        check_programs(programs, versions)
+        (tmp / VERSIONS_FILE).write_text(json.dumps(versions, indent=2) + "\n")
+
+    cache_entry.publish(paths.component_dir(name), paths.component_key(name), fill)
+    return versions
+
+
+def run_jobs(components: list[str], go_version: str, work: Path) -> None:
+    """Build the given components side by side, each into its own entry; the first failure stops the rest."""
+    commands = Commands()
+    with ThreadPoolExecutor(max_workers=max(len(components), 1)) as pool:
         futures: dict[Future[dict[str, str]], str] = {
-            pool.submit(_timed, name, job, commands, job_dest, work / re.sub(r"\W+", "-", name)): name
-            for name, (job, job_dest) in jobs.items()
+            pool.submit(_build_component, name, commands, go_version, work / name): name for name in components
         }
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]
@@ -424,9 +449,6 @@ def run_jobs(dest: Path, work: Path) -> dict[str, str]:
             wait(futures)
             error = failed[0].exception()
             raise BuildError(f"{futures[failed[0]]}: {error}") from error
-        for future in futures:
-            versions.update(future.result())
-    return versions
 
 
 def argo_schema() -> Path:
@@ -440,47 +462,55 @@ def argo_schema() -> Path:
 
 
 def build(force: bool = False) -> paths.Artifacts:
-    """Ensure the cache entry for the current pins exists; return its artifacts."""
+    """Ensure an entry for each component's current pins and the cluster entry over them; return the artifacts.
+
+    Only the components whose pins changed are built: bumping Argo rebuilds Argo's programs and nothing else.
+    """
     found = paths.locate()
     if found.artifacts is not None and not force:
         return found.artifacts
     go_version = check_go()
-    why = found.reason if found.artifacts is None else "rebuild forced"
-    _log(f"{why}: building every program from the pinned Go modules")
-    entry = paths.entry_dir()
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=entry.parent))
-    try:
-        work = tmp / "work"
-        versions = {"go": go_version, **run_jobs(tmp, work)}
-        # Sources copied for the build are not part of the entry.
-        shutil.rmtree(work)
-        check_programs(paths.layout(tmp), versions)
-        (tmp / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
-        # The marker goes in last and the rename publishes the whole entry at once, so a reader
-        # never sees a half-built entry.
-        (tmp / paths.READY_MARKER).write_text(paths.cache_key() + "\n")
-        if entry.exists():
-            shutil.rmtree(entry)
+    missing = [name for name in JOBS if force or not cache_entry.is_ready(paths.component_dir(name))]
+    if missing:
+        why = found.reason if not force else "rebuild forced"
+        _log(f"{why}: building {', '.join(missing)} from the pinned Go modules")
+        work = Path(tempfile.mkdtemp(prefix=".work-", dir=_ensure(paths.cache_root())))
         try:
-            tmp.rename(entry)
-        except OSError:
-            # A concurrent build published first; its entry is equivalent.
-            if not (entry / paths.READY_MARKER).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            run_jobs(missing, go_version, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def assemble(tmp: Path) -> None:
+        # The cluster entry names what it runs; its etcd stores are saved into it by the first session.
+        versions: dict[str, str] = {}
+        for name in JOBS:
+            versions.update(json.loads((paths.component_dir(name) / VERSIONS_FILE).read_text()))
+        (tmp / VERSIONS_FILE).write_text(json.dumps(versions, indent=2) + "\n")
+
+    entry = paths.entry_dir()
+    if force or not cache_entry.is_ready(entry):
+        cache_entry.publish(entry, paths.cache_key(), assemble)
     return paths.layout(entry)
 
 
-def prune(keep: Path) -> list[Path]:
-    """Delete every cache entry except ``keep``; returns what was removed.
+def _ensure(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def current_entries() -> set[Path]:
+    """The cluster entry and the component entries of the current pins."""
+    return {paths.entry_dir(), *(paths.component_dir(name) for name in JOBS)}
+
+
+def prune(keep: set[Path]) -> list[Path]:
+    """Delete every cache entry except those in ``keep``; returns what was removed.
 
     Opt-in only: other checkouts (branches, worktrees) share the cache and may still use theirs.
     """
     removed = []
-    for entry in keep.parent.iterdir():
-        if entry != keep and entry.is_dir():
+    for entry in paths.cache_root().iterdir():
+        if entry not in keep and entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
@@ -506,7 +536,7 @@ def main(argv: list[str]) -> int:
         print(f"testenv: {exc}", file=sys.stderr)
         return 1
     if "--prune" in argv:
-        for entry in prune(arts.root):
+        for entry in prune(current_entries()):
             print(f"testenv: removed old cache entry {entry}")
     print(f"testenv: ready at {arts.root} ({time.monotonic() - started:.2f}s)")
     return 0

@@ -1,8 +1,10 @@
 """Where the built local-cluster artifacts live, and whether they are there.
 
 The binaries and CRDs are large and derived entirely from the pinned Go modules, so they are
-kept in a per-user cache outside the repository, keyed by a hash of everything that decides
-their content. Both the builder (``build.py``) and the pytest plugin use this module, so the two
+kept in a per-user cache outside the repository: one entry per component (Kubernetes with etcd,
+Argo, CoreDNS, the CRDs), each keyed by a hash of that component's pins and the build recipe,
+and a small cluster entry keyed by the four, holding the versions used and the saved etcd
+stores. Both the builder (``build.py``) and the pytest plugin use this module, so the two
 always agree on the location. Stdlib only: it runs before the project's dependencies exist.
 """
 
@@ -15,20 +17,28 @@ from pathlib import Path
 
 TESTENV_DIR = Path(__file__).resolve().parent
 
-# Every file whose content changes what build.py produces; editing any of them yields a new key,
-# so a stale cache is never reused.
-KEY_INPUTS: tuple[str, ...] = (
-    "go.mod",
-    "go.sum",
-    "argo/go.mod",
-    "argo/go.sum",
-    "dns/go.mod",
-    "dns/go.sum",
-    "crds/go.mod",
-    "crds/go.sum",
-    "build.py",
-    "paths.py",
+# The cluster's programs and data come from four Go modules, each with an entry of its own keyed by its own pins, so
+# bumping one module rebuilds one component. The build recipe (build.py, paths.py) is part of every key.
+COMPONENT_INPUTS: dict[str, tuple[str, ...]] = {
+    "kubernetes": ("go.mod", "go.sum"),
+    "argo": ("argo/go.mod", "argo/go.sum"),
+    "coredns": ("dns/go.mod", "dns/go.sum"),
+    # The CRDs must be the controller's own release: the build checks crds/go.mod against argo/go.mod.
+    "crds": ("crds/go.mod", "crds/go.sum", "argo/go.mod"),
+}
+RECIPE_INPUTS: tuple[str, ...] = ("build.py", "paths.py")
+# Every file whose content changes what build.py produces.
+KEY_INPUTS: tuple[str, ...] = tuple(
+    dict.fromkeys(rel for inputs in COMPONENT_INPUTS.values() for rel in (*inputs, *RECIPE_INPUTS))
 )
+# Program file name -> the component that builds it.
+PROGRAM_COMPONENTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubectl"), "kubernetes"
+    ),
+    **dict.fromkeys(("workflow-controller", "argo", "argoexec"), "argo"),
+    "coredns": "coredns",
+}
 
 READY_MARKER = "READY"
 CRD_SETS: tuple[str, ...] = ("argo", "istio", "gateway-api")
@@ -87,10 +97,9 @@ def cache_root() -> Path:
     return Path(xdg).expanduser() / "argo-bluegreen" / "testenv"
 
 
-def cache_key() -> str:
-    """Short content hash of :data:`KEY_INPUTS`."""
+def _content_key(inputs: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    for rel in KEY_INPUTS:
+    for rel in inputs:
         digest.update(rel.encode())
         digest.update(b"\0")
         digest.update((TESTENV_DIR / rel).read_bytes())
@@ -98,38 +107,61 @@ def cache_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def layout(root: Path) -> Artifacts:
-    """The artifact paths for a cache entry rooted at ``root`` (whether or not it exists)."""
-    bin_dir = root / "bin"
+def component_key(component: str) -> str:
+    """Short content hash of one component's pins and the build recipe."""
+    return _content_key((*COMPONENT_INPUTS[component], *RECIPE_INPUTS))
+
+
+def component_dir(component: str) -> Path:
+    """The cache entry of one component for the current pins."""
+    return cache_root() / f"{component}-{component_key(component)}"
+
+
+def cache_key() -> str:
+    """The cluster entry's key: its components' keys together."""
+    digest = hashlib.sha256()
+    for component in COMPONENT_INPUTS:
+        digest.update(f"{component}={component_key(component)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def entry_dir() -> Path:
+    """The cluster entry for the current pins: every version used, and the saved etcd stores of this combination."""
+    return cache_root() / f"cluster-{cache_key()}"
+
+
+def layout(root: Path | None = None, components: dict[str, Path] | None = None) -> Artifacts:
+    """The artifact paths for a cluster entry ``root`` over component entries (the current pins' by default)."""
+    root = root or entry_dir()
+    where = {name: (components or {}).get(name) or component_dir(name) for name in COMPONENT_INPUTS}
+
+    def program(name: str) -> Path:
+        return where[PROGRAM_COMPONENTS[name]] / "bin" / name
+
     return Artifacts(
         root=root,
-        etcd=bin_dir / "etcd",
-        kube_apiserver=bin_dir / "kube-apiserver",
-        kube_controller_manager=bin_dir / "kube-controller-manager",
-        kube_scheduler=bin_dir / "kube-scheduler",
-        kube_proxy=bin_dir / "kube-proxy",
-        kubectl=bin_dir / "kubectl",
-        coredns=bin_dir / "coredns",
-        workflow_controller=bin_dir / "workflow-controller",
-        argo=bin_dir / "argo",
-        argoexec=bin_dir / "argoexec",
-        crd_dirs={name: root / "crds" / name for name in CRD_SETS},
-        argo_schema=root / "argo" / "schema.json",
+        etcd=program("etcd"),
+        kube_apiserver=program("kube-apiserver"),
+        kube_controller_manager=program("kube-controller-manager"),
+        kube_scheduler=program("kube-scheduler"),
+        kube_proxy=program("kube-proxy"),
+        kubectl=program("kubectl"),
+        coredns=program("coredns"),
+        workflow_controller=program("workflow-controller"),
+        argo=program("argo"),
+        argoexec=program("argoexec"),
+        crd_dirs={name: where["crds"] / "crds" / name for name in CRD_SETS},
+        argo_schema=where["crds"] / "argo" / "schema.json",
         versions_file=root / "versions.json",
     )
 
 
-def entry_dir() -> Path:
-    """The cache entry the current sources map to."""
-    return cache_root() / cache_key()
-
-
 def locate() -> Located:
     """Find the built artifacts without building anything."""
-    root = entry_dir()
-    if not (root / READY_MARKER).is_file():
-        return Located(None, f"local cluster not built (no {root / READY_MARKER})")
-    arts = layout(root)
+    for entry in (*(component_dir(name) for name in COMPONENT_INPUTS), entry_dir()):
+        if not (entry / READY_MARKER).is_file():
+            return Located(None, f"local cluster not built (no {entry / READY_MARKER})")
+    arts = layout()
     for program in arts.programs:
         if not os.access(program, os.X_OK):
             return Located(None, f"local cluster cache incomplete: {program} is not executable")
