@@ -36,6 +36,7 @@ def _git(*args: str) -> list[str]:
     return done.stdout.splitlines()
 
 
+@cache
 def module_file(module: str) -> str | None:
     """The repository file that defines ``module``, or None for a module from outside the repository."""
     base = REPO / Path(*module.split("."))
@@ -50,7 +51,8 @@ def _package_of(path: str) -> list[str]:
     return list(parts[:-1])
 
 
-def imported_files(path: str) -> set[str]:
+@cache
+def imported_files(path: str) -> frozenset[str]:
     """The repository files that ``path`` imports directly (a package's ``__init__`` included)."""
     tree = ast.parse((REPO / path).read_text(), filename=path)
     names: list[str] = []
@@ -84,7 +86,7 @@ def imported_files(path: str) -> set[str]:
             if file is not None:
                 found.add(file)
     found.discard(path)
-    return found
+    return frozenset(found)
 
 
 @cache

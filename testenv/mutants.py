@@ -33,9 +33,11 @@ from pathlib import Path
 from testenv.mutant_catalogue import MUTANTS, Mutant
 
 REPO = Path(__file__).resolve().parent.parent
+#: Taken from the working tree into an older revision's copy: what lets a copy's Pods run on this checkout's venv.
+HARNESS_FILES = ("testenv/node/images.py",)
 FAST_TIER = "not controlplane and not cluster and not package_index"
 #: A caught fault's verdict names the first test pytest reports as failed or in error.
-_FAILED_LINE = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+_FAILED_LINE = re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ def tree_copy(revision: str | None) -> Iterator[Path]:
         else:
             archive = subprocess.run(["git", "archive", revision], cwd=REPO, capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+            # Older image tables bind only their own checkout into a Pod, where the linked venv below is missing.
+            for harness in HARNESS_FILES:
+                shutil.copy2(REPO / harness, root / harness)
         # The copy runs on this checkout's virtualenv; PYTHONPATH puts the copy's own modules ahead of its install.
         (root / ".venv").symlink_to(REPO / ".venv")
         yield root

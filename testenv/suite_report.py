@@ -100,7 +100,7 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
 
 
-#: The order in which a parallel run hands out its layers: the longest first, so that no worker starts a crash-point
+#: The order in which a parallel run starts its layers: the longest first, so that no worker starts a crash-point
 #: scenario of several minutes when the others have nothing left to do.
 START_ORDER: tuple[str, ...] = (
     "crash points",
@@ -115,8 +115,19 @@ START_ORDER: tuple[str, ...] = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the tests in :data:`START_ORDER` of their layers."""
-    # A stable sort: within a layer the tests keep their files' order. Every xdist worker sorts the same way, as the
-    # controller requires of their collections.
-    items.sort(key=lambda item: START_ORDER.index(layer_of(item.nodeid)))
+def deal(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The items dealt into one pile per worker, each pile longest layers first, the piles one after another.
+
+    xdist's work-stealing scheduler gives each worker a contiguous block of the collection, and an idle worker steals
+    from the end of the longest queue. Dealt this way, every block starts with its share of the slow layers and ends
+    with quick tests, which are what a steal moves. Within a layer the tests keep their files' order.
+    """
+    ordered = sorted(items, key=lambda item: START_ORDER.index(layer_of(item.nodeid)))
+    return [item for pile in range(workers) for item in ordered[pile::workers]]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the tests for the run's workers (see :func:`deal`); a run without workers gets one pile."""
+    # Every xdist worker orders its collection the same way, as the controller requires.
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    items[:] = deal(items, max(workers, 1))
