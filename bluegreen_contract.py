@@ -262,6 +262,7 @@ DEPLOYMENT_RECORDS = ApiResource(spec.API_GROUP, spec.API_VERSION, spec.RECORD_P
 DEPLOYMENTS = ApiResource("apps", "v1", "deployments", "Deployment")
 SERVICES = ApiResource("", "v1", "services", "Service")
 PODS = ApiResource("", "v1", "pods", "Pod")
+ENDPOINT_SLICES = ApiResource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 EVENTS = ApiResource("", "v1", "events", "Event")
 SECRETS = ApiResource("", "v1", "secrets", "Secret")
 CONFIG_MAPS = ApiResource("", "v1", "configmaps", "ConfigMap")
@@ -366,6 +367,11 @@ STEP_RULES: tuple[ApiRule, ...] = (
         "get list watch",
         "name the reason (ImagePullBackOff, CrashLoopBackOff) when a slot never becomes available",
     ),
+    _rule(
+        ENDPOINT_SLICES,
+        "list",
+        "wait until the preview (and the service router's Service) sends requests only to the target slot's pods",
+    ),
     _rule(EVENTS, "create patch", "emit an Event on the BlueGreenDeployment for each transition"),
     _rule(
         NETWORK_POLICIES,
@@ -432,6 +438,7 @@ __all__ = [
     "DEPLOYMENT_RECORDS",
     "DEPLOY_TEMPLATE",
     "DESTINATION_RULES",
+    "ENDPOINT_SLICES",
     "EVENTS",
     "EXECUTOR_RULES",
     "FORBIDDEN_CALLS",

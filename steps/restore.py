@@ -13,6 +13,7 @@ from bluegreen_contract import DEPLOYMENTS
 from steps import autoscaling, disruption, retention, slots
 from steps.context import StepContext
 from steps.errors import CheckFailed
+from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
 from steps.service_state import update_status
 
 
@@ -52,6 +53,8 @@ def restore_traffic(ctx: StepContext, slot: spec.Slot, record: str, step: str) -
     ctx.records.append(record, step, "intent", f"restoring traffic to {slot.value}")
     changed = ctx.router.point_to(slot)
     ctx.router.verify(slot)
+    propagation = ctx.router.wait_propagated(slot, PROPAGATION_TIMEOUT_SECONDS)
+    ctx.log("propagated", slot=slot.value, how=propagation)
     autoscaling.follow_live_slot(ctx, slot, record, step)
     disruption.pin_to_live_slot(ctx, slot, record, step)
     ctx.records.append(record, step, "restored", f"all traffic on {slot.value} ({image})", changed=changed)

@@ -12,7 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import gates, images, isolation, slots
+from steps import endpoints, gates, images, isolation, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
@@ -57,6 +57,11 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         verdict(spec.Gate.available, passed=False)
         raise
     slots.point_preview(kube, ctx.resource, ctx.router.main_service(), target)
+    # The preview may have offered the live slot until a moment ago; probe and smoke must reach only this slot.
+    preview = endpoints.wait_serving_slot(
+        kube, ctx.namespace, ctx.resource.preview_service_name(), ctx.service, target, timeout
+    )
+    ctx.log("preview-serving", slot=target.value, endpoints=preview)
     if ctx.resource.spec.traffic.isolate_slots:
         pod_labels = desired["spec"]["template"]["metadata"].get("labels") or {}
         isolated = isolation.ensure_isolation(kube, ctx.namespace, ctx.service, pod_labels, ctx.log)

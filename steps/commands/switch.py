@@ -19,9 +19,8 @@ from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
 from steps.kube import Kube
 from steps.metrics import RunMetrics
+from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
 from steps.service_state import update_status
-
-PROPAGATION_TIMEOUT_SECONDS = 60.0
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:

@@ -12,6 +12,9 @@ from steps.kube import Kube, Obj
 from steps.log import StepLog
 from steps.routing.slot_services import pinned_slot
 
+#: How long a move of traffic waits for the data plane to follow the route, where the router can tell.
+PROPAGATION_TIMEOUT_SECONDS = 60.0
+
 #: Response header each route sets, so the data path can be checked without changing the application.
 SLOT_HEADER = "x-bluegreen-slot"
 
@@ -110,4 +113,4 @@ def weighted_slot(weights: dict[str, Any]) -> spec.Slot | None:
     return None
 
 
-__all__ = ["SLOT_HEADER", "Router", "weighted_slot"]
+__all__ = ["PROPAGATION_TIMEOUT_SECONDS", "SLOT_HEADER", "Router", "weighted_slot"]

@@ -8,6 +8,7 @@ kept warm during retention. Only the slot label of the selector is ours; every o
 from __future__ import annotations
 
 import bluegreen_spec as spec
+from steps import endpoints
 from steps.routing.base import Router
 from steps.routing.slot_services import pin_main_service, pinned_slot
 
@@ -26,6 +27,12 @@ class ServiceRouter(Router):
     def point_to(self, slot: spec.Slot) -> bool:
         """One update of the selector, guarded by the resourceVersion that was read."""
         return pin_main_service(self.kube, self.namespace, self.resource.router_service_name(), slot)
+
+    def wait_propagated(self, slot: spec.Slot, timeout_seconds: float) -> str:
+        """Wait until the Service's EndpointSlices offer only ``slot``'s pods, which kube-proxy then follows."""
+        return endpoints.wait_serving_slot(
+            self.kube, self.namespace, self.resource.router_service_name(), self.service, slot, timeout_seconds
+        )
 
 
 __all__ = ["ServiceRouter"]

@@ -1,0 +1,106 @@
+"""Wait until a Service sends new requests only to one slot's pods, as far as the API can tell.
+
+Changing a Service's selector is not the same as moving its traffic: the endpoints controller rewrites the
+Service's EndpointSlices some time later, and kube-proxy (or the CNI) programs the node from those. On a loaded
+cluster that takes seconds, and a probe or smoke test sent through a just-retargeted preview reaches the pods it
+selected before: the live version, which passes, instead of the new one. So every step that points a Service at a
+slot and then relies on it waits here first, until the Service's ready endpoints are that slot's pods and only those
+(https://kubernetes.io/docs/concepts/services-networking/endpoint-slices/). What the node does after the slices change
+has no API; kube-proxy follows them within its sync period.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import bluegreen_spec as spec
+from bluegreen_contract import ENDPOINT_SLICES
+from steps import slots
+from steps.errors import CheckFailed
+from steps.kube import Kube, Obj
+
+#: The label the endpoints controller puts on every EndpointSlice of a Service.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+POLL_SECONDS = 0.1
+
+
+def ready_endpoints(endpoint_slices: list[Obj]) -> dict[str, str]:
+    """Pod name -> address, for the endpoints a Service's slices offer new requests to.
+
+    An endpoint without a ``ready`` condition counts as ready, as kube-proxy counts it.
+    """
+    offered: dict[str, str] = {}
+    for endpoint_slice in endpoint_slices:
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready", True) is False:
+                continue
+            addresses = [str(address) for address in endpoint.get("addresses") or []]
+            pod = str((endpoint.get("targetRef") or {}).get("name") or ",".join(addresses))
+            offered[pod] = addresses[0] if addresses else ""
+    return offered
+
+
+def ready_pods(endpoint_slices: list[Obj]) -> set[str]:
+    """The pods a Service's slices offer new requests to."""
+    return set(ready_endpoints(endpoint_slices))
+
+
+def slot_pod_host(kube: Kube, namespace: str, service_name: str, service: str, slot: spec.Slot) -> str:
+    """A ready pod of ``slot`` among Service ``service_name``'s endpoints, as a URL host (IPv6 in brackets).
+
+    Checks that must reach the new version call its pod by this address rather than through the Service's virtual
+    IP, which the node may still send to the pods the Service selected before (see the module's docstring).
+    """
+    selector = f"{SERVICE_NAME_LABEL}={service_name}"
+    prefix = slots.deployment_name(service, slot) + "-"
+    offered = ready_endpoints(kube.list(ENDPOINT_SLICES, namespace, label_selector=selector))
+    for pod, address in sorted(offered.items()):
+        if pod.startswith(prefix) and address:
+            return f"[{address}]" if ":" in address else address
+    raise CheckFailed(
+        f"Service {namespace}/{service_name} offers no ready pod of slot {slot.value} "
+        f"(it offers {', '.join(sorted(offered)) or 'none'}); run deploy-green again, which points it there and waits"
+    )
+
+
+def only_slot(pods: set[str], service: str, slot: spec.Slot) -> bool:
+    """Whether ``pods`` is non-empty and every one belongs to ``slot`` (its Deployment's pods are named after it)."""
+    prefix = slots.deployment_name(service, slot) + "-"
+    return bool(pods) and all(pod.startswith(prefix) for pod in pods)
+
+
+def wait_serving_slot(
+    kube: Kube,
+    namespace: str,
+    service_name: str,
+    service: str,
+    slot: spec.Slot,
+    timeout_seconds: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Return once Service ``service_name`` offers only ``slot``'s pods; raise :class:`CheckFailed` at the deadline.
+
+    Returns how long it waited, for the step's log.
+    """
+    began = clock()
+    deadline = began + timeout_seconds
+    selector = f"{SERVICE_NAME_LABEL}={service_name}"
+    while True:
+        pods = ready_pods(kube.list(ENDPOINT_SLICES, namespace, label_selector=selector))
+        if only_slot(pods, service, slot):
+            return f"endpoints are {slot.value}'s {len(pods)} pods after {clock() - began:.2f} s"
+        if clock() > deadline:
+            offered = ", ".join(sorted(pods)) or "no ready pod"
+            raise CheckFailed(
+                f"Service {namespace}/{service_name} still offers {offered} {timeout_seconds:.0f} s after it was "
+                f"pointed at slot {slot.value}; check the endpoints controller (kube-controller-manager), then run "
+                "the step again"
+            )
+        # Bounded poll: EndpointSlices of one Service come and go by name, so a list is the one complete view.
+        sleep(POLL_SECONDS)
+
+
+__all__ = ["only_slot", "ready_pods", "wait_serving_slot"]
