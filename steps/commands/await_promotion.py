@@ -12,7 +12,7 @@ import argparse
 import bluegreen_spec as spec
 from steps import promotion
 from steps.announce import announce
-from steps.commands.smoke import smoke_address
+from steps.commands.smoke import preview_url as preview_service_url
 from steps.context import StepContext
 from steps.kube import Kube
 
@@ -20,7 +20,7 @@ from steps.kube import Kube
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The await-promotion step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "await-promotion")
-    preview_url = smoke_address(ctx)
+    preview_url = preview_service_url(ctx)
     waiting = promotion.waiting_record(preview_url, args.timeout)
 
     def wait(status: spec.DeploymentRecordStatus) -> None:

@@ -1,28 +1,58 @@
-"""``smoke``: every smoke test against the idle slot, concurrently within the spec's budget; each result recorded."""
+"""``smoke``: every smoke test against the idle slot, concurrently within the spec's budget; each result recorded.
+
+The tests call a pod the preview Service offers by its own address, on the container port behind the Service port
+users reach: right after the preview is pointed at this slot, its virtual IP may still lead to the live version, which
+would pass the tests in the new version's place.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 import bluegreen_spec as spec
+from bluegreen_contract import DEPLOYMENTS
 from steps import gates
 from steps.context import StepContext
+from steps.endpoints import slot_pod_host
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
 from steps.metrics import RunMetrics
-from steps.preview_address import smoke_base_url
+from steps.preview_address import smoke_base_url, target_number
+from steps.slots import deployment_name
 from steps.smoke import run_smoke_tests
 
 
-def smoke_address(ctx: StepContext) -> str:
-    """The preview Service on the port users reach, or on spec.smokeTestPort."""
+def routed_or_smoke_port(ctx: StepContext) -> int:
+    """The Service port the smoke tests call: spec.smokeTestPort, or the port the route sends users to."""
     if ctx.resource.spec.smoke_test_port is not None:
-        return smoke_base_url(ctx.resource, ctx.namespace, ctx.resource.spec.smoke_test_port)
+        return ctx.resource.spec.smoke_test_port
     try:
-        port = ctx.router.routed_port()
+        return ctx.router.routed_port()
     except BadInput as error:
         raise BadInput(f"{error}; or set spec.smokeTestPort to the Service port the smoke tests call") from None
-    return smoke_base_url(ctx.resource, ctx.namespace, port)
+
+
+def preview_url(ctx: StepContext) -> str:
+    """The preview Service on the port the smoke tests call: where a person tries the new version."""
+    return smoke_base_url(ctx.resource, ctx.namespace, routed_or_smoke_port(ctx))
+
+
+def smoke_address(ctx: StepContext, slot: spec.Slot) -> str:
+    """A ready pod of ``slot``, on the container port behind the Service port users reach (or spec.smokeTestPort)."""
+    port = routed_or_smoke_port(ctx)
+    main = ctx.router.main_service()
+    deployment = ctx.kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, slot))
+    template = None if deployment is None else deployment["spec"]["template"]
+    container_port = next(
+        (target_number(p, template) for p in main["spec"].get("ports") or [] if int(p["port"]) == port), None
+    )
+    if container_port is None:
+        raise BadInput(
+            f"Service {ctx.namespace}/{main['metadata']['name']} has no port {port} leading to a container port of "
+            f"slot {slot.value}; set spec.smokeTestPort to a port of that Service"
+        )
+    host = slot_pod_host(ctx.kube, ctx.namespace, ctx.resource.preview_service_name(), ctx.service, slot)
+    return f"{ctx.resource.spec.health_check.http_get.scheme.lower()}://{host}:{container_port}"
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -35,7 +65,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         ctx.records.append(args.record, "smoke", "smoke-skipped", "the spec lists no smoke tests")
         gates.record_verdict(ctx, args.record, spec.Gate.smoke, slot, image, passed=True)
         return 0
-    base_url = args.base_url or smoke_address(ctx)
+    base_url = args.base_url or smoke_address(ctx, slot)
     budget = spec.parse_duration(ctx.resource.spec.smoke_test_budget).total_seconds()
     report = run_smoke_tests(tests, base_url, budget)
     metrics = RunMetrics.from_env(ctx.service)
