@@ -249,6 +249,21 @@ class DemoService:
         return answering_version(f"http://{self.service()['spec']['clusterIP']}:80{path}", timeout)
 
 
+    def settles_on(self, version: str, timeout: float = 15.0) -> str:
+        """The version answering the Service's ClusterIP once it is ``version``, or the last one seen at the deadline.
+
+        A move of traffic ends when the Service's EndpointSlices name only the new slot; kube-proxy then programs the
+        node within its own sync period, which has no API to wait on. Right after a move, a request may still reach
+        the old slot for that long.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            answered = self.serving_version()
+            if answered == version or time.monotonic() > deadline:
+                return answered
+            time.sleep(0.2)  # bounded poll: kube-proxy's rules have no watch from outside the node
+
+
 def _node_template(pod: dict[str, Any]) -> str:
     """The step a workflow Pod ran, from its node name: ``<workflow>.<step>``, or ``<workflow>.<step>(<retry>)``."""
     node = (pod["metadata"].get("annotations") or {}).get("workflows.argoproj.io/node-name", "")

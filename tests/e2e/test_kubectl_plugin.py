@@ -157,7 +157,7 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
         for sink in sinks:
             sink.close()
     assert "switch" in deployed.stdout and "Succeeded" in deployed.stdout, deployed.stdout
-    assert service.live_slot() == new and service.serving_version() == "v2"
+    assert service.live_slot() == new and service.settles_on("v2") == "v2"
     status = kubectl.json("status", service.name, *ns)
     assert (status["liveSlot"], status["liveImage"], status["idleSlot"]) == (new, demo_image("v2"), old)
     assert status["traffic"] == {old: 0, new: 100}
@@ -178,7 +178,7 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
     # route: the old slot still holds v1 within its retention, so traffic may go back to it without Argo.
     routed = kubectl("route", service.name, "--to", old, "--reason", "drill", *ns)
     assert routed.returncode == 0, routed.stderr
-    assert service.live_slot() == old and service.serving_version() == "v1"
+    assert service.live_slot() == old and service.settles_on("v1") == "v1"
     record = service.records()[-1]
     assert record["spec"]["workflow"].startswith("kubectl-bluegreen-route-"), record["spec"]
     assert (record["spec"]["fromSlot"], record["spec"]["toSlot"], record["spec"]["triggeredBy"]) == (new, old, user)
@@ -196,7 +196,7 @@ def test_plugin_deploys_routes_and_rolls_back_like_argo(
         service.workflow(rollback_name).raw,
         argo_submit_dry_run(service, "blue-green-rollback", [("service", service.name), ("triggered-by", user)]),
     )
-    assert service.live_slot() == new and service.serving_version() == "v2"
+    assert service.live_slot() == new and service.settles_on("v2") == "v2"
 
     # route refuses the slot the rollback scaled down, writes nothing and leaves traffic alone.
     records_before = len(service.records())
