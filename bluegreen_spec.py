@@ -334,7 +334,7 @@ class HealthCheck(_Model):
 
 
 class SmokeTest(_Model):
-    """One request sent to the new slot through the preview Service before any user traffic reaches it."""
+    """One request sent to a ready pod of the new slot, one its preview Service offers, before any user traffic."""
 
     name: Name = Field(description="Names the test in records and messages; unique within the spec.")
     endpoint: str = Field(pattern=HTTP_PATH_PATTERN, description="HTTP path on the service, starting with /.")
@@ -782,7 +782,7 @@ class BlueGreenDeploymentSpec(_Model):
     smoke_tests: list[SmokeTest] = Field(
         default_factory=list,
         json_schema_extra=_KEYED_BY_NAME,
-        description="Requests sent through the preview Service before the switch; all must pass.",
+        description="Requests sent to a ready pod of the new slot before the switch; all must pass.",
     )
     smoke_test_budget: SmokeTestBudget = Field(default="30s", description="Time all smoke tests together may take.")
     smoke_test_port: Port | None = Field(
