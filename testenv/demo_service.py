@@ -248,7 +248,6 @@ class DemoService:
         """The version that answers a real request to the Service's ClusterIP, through kube-proxy."""
         return answering_version(f"http://{self.service()['spec']['clusterIP']}:80{path}", timeout)
 
-
     def settles_on(self, version: str, timeout: float = 15.0) -> str:
         """The version answering the Service's ClusterIP once it is ``version``, or the last one seen at the deadline.
 
