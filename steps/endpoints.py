@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 
 import bluegreen_spec as spec
-from bluegreen_contract import ENDPOINT_SLICES
-from steps import slots
+from bluegreen_contract import ENDPOINT_SLICES, PODS
 from steps.errors import CheckFailed
 from steps.kube import Kube, Obj
 
@@ -46,17 +45,34 @@ def ready_pods(endpoint_slices: list[Obj]) -> set[str]:
     return set(ready_endpoints(endpoint_slices))
 
 
+def current_slot_pods(kube: Kube, namespace: str, service: str, slot: spec.Slot) -> set[str]:
+    """The pods of ``slot`` that are Ready and not on their way out: the version the slot runs now.
+
+    Told apart by labels and state rather than by name: the old pods of a slot just updated share its name prefix
+    while they drain, and a long service name's pods have that prefix cut short.
+    """
+    selector = f"{spec.SERVICE_LABEL}={service},{spec.SLOT_LABEL}={slot.value}"
+    current = set()
+    for pod in kube.list(PODS, namespace, label_selector=selector):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            current.add(str(pod["metadata"]["name"]))
+    return current
+
+
 def slot_pod_host(kube: Kube, namespace: str, service_name: str, service: str, slot: spec.Slot) -> str:
-    """A ready pod of ``slot`` among Service ``service_name``'s endpoints, as a URL host (IPv6 in brackets).
+    """A current pod of ``slot`` among Service ``service_name``'s ready endpoints, as a URL host (IPv6 bracketed).
 
     Checks that must reach the new version call its pod by this address rather than through the Service's virtual
     IP, which the node may still send to the pods the Service selected before (see the module's docstring).
     """
     selector = f"{SERVICE_NAME_LABEL}={service_name}"
-    prefix = slots.deployment_name(service, slot) + "-"
     offered = ready_endpoints(kube.list(ENDPOINT_SLICES, namespace, label_selector=selector))
+    current = current_slot_pods(kube, namespace, service, slot)
     for pod, address in sorted(offered.items()):
-        if pod.startswith(prefix) and address:
+        if pod in current and address:
             return f"[{address}]" if ":" in address else address
     raise CheckFailed(
         f"Service {namespace}/{service_name} offers no ready pod of slot {slot.value} "
@@ -64,10 +80,9 @@ def slot_pod_host(kube: Kube, namespace: str, service_name: str, service: str, s
     )
 
 
-def only_slot(pods: set[str], service: str, slot: spec.Slot) -> bool:
-    """Whether ``pods`` is non-empty and every one belongs to ``slot`` (its Deployment's pods are named after it)."""
-    prefix = slots.deployment_name(service, slot) + "-"
-    return bool(pods) and all(pod.startswith(prefix) for pod in pods)
+def only_slot(offered: set[str], current: set[str]) -> bool:
+    """Whether the Service offers some pods, and only ``current`` ones (see :func:`current_slot_pods`)."""
+    return bool(offered) and offered <= current
 
 
 def wait_serving_slot(
@@ -90,7 +105,7 @@ def wait_serving_slot(
     selector = f"{SERVICE_NAME_LABEL}={service_name}"
     while True:
         pods = ready_pods(kube.list(ENDPOINT_SLICES, namespace, label_selector=selector))
-        if only_slot(pods, service, slot):
+        if only_slot(pods, current_slot_pods(kube, namespace, service, slot)):
             return f"endpoints are {slot.value}'s {len(pods)} pods after {clock() - began:.2f} s"
         if clock() > deadline:
             offered = ", ".join(sorted(pods)) or "no ready pod"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen_contract import ENDPOINT_SLICES, SERVICES
-from bluegreen_spec import Slot
+from bluegreen_contract import ENDPOINT_SLICES, PODS, SERVICES
+from bluegreen_spec import SERVICE_LABEL, SLOT_LABEL, Slot
 from steps.endpoints import SERVICE_NAME_LABEL, wait_serving_slot
 from steps.errors import CheckFailed
 from tests.integration.service_helpers import ServiceFactory, ServiceUnderTest
@@ -49,7 +49,7 @@ def endpoint_slice(pods: list[str], *, ready: bool = True) -> dict[str, Any]:
 
 @pytest.fixture
 def sut(make_service: ServiceFactory) -> ServiceUnderTest:
-    service = make_service(SERVICE)
+    service = make_service(SERVICE, replicas=1)
     # No selector: the endpoints controller keeps out, and the slices below are the only ones.
     service.admin_kube.create(
         SERVICES,
@@ -59,8 +59,18 @@ def sut(make_service: ServiceFactory) -> ServiceUnderTest:
     return service
 
 
-def test_the_wait_ends_only_once_the_slices_offer_the_target_slot_alone(sut: ServiceUnderTest) -> None:
+def green_pod(sut: ServiceUnderTest) -> str:
+    """The team's running pod, labelled as green's: a Ready pod of the slot, as the wait finds them by labels."""
+    [pod] = [p for p in sut.admin_kube.list(PODS, sut.namespace) if not p["metadata"].get("deletionTimestamp")]
+    name = str(pod["metadata"]["name"])
+    labels = {SERVICE_LABEL: SERVICE, SLOT_LABEL: Slot.green.value}
+    sut.admin_kube.merge_patch(PODS, sut.namespace, name, {"metadata": {"labels": labels}})
+    return name
+
+
+def test_the_wait_ends_only_once_the_slices_offer_the_slots_current_pods_alone(sut: ServiceUnderTest) -> None:
     live = ["cart-blue-5c5f4c74f9-mhcdz", "cart-blue-5c5f4c74f9-x2k9p"]
+    green = green_pod(sut)
     created = sut.admin_kube.create(ENDPOINT_SLICES, sut.namespace, endpoint_slice(live))
     done = threading.Event()
     outcome: list[str | BaseException] = []
@@ -77,20 +87,21 @@ def test_the_wait_ends_only_once_the_slices_offer_the_target_slot_alone(sut: Ser
     # The preview still offers the live slot: the wait must hold through several reads of it.
     assert not done.wait(1.0), outcome
     # The controller catches up halfway: a new pod is ready beside the old ones. Still not only green.
-    both = endpoint_slice([*live, "cart-green-594d96bbb6-pnjx2"])
+    both = endpoint_slice([*live, green])
     both["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
     created = sut.admin_kube.replace(ENDPOINT_SLICES, sut.namespace, both)
     assert not done.wait(1.0), outcome
     # Only green's pods are ready now; the old ones linger as not ready, which kube-proxy skips.
-    green = endpoint_slice(["cart-green-594d96bbb6-pnjx2"])
-    green["endpoints"] += endpoint_slice(live, ready=False)["endpoints"]
-    green["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
-    sut.admin_kube.replace(ENDPOINT_SLICES, sut.namespace, green)
+    only_green = endpoint_slice([green])
+    only_green["endpoints"] += endpoint_slice(live, ready=False)["endpoints"]
+    only_green["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    sut.admin_kube.replace(ENDPOINT_SLICES, sut.namespace, only_green)
     assert done.wait(60), "the wait did not end once the preview offered only green"
     assert isinstance(outcome[0], str) and "green's 1 pods" in outcome[0], outcome
 
 
 def test_a_preview_that_never_follows_fails_naming_what_it_still_offers(sut: ServiceUnderTest) -> None:
+    green_pod(sut)
     sut.admin_kube.create(ENDPOINT_SLICES, sut.namespace, endpoint_slice(["cart-blue-5c5f4c74f9-mhcdz"]))
     with pytest.raises(CheckFailed) as failure:
         wait_serving_slot(sut.steps_kube, sut.namespace, PREVIEW, SERVICE, Slot.green, 2)
