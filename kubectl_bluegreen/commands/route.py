@@ -26,7 +26,7 @@ from steps.clock import now
 from steps.commands.rollback import retain_previous_after_switch
 from steps.context import StepContext, record_name
 from steps.gates import read_slot_image
-from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
+from steps.restore import await_propagation
 from steps.service_state import add_history, update_status
 from steps.workflows import RunState, run_state
 
@@ -144,11 +144,10 @@ def move_and_close(ctx: StepContext, record: str, route: spec.DeploymentRecordSp
     assert target is not None
     changed = ctx.router.point_to(target)
     ctx.router.verify(target)
-    # The route is done when clients reach the target, not when the object says so.
-    propagation = ctx.router.wait_propagated(target, PROPAGATION_TIMEOUT_SECONDS)
-    ctx.log("propagated", slot=target.value, how=propagation)
     autoscaling.follow_live_slot(ctx, target, record, STEP)
     disruption.pin_to_live_slot(ctx, target, record, STEP)
+    # The route is done when clients reach the target, not when the object says so.
+    await_propagation(ctx, target, record, STEP)
     finished = now()
 
     def routed(status: spec.BlueGreenDeploymentStatus) -> None:

@@ -17,6 +17,7 @@ from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
 from steps.kube import Kube
+from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     slots.point_preview(kube, ctx.resource, ctx.router.main_service(), target)
     # The preview may have offered the live slot until a moment ago; probe and smoke must reach only this slot.
     preview = endpoints.wait_serving_slot(
-        kube, ctx.namespace, ctx.resource.preview_service_name(), ctx.service, target, timeout
+        kube, ctx.namespace, ctx.resource.preview_service_name(), ctx.service, target, PROPAGATION_TIMEOUT_SECONDS
     )
     ctx.log("preview-serving", slot=target.value, endpoints=preview)
     if ctx.resource.spec.traffic.isolate_slots:
