@@ -1,7 +1,8 @@
-"""``probe``: the spec's health check against a pod of the idle slot that its preview offers; each attempt recorded.
+"""``probe``: the spec's health check against the idle slot alone; every attempt recorded.
 
-The pod is called by its own address, not through the preview's virtual IP: right after the preview is pointed at
-this slot, the node may still send that IP to the live slot's pods, whose health says nothing of the new version.
+Not through the preview's virtual IP: right after the preview is pointed at this slot, the node may still send that
+IP to the live slot's pods, whose health says nothing of the new version. The router names an address that leads to
+this slot only (:meth:`steps.routing.base.Router.check_address`).
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
 from steps import gates
 from steps.context import StepContext
-from steps.endpoints import slot_pod_host
 from steps.errors import CheckFailed
-from steps.kube import Kube
+from steps.kube import Kube, Obj
 from steps.metrics import RunMetrics
+from steps.preview_address import service_port_for
 from steps.probe import ProbeAttempt, run_probe
 from steps.slots import deployment_name
 
 
-def slot_pod_url(ctx: StepContext, slot: spec.Slot) -> str:
-    """A ready pod of ``slot`` on the health check's container port."""
+def slot_check_url(ctx: StepContext, slot: spec.Slot, template: Obj | None) -> str:
+    """Where the health check reaches ``slot`` alone (see :meth:`Router.check_address`)."""
     http_get = ctx.resource.spec.health_check.http_get
-    host = slot_pod_host(ctx.kube, ctx.namespace, ctx.resource.preview_service_name(), ctx.service, slot)
-    return f"{http_get.scheme.lower()}://{host}:{http_get.port}"
+    service_port = service_port_for(ctx.router.main_service(), http_get.port, template)
+    return f"{http_get.scheme.lower()}://{ctx.router.check_address(slot, service_port, http_get.port)}"
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -32,7 +33,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     ctx = StepContext.open(kube, args.namespace, args.service, "probe")
     slot = kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, spec.Slot(args.slot)))
     image = gates.slot_image(ctx, slot)
-    base_url = args.base_url or slot_pod_url(ctx, spec.Slot(args.slot))
+    template = None if slot is None else slot["spec"]["template"]
+    base_url = args.base_url or slot_check_url(ctx, spec.Slot(args.slot), template)
     metrics = RunMetrics.from_env(ctx.service)
 
     def attempt(result: ProbeAttempt) -> None:

@@ -1,8 +1,8 @@
 """``smoke``: every smoke test against the idle slot, concurrently within the spec's budget; each result recorded.
 
-The tests call a pod the preview Service offers by its own address, on the container port behind the Service port
-users reach: right after the preview is pointed at this slot, its virtual IP may still lead to the live version, which
-would pass the tests in the new version's place.
+The tests go to an address the router names for this slot alone, on the port users reach: right after the preview is
+pointed at this slot, its virtual IP may still lead to the live version, which would pass the tests in the new
+version's place.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
 from steps import gates
 from steps.context import StepContext
-from steps.endpoints import slot_pod_host
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
 from steps.metrics import RunMetrics
@@ -38,21 +37,17 @@ def preview_url(ctx: StepContext) -> str:
 
 
 def smoke_address(ctx: StepContext, slot: spec.Slot) -> str:
-    """A ready pod of ``slot``, on the container port behind the Service port users reach (or spec.smokeTestPort)."""
+    """Where the smoke tests reach ``slot`` alone, on the Service port users reach (or spec.smokeTestPort)."""
     port = routed_or_smoke_port(ctx)
     main = ctx.router.main_service()
     deployment = ctx.kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, slot))
     template = None if deployment is None else deployment["spec"]["template"]
+    # A named targetPort the slot's pods do not name leaves the Service port, as the Service's own fallback does.
     container_port = next(
         (target_number(p, template) for p in main["spec"].get("ports") or [] if int(p["port"]) == port), None
     )
-    if container_port is None:
-        raise BadInput(
-            f"Service {ctx.namespace}/{main['metadata']['name']} has no port {port} leading to a container port of "
-            f"slot {slot.value}; set spec.smokeTestPort to a port of that Service"
-        )
-    host = slot_pod_host(ctx.kube, ctx.namespace, ctx.resource.preview_service_name(), ctx.service, slot)
-    return f"{ctx.resource.spec.health_check.http_get.scheme.lower()}://{host}:{container_port}"
+    address = ctx.router.check_address(slot, port, container_port or port)
+    return f"{ctx.resource.spec.health_check.http_get.scheme.lower()}://{address}"
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:

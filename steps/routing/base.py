@@ -10,7 +10,7 @@ from bluegreen_contract import SERVICES
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube, Obj
 from steps.log import StepLog
-from steps.routing.slot_services import pinned_slot
+from steps.routing.slot_services import pinned_slot, service_host, slot_service_name
 
 #: How long a move of traffic waits for the data plane to follow the route, where the router can tell.
 PROPAGATION_TIMEOUT_SECONDS = 60.0
@@ -99,6 +99,14 @@ class Router(abc.ABC):
     def wait_propagated(self, slot: spec.Slot, timeout_seconds: float) -> str:
         """Wait until the data plane has the route where the router can tell; returns how it knows."""
         return "not reported by this router"
+
+    def check_address(self, slot: spec.Slot, service_port: int, container_port: int) -> str:
+        """``host:port`` where probes and smoke tests reach ``slot``'s pods and nothing else.
+
+        This router keeps a Service per slot (``<svc>-<slot>``) whose selector never changes, so its address can
+        never lead to the other slot, and a mesh sidecar routes a call to it by name, with mTLS, as any other.
+        """
+        return f"{service_host(slot_service_name(self.service, slot), self.namespace)}:{service_port}"
 
     @abc.abstractmethod
     def describe(self) -> str:

@@ -28,6 +28,15 @@ class ServiceRouter(Router):
         """One update of the selector, guarded by the resourceVersion that was read."""
         return pin_main_service(self.kube, self.namespace, self.resource.router_service_name(), slot)
 
+    def check_address(self, slot: spec.Slot, service_port: int, container_port: int) -> str:
+        """A current pod of ``slot`` that the preview offers, by its own address and container port.
+
+        This router keeps no Service per slot, and the preview's virtual IP may still lead to the slot it selected
+        before for as long as the node takes to follow its EndpointSlices.
+        """
+        preview = self.resource.preview_service_name()
+        return f"{endpoints.slot_pod_host(self.kube, self.namespace, preview, self.service, slot)}:{container_port}"
+
     def wait_propagated(self, slot: spec.Slot, timeout_seconds: float) -> str:
         """Wait until the Service's EndpointSlices offer only ``slot``'s pods, which kube-proxy then follows."""
         return endpoints.wait_serving_slot(
