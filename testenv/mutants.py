@@ -118,7 +118,7 @@ def render(root: Path) -> None:
 def _copy_env(root: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     # A running cluster would run the unfaulted tree's steps in its Pods; CI would turn a skip into a catch.
-    for name in ("BLUEGREEN_TEST_CLUSTER", "CI"):
+    for name in ("BLUEGREEN_TEST_CLUSTER", "BLUEGREEN_TEST_SHARED_CLUSTER", "BLUEGREEN_TEST_KUBECONFIG", "CI"):
         env.pop(name, None)
     return env
 
@@ -148,6 +148,11 @@ def present(root: Path, tests: Sequence[str]) -> list[str]:
     return [test for test in tests if (root / test.split("::", 1)[0]).is_file()]
 
 
+def caught(code: int, output: str) -> bool:
+    """A test failed: pytest's exit 1 with a failed test named. A timeout or an error of pytest's own is no catch."""
+    return code == 1 and _FAILED_LINE.search(output) is not None
+
+
 def judge(root: Path, mutant: Mutant, workers: int, timeout: float) -> Verdict:
     """Plant the fault, run its named tests and then the fast tier, and say which test failed first."""
     began = time.monotonic()
@@ -161,11 +166,15 @@ def judge(root: Path, mutant: Mutant, workers: int, timeout: float) -> Verdict:
         parallel = ["-n", str(workers)] if workers > 1 else []
         named = present(root, mutant.catching_tests)
         code, output = run_pytest(root, [*parallel, *named], timeout) if named else (5, "")
-        if code not in (0, 5):  # 5: pytest selected nothing, which is the catalogue's error, not a catch
+        if caught(code, output):
             return Verdict(mutant, first_failure(output), "named tests", time.monotonic() - began)
+        if code not in (0, 5):  # 5: pytest selected nothing, which is the catalogue's error, not a catch
+            return Verdict(mutant, None, f"not judged: pytest exited {code}", time.monotonic() - began)
         code, output = run_pytest(root, [*parallel, "-m", FAST_TIER, "tests"], timeout)
-        if code not in (0, 5):
+        if caught(code, output):
             return Verdict(mutant, first_failure(output), "fast tier", time.monotonic() - began)
+        if code != 0:
+            return Verdict(mutant, None, f"not judged: pytest exited {code}", time.monotonic() - began)
         return Verdict(mutant, None, "survived", time.monotonic() - began)
     finally:
         unplant(root, mutant, original)
