@@ -81,7 +81,7 @@ host-deps:
 	fi
 
 ## Workers for the suite's parallel run. They share one local cluster (testenv/shared_cluster.py), whose components
-## mostly wait, so more workers than cores still overlap; see CONTRIBUTING's figures for the count that measured fastest.
+## mostly wait, so more workers than cores still overlap (the README's development section has the figures).
 TEST_WORKERS ?= 4
 
 test: $(STAMP) lint testenv tools host-deps

@@ -22,6 +22,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ROOT = "tests"
+#: Modules that load a folder's modules by name (``importlib``), which no import statement shows.
+LOADS_BY_NAME: dict[str, str] = {
+    "steps/cli.py": "steps/commands",
+    "kubectl_bluegreen/cli.py": "kubectl_bluegreen/commands",
+}
 
 
 def changed_files(base: str) -> set[str]:
@@ -85,6 +90,8 @@ def imported_files(path: str) -> frozenset[str]:
             file = module_file(".".join(parts[:end]))
             if file is not None:
                 found.add(file)
+    if path in LOADS_BY_NAME:
+        found.update(p.relative_to(REPO).as_posix() for p in (REPO / LOADS_BY_NAME[path]).glob("*.py"))
     found.discard(path)
     return frozenset(found)
 

@@ -3,7 +3,7 @@
 A mutant is one textual fault in the product (``steps/``, ``pipelines/``, the shared contract), never in a test:
 ``old`` occurs exactly once in ``path`` and is replaced by ``new``. ``make mutants`` plants one mutant at a time in a
 copy of the repository, runs its ``catching_tests`` there and expects them to fail; the suite is as strong as the
-share of mutants it kills. This is the check that a faster suite is not a weaker one (DESIGN.md, testing layer 8).
+share of mutants it kills. This is the check that a faster suite is not a weaker one.
 
 Where a test that needs no cluster (``tests/unit``, ``tests/steps``) catches a fault, only such tests are named. The
 integration tests (marked ``controlplane``: they need the local cluster) are named where none does, and then

@@ -1,6 +1,6 @@
 """Where a test run's time went: one line per layer of the suite, printed at the end of every run.
 
-A layer is a part of the suite that costs differently (see DESIGN's test layers): the unit and step tests need no
+A layer is a part of the suite that costs differently: the unit and step tests need no
 cluster, the integration tests need the API server, the crash points and the end-to-end tests need the whole cluster
 and most of the time. For each layer the table gives the number of tests, the time its tests took added up, and its
 wall span, from its first test's start to its last test's end. In a parallel run the sum is larger than the span by

@@ -85,3 +85,9 @@ def test_each_workers_block_starts_with_its_share_of_the_slow_layers() -> None:
     for block in blocks:
         assert [layer_of(nodeid) for nodeid in block] == ["crash points", "e2e", "unit", "unit"], block
     assert sorted(dealt) == sorted(item.nodeid for item in items)
+
+
+def test_a_command_loaded_by_name_reaches_the_tests_that_run_its_cli() -> None:
+    selected = affected_tests.affected(["steps/commands/smoke.py"])
+    assert "tests/integration/test_steps_happy_path.py" in selected
+    assert "tests/unit/test_lint.py" not in selected
