@@ -149,8 +149,11 @@ def present(root: Path, tests: Sequence[str]) -> list[str]:
 
 
 def caught(code: int, output: str) -> bool:
-    """A test failed: pytest's exit 1 with a failed test named. A timeout or an error of pytest's own is no catch."""
-    return code == 1 and _FAILED_LINE.search(output) is not None
+    """A test failed: a ``FAILED`` test named, with exit 1 (or 2, xdist's way of stopping at the first failure).
+
+    A timeout, a collection error or another error of pytest's own is no catch.
+    """
+    return code in (1, 2) and re.search(r"^FAILED \S", output, re.MULTILINE) is not None
 
 
 def judge(root: Path, mutant: Mutant, workers: int, timeout: float) -> Verdict:
