@@ -16,10 +16,6 @@ from bluegreen_contract import (
     BLUE_GREEN_DEPLOYMENTS,
     DEPLOYMENT_RECORDS,
     DEPLOYMENTS,
-    DESTINATION_RULES,
-    HTTP_ROUTES,
-    SERVICES,
-    VIRTUAL_SERVICES,
     WORKFLOWS,
     Output,
 )
@@ -31,14 +27,9 @@ from steps.kube import Kube
 from steps.log import StepLog
 from steps.records import OPEN_PHASES
 from steps.restore import restore_traffic, retire_slot
+from steps.routing import router_class
 from steps.service_state import add_history, update_status
 from steps.workflows import RunState, run_state
-
-ROUTER_KINDS = {
-    spec.RouterKind.istio: (VIRTUAL_SERVICES, DESTINATION_RULES),
-    spec.RouterKind.service: (SERVICES,),
-    spec.RouterKind.gateway_api: (HTTP_ROUTES,),
-}
 
 
 @dataclass
@@ -235,7 +226,7 @@ def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport
         kube.snapshot(DEPLOYMENT_RECORDS, namespace)
         routers = {r.get("spec", {}).get("traffic", {}).get("router", "istio") for r in resources}
         for router in routers:
-            for resource in ROUTER_KINDS.get(spec.RouterKind(router), ()):
+            for resource in router_class(spec.RouterKind(router)).ROUTE_KINDS:
                 kube.snapshot(resource, namespace)
     for service in services:
         report.services += 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import bluegreen_spec as spec
-from bluegreen_contract import SERVICES
+from bluegreen_contract import SERVICES, ApiResource
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube, Obj
 from steps.log import StepLog
@@ -21,6 +21,11 @@ SLOT_HEADER = "x-bluegreen-slot"
 
 class Router(abc.ABC):
     """A service's traffic switch."""
+
+    #: The ``spec.traffic.router`` this class implements.
+    KIND: ClassVar[spec.RouterKind]
+    #: The API kinds that hold this router's routes: a cleanup sweep reads each of them once per namespace.
+    ROUTE_KINDS: ClassVar[tuple[ApiResource, ...]]
 
     def __init__(self, resource: spec.BlueGreenDeployment, kube: Kube, namespace: str, log: StepLog) -> None:
         self.resource = resource
@@ -60,11 +65,13 @@ class Router(abc.ABC):
             )
         return ports[0]
 
+    def named_port(self) -> int | None:
+        """The Service port this router's part of spec.traffic names, if it has one."""
+        return None
+
     def routed_port(self) -> int:
         """The Service port the router sends users to: the one spec.traffic names, or the Service's only port."""
-        traffic = self.resource.spec.traffic
-        named = {spec.RouterKind.istio: traffic.istio.port, spec.RouterKind.gateway_api: traffic.gateway_api.port}
-        return self.service_port(named.get(traffic.router))
+        return self.service_port(self.named_port())
 
     def check(self) -> None:  # noqa: B027 - most routers have nothing to refuse
         """Refuse, before any write, a route the router could not flip without touching what is not ours."""

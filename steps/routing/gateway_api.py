@@ -32,6 +32,13 @@ GATEWAY_VERDICT_SECONDS = 30.0
 class GatewayApiRouter(Router):
     """HTTPRoute backendRef weights over one Service per slot."""
 
+    KIND = spec.RouterKind.gateway_api
+    ROUTE_KINDS = (HTTP_ROUTES,)
+
+    def named_port(self) -> int | None:
+        """``spec.traffic.gatewayApi.port``."""
+        return self.resource.spec.traffic.gateway_api.port
+
     def describe(self) -> str:
         """The routing object."""
         return f"HTTPRoute {self.namespace}/{self.resource.http_route_name()}"
@@ -93,7 +100,7 @@ class GatewayApiRouter(Router):
                     f"{self.describe()} does not exist and spec.traffic.gatewayApi.parentRefs is empty; "
                     "name the Gateway to attach to, or create the HTTPRoute"
                 )
-            port = self.service_port(self.resource.spec.traffic.gateway_api.port)
+            port = self.routed_port()
         elif not backends.carrying_rules(existing.get("spec") or {}, wanted):
             raise BadInput(
                 f"{self.describe()} has no rule with a backendRef to Service {self.resource.router_service_name()}; "

@@ -45,6 +45,13 @@ DESTINATION_RULE_RECONCILE_SECONDS = 30.0
 class IstioRouter(Router):
     """VirtualService destinations over one Service per slot."""
 
+    KIND = spec.RouterKind.istio
+    ROUTE_KINDS = (VIRTUAL_SERVICES, DESTINATION_RULES)
+
+    def named_port(self) -> int | None:
+        """``spec.traffic.istio.port``."""
+        return self.resource.spec.traffic.istio.port
+
     def describe(self) -> str:
         """The routing object."""
         return f"VirtualService {self.namespace}/{self.resource.virtual_service_name()}"
@@ -166,7 +173,7 @@ class IstioRouter(Router):
         target = self.target()
         if existing is not None:
             routes.check_flippable(existing.get("spec") or {}, target, self.describe())
-        port = self.service_port(self.resource.spec.traffic.istio.port) if existing is None else 0
+        port = self.routed_port() if existing is None else 0
         ensure_slot_services(self.kube, main, self.service)
         # A new object has no status yet; whether istiod reports one is read from the VirtualService.
         istiod_reports = existing is not None and any(

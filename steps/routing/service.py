@@ -8,6 +8,7 @@ kept warm during retention. Only the slot label of the selector is ours; every o
 from __future__ import annotations
 
 import bluegreen_spec as spec
+from bluegreen_contract import SERVICES
 from steps import endpoints
 from steps.routing.base import Router
 from steps.routing.slot_services import pin_main_service, pinned_slot
@@ -15,6 +16,10 @@ from steps.routing.slot_services import pin_main_service, pinned_slot
 
 class ServiceRouter(Router):
     """Flip ``spec.selector[argo-bluegreen.io/slot]`` of the Service."""
+
+    KIND = spec.RouterKind.service
+    # A core kind: every cluster serves it, so there is nothing to install.
+    ROUTE_KINDS = (SERVICES,)
 
     def describe(self) -> str:
         """The routing object."""
