@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
+import bluegreen_spec as spec
 from bluegreen_contract import ApiResource
 from steps.api_transport import ApiClientTransport, Transport, TransportError
 from steps.errors import ApiError, BadInput, CheckFailed, Conflict, NotFound, StepError, Transient
@@ -52,7 +53,7 @@ def _what_to_do(status: int) -> str:
     if status == 403:
         return "the step's ServiceAccount lacks this permission; re-apply manifests/rbac from this release"
     if status == 404:
-        return "check the name and namespace, and that the CRDs from manifests/crds are installed"
+        return "check the name and namespace"
     if status == 409:
         # Kube.modify re-reads and retries conflicts itself; what reaches here is an object that already exists,
         # or one still changing under it after every fresh read. Exit code 1: the templates do not retry it.
@@ -126,6 +127,7 @@ class Kube:
         content_type: str = "application/json",
         what: str,
         timeout: float | None = 30.0,
+        resource: ApiResource | None = None,
     ) -> urllib3.BaseHTTPResponse:
         url = self.transport.host + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -146,7 +148,12 @@ class Kube:
                 if method != "GET":
                     self.writes_accepted += 1
                 return response
-            reason = _server_message(response.read()) or str(response.reason)
+            answer = _server_status(response.read())
+            reason = str(answer.get("message") or response.reason)
+            if status == 404 and resource is not None and not (answer.get("details") or {}).get("name"):
+                # A missing object's 404 names it in its details; a 404 without a name is the server saying it
+                # has no such kind at all (a bare "404 page not found" for an unknown group version).
+                raise NotFound(f"{what}: {_unserved(resource)}", status, reason)
             if status in RETRIED_STATUSES:
                 wait = backoff
                 retry_after = response.headers.get("Retry-After")
@@ -175,10 +182,38 @@ class Kube:
     def _fetch(self, resource: ApiResource, namespace: str, name: str, subresource: str | None = None) -> Obj | None:
         try:
             return self._json(
-                "GET", resource.path(namespace, name, subresource), what=f"get {resource.kind} {namespace}/{name}"
+                "GET",
+                resource.path(namespace, name, subresource),
+                what=f"get {resource.kind} {namespace}/{name}",
+                resource=resource,
             )
         except NotFound:
             return None
+
+    def discover(self, group: str, version: str) -> set[str] | None:
+        """The resources the API server serves in ``group/version`` (API discovery); None when it serves none.
+
+        Kubernetes lets every authenticated user read discovery (the ClusterRole ``system:discovery``, bound to
+        ``system:authenticated``), so the steps' Role grants nothing for it; a 403 here means the cluster took that
+        binding away, which re-applying our Role would not fix.
+        """
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            answer = self._json("GET", path, what=f"discover the API {group or 'core'}/{version} (GET {path})")
+        except NotFound:
+            return None
+        except ApiError as error:
+            if error.status != 403:
+                raise
+            raise ApiError(
+                f"GET {path}: 403 {error.reason}; this identity may not read API discovery, which Kubernetes grants "
+                "every authenticated user through the ClusterRoleBinding system:discovery: restore that binding, or "
+                "bind the ClusterRole system:discovery to the identity that runs this (for the steps, their "
+                "ServiceAccount); the steps' own Role cannot grant it",
+                error.status,
+                error.reason,
+            ) from None
+        return {str(item.get("name")) for item in answer.get("resources") or []}
 
     def must_get(self, resource: ApiResource, namespace: str, name: str) -> Obj:
         """The object; a missing one is an error naming it."""
@@ -190,7 +225,13 @@ class Kube:
     def list(self, resource: ApiResource, namespace: str, label_selector: str | None = None) -> list[Obj]:
         """Every object of a kind in the namespace, optionally filtered by labels."""
         query = {"labelSelector": label_selector} if label_selector else None
-        answer = self._json("GET", resource.path(namespace), query=query, what=f"list {resource.kind} in {namespace}")
+        answer = self._json(
+            "GET",
+            resource.path(namespace),
+            query=query,
+            what=f"list {resource.kind} in {namespace}",
+            resource=resource,
+        )
         items: list[Obj] = answer.get("items") or []
         for item in items:
             item.setdefault("apiVersion", resource.api_version)
@@ -206,6 +247,7 @@ class Kube:
             query={"fieldManager": field_manager} if field_manager else None,
             body=body,
             what=f"create {resource.kind} {namespace}/{name}",
+            resource=resource,
         )
 
     def post(self, path: str, body: Obj, *, what: str) -> Obj:
@@ -222,6 +264,7 @@ class Kube:
             body=apply_patch(body),  # not the client's json.dumps: see apply_patch
             content_type="application/apply-patch+yaml",
             what=f"apply {resource.kind} {namespace}/{name}",
+            resource=resource,
         )
 
     def merge_patch(
@@ -234,6 +277,7 @@ class Kube:
             body=patch,
             content_type="application/merge-patch+json",
             what=f"patch {resource.kind} {namespace}/{name}{'/' + subresource if subresource else ''}",
+            resource=resource,
         )
 
     def replace(self, resource: ApiResource, namespace: str, body: Obj, subresource: str | None = None) -> Obj:
@@ -244,6 +288,7 @@ class Kube:
             resource.path(namespace, name, subresource),
             body=body,
             what=f"update {resource.kind} {namespace}/{name}{'/' + subresource if subresource else ''}",
+            resource=resource,
         )
 
     def delete(self, resource: ApiResource, namespace: str, name: str, *, resource_version: str | None = None) -> bool:
@@ -251,7 +296,11 @@ class Kube:
         body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
         try:
             self._json(
-                "DELETE", resource.path(namespace, name), body=body, what=f"delete {resource.kind} {namespace}/{name}"
+                "DELETE",
+                resource.path(namespace, name),
+                body=body,
+                what=f"delete {resource.kind} {namespace}/{name}",
+                resource=resource,
             )
         except NotFound:
             return False
@@ -313,6 +362,7 @@ class Kube:
             query=query,
             what=f"watch {resource.kind} in {namespace}",
             timeout=timeout_seconds + 5,
+            resource=resource,
         )
         buffer = b""
         try:
@@ -345,11 +395,24 @@ def apply_patch(body: Obj) -> bytes:
     return _NOT_YAML_PRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode()
 
 
-def _server_message(body: Any) -> str:
+def _server_status(body: Any) -> Obj:
+    """The API server's Status object from an error body; empty when the body is not one (plain text, say)."""
     try:
-        return str(json.loads(body).get("message", ""))
-    except (TypeError, ValueError, AttributeError):
-        return ""
+        answer = json.loads(body)
+    except (TypeError, ValueError):
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _unserved(resource: ApiResource) -> str:
+    """What to say when the API server has no such kind: which CRDs would define it."""
+    served_as = f"{resource.plural}.{resource.group}/{resource.version}" if resource.group else resource.plural
+    if resource.group == spec.API_GROUP:
+        todo = "install this release's CRDs (manifests/crds)"
+    else:
+        # A router's kinds (Istio, the Gateway API) or Argo's: the product that defines them is missing or too old.
+        todo = f"install the CRDs that define {resource.group}/{resource.version}, then run the step again"
+    return f"404: the API server does not serve {served_as}; {todo}"
 
 
 def _api_error(what: str, status: int, reason: str, writes_before: int) -> StepError:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import bluegreen_spec as spec
 from bluegreen_contract import SERVICES, ApiResource
-from steps.errors import BadInput, CheckFailed
+from steps.errors import ApiError, BadInput, CheckFailed
 from steps.kube import Kube, Obj
 from steps.log import StepLog
 from steps.routing.slot_services import pinned_slot, service_host, slot_service_name
@@ -24,8 +24,11 @@ class Router(abc.ABC):
 
     #: The ``spec.traffic.router`` this class implements.
     KIND: ClassVar[spec.RouterKind]
-    #: The API kinds that hold this router's routes: a cleanup sweep reads each of them once per namespace.
+    #: The API kinds that hold this router's routes: preflight refuses a cluster that does not serve them before any
+    #: write, and a cleanup sweep reads each of them once per namespace.
     ROUTE_KINDS: ClassVar[tuple[ApiResource, ...]]
+    #: What to install on a cluster that does not serve :attr:`ROUTE_KINDS`.
+    INSTALL_HINT: ClassVar[str] = ""
 
     def __init__(self, resource: spec.BlueGreenDeployment, kube: Kube, namespace: str, log: StepLog) -> None:
         self.resource = resource
@@ -73,8 +76,47 @@ class Router(abc.ABC):
         """The Service port the router sends users to: the one spec.traffic names, or the Service's only port."""
         return self.service_port(self.named_port())
 
-    def check(self) -> None:  # noqa: B027 - most routers have nothing to refuse
-        """Refuse, before any write, a route the router could not flip without touching what is not ours."""
+    def check(self) -> None:
+        """Refuse, before any write, a route the router could not flip without touching what is not ours.
+
+        First of all the cluster must serve the kinds the routes live in. Without this the first run of a service
+        would adopt its Deployment, wait for the blue slot, and only then fail at the first write of a route object;
+        and reading a route of a kind the server lacks looks just like reading one that does not exist yet.
+        """
+        self.check_apis()
+
+    def check_apis(self) -> None:
+        """Refuse a cluster whose API discovery does not list every one of :attr:`ROUTE_KINDS`."""
+        served: dict[tuple[str, str], set[str] | None] = {}
+        missing = []
+        for kind in self.ROUTE_KINDS:
+            if not kind.group:
+                continue  # the core API is part of every cluster
+            key = (kind.group, kind.version)
+            if key not in served:
+                try:
+                    served[key] = self.kube.discover(kind.group, kind.version)
+                except ApiError as error:
+                    if error.status != 403:
+                        raise
+                    raise ApiError(
+                        f"BlueGreenDeployment {self.namespace}/{self.service} sets spec.traffic.router: "
+                        f"{self.KIND.value}, and whether the cluster serves {kind.group}/{kind.version} cannot be "
+                        f"checked: {error}",
+                        error.status,
+                        error.reason,
+                    ) from None
+            if kind.plural not in (served[key] or set()):
+                missing.append(f"{kind.plural}.{kind.group}/{kind.version}")
+        if not missing:
+            return
+        # The router that needs nothing beyond Kubernetes is offered first.
+        others = sorted((k.value for k in spec.RouterKind if k is not self.KIND), key=lambda v: v != "service")
+        raise BadInput(
+            f"BlueGreenDeployment {self.namespace}/{self.service} sets spec.traffic.router: {self.KIND.value}, but "
+            f"the API server does not serve {', '.join(missing)}; {self.INSTALL_HINT}, or choose "
+            f"spec.traffic.router: {' or '.join(others)}; nothing was written"
+        )
 
     @abc.abstractmethod
     def live_slot(self) -> spec.Slot | None:

@@ -34,6 +34,9 @@ class GatewayApiRouter(Router):
 
     KIND = spec.RouterKind.gateway_api
     ROUTE_KINDS = (HTTP_ROUTES,)
+    INSTALL_HINT = (
+        "install the Gateway API CRDs (v1.0 or newer serves HTTPRoute at v1) and an implementation with a Gateway"
+    )
 
     def named_port(self) -> int | None:
         """``spec.traffic.gatewayApi.port``."""
@@ -87,7 +90,8 @@ class GatewayApiRouter(Router):
         return body
 
     def check(self) -> None:
-        """A route the team owns must carry the service; a route the steps create needs a Gateway to attach to."""
+        """The HTTPRoute kind is served; a route the team owns carries the service, a created one has a Gateway."""
+        super().check()
         self._checked(self._route())
 
     def _checked(self, existing: Obj | None) -> int:

@@ -47,6 +47,7 @@ class IstioRouter(Router):
 
     KIND = spec.RouterKind.istio
     ROUTE_KINDS = (VIRTUAL_SERVICES, DESTINATION_RULES)
+    INSTALL_HINT = "install Istio's CRDs (Istio 1.22 or newer serves networking.istio.io/v1)"
 
     def named_port(self) -> int | None:
         """``spec.traffic.istio.port``."""
@@ -161,7 +162,8 @@ class IstioRouter(Router):
         return body
 
     def check(self) -> None:
-        """A VirtualService the team owns must carry the service in a route the steps may flip."""
+        """Istio's kinds are served, and a VirtualService the team owns carries the service in a flippable route."""
+        super().check()
         existing = self._virtual_service()
         if existing is not None:
             routes.check_flippable(existing.get("spec") or {}, self.target(), self.describe())
