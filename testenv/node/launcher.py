@@ -4,13 +4,15 @@ Run by the node agent as ``python -I launcher.py SPEC.json`` and standard librar
 it runs with the host's interpreter before any root exists. In order it:
 
 1. joins the Pod's cgroup (so everything it becomes is killed with the Pod),
-2. enters the Pod's network namespace and a new mount and UTS namespace (hostname = Pod name),
-3. mounts a tmpfs as the container's root and builds the view inside it: host system
+2. gives the container a PID namespace of its own, as every container runtime does: it forks, the child becomes the
+   container's PID 1 and goes on below, and this process stays behind as a relay (see :func:`_relay`),
+3. enters the Pod's network namespace and a new mount and UTS namespace (hostname = Pod name),
+4. mounts a tmpfs as the container's root and builds the view inside it: host system
    directories read-only, fresh ``/proc``, ``/sys`` (read-only) and a minimal ``/dev``, every
    volumeMount at its real path, then the program's runtime (checkout, virtualenv, Python) at its
    real path on top, so a volume at ``/tmp`` cannot hide a checkout that lives under ``/tmp``,
-4. binds the Pod's ``resolv.conf``, ``hosts`` and ``hostname`` over ``/etc``'s,
-5. chroots, changes directory, drops to ``runAsUser``/``runAsGroup`` and execs the program.
+5. binds the Pod's ``resolv.conf``, ``hosts`` and ``hostname`` over ``/etc``'s,
+6. chroots, changes directory, drops to ``runAsUser``/``runAsGroup`` and execs the program.
 
 All mounts happen in the new mount namespace and vanish with its last process; the host sees
 only an empty directory. Mount points are created inside the tmpfs root, or, for a runtime path
@@ -22,6 +24,7 @@ as the kubelet reports a container that could not start.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -32,6 +35,7 @@ from typing import Any
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
@@ -43,6 +47,16 @@ MS_PRIVATE = 0x40000
 PR_SET_PDEATHSIG = 1
 START_ERROR_EXIT_CODE = 128
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+#: What the relay passes on to the container's PID 1: every signal a kubelet or a person sends to stop or poke it.
+RELAYED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
 MAX_SYMLINK_HOPS = 40
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -205,15 +219,17 @@ def _drop_privileges(spec: dict[str, Any]) -> None:
         os.setuid(uid)
 
 
+def _die_with_parent() -> None:
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl PDEATHSIG")
+
+
 def _exec(spec: dict[str, Any]) -> None:
     argv: list[str] = spec["argv"]
     env: dict[str, str] = spec["env"]
     if spec["die_with_agent"]:
-        # Set last: changing credentials clears it. The agent is the parent, so a killed agent
-        # takes its containers' main processes along; the Pod cgroup catches their children.
-        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl PDEATHSIG")
-        if os.getppid() != spec["agent_pid"]:
-            raise LaunchError("the node agent exited while the container was starting")
+        # Set last: changing credentials clears it. The relay is the parent and dies with the agent, so a killed
+        # agent takes its containers' main processes along; the Pod cgroup catches their children.
+        _die_with_parent()
     try:
         os.execvpe(argv[0], argv, env)
     except PermissionError as exc:
@@ -226,11 +242,48 @@ def _exec(spec: dict[str, Any]) -> None:
         raise LaunchError(f'exec: "{argv[0]}": executable file not found in $PATH') from exc
 
 
+def _relay(child: int) -> None:
+    """Stand in for the container's PID 1 towards the agent: pass signals on, end as it ends (never returns).
+
+    Why a PID namespace at all: a program in a container may signal "every process I may signal" (``kill(-1)``,
+    which Argo's emissary does when it forwards a stop signal after its child has been reaped). In a container that
+    reaches only the container's own processes; without a namespace of its own it would stop every process of the
+    same user on the node, that is, the steps of every other Pod.
+    """
+    for signum in RELAYED_SIGNALS:
+        signal.signal(signum, lambda received, _frame: _pass_on(child, received))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+        except InterruptedError:
+            continue
+        break
+    if os.WIFSIGNALED(status):
+        # End the same way, so the agent reads the same exit code (128 + signal) as from the program itself.
+        ended_by = os.WTERMSIG(status)
+        signal.signal(ended_by, signal.SIG_DFL)
+        os.kill(os.getpid(), ended_by)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else START_ERROR_EXIT_CODE)
+
+
+def _pass_on(child: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signum)
+
+
 def launch(spec: dict[str, Any]) -> None:
     """Become the container described by ``spec`` (never returns on success)."""
     if spec["cgroup_procs"]:
         with open(spec["cgroup_procs"], "w") as procs:
             procs.write(str(os.getpid()))
+    if spec["die_with_agent"]:
+        _die_with_parent()
+        if os.getppid() != spec["agent_pid"]:
+            raise LaunchError("the node agent exited while the container was starting")
+    _check(_libc.unshare(CLONE_NEWPID), "unshare pid namespace")
+    child = os.fork()
+    if child:
+        _relay(child)
     _enter_namespaces(spec)
     root = _build_root(spec)
     os.chroot(root)

@@ -144,9 +144,18 @@ def start_error(container_dir: Path) -> str:
         return ""
 
 
+def container_init(launcher_pid: int) -> int:
+    """The container's PID 1, seen from the node: the launcher stays outside as its relay, with it as only child."""
+    try:
+        children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
+    except OSError:
+        return launcher_pid
+    return int(children[0]) if children else launcher_pid
+
+
 def exec_argv(pid: int, ident: Identity, env: dict[str, str], command: list[str]) -> list[str]:
     """Argv that runs ``command`` inside running container ``pid``: its namespaces, root, cwd and user."""
-    argv = ["nsenter", "-t", str(pid), "-m", "-n", "-u", "-r", "-w"]
+    argv = ["nsenter", "-t", str(container_init(pid)), "-m", "-n", "-u", "-p", "-r", "-w"]
     if ident.gid is not None:
         argv += ["-G", str(ident.gid)]
     if ident.uid is not None:

@@ -226,10 +226,23 @@ def note(what):
 def on_term(signum, frame):
     note("sigterm")  # and keep running: only SIGKILL ends this one
 signal.signal(signal.SIGTERM, on_term)
-note(f"started {os.getpid()}")
+note(f"started {os.getpid()} {os.readlink('/proc/self/ns/pid')}")
 while True:
     time.sleep(0.1)
 """
+
+
+def _processes_in(pid_namespace: str) -> list[int]:
+    """The node's processes inside ``pid_namespace`` (a ``pid:[inode]`` link), seen from the host."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "ns" / "pid") == pid_namespace:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def test_deletion_runs_pre_stop_then_sigterm_then_sigkill_after_the_grace_period(node_env: NodeEnv) -> None:
@@ -257,7 +270,10 @@ def test_deletion_runs_pre_stop_then_sigterm_then_sigkill_after_the_grace_period
     )
     events = evidence / "events"
     node_env.wait_pod(ns, "graceful", "running", lambda p: events.exists() and "started" in events.read_text())
-    pid = int(events.read_text().split()[2])
+    _, _, pid, pid_namespace = events.read_text().split()
+    # The program is PID 1 of a namespace of its own, as in any container runtime, and the SIGTERM still reaches it.
+    assert pid == "1" and pid_namespace != os.readlink("/proc/self/ns/pid"), (pid, pid_namespace)
+    assert _processes_in(pid_namespace), "the container's namespace is not where its processes are"
     delete_pod(node_env, ns, "graceful")
     node_env.wait_pod(ns, "graceful", "removal", lambda p: p is None, timeout=30)
     gone_at = time.monotonic()
@@ -267,8 +283,71 @@ def test_deletion_runs_pre_stop_then_sigterm_then_sigkill_after_the_grace_period
     sigterm_at = float(lines[2][0])
     # The grace period (3 s) runs from deletion; SIGKILL comes only once it is over.
     assert gone_at - sigterm_at >= 2.0, (gone_at, sigterm_at)
-    assert not Path(f"/proc/{pid}").exists()
+    # Bounded poll: a process killed with its relay is reaped by the host's init, a moment after the Pod is gone.
+    deadline = time.monotonic() + 10
+    while _processes_in(pid_namespace) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_in(pid_namespace) == []
     assert not (node_env.workdir / "pods").joinpath(ns).exists()
+
+
+SIGNAL_NOTES = """
+import signal, sys, time
+log = "/evidence/" + sys.argv[1]
+def note(what):
+    with open(log, "a") as f:
+        f.write(what + "\\n")
+for received in (signal.SIGUSR1, signal.SIGTERM):
+    signal.signal(received, lambda signum, frame: note(signal.Signals(signum).name))
+note("started")
+if sys.argv[1] == "sender":
+    # What Argo's emissary does when it passes a stop signal on after its own child was reaped: pid -1.
+    import os
+    try:
+        os.kill(-1, signal.SIGUSR1)
+    except ProcessLookupError:  # nothing else in reach: the container's only process is this one
+        pass
+    note("sent")
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_a_signal_to_every_process_reaches_only_the_containers_own(node_env: NodeEnv) -> None:
+    ns = node_env.namespace()
+    evidence = node_env.workdir / "evidence" / ns
+    evidence.mkdir(parents=True)
+    evidence.chmod(0o777)
+
+    def pod(name: str, role: str) -> None:
+        node_env.create_pod(
+            ns,
+            name,
+            {
+                "terminationGracePeriodSeconds": 3,
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": STEPS_IMAGE,  # both as the steps image's user, who may signal the other's processes
+                        "command": [*_python(SIGNAL_NOTES), role],
+                        "volumeMounts": [{"name": "evidence", "mountPath": "/evidence"}],
+                    }
+                ],
+                "volumes": [{"name": "evidence", "hostPath": {"path": str(evidence)}}],
+            },
+        )
+
+    bystander = evidence / "bystander"
+    pod("bystander", "bystander")
+    node_env.wait_pod(ns, "bystander", "running", lambda p: bystander.exists())
+    sender = evidence / "sender"
+    pod("sender", "sender")
+    node_env.wait_pod(ns, "sender", "sent", lambda p: sender.exists() and "sent" in sender.read_text())
+    # Stopping the bystander the kubelet's way: a SIGUSR1 from the sender, had it arrived, is noted before the SIGTERM.
+    delete_pod(node_env, ns, "bystander")
+    node_env.wait_pod(ns, "bystander", "removal", lambda p: p is None, timeout=30)
+    assert bystander.read_text().split() == ["started", "SIGTERM"], bystander.read_text()
+    delete_pod(node_env, ns, "sender", grace=0)
 
 
 ENV_DUMP = """
