@@ -8,10 +8,21 @@ DAG so the exit handler rolls back), its message and ``finishedAt``, and write t
 resourceVersion, reading again on a conflict. The controller picks the change up on its next pass.
 
 The suspend node also carries the promotion timeout as its ``duration``. Argo *resumes* a suspend node whose
-duration has passed, which would switch traffic nobody approved, so the step after it (``confirm-promotion``) reads
-how the wait ended: a promotion in the record, or a node that finished before its duration did, is a person's
-decision (the Argo UI's Resume and ``argo resume`` included); a node that finished at its duration is the timeout, and
-the step fails the run.
+duration has passed, which would switch traffic nobody approved, so the step after it (``confirm-promotion``) judges
+how the wait ended, and it alone: one decision, written once.
+
+- A recorded abort always wins: the run fails whatever the node says, so an abort whose node write failed cannot be
+  overridden by a later Resume.
+- Otherwise only the node counts. A node that a person resumed (it finished before its duration, or its message names
+  the resumer) is a promotion, credited to whom the node names (the Argo UI's Resume and ``argo resume`` included); a
+  node that finished at its duration is the timeout, and the run fails, whatever the record claims. The record's
+  status is writable by identities that may not touch the workflow (the deployer ServiceAccount among them), so a
+  promotion found only in the record approves nothing.
+
+The writes are ordered so that a failure between them leaves the safe side standing. Promote resumes the node first
+(the act that counts) and records it after; abort records first (a recorded abort is final) and fails the node after.
+Neither writes into a record that is not the waiting run's own open record, as after a forced
+``kubectl bluegreen route``, which points the service's status at a record of its own.
 
 Argo reference: https://argo-workflows.readthedocs.io/en/latest/walk-through/suspending/.
 """
@@ -24,10 +35,10 @@ from datetime import timedelta
 from typing import Any
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, PROMOTION_GATE_TASK, WORKFLOWS
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, PROMOTION_GATE_TASK, WORKFLOWS
 from steps.clock import now, parse_timestamp
 from steps.context import record_name
-from steps.errors import BadInput, CheckFailed
+from steps.errors import ApiError, BadInput, CheckFailed, StepError, Transient
 from steps.kube import Kube, Obj
 from steps.log import StepLog
 from steps.records import Records
@@ -48,6 +59,8 @@ ACTOR_LABELS = (
 ACTION_LABEL = "workflows.argoproj.io/action"
 #: The prefix Argo's ResumeWorkflow writes into a node's message when the request carried the caller's identity.
 ARGO_RESUMED_BY = "Resumed by: "
+#: The node message promote writes; the judge reads the promoter back from it.
+PLUGIN_PROMOTED = re.compile(rf"Promoted by (?P<by>.+) via {VIA_PLUGIN}")
 
 SELF_SUBJECT_REVIEW_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
@@ -125,7 +138,39 @@ def find_waiting_run(kube: Kube, namespace: str, service: str) -> WaitingRun:
             f"workflow {namespace}/{status.workflow} of {service} {where} its promotion gate; "
             "only a run with spec.promotion.mode manual that has passed smoke can be promoted or aborted"
         )
-    return WaitingRun(service, namespace, status.workflow, status.record or record_name(status.workflow), gate[0])
+    record = _own_open_record(kube, namespace, service, status)
+    return WaitingRun(service, namespace, status.workflow, record, gate[0])
+
+
+def _own_open_record(kube: Kube, namespace: str, service: str, status: spec.BlueGreenDeploymentStatus) -> str:
+    """The waiting run's record, if the status names it and it is open; a clear refusal otherwise."""
+    assert status.workflow
+    own = record_name(status.workflow)
+    stop = (
+        f"Nothing was written. To end that run, stop it (`argo stop {status.workflow} -n {namespace}`, its exit "
+        "handler rolls back) or let its promotion timeout fail it"
+    )
+    if status.record and status.record != own:
+        raise BadInput(
+            f"BlueGreenDeployment {namespace}/{service} names the record {status.record} in status.record, not "
+            f"{own}, the record of its waiting workflow {status.workflow}: something else (a forced `kubectl "
+            "bluegreen route`, for one) took the service over while the run waited, and a decision now would land "
+            f"in the wrong record or undo that change. {stop}"
+        )
+    found = kube.get(DEPLOYMENT_RECORDS, namespace, own)
+    if found is None:
+        raise BadInput(
+            f"DeploymentRecord {namespace}/{own} of the waiting workflow {status.workflow} does not exist, so the "
+            f"decision has nowhere to be recorded. {stop}"
+        )
+    finished = (found.get("status") or {}).get("finishedAt")
+    if finished:
+        raise BadInput(
+            f"DeploymentRecord {namespace}/{own} of the waiting workflow {status.workflow} is closed (finished at "
+            f"{finished}): its run is over as far as the record goes, and a closed record is never written again. "
+            f"{stop}"
+        )
+    return own
 
 
 def _check_input(namespace: str, service: str, user: str) -> None:
@@ -137,8 +182,11 @@ def _check_input(namespace: str, service: str, user: str) -> None:
         raise BadInput("the user who decides is empty; the record must name who promoted or aborted the run")
 
 
-def _settle_node(kube: Kube, run: WaitingRun, phase: str, message: str, action: str) -> None:
-    """Set the gate node's phase, message and finish time, as Argo's updateSuspendedNode does."""
+def _settle_node(kube: Kube, run: WaitingRun, phase: str, message: str, action: str, at: str) -> None:
+    """Set the gate node's phase, message and finish time, as Argo's updateSuspendedNode does.
+
+    ``at`` is the decision's time, so the node and the record agree on it whichever is written first.
+    """
 
     def mutate(workflow: Obj) -> bool:
         node = (workflow.get("status") or {}).get("nodes", {}).get(run.node_id)
@@ -153,7 +201,7 @@ def _settle_node(kube: Kube, run: WaitingRun, phase: str, message: str, action: 
                 parameter["value"] = parameter["valueFrom"]["default"]
         node["phase"] = phase
         node["message"] = message
-        node["finishedAt"] = now()
+        node["finishedAt"] = at
         workflow["metadata"].setdefault("labels", {})[ACTION_LABEL] = action
         return True
 
@@ -161,17 +209,34 @@ def _settle_node(kube: Kube, run: WaitingRun, phase: str, message: str, action: 
 
 
 def _write_decision(records: Records, run: WaitingRun, decision: spec.PromotionRecord) -> None:
-    """Write the decision unless one stands already; the opposite decision standing is an error, not a write."""
+    """Write the decision into the run's open record, unless a final one stands there already.
+
+    Final are an abort (it always wins) and the timeout. A promotion in the record is not: whoever may write the
+    record's status can put one there without touching the workflow, and only the node counts for a promotion, so a
+    new decision replaces it. An abort repeated (after a crash or a lost reply) writes nothing; the opposite decision
+    standing is an error.
+    """
     standing: list[spec.PromotionRecord] = []
 
     def change(status: spec.DeploymentRecordStatus) -> None:
-        waiting = status.promotion or spec.PromotionRecord(state=spec.PromotionState.waiting)
-        if waiting.state is not spec.PromotionState.waiting:
-            standing.append(waiting)  # decided already: the first decision stands
+        if status.finished_at:
+            # Closed while the decision was under way: a closed record keeps what it says.
+            raise CheckFailed(
+                f"the record {run.namespace}/{run.record} of {run.workflow} was closed at {status.finished_at} "
+                "while the decision was being written; nothing was written into it"
+            )
+        held = status.promotion or spec.PromotionRecord(state=spec.PromotionState.waiting)
+        if held.state in {spec.PromotionState.aborted, spec.PromotionState.expired}:
+            standing.append(held)
             return
-        status.promotion = waiting.model_copy(
-            update={"state": decision.state, "by": decision.by, "at": decision.at, "how": decision.how}
-            | ({"reason": decision.reason} if decision.reason else {})
+        status.promotion = held.model_copy(
+            update={
+                "state": decision.state,
+                "by": decision.by,
+                "at": decision.at,
+                "how": decision.how,
+                "reason": decision.reason,
+            }
         )
 
     records.modify_status(run.record, change)
@@ -182,7 +247,7 @@ def _write_decision(records: Records, run: WaitingRun, decision: spec.PromotionR
                 f"the run {run.workflow} of {run.namespace}/{run.service} was already {first.state.value.lower()} "
                 f"by {first.by} at {first.at}; see the record {run.record}"
             )
-        return  # the same decision, repeated after a crash: only the node is left to settle
+        return  # the same abort, repeated after a crash: only the node is left to settle
     records.append(
         run.record,
         "promotion",
@@ -208,13 +273,41 @@ def _decide(
     records = Records(kube, namespace, service, log)
     at = now()
     decision = spec.PromotionRecord(state=state, by=user, at=at, how=VIA_PLUGIN, reason=reason)
-    # The record first: the step after the gate reads it to know a person decided, and a crash between the two
-    # writes leaves a decision a second call completes.
-    _write_decision(records, run, decision)
     if state is spec.PromotionState.promoted:
-        _settle_node(kube, run, "Succeeded", f"Promoted by {user} via {VIA_PLUGIN}", "Resume")
+        _refuse_a_recorded_abort(records, run)
+        # The node first: it is what confirm-promotion counts. A refused or lost node write leaves no promotion in the
+        # record to mislead anyone; a lost record write is made good by confirm-promotion, which reads the promoter
+        # back from the node's message.
+        try:
+            _settle_node(kube, run, "Succeeded", f"Promoted by {user} via {VIA_PLUGIN}", "Resume", at)
+        except ApiError as error:
+            if error.status != 403:
+                raise
+            raise _refused(error, run, "the run was not promoted and nothing was recorded") from error
+        try:
+            _write_decision(records, run, decision)
+        except StepError as error:
+            raise CheckFailed(
+                f"promoted {run.workflow} of {namespace}/{service} (its gate node is resumed and the run goes on), "
+                f"but the record {run.record} was not written: {error}; confirm-promotion records the promotion from "
+                "the node"
+            ) from error
     else:
-        _settle_node(kube, run, "Failed", f"Aborted by {user} via {VIA_PLUGIN}: {reason}", "Stop")
+        # The record first: a recorded abort is final, so even if the node write fails below, confirm-promotion
+        # fails the run when the gate ends, whoever resumes it.
+        _write_decision(records, run, decision)
+        try:
+            _settle_node(kube, run, "Failed", f"Aborted by {user} via {VIA_PLUGIN}: {reason}", "Stop", at)
+        except StepError as error:
+            outcome = (
+                f"the abort is recorded in {run.record} and stands: the run fails at confirm-promotion whenever its "
+                "gate ends, at the latest at its promotion timeout, whoever resumes it"
+            )
+            if isinstance(error, ApiError) and error.status == 403:
+                raise _refused(error, run, outcome) from error
+            if isinstance(error, Transient):
+                raise Transient(f"{error}; {outcome}; run the abort again to end the run now") from error
+            raise CheckFailed(f"{error}; {outcome}") from error
     records.event(
         "Promoted" if state is spec.PromotionState.promoted else "Aborted",
         f"{decision.state.value.lower()} by {user} ({run.workflow}){': ' + reason if reason else ''}",
@@ -224,8 +317,34 @@ def _decide(
     return PromotionResult(service, namespace, run.workflow, run.record, state, user, at)
 
 
+def _refuse_a_recorded_abort(records: Records, run: WaitingRun) -> None:
+    """Stop a promote before the node when an abort stands in the record.
+
+    The abort wins at confirm-promotion, so resuming the node would only move the run on to fail there.
+    """
+    found = records.get(run.record)
+    held = found.status.promotion if found is not None and found.status is not None else None
+    if held is not None and held.state is spec.PromotionState.aborted:
+        raise CheckFailed(
+            f"the run {run.workflow} of {run.namespace}/{run.service} was already aborted by {held.by} at {held.at} "
+            f"({held.reason}); a recorded abort stands, and the run rolls back when its gate ends. Nothing was "
+            f"changed; see the record {run.record}"
+        )
+
+
+def _refused(error: ApiError, run: WaitingRun, outcome: str) -> ApiError:
+    """A 403 on the node write, said for the person deciding rather than for a step's ServiceAccount."""
+    return ApiError(
+        f"the API server refused the update of workflow {run.namespace}/{run.workflow} ({error.reason}); {outcome}. "
+        f"Deciding needs get and update on workflows in {run.namespace}, besides the record's status: ask for them, "
+        "or have someone who holds them decide",
+        error.status,
+        error.reason,
+    )
+
+
 def promote(kube: Kube, namespace: str, service: str, user: str, log: StepLog | None = None) -> PromotionResult:
-    """Resume the service's run waiting at the promotion gate, after recording who promoted it.
+    """Resume the service's run waiting at the promotion gate, then record who promoted it.
 
     ``log`` takes the JSON log lines (stdout by default); a command that prints its own output passes another.
     """
@@ -235,7 +354,7 @@ def promote(kube: Kube, namespace: str, service: str, user: str, log: StepLog | 
 def abort(
     kube: Kube, namespace: str, service: str, user: str, reason: str, log: StepLog | None = None
 ) -> PromotionResult:
-    """Fail the service's run waiting at the promotion gate, so its exit handler rolls back; records who and why."""
+    """Record who aborted the service's waiting run and why, then fail its gate node so the exit handler rolls back."""
     if not reason.strip():
         raise BadInput(f"abort of {namespace}/{service} needs a reason for the record, such as 'errors on /checkout'")
     return _decide(kube, namespace, service, user, spec.PromotionState.aborted, reason.strip(), log)
@@ -267,16 +386,25 @@ def _argo_actor(workflow: Obj, node: Obj) -> str:
     return UNKNOWN_ARGO_USER
 
 
+def plugin_promoter(message: str) -> str:
+    """The user in the node message promote writes (``Promoted by carol via kubectl-bluegreen``); empty otherwise."""
+    found = PLUGIN_PROMOTED.fullmatch(message)
+    return found.group("by") if found else ""
+
+
 def how_the_wait_ended(
     workflow: Obj, timeout_seconds: int, decided: spec.PromotionRecord | None
 ) -> spec.PromotionRecord:
-    """Promoted (through the plugin, or by a resume from Argo) or expired, from the record and the gate node.
+    """Aborted, promoted or expired: the judgement of confirm-promotion, from the recorded decision and the gate node.
 
-    Argo ends the suspend node at its duration on its own, with no message; anything that ended it sooner was a
-    person. Times are whole seconds on both sides, so a node that finished before ``startedAt + timeout`` was
-    resumed, and one that finished at or after it was not.
+    A recorded abort is returned as it is, whatever the node says. Otherwise the node decides: Argo ends the suspend
+    node at its duration on its own, with no message, and anything that ended it sooner was a person; a message that
+    names the resumer (Argo's, or promote's) is a person's too. Times are whole seconds on both sides, so a node that
+    finished before ``startedAt + timeout`` was resumed, and one that finished at or after it was not. A recorded
+    promotion is returned only when the node names the same promoter through the same way; one the node does not back
+    is overruled (the node's own account, or the timeout).
     """
-    if decided is not None and decided.state is spec.PromotionState.promoted:
+    if decided is not None and decided.state is spec.PromotionState.aborted:
         return decided
     gate = gate_node(workflow)
     if gate is None:
@@ -288,21 +416,37 @@ def how_the_wait_ended(
     started = parse_timestamp(node.get("startedAt"))
     finished = parse_timestamp(node.get("finishedAt"))
     message = str(node.get("message") or "")
-    by_person = ARGO_RESUMED_BY in message or (
-        started is not None and finished is not None and finished < started + timedelta(seconds=timeout_seconds)
+    by_plugin = plugin_promoter(message)
+    by_person = (
+        bool(by_plugin)
+        or ARGO_RESUMED_BY in message
+        or (started is not None and finished is not None and finished < started + timedelta(seconds=timeout_seconds))
     )
     at = node.get("finishedAt") or now()
-    if by_person:
+    claim = decided if decided is not None and decided.state is spec.PromotionState.promoted else None
+    if not by_person:
+        unbacked = (
+            f" (the record's promotion by {claim.by} via {claim.how} never resumed the gate node, so it does not "
+            "count)"
+            if claim is not None
+            else ""
+        )
         return spec.PromotionRecord(
+            state=spec.PromotionState.expired,
+            by=VIA_TIMEOUT,
+            at=at,
+            how=VIA_TIMEOUT,
+            reason=f"nobody promoted the run within its promotion timeout of {timeout_seconds}s{unbacked}",
+        )
+    if by_plugin:
+        node_says = spec.PromotionRecord(state=spec.PromotionState.promoted, by=by_plugin, at=at, how=VIA_PLUGIN)
+    else:
+        node_says = spec.PromotionRecord(
             state=spec.PromotionState.promoted, by=_argo_actor(workflow, node), at=at, how=VIA_ARGO
         )
-    return spec.PromotionRecord(
-        state=spec.PromotionState.expired,
-        by=VIA_TIMEOUT,
-        at=at,
-        how=VIA_TIMEOUT,
-        reason=f"nobody promoted the run within its promotion timeout of {timeout_seconds}s",
-    )
+    if claim is not None and (claim.by, claim.how) == (node_says.by, node_says.how):
+        return claim
+    return node_says
 
 
 def waiting_record(preview_url: str, timeout_seconds: int) -> spec.PromotionRecord:
@@ -342,6 +486,7 @@ __all__ = [
     "find_waiting_run",
     "gate_node",
     "how_the_wait_ended",
+    "plugin_promoter",
     "promote",
     "waiting_record",
 ]

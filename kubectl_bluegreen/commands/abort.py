@@ -3,6 +3,8 @@
 The run must use ``spec.promotion.mode: manual`` and be suspended after smoke. The command records who aborted it,
 when and why in the run's DeploymentRecord, then marks the suspended node Failed through the Kubernetes API, as
 ``argo stop --node-field-selector`` does: the DAG fails before any traffic moved, and the exit handler rolls back.
+A recorded abort is final: should the node's update fail, the run still fails at ``confirm-promotion`` when its gate
+ends, whoever resumes it.
 """
 
 from __future__ import annotations

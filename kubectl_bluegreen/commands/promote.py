@@ -1,8 +1,9 @@
 """``kubectl bluegreen promote SERVICE``: let a run that waits for promotion switch traffic.
 
-The run must use ``spec.promotion.mode: manual`` and be suspended after smoke. The command records who promoted it
-(the name the API server knows you by) and when in the run's DeploymentRecord, then resumes the suspended node
-through the Kubernetes API, as ``argo resume`` does; no Argo server is needed.
+The run must use ``spec.promotion.mode: manual`` and be suspended after smoke. The command resumes the suspended node
+through the Kubernetes API, as ``argo resume`` does (no Argo server is needed), then records who promoted it (the
+name the API server knows you by) and when in the run's DeploymentRecord. The node is what counts: when its update is
+refused, nothing is recorded and the run is not promoted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _quiet(service: str) -> StepLog:
 
 
 def run(cluster: Cluster, args: argparse.Namespace) -> int:
-    """Record, then resume."""
+    """Resume, then record."""
     user = promotion.current_user(cluster.kube) or cluster.connection.user
     result = promotion.promote(cluster.kube, cluster.namespace, args.service, user, log=_quiet(args.service))
     if args.output:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from bluegreen_contract import PROMOTION_GATE_TASK
 from kubectl_bluegreen.cli import main as plugin_main
+from pipelines.settings import SERVICE_ACCOUNT
 from steps import promotion
-from steps.errors import BadInput
+from steps.errors import ApiError, BadInput
 from steps.kube import Kube
 from testenv.demo_service import NAMESPACE, DemoService, demo_image
 from testenv.workflow_run import StepNode, WorkflowRun
@@ -112,13 +115,24 @@ def test_promote_switches_and_abort_rolls_back(
         promotion.promote(kube, NAMESPACE, service.name, user)
 
 
-def test_timeout_fails_the_run_and_a_resume_from_the_argo_server_promotes(adopted_service: DemoService) -> None:
+def test_timeout_fails_the_run_and_a_resume_from_the_argo_server_promotes(
+    adopted_service: DemoService, impersonating_client: Callable[[str, str], client.ApiClient]
+) -> None:
     service = adopted_service
     live = service.live_slot()
-    _set_promotion(service, mode="manual", timeout="5s")
+    # Long enough for the refused promote below to reach the gate while it still waits.
+    _set_promotion(service, mode="manual", timeout="20s")
 
-    # Argo resumes the suspend node at its duration; confirm-promotion must turn that into a failure.
-    expired = service.deploy(demo_image("v2"))
+    # A promote by an identity that may write the record's status but not the workflow (the deployer
+    # ServiceAccount) is refused at the node. Argo then resumes the suspend node at its duration, and confirm-promotion
+    # must turn that into a failure: a failed promote does not approve the run by waiting.
+    expired = service.deploy(demo_image("v2"), wait=False)
+    _wait_at_gate(service, expired.name)
+    deployer = Kube(impersonating_client(NAMESPACE, SERVICE_ACCOUNT))
+    with pytest.raises(ApiError) as refused:
+        promotion.promote(deployer, NAMESPACE, service.name, "mallory")
+    assert refused.value.status == 403, refused.value
+    expired = service.wait_workflow(expired.name)
     assert expired.phase == "Failed", expired.summary()
     gate = _gate(expired)
     assert gate is not None and gate.phase == "Succeeded", expired.summary()

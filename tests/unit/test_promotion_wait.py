@@ -57,10 +57,50 @@ def test_the_resumer_is_whom_argo_named(message: str, labels: dict[str, str], by
     assert ended.by.startswith(by)
 
 
-def test_a_promotion_in_the_record_counts_even_when_the_node_reached_its_duration() -> None:
-    decided = spec.PromotionRecord(state=spec.PromotionState.promoted, by="carol", at="t", how=promotion.VIA_PLUGIN)
+def plugin_promotion(by: str = "carol") -> spec.PromotionRecord:
+    return spec.PromotionRecord(state=spec.PromotionState.promoted, by=by, at="t", how=promotion.VIA_PLUGIN)
+
+
+def test_a_promotion_in_the_record_does_not_count_when_the_node_reached_its_duration() -> None:
+    # Whoever may write the record's status but not the workflow must not approve a run by waiting.
     late = workflow("2026-01-01T10:00:00Z", "2026-01-01T10:00:30Z")
-    assert promotion.how_the_wait_ended(late, 30, decided) is decided
+    ended = promotion.how_the_wait_ended(late, 30, plugin_promotion())
+    assert (ended.state, ended.how) == (spec.PromotionState.expired, promotion.VIA_TIMEOUT)
+    assert "carol" in ended.reason and "30s" in ended.reason
+
+
+def test_a_recorded_abort_wins_over_a_node_someone_resumed() -> None:
+    aborted = spec.PromotionRecord(
+        state=spec.PromotionState.aborted, by="dave", at="t", how=promotion.VIA_PLUGIN, reason="errors on /checkout"
+    )
+    resumed = workflow("2026-01-01T10:00:00Z", "2026-01-01T10:00:05Z", "Resumed by: map[User:erin]")
+    assert promotion.how_the_wait_ended(resumed, 30, aborted) is aborted
+    # Even a workflow the judge could not read otherwise: the abort is decided before the node is looked at.
+    assert promotion.how_the_wait_ended({"metadata": {"name": "wf"}, "status": {}}, 30, aborted) is aborted
+
+
+def test_a_plugin_promotion_counts_when_the_node_names_it() -> None:
+    resumed = workflow("2026-01-01T10:00:00Z", "2026-01-01T10:00:05Z", "Promoted by carol via kubectl-bluegreen")
+    decided = plugin_promotion()
+    assert promotion.how_the_wait_ended(resumed, 30, decided) is decided
+    # The record write after the node's was lost: the node alone says who promoted.
+    ended = promotion.how_the_wait_ended(resumed, 30, None)
+    assert (ended.state, ended.by, ended.how, ended.at) == (
+        spec.PromotionState.promoted,
+        "carol",
+        promotion.VIA_PLUGIN,
+        "2026-01-01T10:00:05Z",
+    )
+
+
+def test_a_record_that_disagrees_with_the_resumed_node_is_overruled_by_the_node() -> None:
+    # The record claims mallory promoted through the plugin; the node was resumed from the Argo UI by someone else.
+    resumed = workflow("2026-01-01T10:00:00Z", "2026-01-01T10:00:05Z", "Resumed by: map[User:erin]")
+    ended = promotion.how_the_wait_ended(resumed, 30, plugin_promotion("mallory"))
+    assert (ended.state, ended.by, ended.how) == (spec.PromotionState.promoted, "erin", promotion.VIA_ARGO)
+    named = workflow("2026-01-01T10:00:00Z", "2026-01-01T10:00:05Z", "Promoted by carol via kubectl-bluegreen")
+    ended = promotion.how_the_wait_ended(named, 30, plugin_promotion("mallory"))
+    assert (ended.state, ended.by, ended.how) == (spec.PromotionState.promoted, "carol", promotion.VIA_PLUGIN)
 
 
 def test_a_workflow_without_the_gate_or_with_offloaded_nodes_is_a_clear_error() -> None:
