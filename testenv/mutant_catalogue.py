@@ -278,6 +278,40 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         needs_cluster=True,
     ),
+    Mutant(
+        name="confirm-promotion trusts a promotion in the record",
+        path="steps/promotion.py",
+        # Whoever may patch deploymentrecords/status but not workflows approves a run by waiting for its timeout.
+        old="    if decided is not None and decided.state is spec.PromotionState.aborted:\n        return decided\n",
+        new=(
+            "    if decided is not None and decided.state is not spec.PromotionState.waiting:\n"
+            "        return decided\n"
+        ),
+        catching_tests=(
+            "tests/unit/test_promotion_wait.py::test_a_promotion_in_the_record_does_not_count_when_the_node_reached_its_duration",
+        ),
+        needs_cluster=False,
+    ),
+    Mutant(
+        name="confirm-promotion lets a resume override a recorded abort",
+        path="steps/promotion.py",
+        old="    if decided is not None and decided.state is spec.PromotionState.aborted:\n        return decided\n",
+        new="",
+        catching_tests=("tests/unit/test_promotion_wait.py::test_a_recorded_abort_wins_over_a_node_someone_resumed",),
+        needs_cluster=False,
+    ),
+    Mutant(
+        name="promote records the promotion before it resumes the node",
+        path="steps/promotion.py",
+        # A refused node write leaves a promotion in the record that nothing backs.
+        old="        _refuse_a_recorded_abort(records, run)\n",
+        new="        _refuse_a_recorded_abort(records, run)\n        _write_decision(records, run, decision)\n",
+        catching_tests=(
+            "tests/integration/test_promotion_gate.py::"
+            "test_a_promote_whose_node_write_was_refused_does_not_pass_the_gate_at_its_timeout",
+        ),
+        needs_cluster=True,
+    ),
 )
 
 __all__ = ["MUTANTS", "RENDERED_SOURCES", "Mutant"]
