@@ -10,11 +10,9 @@ from typing import Any
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import autoscaling, disruption, retention, slots
+from steps import retention, slots, traffic
 from steps.context import StepContext
 from steps.errors import CheckFailed
-from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
-from steps.service_state import update_status
 
 
 def make_available(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> str:
@@ -42,37 +40,20 @@ def make_available(ctx: StepContext, slot: spec.Slot, record: str, step: str) ->
 
 
 def restore_traffic(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> tuple[str, bool]:
-    """Make ``slot`` available, record the intent, route all traffic to it, verify; returns (image, changed)."""
+    """Make ``slot`` available, then move all traffic to it (intent ``RollingBack``); returns (image, changed)."""
     image = make_available(ctx, slot, record, step)
-
-    def intent(status: spec.BlueGreenDeploymentStatus) -> None:
-        status.phase = spec.Phase.rolling_back
-        status.target_slot = slot
-
-    update_status(ctx.kube, ctx.namespace, ctx.service, intent)
-    ctx.records.append(record, step, "intent", f"restoring traffic to {slot.value}")
-    changed = ctx.router.point_to(slot)
-    ctx.router.verify(slot)
-    autoscaling.follow_live_slot(ctx, slot, record, step)
-    disruption.pin_to_live_slot(ctx, slot, record, step)
-    await_propagation(ctx, slot, record, step)
-    ctx.records.append(record, step, "restored", f"all traffic on {slot.value} ({image})", changed=changed)
-    return image, changed
-
-
-def await_propagation(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> None:
-    """Wait for the data plane to follow a route that has already moved; a timeout is a warning, not a failure.
-
-    The route is the source of truth once it names ``slot``: failing here would leave a run that cannot be repaired
-    by running it again, since a re-run finds the traffic already moved.
-    """
-    try:
-        how = ctx.router.wait_propagated(slot, PROPAGATION_TIMEOUT_SECONDS)
-    except CheckFailed as slow:
-        ctx.records.append(record, step, "warning", f"traffic routed to {slot.value}, not yet propagated: {slow}")
-        ctx.log("warning", message=str(slow))
-        return
-    ctx.log("propagated", slot=slot.value, how=how)
+    # The data plane's lag only warns: failing would leave a rollback that a re-run finds already done.
+    moved = traffic.move_all_traffic(
+        ctx,
+        slot,
+        record,
+        step,
+        intent=spec.Phase.rolling_back,
+        describe_intent=f"restoring traffic to {slot.value}",
+        lag_fails=False,
+    )
+    ctx.records.append(record, step, "restored", f"all traffic on {slot.value} ({image})", changed=moved.changed)
+    return image, moved.changed
 
 
 def retire_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> None:

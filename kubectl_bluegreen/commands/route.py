@@ -4,8 +4,9 @@ It moves traffic with the same router code as the pipeline's ``switch`` step and
 a slot without every replica available (invariant I1) unless ``--force``; it writes the intent into the status and
 a DeploymentRecord before the route changes (I3); it keeps the slot it moved away from warm for
 ``spec.retainPreviousVersion``, like a deploy does; and it refuses while a running workflow holds the service (I5)
-unless ``--force``. An interrupted route leaves its intent in the status and its record open; running the same command
-again finishes it.
+unless ``--force``. While it works it holds the service itself (:mod:`steps.emergency_route`), so neither a deploy
+nor the repair cron acts on it. An interrupted route leaves its intent in the status and its record open; running the
+same command again finishes it, and a route to the other slot closes it as superseded.
 """
 
 from __future__ import annotations
@@ -21,19 +22,17 @@ from kubectl_bluegreen.connection import Cluster
 from kubectl_bluegreen.errors import PluginError
 from kubectl_bluegreen.service_view import read_service
 from kubectl_bluegreen.submission import who_am_i
-from steps import autoscaling, disruption, slots
+from steps import emergency_route, slots, traffic
 from steps.clock import now
 from steps.commands.rollback import retain_previous_after_switch
 from steps.context import StepContext, record_name
 from steps.gates import read_slot_image
-from steps.restore import await_propagation
 from steps.service_state import add_history, update_status
 from steps.workflows import RunState, run_state
 
 HELP = "emergency switch of all traffic to one slot, without Argo (writes a deployment record)"
 STEP = "route"
-#: Each route's record is named like a run, so history lists it among the workflows' records.
-RUN_PREFIX = "kubectl-bluegreen-route-"
+RUN_PREFIX = emergency_route.RUN_PREFIX
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,15 +72,15 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
                 "--force to route anyway (requests may fail)"
             )
         forced.append(problem)
-    interrupted = interrupted_route(ctx)
+    interrupted = emergency_route.open_route(ctx)
     if interrupted is not None and interrupted.spec.to_slot is target:
         print(f"finishing the interrupted route of record {namespace}/{interrupted.metadata.name}")
-        return move_and_close(ctx, interrupted.metadata.name, interrupted.spec)
-    if live is target:
+        return move_and_close(ctx, interrupted.metadata.name, interrupted.spec, ctx.status.workflow)
+    if live is target and interrupted is None:
         print(f"{ctx.router.describe()} already sends all traffic to {target.value}; nothing changed")
         return 0
     holder = ctx.status.workflow
-    if holder and run_state(kube, namespace, holder) is RunState.running:
+    if holder and not emergency_route.is_route(holder) and run_state(kube, namespace, holder) is RunState.running:
         problem = f"workflow {holder} is running for {ctx.service}"
         if not args.force:
             raise PluginError(
@@ -108,46 +107,57 @@ def run(cluster: Cluster, args: argparse.Namespace) -> int:
     )
     ctx.records.open(record, route)
     ctx.records.set_phase(record, spec.Phase.switching)
+    if interrupted is not None:
+        ctx.records.close(
+            interrupted.metadata.name,
+            spec.Phase.aborted,
+            f"superseded by the route of record {record} to {target.value}",
+        )
     for problem in forced:
         ctx.records.append(record, STEP, "forced", f"{problem}; routed anyway (--force)")
 
-    def intent(status: spec.BlueGreenDeploymentStatus) -> None:
-        # status.workflow stays as it is: the cleanup cron's repair would take a route's made-up run name for an
-        # abandoned deploy and undo the route, possibly back onto the broken slot the operator is moving away from.
-        status.phase = spec.Phase.switching
-        status.target_slot = target
-        status.record = record
-
-    update_status(kube, namespace, ctx.service, intent)
-    ctx.records.append(
-        record, STEP, "intent", f"routing from {live.value if live else 'nothing'} to {target.value} by {user}"
-    )
-    return move_and_close(ctx, record, route)
+    return move_and_close(ctx, record, route, holder)
 
 
-def interrupted_route(ctx: StepContext) -> spec.DeploymentRecord | None:
-    """The open record of a route that wrote its intent and then stopped, if the status still names it."""
-    status = ctx.status
-    if status.phase is not spec.Phase.switching or not status.record:
-        return None
-    record = ctx.records.get(status.record)
-    if record is None or not record.spec.workflow.startswith(RUN_PREFIX):
-        return None
-    return None if record.status is not None and record.status.finished_at else record
+def move_and_close(ctx: StepContext, record: str, route: spec.DeploymentRecordSpec, judged: str | None) -> int:
+    """Move all traffic to the record's target, read it back, settle the status and close the record.
 
-
-def move_and_close(ctx: StepContext, record: str, route: spec.DeploymentRecordSpec) -> int:
-    """Move all traffic to the record's target, read it back, settle the status and close the record."""
+    ``judged`` is the holder the route already decided it may take the service from (an ended run, or a running one
+    with ``--force``); anyone else who took the service since makes the route stop before traffic moves.
+    """
     kube, namespace = ctx.kube, ctx.namespace
     target, live, image, live_image = route.to_slot, route.from_slot, route.image, route.previous_image
     run_name, reason = route.workflow, route.reason
     assert target is not None
-    changed = ctx.router.point_to(target)
-    ctx.router.verify(target)
-    autoscaling.follow_live_slot(ctx, target, record, STEP)
-    disruption.pin_to_live_slot(ctx, target, record, STEP)
-    # The route is done when clients reach the target, not when the object says so.
-    await_propagation(ctx, target, record, STEP)
+
+    def held(status: spec.BlueGreenDeploymentStatus) -> None:
+        # The route holds the service until it closes: a run it forced aside no longer does, and neither a deploy
+        # nor the repair cron acts on it meanwhile.
+        if status.workflow not in (None, run_name, judged):
+            raise PluginError(
+                f"{status.workflow} took {namespace}/{ctx.service} while the route was checking it, so traffic stays "
+                f"on {status.active_slot.value if status.active_slot else 'its slot'}; run the route again"
+            )
+        status.workflow = run_name
+        status.record = record
+
+    # The data plane's lag only warns: the route already names the slot, and running it again finishes it.
+    moving = f"routing from {live.value if live else 'nothing'} to {target.value} by {route.triggered_by}"
+    try:
+        moved = traffic.move_all_traffic(
+            ctx,
+            target,
+            record,
+            STEP,
+            intent=spec.Phase.switching,
+            describe_intent=moving,
+            lag_fails=False,
+            hold=held,
+        )
+    except PluginError as taken:
+        ctx.records.close(record, spec.Phase.aborted, str(taken))
+        raise
+    changed = moved.changed
     finished = now()
 
     def routed(status: spec.BlueGreenDeploymentStatus) -> None:
@@ -158,6 +168,8 @@ def move_and_close(ctx: StepContext, record: str, route: spec.DeploymentRecordSp
         status.active_image = image
         status.target_slot = None
         status.phase = spec.Phase.succeeded
+        if status.workflow == run_name:
+            status.workflow = None
         add_history(
             status,
             spec.HistoryEntry(

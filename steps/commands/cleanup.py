@@ -9,6 +9,7 @@ slot (invariant I2). A service whose run is still going is left alone.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 
 import bluegreen_spec as spec
@@ -16,10 +17,11 @@ from bluegreen_contract import (
     BLUE_GREEN_DEPLOYMENTS,
     DEPLOYMENT_RECORDS,
     DEPLOYMENTS,
+    RUN_WORKFLOW_ENV,
     WORKFLOWS,
     Output,
 )
-from steps import retention, slots
+from steps import emergency_route, retention, slots
 from steps.clock import now
 from steps.context import StepContext, write_outputs
 from steps.errors import Conflict, NotFound
@@ -49,6 +51,15 @@ def repair(ctx: StepContext, report: SweepReport) -> None:
     """A run left in an open phase whose workflow is gone or finished: restore its from-slot, close as Aborted."""
     status = ctx.status
     if not status.workflow or status.phase.value not in OPEN_PHASES:
+        return
+    route = emergency_route.open_route(ctx)
+    if route is not None:
+        # Undoing a route would send traffic back to the slot an operator moved it away from; only the route's own
+        # command may finish it.
+        message = emergency_route.held_by_route_message(ctx, route)
+        ctx.log("repair-skipped", record=route.metadata.name, reason=message)
+        ctx.records.event("RouteUnfinished", message, warning=True)
+        report.skipped.append(f"{ctx.service}: an emergency route has not finished")
         return
     state = run_state(ctx.kube, ctx.namespace, status.workflow)
     if state is RunState.running:
@@ -141,11 +152,17 @@ def _repair(ctx: StepContext, report: SweepReport, state: RunState, judged: str)
 
 
 def remove_expired(ctx: StepContext, report: SweepReport) -> None:
-    """Scale down, then delete, slots that are neither live nor retained, re-reading the route first."""
+    """Scale down, then delete, slots that are neither live nor retained, holding the service while it does."""
     status = ctx.status
+    stale = ""
     if status.workflow:
-        report.skipped.append(f"{ctx.service}: run {status.workflow} in progress")
-        return
+        if (
+            status.phase.value in OPEN_PHASES
+            or run_state(ctx.kube, ctx.namespace, status.workflow) is RunState.running
+        ):
+            report.skipped.append(f"{ctx.service}: run {status.workflow} in progress")
+            return
+        stale = status.workflow  # a holder that ended without letting go, such as a sweep that was killed
     live = ctx.router.live_slot()
     if live is None:
         return
@@ -158,32 +175,88 @@ def remove_expired(ctx: StepContext, report: SweepReport) -> None:
             continue
         # About to remove: read the route, the status and the slot afresh, not from the sweep's view (I2).
         with ctx.kube.fresh_reads():
-            _remove(ctx, report, slot, live)
+            _remove(ctx, report, slot, live, stale)
 
 
 REMOVAL_ATTEMPTS = 5
 
 
-def _remove(ctx: StepContext, report: SweepReport, slot: spec.Slot, live: spec.Slot) -> None:
-    """Remove one expired slot, re-reading everything the decision rests on before each write.
+def sweep_holder() -> str:
+    """The name a sweep holds a service under while it removes a slot: its workflow's, as for any run."""
+    return os.environ.get(RUN_WORKFLOW_ENV) or "bluegreen-cleanup"
 
-    The writes carry the resourceVersion that was read, so any change in between (a controller updating status,
-    a deploy starting to reuse the slot) makes them fail; then everything is read and decided again.
+
+def _hold(ctx: StepContext, holder: str, stale: str) -> bool:
+    """Take the service for the removal in one guarded write; False when anyone else holds it.
+
+    A route or a rollback to the expired slot takes the service the same way before it moves traffic, so between
+    this write and the release nothing can send traffic to the slot being removed, and a move that took the
+    service first makes this write see it and skip.
     """
+
+    def hold(status: spec.BlueGreenDeploymentStatus) -> None:
+        if status.workflow not in (None, holder, stale or None) or status.phase.value in OPEN_PHASES:
+            raise _TakenOver
+        status.workflow = holder
+
+    try:
+        update_status(ctx.kube, ctx.namespace, ctx.service, hold)
+    except _TakenOver:
+        return False
+    return True
+
+
+def _release(ctx: StepContext, holder: str, removed: spec.Slot | None) -> None:
+    def release(current: spec.BlueGreenDeploymentStatus) -> None:
+        if current.workflow == holder:
+            current.workflow = None
+        if removed is not None and current.previous_slot is removed:
+            current.previous_slot = None
+            current.previous_image = None
+            current.retain_until = None
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, release)
+
+
+def _remove(ctx: StepContext, report: SweepReport, slot: spec.Slot, live: spec.Slot, stale: str) -> None:
+    """Remove one expired slot while holding the service, re-reading everything the decision rests on first.
+
+    The writes to the slot carry the resourceVersion that was read, so any change in between (a controller updating
+    status, a deploy starting to reuse the slot) makes them fail; then everything is read and decided again.
+    """
+    name = slots.deployment_name(ctx.service, slot)
+    holder = sweep_holder()
+    if not _hold(ctx, holder, stale):
+        ctx.log("removal-skipped", deployment=name, reason="another run or route holds the service")
+        report.skipped.append(f"{ctx.service}: held by another run while removing {name}")
+        return
+    removed = False
+    try:
+        removed = _remove_held(ctx, slot, live, holder)
+    finally:
+        _release(ctx, holder, slot if removed else None)
+    if not removed:
+        return
+    ctx.log("slot-removed", deployment=name)
+    report.removed.append(name)
+    ctx.records.event("PreviousRemoved", f"slot {slot.value} ({name}) removed after its retention")
+
+
+def _remove_held(ctx: StepContext, slot: spec.Slot, live: spec.Slot, holder: str) -> bool:
     name = slots.deployment_name(ctx.service, slot)
     for _ in range(REMOVAL_ATTEMPTS):
         ctx.reload()
         status = ctx.status
         fresh = ctx.kube.get(DEPLOYMENTS, ctx.namespace, name)
         if fresh is None:
-            return
+            return False
         if (
             ctx.router.live_slot() is not live
-            or status.workflow
+            or status.workflow != holder
             or not retention.has_expired(retention.stamp_of(fresh))
         ):
             ctx.log("removal-skipped", deployment=name, reason="state changed since the sweep read it")
-            return
+            return False
         try:
             if int(fresh["spec"].get("replicas", 0)) > 0:
                 fresh = ctx.kube.merge_patch(
@@ -193,25 +266,13 @@ def _remove(ctx: StepContext, report: SweepReport, slot: spec.Slot, live: spec.S
                     {"metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}, "spec": {"replicas": 0}},
                 )
             ctx.kube.delete(DEPLOYMENTS, ctx.namespace, name, resource_version=fresh["metadata"]["resourceVersion"])
-            break
+            return True
         except Conflict:
             continue  # changed since it was read: decide again
         except NotFound:
-            return
-    else:
-        ctx.log("removal-skipped", deployment=name, reason=f"still changing after {REMOVAL_ATTEMPTS} fresh reads")
-        return
-    ctx.log("slot-removed", deployment=name)
-    report.removed.append(name)
-
-    def forget_previous(current: spec.BlueGreenDeploymentStatus) -> None:
-        if current.previous_slot is slot:
-            current.previous_slot = None
-            current.previous_image = None
-            current.retain_until = None
-
-    update_status(ctx.kube, ctx.namespace, ctx.service, forget_previous)
-    ctx.records.event("PreviousRemoved", f"slot {slot.value} ({name}) removed after its retention")
+            return False
+    ctx.log("removal-skipped", deployment=name, reason=f"still changing after {REMOVAL_ATTEMPTS} fresh reads")
+    return False
 
 
 def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport:

@@ -12,7 +12,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import endpoints, gates, images, isolation, slots
+from steps import endpoints, gates, images, isolation, progress, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
@@ -28,6 +28,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     images.check_policy(reference, ctx.resource.spec.image_policy, ctx.service)
     target = spec.Slot(args.slot)
     gates.require_verified(ctx, args.record, target, args.image)
+    if progress.done_after_switch(ctx, args.record, target):
+        write_outputs(args.output_dir, {Output.deployment: slots.deployment_name(ctx.service, target)})
+        return 0
     live = ctx.router.live_slot()
     if live is target:
         raise CheckFailed(

@@ -21,7 +21,17 @@ from bluegreen_contract import (
     Output,
     Step,
 )
-from steps import autoscaling, disruption, images, isolation, registry, slots, verification_plan
+from steps import (
+    autoscaling,
+    disruption,
+    emergency_route,
+    images,
+    isolation,
+    progress,
+    registry,
+    slots,
+    verification_plan,
+)
 from steps.adoption import adopt, finish_interrupted_adoption
 from steps.announce import announce
 from steps.clock import now
@@ -43,6 +53,9 @@ MESH_DRAIN_SECONDS = 5
 def check_lock(ctx: StepContext, workflow: str) -> str:
     """Refuse when another run still holds the service; returns a note when an abandoned run is taken over."""
     status = ctx.status
+    route = emergency_route.open_route(ctx)
+    if route is not None:
+        raise CheckFailed(emergency_route.held_by_route_message(ctx, route))
     holder = status.workflow
     if not holder or holder == workflow:
         return ""
@@ -147,6 +160,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     takeover = check_lock(ctx, args.workflow)
 
     live = ctx.router.live_slot()
+    earlier = ctx.records.get(name)
+    # A retried Pod of this run: its record, not the route (which may already name the new slot), holds its choices.
+    resumed = progress.resumed_choices(ctx, earlier) if earlier is not None else None
     live_deployment = None
     source = None
     if live is not None:
@@ -166,10 +182,13 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
                 "adopt; deploy the application once (or name its Deployment in spec.deployment), then run the pipeline"
             )
 
-    from_slot = live or spec.Slot.blue
     current = live_deployment if live_deployment is not None else source
     assert current is not None
-    previous_image = slots.current_image(current, ctx.resource.spec.container)
+    if resumed is not None:
+        from_slot, image, previous_image = resumed.from_slot, resumed.image, resumed.previous_image
+    else:
+        from_slot = live or spec.Slot.blue
+        previous_image = slots.current_image(current, ctx.resource.spec.container)
     record = spec.DeploymentRecordSpec(
         service=ctx.service,
         workflow=args.workflow,
@@ -183,13 +202,22 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         started_at=now(),
     )
     ctx.records.open(name, record)
-    if digest:
+    if resumed is not None:
+        ctx.records.append(
+            name,
+            "preflight",
+            "resumed",
+            f"a retried attempt resumes the run: {image} into slot {from_slot.other.value}",
+        )
+    elif digest:
         ctx.records.set_phase(name, spec.Phase.deploying, digest=digest)
     ctx.records.record_gate(name, spec.Gate.image_policy, from_slot.other, image, passed=True, step="preflight")
     if takeover:
         ctx.records.append(name, "preflight", "warning", takeover)
 
     def take(status: spec.BlueGreenDeploymentStatus) -> None:
+        if status.workflow == args.workflow and status.record == name and resumed is not None:
+            return  # this run holds the service already, at whatever phase it reached
         status.workflow = args.workflow
         status.record = name
         status.phase = spec.Phase.deploying
@@ -199,26 +227,33 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         status.observed_generation = int(ctx.raw["metadata"].get("generation") or 0)
 
     update_status(kube, ctx.namespace, ctx.service, take)
-    ctx.records.event("Deploying", f"workflow {args.workflow} deploys {image} to slot {from_slot.other.value}")
+    if resumed is None:
+        ctx.records.event("Deploying", f"workflow {args.workflow} deploys {image} to slot {from_slot.other.value}")
 
     if live is None:
         assert source is not None
         adopt(ctx, source, name)
+        live = from_slot
         live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, from_slot))
     else:
         finish_interrupted_adoption(ctx, name)
 
     assert live_deployment is not None
-    # After an adoption, and for an autoscaler the team added since: it must scale the slot that serves.
-    autoscaling.follow_live_slot(ctx, from_slot, name, "preflight")
-    disruption.pin_to_live_slot(ctx, from_slot, name, "preflight")
-    warnings = [
-        *zero_downtime_warnings(ctx, live_deployment),
-        *other_services_reaching_slots(ctx, live_deployment),
-        *isolation_warnings(ctx, live_deployment),
-        *autoscaling.autoscaler_warnings(ctx),
-        *([] if policy.verification_required() else [UNVERIFIED_WARNING]),
-    ]
+    # After an adoption, and for an autoscaler the team added since: it must scale the slot that serves, which after
+    # a switch this run already made is no longer the one it started from.
+    autoscaling.follow_live_slot(ctx, live, name, "preflight")
+    disruption.pin_to_live_slot(ctx, live, name, "preflight")
+    warnings = (
+        []
+        if resumed is not None
+        else [
+            *zero_downtime_warnings(ctx, live_deployment),
+            *other_services_reaching_slots(ctx, live_deployment),
+            *isolation_warnings(ctx, live_deployment),
+            *autoscaling.autoscaler_warnings(ctx),
+            *([] if policy.verification_required() else [UNVERIFIED_WARNING]),
+        ]
+    )
     for warning in warnings:
         ctx.records.append(name, "preflight", "warning", warning)
         ctx.log("warning", message=warning)
@@ -244,7 +279,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             },
         },
     )
-    announce(ctx, spec.Stage.started, name)
+    if resumed is None:
+        announce(ctx, spec.Stage.started, name)
     ctx.log("preflight-passed", record=name, live=from_slot.value, target=from_slot.other.value)
     return 0
 

@@ -11,7 +11,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import gates
+from steps import gates, progress
 from steps.context import StepContext
 from steps.errors import CheckFailed
 from steps.kube import Kube, Obj
@@ -31,6 +31,8 @@ def slot_check_url(ctx: StepContext, slot: spec.Slot, template: Obj | None) -> s
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The probe step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "probe")
+    if progress.done_after_switch(ctx, args.record, spec.Slot(args.slot)):
+        return 0
     slot = kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, spec.Slot(args.slot)))
     image = gates.slot_image(ctx, slot)
     template = None if slot is None else slot["spec"]["template"]

@@ -21,6 +21,20 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     record = ctx.records.get(args.record)
     if record is None:
         raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{args.record} does not exist; run the pipeline again")
+    if record.status is not None and record.status.finished_at:
+        # A retried attempt after this step closed the run: the service may belong to the next run by now.
+        ctx.log("already-closed", record=args.record, outcome=record.status.outcome)
+        if record.status.outcome != spec.Phase.succeeded.value:
+            raise CheckFailed(
+                f"DeploymentRecord {ctx.namespace}/{args.record} was closed as {record.status.outcome}: "
+                f"{record.status.reason or 'no reason given'}"
+            )
+        return 0
+    if ctx.status.record != args.record:
+        raise CheckFailed(
+            f"BlueGreenDeployment {ctx.namespace}/{ctx.service} is held by record {ctx.status.record or 'none'}, not "
+            f"this run's {args.record}; it was taken over, so this run cannot close as Succeeded"
+        )
     previous = record.spec.from_slot
     if previous is None:
         raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{args.record} names no slot the run started from")

@@ -20,7 +20,7 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import failures, gates, images, manual_rollback, retention, slots, verification_plan
+from steps import emergency_route, failures, gates, images, manual_rollback, retention, slots, verification_plan
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, record_name, write_outputs
@@ -31,6 +31,7 @@ from steps.metrics import RunMetrics
 from steps.records import Records
 from steps.restore import reinstate_retained, restore_traffic, retire_slot
 from steps.service_state import add_history, update_status
+from steps.workflows import RunState, run_state
 
 
 def _finish(
@@ -142,6 +143,15 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
     from_slot, to_slot = record.spec.from_slot, record.spec.to_slot
     if from_slot is None or to_slot is None:
         raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{name} names no slots; restore traffic by hand")
+    holder = ctx.status
+    if holder.record != name and holder.workflow != args.workflow:
+        # Someone took the service from this run (an emergency route with --force, say), or the run failed before
+        # it took it: the traffic and the slots are no longer this run's to restore.
+        superseded = f"{reason}; the service is held by {holder.workflow or holder.record or 'no run'}, so this run "
+        superseded += "left traffic and slots as they are"
+        ctx.records.close(name, spec.Phase.failed, superseded)
+        ctx.log("not-holding", record=name, holder=holder.workflow or "", holder_record=holder.record or "")
+        return 0
     if not ctx.resource.spec.rollback_on_failure:
         ctx.records.append(name, "rollback", "skipped", "spec.rollbackOnFailure is false: traffic left as it is")
         retain_previous_after_switch(ctx, name, from_slot, to_slot)
@@ -245,6 +255,15 @@ def manual(kube: Kube, args: argparse.Namespace) -> int:
     """Move traffic to the retained previous slot on request."""
     started = time.monotonic()
     ctx = StepContext.open(kube, args.namespace, args.service, "rollback")
+    route = emergency_route.open_route(ctx)
+    if route is not None:
+        raise CheckFailed(emergency_route.held_by_route_message(ctx, route))
+    holder = ctx.status.workflow
+    if holder and holder != args.workflow and run_state(kube, ctx.namespace, holder) is RunState.running:
+        raise CheckFailed(
+            f"BlueGreenDeployment {ctx.namespace}/{ctx.service} is held by running workflow {holder}; wait for it or "
+            f"stop it (argo stop {holder}), then roll back"
+        )
     to = manual_rollback.retained_target(ctx)
     name = manual_rollback.open_record(ctx, args.workflow, args.reason, args.triggered_by, to)
     live, target = to.live, to.target
@@ -256,10 +275,20 @@ def manual(kube: Kube, args: argparse.Namespace) -> int:
             return _defer_for_verification(ctx, args, name, to)
 
     def held(current: spec.BlueGreenDeploymentStatus) -> None:
+        # Whoever took the service since the check above (a cleanup sweep removing this very slot, say) keeps it.
+        if current.workflow not in (None, args.workflow, holder):
+            raise CheckFailed(
+                f"BlueGreenDeployment {ctx.namespace}/{ctx.service} was taken by {current.workflow} while the "
+                "rollback checked it; traffic stays where it is, run the rollback again"
+            )
         current.workflow = args.workflow
         current.record = name
 
-    update_status(kube, ctx.namespace, ctx.service, held)
+    try:
+        update_status(kube, ctx.namespace, ctx.service, held)
+    except CheckFailed as taken:
+        ctx.records.close(name, spec.Phase.failed, str(taken))
+        raise
     image, _ = restore_traffic(ctx, target, name, "rollback")
     retire_slot(ctx, live, name, "rollback")
     _finish(ctx, name, args.workflow, image, spec.Phase.rolled_back, args.reason or "manual rollback", target, image)

@@ -11,7 +11,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import gates
+from steps import gates, progress
 from steps.context import StepContext
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
@@ -54,6 +54,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     """The smoke step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "smoke")
     slot = spec.Slot(args.slot)
+    if progress.done_after_switch(ctx, args.record, slot):
+        return 0
     image = gates.read_slot_image(ctx, slot)
     tests = ctx.resource.spec.smoke_tests
     if not tests:

@@ -12,14 +12,13 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import autoscaling, disruption, gates, slots
+from steps import gates, progress, slots, traffic
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
 from steps.kube import Kube
 from steps.metrics import RunMetrics
-from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
 from steps.service_state import update_status
 
 
@@ -27,6 +26,11 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     """The switch step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "switch")
     target = spec.Slot(args.slot)
+    switched_before = progress.done_after_switch(ctx, args.record, target, finished_only=True)
+    if switched_before:
+        # No second switch time: the metric reads a negative duration as "not switched by this attempt".
+        write_outputs(args.output_dir, {Output.switched_at: switched_before, Output.switch_seconds: "-1"})
+        return 0
     name = slots.deployment_name(ctx.service, target)
     deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, name)
     state = slots.availability(deployment)
@@ -41,20 +45,18 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     started = now()
     clock_started = time.monotonic()
 
-    def intent(status: spec.BlueGreenDeploymentStatus) -> None:
-        status.phase = spec.Phase.switching
-        status.target_slot = target
-
-    update_status(kube, ctx.namespace, ctx.service, intent)
     ctx.records.set_phase(args.record, spec.Phase.switching)
-    ctx.records.append(
-        args.record, "switch", "intent", f"switching from {live.value if live else 'nothing'} to {target.value}"
+    # The data plane's lag fails a switch: the exit handler then puts traffic back while the previous slot is warm.
+    moved = traffic.move_all_traffic(
+        ctx,
+        target,
+        args.record,
+        "switch",
+        intent=spec.Phase.switching,
+        describe_intent=f"switching from {live.value if live else 'nothing'} to {target.value}",
+        lag_fails=True,
     )
-    changed = ctx.router.point_to(target)
-    ctx.router.verify(target)
-    autoscaling.follow_live_slot(ctx, target, args.record, "switch")
-    disruption.pin_to_live_slot(ctx, target, args.record, "switch")
-    propagation = ctx.router.wait_propagated(target, PROPAGATION_TIMEOUT_SECONDS)
+    changed, propagation = moved.changed, moved.propagation
     switched_at = now()
 
     def switched(status: spec.BlueGreenDeploymentStatus) -> None:
