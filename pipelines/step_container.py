@@ -59,17 +59,28 @@ SMALL = Resources(cpu_request="50m", cpu_limit="500m", memory_request="96Mi", me
 TRANSIENT_RETRIES = 3
 
 
+#: Retry a Pod that Argo found gone (``Error``: a lost node, a Pod deleted before it reported) or whose containers
+#: were stopped with SIGTERM (``Failed`` with exit code 143: ``kubectl drain``'s Eviction API, ``kubectl delete pod``,
+#: anything that deletes the Pod gracefully). No step exits 143 by itself. Argo tells the two apart only by timing,
+#: whether it saw the containers' exit codes before the Pod vanished, and both mean the same to a run. A Pod stopped
+#: at its own deadline is not retried: it would only run out of time again.
+POD_LOSS_RETRY_EXPRESSION = (
+    'lastRetry.status == "Error" || (lastRetry.status == "Failed" && lastRetry.exitCode == "143" '
+    '&& !(lastRetry.message contains "deadline"))'
+)
+
+
 def pod_error_retry(limit: int = 3) -> RetryStrategy:
-    """Retry the Pod's errors (an eviction, a lost node) at once; never a step's own exit code.
+    """Retry a lost Pod (an eviction, a drain, a lost node) at once; never a step's own exit code.
 
     A step retries its transient exit code (75) itself, with a backoff (``--transient-retries``, see ``step_args``):
     Argo waits out a ``retryStrategy``'s backoff before it evaluates the policy and the expression
     (``processNodeRetries``), so a backoff here would hold every failed check, and the exit handler's rollback after
     it, for the backoff and one more requeue even though no retry follows. Retrying a probe that found the new version
-    broken would only delay the rollback, so a failed check (exit 1) is never retried; a Pod-level error gets a new
-    Pod at once, and every step is idempotent.
+    broken would only delay the rollback, so a failed check (exit 1) is never retried; a lost Pod gets a new Pod at
+    once, and every step resumes from the run's record (see :data:`POD_LOSS_RETRY_EXPRESSION`).
     """
-    return RetryStrategy(limit=str(limit), retry_policy="Always", expression='lastRetry.status == "Error"')
+    return RetryStrategy(limit=str(limit), retry_policy="Always", expression=POD_LOSS_RETRY_EXPRESSION)
 
 
 @dataclass(kw_only=True)
@@ -183,6 +194,7 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
 __all__ = [
     "DEADLINE_INPUT",
     "OUTPUT_DIR",
+    "POD_LOSS_RETRY_EXPRESSION",
     "POD_SECURITY",
     "RESTRICTED",
     "SMALL",

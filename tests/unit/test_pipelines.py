@@ -11,6 +11,7 @@ import yaml
 
 from bluegreen_contract import DEADLINE_OUTPUTS, SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, Step
 from bluegreen_spec import STEP_DEADLINE_MARGIN_SECONDS, STEP_DEADLINE_SECONDS
+from pipelines.step_container import POD_LOSS_RETRY_EXPRESSION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,13 +207,13 @@ def test_retries_only_where_idempotent_and_useful() -> None:
     # too: its steps retry exit code 75 in their own processes (test_step_contract checks their arguments).
     assert retried == {*expected, "cosign", "release"}
     assert templates(DEPLOY)["cosign"]["retryStrategy"]["retryPolicy"] == "OnError"
-    assert templates(DEPLOY)["release"]["retryStrategy"]["expression"] == 'lastRetry.status == "Error"'
+    assert templates(DEPLOY)["release"]["retryStrategy"]["expression"] == POD_LOSS_RETRY_EXPRESSION
     # Every step retries exit code 75 in its own process; Argo retries the Pod's errors, at once: it would wait out
     # a backoff before reading the expression, and so hold a failed check's rollback for that long.
     for name in expected:
         strategy = templates(DEPLOY)[name]["retryStrategy"]
         assert "backoff" not in strategy, name
-        assert strategy["expression"] == 'lastRetry.status == "Error"', name
+        assert strategy["expression"] == POD_LOSS_RETRY_EXPRESSION, name
         assert "--transient-retries=3" in templates(DEPLOY)[name]["container"]["args"], name
     for name, container in release_containers().items():
         assert ("--transient-retries=3" in container.get("args", [])) == (name != "main"), name

@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 import bluegreen_spec as spec
+from pipelines.step_container import POD_LOSS_RETRY_EXPRESSION
 from steps.preview_address import preview_base_url, smoke_base_url
 
 TEMPLATE = {
@@ -52,5 +53,5 @@ def test_probe_smoke_and_verify_are_retried_on_pod_errors_only() -> None:
         templates = {t["name"]: t for t in yaml.safe_load(rendered)["spec"]["templates"]}
     for name in ("probe", "smoke", "verify"):
         retry = templates[name]["retryStrategy"]
-        assert retry["expression"] == 'lastRetry.status == "Error"', name
+        assert retry["expression"] == POD_LOSS_RETRY_EXPRESSION, name
         assert "--transient-retries=3" in templates[name]["container"]["args"], name

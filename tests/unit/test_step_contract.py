@@ -21,7 +21,7 @@ from bluegreen_contract import (
     Step,
 )
 from pipelines.settings import RenderSettings
-from pipelines.step_container import StepSpec, step_container, step_env
+from pipelines.step_container import POD_LOSS_RETRY_EXPRESSION, StepSpec, step_container, step_env
 from steps.cli import COMMANDS, build_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,7 +157,7 @@ def test_steps_in_pods_of_their_own_retry_the_transient_exit_code_themselves_and
             continue
         # Argo waits out a backoff before it reads the expression, so any backoff would delay every failed check.
         assert "backoff" not in strategy, name
-        assert strategy["expression"] == 'lastRetry.status == "Error"', name
+        assert strategy["expression"] == POD_LOSS_RETRY_EXPRESSION, name
         assert parsed.transient_retries == 3, name
         retried.append(name)
     assert retried, "no step template retries"
@@ -169,7 +169,7 @@ def test_steps_sharing_a_pod_retry_the_transient_exit_code_themselves_and_the_po
     for name, template in sets:
         # Argo's inner retry for a container set re-runs any failed container; none is set, the steps do it.
         assert "retryStrategy" not in template["containerSet"], name
-        assert template["retryStrategy"]["expression"] == 'lastRetry.status == "Error"', name
+        assert template["retryStrategy"]["expression"] == POD_LOSS_RETRY_EXPRESSION, name
         for container in template["containerSet"]["containers"]:
             if container["name"] == "main":
                 continue
