@@ -216,14 +216,15 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         ctx.records.append(name, "preflight", "warning", takeover)
 
     def take(status: spec.BlueGreenDeploymentStatus) -> None:
+        # An adoption interrupted after it routed leaves the live slot for the status to learn here.
+        status.active_slot = status.active_slot or live
+        status.active_image = status.active_image or (previous_image if live else None)
         if status.workflow == args.workflow and status.record == name and resumed is not None:
             return  # this run holds the service already, at whatever phase it reached
         status.workflow = args.workflow
         status.record = name
         status.phase = spec.Phase.deploying
         status.target_slot = from_slot.other
-        status.active_slot = status.active_slot or live
-        status.active_image = status.active_image or (previous_image if live else None)
         status.observed_generation = int(ctx.raw["metadata"].get("generation") or 0)
 
     update_status(kube, ctx.namespace, ctx.service, take)
