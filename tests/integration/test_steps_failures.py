@@ -196,6 +196,39 @@ def test_one_click_rollback_with_nothing_retained_names_the_image_to_redeploy(
     assert sut.live_slot() is spec.Slot.green
 
 
+def test_one_click_rollback_past_the_retention_window_is_refused_before_any_write(
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The window is the one-click rollback's promise: past it the cleanup may be scaling the slot down right now."""
+    sut = make_service("fail", retainPreviousVersion="0s")
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1", cleanup=False)
+    # The retain step stamped blue with a window that ended at once; no cleanup sweep has come by yet.
+    blue = sut.deployment("cart-blue")
+    assert blue is not None and blue["spec"]["replicas"] == 2
+    stamp = blue["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION]
+    assert sut.status().previous_slot is spec.Slot.blue
+    versions = {
+        name: sut.admin_kube.must_get(kind, sut.namespace, name)["metadata"]["resourceVersion"]
+        for kind, name in ((BLUE_GREEN_DEPLOYMENTS, "cart"), (DEPLOYMENTS, "cart-blue"), (DEPLOYMENTS, "cart-green"))
+    }
+    records = len(sut.records())
+    writes = sut.steps_kube.writes_accepted
+    capsys.readouterr()
+
+    assert sut.run_manual_rollback("rb-1") == 1
+
+    err = capsys.readouterr().err
+    assert f"retained until {stamp}" in err
+    assert f"redeploy {IMAGE_V1} with blue-green-deploy" in err
+    assert sut.steps_kube.writes_accepted == writes
+    assert len(sut.records()) == records
+    assert versions == {
+        name: sut.admin_kube.must_get(kind, sut.namespace, name)["metadata"]["resourceVersion"]
+        for kind, name in ((BLUE_GREEN_DEPLOYMENTS, "cart"), (DEPLOYMENTS, "cart-blue"), (DEPLOYMENTS, "cart-green"))
+    }
+    assert sut.live_slot() is spec.Slot.green
+
+
 def test_cleanup_never_touches_live_or_retained_slots_even_with_stale_status(
     make_service: ServiceFactory, tmp_path: Path
 ) -> None:
