@@ -57,6 +57,35 @@ class Mutant:
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
+        name="a retried preflight takes its slots from the route",
+        path="steps/commands/preflight.py",
+        # A release Pod lost after the switch would then deploy over the version its run keeps warm.
+        old="    resumed = progress.resumed_choices(ctx, earlier) if earlier is not None else None\n",
+        new="    resumed = None\n",
+        catching_tests=("tests/integration/test_retried_release.py::test_a_retried_release_pod_resumes_its_run",),
+        needs_cluster=True,
+    ),
+    Mutant(
+        name="the repair cron takes an unfinished route for an abandoned run",
+        path="steps/commands/cleanup.py",
+        old="    route = emergency_route.open_route(ctx)\n    if route is not None:\n        # Undoing",
+        new="    route = None\n    if route is not None:\n        # Undoing",
+        catching_tests=(
+            "tests/integration/test_emergency_route.py::test_the_cron_never_reverses_an_interrupted_route",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
+        name="the cleanup removes a slot without holding the service",
+        path="steps/commands/cleanup.py",
+        old="    if not _hold(ctx, holder, stale):\n",
+        new="    if False:\n",
+        catching_tests=(
+            "tests/integration/test_emergency_route.py::test_the_cleanup_never_removes_a_slot_a_route_moves_to",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
         name="switch before smoke",
         path="pipelines/deploy_template.py",
         # The release Pod's switch container waits for probe only, so it runs beside smoke instead of after it.
