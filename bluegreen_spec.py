@@ -53,6 +53,11 @@ RETAIN_UNTIL_ANNOTATION = f"{API_GROUP}/retain-until"
 WORKFLOW_LABEL = f"{API_GROUP}/workflow"
 #: Annotation on a team's original Deployment once a slot has taken it over; its value names that slot Deployment.
 ADOPTED_ANNOTATION = f"{API_GROUP}/adopted-by"
+#: Label a team puts on its own objects (Deployment, Services, HPA, PDB, routes) to let the BlueGreenDeployment its
+#: value names change their documented fields; the admission policies refuse the steps every other team object.
+OPT_IN_LABEL = f"{API_GROUP}/bluegreendeployment"
+#: The recommended label for an app's version; Prometheus' Kubernetes discovery exposes it on every scraped series.
+VERSION_LABEL = "app.kubernetes.io/version"
 
 #: How long Argo lets each step run: its template's activeDeadlineSeconds, rendered from this table. The spec's own
 #: waits must fit inside with :data:`STEP_DEADLINE_MARGIN_SECONDS` to spare, or Argo would kill the step and the run

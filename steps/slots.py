@@ -60,8 +60,7 @@ def current_image(deployment: Obj, container: str | None) -> str:
     return str(template["spec"]["containers"][container_index(template, container, "Deployment")]["image"])
 
 
-#: The recommended label for an app's version; Prometheus' Kubernetes discovery exposes it on every scraped series.
-VERSION_LABEL = "app.kubernetes.io/version"
+VERSION_LABEL = spec.VERSION_LABEL
 
 #: Argo CD's default tracking label: on a slot Deployment it would make Argo CD claim (and prune) our slots.
 ARGOCD_TRACKING_LABEL = "app.kubernetes.io/instance"
