@@ -88,18 +88,25 @@ def retire_original(ctx: StepContext, original: Obj, slot_deployment: str, recor
     ctx.records.event("Adopted", f"Deployment {original['metadata']['name']} adopted; original scaled to 0")
 
 
-def finish_interrupted_adoption(ctx: StepContext, record: str) -> None:
-    """A run that died after routing to the new slot but before scaling the original down is finished here.
+def interrupted_original(ctx: StepContext) -> Obj | None:
+    """The adopted original a run died before scaling down, if there is one: what the next run finishes.
 
-    Only a Deployment carrying our adopted-by annotation is scaled: once a slot is live no route leads to it. An
+    Only a Deployment carrying our adopted-by annotation counts: once a slot is live no route leads to it. An
     unannotated Deployment of that name is someone else's, and stays as it is.
     """
     original = ctx.kube.get(DEPLOYMENTS, ctx.namespace, ctx.resource.adopted_deployment_name())
     if original is None or int(original["spec"].get("replicas", 1)) == 0:
-        return
+        return None
     if slots.ADOPTED_ANNOTATION not in (original["metadata"].get("annotations") or {}):
-        return
-    retire_original(ctx, original, slots.deployment_name(ctx.service, spec.Slot.blue), record)
+        return None
+    return original
 
 
-__all__ = ["adopt", "finish_interrupted_adoption", "mark_adopted", "retire_original"]
+def finish_interrupted_adoption(ctx: StepContext, record: str) -> None:
+    """A run that died after routing to the new slot but before scaling the original down is finished here."""
+    original = interrupted_original(ctx)
+    if original is not None:
+        retire_original(ctx, original, slots.deployment_name(ctx.service, spec.Slot.blue), record)
+
+
+__all__ = ["adopt", "finish_interrupted_adoption", "interrupted_original", "mark_adopted", "retire_original"]

@@ -7,14 +7,15 @@ live slot's Deployment, by changing ``spec.scaleTargetRef.name`` and nothing els
 keeps the replicas it had, so a rollback lands on as many warm pods as were serving.
 
 More than one HPA aimed at those Deployments is a conflict the steps do not resolve (two controllers would fight
-over one replica count): nothing is moved, and preflight says so.
+over one replica count): nothing is moved, and preflight says so. An HPA the team has not labelled
+``argo-bluegreen.io/bluegreendeployment=<service>`` is not moved either (the admission policies would refuse it).
 """
 
 from __future__ import annotations
 
 import bluegreen_spec as spec
 from bluegreen_contract import HPAS
-from steps import slots
+from steps import opt_in, slots
 from steps.context import StepContext
 from steps.follow_traffic import move_with_traffic
 from steps.kube import Obj
@@ -45,10 +46,23 @@ def conflict_warning(ctx: StepContext, found: list[Obj]) -> str:
     )
 
 
+def not_lent_warning(ctx: StepContext, hpa: Obj) -> str:
+    """Why the team's HPA stays where it is: the team has not lent it to the service."""
+    return opt_in.not_lent_warning(
+        "HorizontalPodAutoscaler",
+        ctx.namespace,
+        hpa["metadata"]["name"],
+        ctx.service,
+        f"keeps scaling {hpa['spec']['scaleTargetRef']['name']}, not the live slot",
+    )
+
+
 def autoscaler_warnings(ctx: StepContext) -> list[str]:
     """What preflight reports about the service's autoscaling."""
     found = autoscalers(ctx)
-    return [conflict_warning(ctx, found)] if len(found) > 1 else []
+    if len(found) > 1:
+        return [conflict_warning(ctx, found)]
+    return [not_lent_warning(ctx, hpa) for hpa in found if not opt_in.lent(hpa, ctx.service)]
 
 
 def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> None:
@@ -60,6 +74,10 @@ def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
         return
     hpa = found[0]
     name = hpa["metadata"]["name"]
+    if not opt_in.lent(hpa, ctx.service):
+        # The admission policies refuse the write, and rightly: the team has not lent it (preflight warned).
+        ctx.log("autoscaler-not-moved", autoscalers=[name], reason="not labelled for the service")
+        return
     live = slots.deployment_name(ctx.service, slot)
     before = hpa["spec"]["scaleTargetRef"]["name"]
     if before == live:
@@ -84,4 +102,4 @@ def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
     )
 
 
-__all__ = ["autoscaler_warnings", "autoscalers", "conflict_warning", "follow_live_slot"]
+__all__ = ["autoscaler_warnings", "autoscalers", "conflict_warning", "follow_live_slot", "not_lent_warning"]

@@ -8,7 +8,8 @@ one budget selects, so drains would stop altogether.
 So the team's own budget is pinned to the live slot, as the application's Service is: the slot label is added to
 its ``matchLabels`` and moved with the traffic (adoption, switch, rollback, repair). Nothing else of it changes. A
 budget whose selector is broader than the service's own Deployment selector also covers other workloads; pinning it
-would strip their protection, so it is left alone and preflight says so.
+would strip their protection, so it is left alone and preflight says so; so is a budget the team has not labelled
+``argo-bluegreen.io/bluegreendeployment=<service>`` (the admission policies would refuse the write).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, PDBS
-from steps import slots
+from steps import opt_in, slots
 from steps.context import StepContext
 from steps.follow_traffic import move_with_traffic
 from steps.isolation import selector_matches
@@ -68,12 +69,22 @@ def budget_warnings(ctx: StepContext, live: Obj) -> list[str]:
         return ["no PodDisruptionBudget covers the service's pods: a node drain can take them all at once"]
     selector = _deployment_selector(live)
     return [
-        f"PodDisruptionBudget {ctx.namespace}/{pdb['metadata']['name']} selects more than the pods of {ctx.service} "
-        "(its selector lacks some of the Deployment's labels), so it is not pinned to the live slot: the idle and "
-        "retained slots' pods count toward it, and a drain may evict every live pod. Give the service a budget of "
-        "its own, selecting at least its Deployment's labels"
-        for pdb in found
+        (
+            f"PodDisruptionBudget {ctx.namespace}/{pdb['metadata']['name']} selects more than the pods of "
+            f"{ctx.service} (its selector lacks some of the Deployment's labels), so it is not pinned to the live "
+            "slot: the idle and retained slots' pods count toward it, and a drain may evict every live pod. Give the "
+            "service a budget of its own, selecting at least its Deployment's labels"
+        )
         if not specific_to(pdb, selector)
+        else opt_in.not_lent_warning(
+            "PodDisruptionBudget",
+            ctx.namespace,
+            pdb["metadata"]["name"],
+            ctx.service,
+            "counts the idle and retained slots' pods too, so a drain may evict every live pod",
+        )
+        for pdb in found
+        if not specific_to(pdb, selector) or not opt_in.lent(pdb, ctx.service)
     ]
 
 
@@ -85,8 +96,8 @@ def pin_to_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
     pod_labels = live["spec"]["template"].get("metadata", {}).get("labels") or {}
     selector = _deployment_selector(live)
     for pdb in covering(ctx, pod_labels):
-        if not specific_to(pdb, selector):
-            continue
+        if not specific_to(pdb, selector) or not opt_in.lent(pdb, ctx.service):
+            continue  # preflight said why it is left alone
         name = pdb["metadata"]["name"]
         if (pdb["spec"]["selector"].get("matchLabels") or {}).get(spec.SLOT_LABEL) == slot.value:
             continue

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bluegreen_spec import SERVICE_LABEL, SLOT_LABEL
+from bluegreen_spec import OPT_IN_LABEL, SERVICE_LABEL, SLOT_LABEL
 from testenv.local_cluster import LocalCluster
 from testenv.rest import KubeApiError, list_items, request, request_text
 from testenv.workflow_run import WorkflowRun
@@ -293,7 +293,11 @@ def _workflow_name(argo_output: str) -> str:
 
 
 def app_objects(name: str, image: str, replicas: int = 2, readiness: str = "http") -> list[dict[str, Any]]:
-    """A team's Deployment and Service before argo-bluegreen, with the zero-downtime settings careful teams use."""
+    """A team's Deployment and Service before argo-bluegreen, with the zero-downtime settings careful teams use.
+
+    Both carry the label that lends them to the BlueGreenDeployment ``name``, as the README asks.
+    """
+    lent = {"app": name, OPT_IN_LABEL: name}
     probe: dict[str, Any] = (
         {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 1}
         if readiness == "http"
@@ -302,7 +306,7 @@ def app_objects(name: str, image: str, replicas: int = 2, readiness: str = "http
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": name}},
+        "metadata": {"name": name, "labels": dict(lent)},
         "spec": {
             "replicas": replicas,
             "progressDeadlineSeconds": 60,
@@ -327,7 +331,7 @@ def app_objects(name: str, image: str, replicas: int = 2, readiness: str = "http
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "labels": {"app": name}},
+        "metadata": {"name": name, "labels": dict(lent)},
         "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
     }
     return [deployment, service]

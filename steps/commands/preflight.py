@@ -27,12 +27,13 @@ from steps import (
     emergency_route,
     images,
     isolation,
+    opt_in,
     progress,
     registry,
     slots,
     verification_plan,
 )
-from steps.adoption import adopt, finish_interrupted_adoption
+from steps.adoption import adopt, finish_interrupted_adoption, interrupted_original
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, record_name, write_outputs
@@ -184,6 +185,12 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
 
     current = live_deployment if live_deployment is not None else source
     assert current is not None
+    # The team's objects this run changes or lets the slots join must be lent to it before the first write.
+    opt_in.require(
+        ctx,
+        current["spec"]["template"].get("metadata", {}).get("labels") or {},
+        source if live is None else interrupted_original(ctx),
+    )
     if resumed is not None:
         from_slot, image, previous_image = resumed.from_slot, resumed.image, resumed.previous_image
     else:

@@ -28,6 +28,8 @@ RELEASE = "shop"
 #: tracking label.
 SELECTOR_LABELS = {"app.kubernetes.io/name": "cart", "app.kubernetes.io/instance": RELEASE}
 CHART_LABELS = {**SELECTOR_LABELS, "app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "cart-1.4.2"}
+#: What the team adds to the objects it lends to the service's BlueGreenDeployment (the admission policies' opt-in).
+LENT = {spec.OPT_IN_LABEL: "cart"}
 #: The chart's Service has an http and a metrics port, so the spec names the one clients are routed to.
 HELM_TRAFFIC = {"router": "istio", "istio": {"port": 80}}
 ARGOCD_ANNOTATIONS = {"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:{namespace}/cart"}
@@ -40,7 +42,7 @@ def helm_deployment(namespace: str, image: str = IMAGE_V1, replicas: int = 2) ->
         "kind": "Deployment",
         "metadata": {
             "name": "cart",
-            "labels": dict(CHART_LABELS),
+            "labels": {**CHART_LABELS, **LENT},
             "annotations": {key: value.format(namespace=namespace) for key, value in ARGOCD_ANNOTATIONS.items()},
         },
         "spec": {
@@ -73,7 +75,7 @@ def helm_service() -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "cart", "labels": dict(CHART_LABELS)},
+        "metadata": {"name": "cart", "labels": {**CHART_LABELS, **LENT}},
         "spec": {
             "type": "ClusterIP",
             "selector": dict(SELECTOR_LABELS),
@@ -98,7 +100,7 @@ def multi_route_virtual_service(namespace: str) -> Obj:
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
-        "metadata": {"name": "cart", "labels": dict(CHART_LABELS)},
+        "metadata": {"name": "cart", "labels": {**CHART_LABELS, **LENT}},
         "spec": {
             "hosts": ["cart", "shop.example.com"],
             "gateways": ["mesh", "istio-ingress/public"],
@@ -181,7 +183,7 @@ def multi_rule_http_route() -> Obj:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
-        "metadata": {"name": "cart", "labels": dict(CHART_LABELS)},
+        "metadata": {"name": "cart", "labels": {**CHART_LABELS, **LENT}},
         "spec": {
             "parentRefs": [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}],
             "hostnames": ["shop.example.com"],
@@ -225,7 +227,7 @@ def other_service_on_the_pods() -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "cart-metrics"},
+        "metadata": {"name": "cart-metrics", "labels": dict(LENT)},
         "spec": {"selector": dict(SELECTOR_LABELS), "ports": [{"name": "metrics", "port": 9090, "targetPort": 9090}]},
     }
 
@@ -235,7 +237,7 @@ def helm_autoscaler(target: str = "cart") -> Obj:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "cart", "labels": dict(CHART_LABELS)},
+        "metadata": {"name": "cart", "labels": {**CHART_LABELS, **LENT}},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "minReplicas": 2,
@@ -256,7 +258,7 @@ def helm_disruption_budget(selector: dict[str, str] | None = None, min_available
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": "cart", "labels": dict(CHART_LABELS)},
+        "metadata": {"name": "cart", "labels": {**CHART_LABELS, **LENT}},
         "spec": {
             "minAvailable": min_available,
             "selector": {"matchLabels": dict(SELECTOR_LABELS if selector is None else selector)},

@@ -91,6 +91,12 @@ def app_service(name: str) -> dict[str, Any]:
     }
 
 
+def lent(obj: dict[str, Any], service: str) -> dict[str, Any]:
+    """``obj`` labelled for ``service``'s BlueGreenDeployment: the team lets the steps change its documented fields."""
+    obj["metadata"].setdefault("labels", {})[spec.OPT_IN_LABEL] = service
+    return obj
+
+
 def blue_green(name: str, router: str = "istio", **spec_fields: Any) -> dict[str, Any]:
     """The service's BlueGreenDeployment, the seed's shape plus the test's choices."""
     body: dict[str, Any] = {
@@ -315,7 +321,10 @@ def install_service(
     replicas: int = 2,
     **spec_fields: Any,
 ) -> ServiceUnderTest:
-    """Install argo-bluegreen into ``namespace`` and create an unmanaged service with its spec, its Pods Ready."""
+    """Install argo-bluegreen into ``namespace`` and create an unmanaged service with its spec, its Pods Ready.
+
+    The team's Deployment and Service carry the label that lends them to the BlueGreenDeployment, as the README asks.
+    """
     install(admin, namespace)
     fast = ApiRetryPolicy(deadline_seconds=10.0)
     sut = ServiceUnderTest(
@@ -327,7 +336,7 @@ def install_service(
     )
     # The spec asks for as many replicas per slot as the team's Deployment runs, unless the test says otherwise.
     resource = blue_green(name, router, **{"replicas": replicas, **spec_fields})
-    sut.apply(app_deployment(name, IMAGE_V1, replicas), app_service(name), resource)
+    sut.apply(lent(app_deployment(name, IMAGE_V1, replicas), name), lent(app_service(name), name), resource)
     sut.wait_settled()
     return sut
 
