@@ -69,14 +69,7 @@ _BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...] = 
     ("rbac/service-account.yaml", rbac.service_account),
     ("rbac/role.yaml", rbac.role),
     ("rbac/role-binding.yaml", rbac.role_binding),
-    *(
-        (f"admission/{kind}-policy.yaml", lambda _settings, kind=kind: admission_policy.policy_for(kind))
-        for kind in admission_policy.KINDS
-    ),
-    *(
-        (f"admission/{kind}-policy-binding.yaml", lambda _settings, kind=kind: admission_policy.binding(kind))
-        for kind in admission_policy.KINDS
-    ),
+    *((path, lambda _settings, document=document: document) for path, document in admission_policy.manifests()),
     ("workflows/blue-green-deploy.yaml", _argo(deploy_template.build)),
     ("workflows/blue-green-rollback.yaml", _argo(rollback_template.build)),
     ("workflows/blue-green-cleanup.yaml", _argo(cleanup_cron.build)),

@@ -248,13 +248,26 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="admission policy condition removed",
         path="pipelines/admission_policy.py",
-        # The adoption exception no longer pins the pod template: the deployer could change a team's image.
-        old='        "object.spec.template == oldObject.spec.template",\n',
+        # The adoption exception no longer compares the team's spec: the deployer could change a team's image.
+        old='            same_except("object.spec", "oldObject.spec", ("replicas",)),\n',
         new="",
         catching_tests=(
             # The golden comparison is the only cluster-free catch; after a re-render only the server test remains.
             GOLDEN_DEPLOYMENT_POLICY,
             "tests/integration/test_admission_policy.py::test_writes_to_the_teams_objects_are_refused",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
+        name="adopted Deployment's metadata no longer compared",
+        path="pipelines/admission_policy.py",
+        # The deployer could then hand a team's Deployment to the garbage collector with a dangling owner reference.
+        old='            same_except("object.metadata", "oldObject.metadata", (*SERVER_METADATA, "annotations")),\n',
+        new="",
+        catching_tests=(
+            GOLDEN_DEPLOYMENT_POLICY,
+            "tests/integration/test_admission_attacks.py::test_the_attack_is_refused_naming_the_rule"
+            "[4 ownerReferences on the team's Deployment]",
         ),
         needs_cluster=True,
     ),

@@ -63,7 +63,7 @@ def wait_enforced(sut: ServiceUnderTest, api: client.ApiClient) -> None:
 
 
 def test_the_steps_whole_cycle_passes_the_policies(make_service: ServiceFactory, tmp_path: Path) -> None:
-    for router in ("istio", "service"):
+    for router in ("istio", "service", "gateway-api"):
         sut = make_service("vap", router=router)
         wait_enforced(sut, sut.steps_api)
         # Adoption (annotate and scale the original, pin the Service), two deploys, a rollback and the cleanup.

@@ -136,13 +136,13 @@ def test_rendered_manifests_and_the_examples_lint_clean() -> None:
     documents, errors = load([REPO / "manifests", REPO / "examples" / "user-service.yaml", REPO / "examples" / "demo"])
     assert errors == []
     kinds = sorted(str(d.body.get("kind")) for d in documents)
-    # 15 rendered objects (six of them the admission policies and their bindings), the opt-in CI identity's four
+    # 9 rendered objects and the 25 admission policies and their bindings, the opt-in CI identity's four
     # (ServiceAccount, Role, RoleBinding, kustomization), the opt-in monitoring objects (the PrometheusRule, the
     # dashboard's ConfigMap and their kustomization) and the seed example, plus the demo's Deployment, Service and
     # BlueGreenDeployment.
     assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 2, kinds
     assert kinds.count("PrometheusRule") == 1 and kinds.count("ConfigMap") == 1, kinds
-    assert len(documents) == 26, kinds
+    assert len(documents) == 45, kinds
     assert lint(documents) == []
 
 
