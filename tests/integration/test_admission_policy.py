@@ -1,8 +1,11 @@
 """The ValidatingAdmissionPolicies, enforced by the real API server on the workflow ServiceAccount's writes.
 
-RBAC lets the ServiceAccount write every Deployment, Service and NetworkPolicy of its namespace; the rendered
-policies (installed with the rest of ``manifests/``) narrow that to the objects argo-bluegreen manages, plus the two
-changes it makes to a team's objects: the adoption of the original Deployment and the slot pin in its Service.
+RBAC lets the ServiceAccount write every Deployment, Service, NetworkPolicy, HPA, PDB and route of its namespace; the
+rendered policies (installed with the rest of ``manifests/``) narrow that to the objects argo-bluegreen created, plus
+the documented fields of the team's objects labelled for the service: the adoption of the original Deployment, the
+slot pin in its Service and budget, its autoscaler's target and its routes' destinations. Here the whole cycle passes
+for each router, the plain refusals, and what preflight does with objects the team did not lend;
+``test_admission_attacks.py`` holds the hostile catalogue.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
+from bluegreen_contract import ExitCode
 from pipelines.admission_policy import POLICY_PREFIX
 from pipelines.settings import SERVICE_ACCOUNT
 from testenv.rest import KubeApiError, request
@@ -28,6 +32,7 @@ POLICY_LOAD_TIMEOUT_SECONDS = 30.0
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
 SERVICES = "/api/v1/namespaces/{ns}/services"
 POLICIES = "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
+OPT_IN = spec.OPT_IN_LABEL
 
 
 def merge_patch(api: client.ApiClient, path: str, patch: dict[str, Any], *, dry_run: bool = False) -> None:
@@ -145,3 +150,58 @@ def test_writes_to_the_teams_objects_are_refused(make_service: ServiceFactory, t
     assert selector.get(spec.SLOT_LABEL) == "green" and "tier" not in selector
     merge_patch(sut.admin, payments, {"spec": {"replicas": 2}}, dry_run=True)
     assert sut.live_slot() is spec.Slot.green
+
+
+def test_preflight_names_the_labels_a_run_needs_before_any_write(
+    make_service: ServiceFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sut = make_service("vap")
+    # The team takes its Service back: nothing of the service may be adopted or routed until it lends it again.
+    merge_patch(
+        sut.admin, SERVICES.format(ns=sut.namespace) + f"/{sut.name}", {"metadata": {"labels": {OPT_IN: None}}}
+    )
+    capsys.readouterr()
+    assert sut.run_preflight(IMAGE_V2, "wf-1", out=tmp_path) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"kubectl -n {sut.namespace} label service {sut.name} {OPT_IN}={sut.name}" in err, err
+    assert sut.records() == [] and sut.deployment(f"{sut.name}-blue") is None
+    original = sut.deployment(sut.name)
+    assert original is not None and spec.ADOPTED_ANNOTATION not in original["metadata"].get("annotations", {})
+    # Lent again, the same run goes through.
+    merge_patch(
+        sut.admin, SERVICES.format(ns=sut.namespace) + f"/{sut.name}", {"metadata": {"labels": {OPT_IN: sut.name}}}
+    )
+    assert sut.run_preflight(IMAGE_V2, "wf-1", out=tmp_path) == 0
+
+
+def test_an_autoscaler_and_a_budget_the_team_did_not_lend_stay_where_they_are(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    sut = make_service("vap")
+    autoscaler = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": sut.name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": sut.name},
+            "minReplicas": 2,
+            "maxReplicas": 4,
+        },
+    }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": sut.name},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": sut.name}}},
+    }
+    sut.apply(autoscaler, budget)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path)
+    hpa = request(
+        sut.admin, "GET", f"/apis/autoscaling/v2/namespaces/{sut.namespace}/horizontalpodautoscalers/{sut.name}"
+    )
+    assert hpa["spec"]["scaleTargetRef"]["name"] == sut.name
+    pdb = request(sut.admin, "GET", f"/apis/policy/v1/namespaces/{sut.namespace}/poddisruptionbudgets/{sut.name}")
+    assert pdb["spec"]["selector"] == {"matchLabels": {"app": sut.name}}
+    warnings = sut.record_messages("wf-1", "warning")
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        assert any(kind in w and f"{OPT_IN}={sut.name}" in w for w in warnings), warnings
