@@ -27,13 +27,13 @@ Three policies read params, each evaluated once per object of the param kind in 
   gateways and parents;
 - the Services: a slot's pods join only Services of their own service, and a route gives up only destinations of
   Services of its own service;
-- the Deployments: a slot's pods run as the ServiceAccount of the service's labelled Deployment, mount only Secrets it
-  mounts and carry its pod labels; a Service of ours selects only pods of its own service; an HPA moves only from a
-  Deployment of its own service.
+- the Deployments: a slot's pods run as the ServiceAccount of the service's Deployment the team labelled and the steps
+  adopted, refer only to Secrets it refers to and carry its pod labels; a Service of ours selects only pods of its
+  own service; an HPA moves only from a Deployment of its own service.
 
-A slot of a service that no team Deployment is labelled for has no Deployment to be compared with, and no policy can
-require that one exists (the verdicts are ANDed): its pods keep the baseline rules and join no Service of another
-service, but may run as another ServiceAccount. The README says so.
+A slot of a service with no such Deployment has nothing to be compared with, and no policy can require that one
+exists (the verdicts are ANDed): its pods keep the baseline rules and join no Service of another service, but may run
+as another ServiceAccount. The README says so.
 
 The expressions use two-variable comprehensions (CEL in Kubernetes 1.33 and newer). Kubernetes reference:
 https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/.
@@ -539,8 +539,6 @@ class Policy:
     rules: tuple[Rule, ...]
     param_kind: tuple[str, str] | None = None
     variables: tuple[tuple[str, str], ...] = ()
-    #: A param policy is bound twice, to the objects of ours and to the team's lent objects: nothing else is
-    #: evaluated against its params, so no other object's write depends on their informer.
     failure_policy: str = "Fail"
 
     @property
@@ -587,7 +585,11 @@ class Policy:
         }
 
     def bindings(self) -> list[dict[str, Any]]:
-        """Its ValidatingAdmissionPolicyBindings."""
+        """Its ValidatingAdmissionPolicyBindings.
+
+        A param policy is bound twice, to the objects of ours and to the team's lent objects: nothing else is
+        evaluated against its params, so no other object's write depends on their informer.
+        """
         if self.param_kind is None:
             return [_binding(self.full_name, self.full_name, None)]
         return [
