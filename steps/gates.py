@@ -4,12 +4,16 @@ Argo lets whoever submits a workflow pick its entrypoint, so ``argo submit --ent
 traffic to a slot that no preflight, probe or smoke test has seen. Each checking step therefore writes its verdict,
 for the slot and the image it checked, into the run's record (``status.gates``), and ``switch`` refuses unless the
 record of the run that holds the service shows every gate passed for the image the slot runs now.
+
+The submitter also chooses ``--record``, so a gate reads only the record of the workflow its own Pod belongs to
+(:mod:`steps.run_identity`): another run's verdicts, a finished run's included, vouch for nothing here.
 """
 
 from __future__ import annotations
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
+from steps import run_identity
 from steps.context import StepContext
 from steps.errors import CheckFailed
 from steps.kube import Obj
@@ -61,19 +65,51 @@ def unpassed(
     return [gate for gate in (list(spec.Gate) if gates is None else gates) if gate not in passed]
 
 
-def require_verified(ctx: StepContext, record_name: str, slot: spec.Slot, image: str) -> None:
-    """Refuse, before any write, to put ``image`` into ``slot`` unverified when the policy asks for verification.
+def require_own_record(ctx: StepContext, record_name: str, consequence: str) -> None:
+    """Refuse, before anything is read, a record other than the one of the workflow this step's Pod belongs to.
 
-    Argo lets a submitter start the workflow at ``deploy-green``; this run's record must hold a passing verdict.
+    ``consequence`` ends the refusal: what the step left alone. Outside a Pod there is no such workflow and the named
+    record is taken as given (see :func:`steps.run_identity.pod_workflow`).
     """
+    workflow = run_identity.pod_workflow(ctx.kube)
+    own = run_identity.own_record(workflow)
+    if own is not None and record_name != own:
+        raise CheckFailed(
+            f"BlueGreenDeployment {ctx.namespace}/{ctx.service}: {ctx.log.step} runs in workflow {workflow} and may "
+            f"use only its record {own}, not {record_name or '(none)'}: a gate accepts only the verdicts of the run "
+            "its Pod belongs to; run the blue-green-deploy pipeline from its default entrypoint; "
+            f"{consequence}"
+        )
+
+
+def require_verified(ctx: StepContext, record_name: str, slot: spec.Slot, image: str) -> None:
+    """Refuse, before any write, a slot write outside this run's own open record, or unverified when asked for.
+
+    Argo lets a submitter start the workflow at ``deploy-green`` and name any record. A slot is written only for a
+    run that preflight opened and that is still going: a workflow that names a record no preflight created, or a
+    finished one, would otherwise overwrite a slot (the retained previous version, say) outside any run.
+    """
+    unchanged = "no slot was changed"
+    require_own_record(ctx, record_name, unchanged)
+    where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}"
+    rerun = f"run the blue-green-deploy pipeline from its default entrypoint; {unchanged}"
+    record = ctx.records.get(record_name) if record_name else None
+    if record is None:
+        raise CheckFailed(
+            f"{where}: DeploymentRecord {ctx.namespace}/{record_name or '(no record)'} does not exist, so no "
+            f"preflight opened this run; {rerun}"
+        )
+    if record.status is not None and record.status.finished_at:
+        raise CheckFailed(
+            f"{where}: DeploymentRecord {record_name} is closed ({record.status.outcome}); a finished run writes no "
+            f"slot; {rerun}"
+        )
     if not ctx.resource.spec.image_policy.verification_required():
         return
-    record = ctx.records.get(record_name) if record_name else None
-    if record is None or unpassed(record, slot, image, [spec.Gate.image_verification]):
+    if unpassed(record, slot, image, [spec.Gate.image_verification]):
         raise CheckFailed(
-            f"BlueGreenDeployment {ctx.namespace}/{ctx.service}: image {image} has no passing signature and "
-            f"vulnerability verification in run {record_name or '(no record)'} (spec.imagePolicy.signature); run the "
-            "blue-green-deploy pipeline from its default entrypoint so verify-image checks it; no slot was changed"
+            f"{where}: image {image} has no passing signature and vulnerability verification in run {record_name} "
+            f"(spec.imagePolicy.signature); {rerun}"
         )
 
 
@@ -81,6 +117,7 @@ def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: s
     """Refuse, before any write, to send traffic to ``slot`` unless this run proved it with ``image``."""
     where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}"
     rerun = "run the blue-green-deploy pipeline from its default entrypoint; traffic stays where it is"
+    require_own_record(ctx, record_name, "traffic stays where it is")
     if not record_name:
         raise CheckFailed(f"{where}: switch needs the run's record (--record) to see its checks; {rerun}")
     holder = ctx.status.record
@@ -115,6 +152,7 @@ __all__ = [
     "GATE_CHECKS",
     "read_slot_image",
     "record_verdict",
+    "require_own_record",
     "require_proven",
     "require_verified",
     "required",

@@ -354,6 +354,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         needs_cluster=True,
     ),
+    Mutant(
+        name="a gate takes the record the submitter named",
+        path="steps/gates.py",
+        # The record is compared with itself instead of with the Pod's workflow: any run's verdicts pass.
+        old="    own = run_identity.own_record(workflow)\n",
+        new="    own = run_identity.own_record(workflow) and record_name\n",
+        catching_tests=("tests/unit/test_run_identity.py::test_a_gate_refuses_every_record_but_its_own_runs",),
+        needs_cluster=False,
+    ),
 )
 
 __all__ = ["MUTANTS", "RENDERED_SOURCES", "Mutant"]

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import bluegreen_spec as spec
-from bluegreen_contract import RUN_WORKFLOW_ENV
-from steps import image_verdict
+from steps import image_verdict, run_identity
 from steps.clock import now, parse_timestamp
 from steps.context import StepContext, record_name
 from steps.errors import BadInput, CheckFailed
@@ -27,7 +25,8 @@ def check_own_record(record: str, workflow: str) -> None:
 
     A person allowed to submit the deploy template could start a workflow at ``verify-image`` and hand it a made-up
     plan and cosign outputs; such a verdict may land only in that workflow's own record, which only a preflight run
-    creates, so it can never vouch for another run's image. ``workflow`` comes from the Pod's Argo label.
+    creates, so it can never vouch for another run's image. ``workflow`` comes from the Pod's Argo label (empty
+    outside a Pod, see :func:`steps.run_identity.pod_workflow`).
     """
     if workflow and record != record_name(workflow):
         raise BadInput(
@@ -39,7 +38,7 @@ def check_own_record(record: str, workflow: str) -> None:
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The verify-image step."""
-    check_own_record(args.record, os.environ.get(RUN_WORKFLOW_ENV, ""))
+    check_own_record(args.record, run_identity.pod_workflow(kube) or "")
     ctx = StepContext.open(kube, args.namespace, args.service, "verify-image")
     policy = ctx.resource.spec.image_policy
     if not policy.verification_required():

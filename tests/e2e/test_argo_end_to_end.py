@@ -128,7 +128,10 @@ def test_bad_image_fails_deploy_green_and_rolls_back(adopted_service: DemoServic
 
 
 def test_a_switch_submitted_as_the_entrypoint_is_refused(adopted_service: DemoService) -> None:
-    """``--entrypoint switch`` skips preflight, probe and smoke; switch itself must refuse the unproven slot."""
+    """``--entrypoint switch`` skips preflight, probe and smoke; switch itself must refuse the unproven slot.
+
+    Handed a finished run's record, it refuses before reading it: a gate takes only its own run's verdicts.
+    """
     service = adopted_service
     live, version = service.live_slot(), service.serving_version()
     earlier = service.records()[-1]["metadata"]["name"]  # a finished run whose checks all passed
@@ -143,7 +146,8 @@ def test_a_switch_submitted_as_the_entrypoint_is_refused(adopted_service: DemoSe
 
     assert run.phase == "Failed", run.summary()
     (switch,) = run.runs_of("switch")
-    assert f"DeploymentRecord {earlier} is closed" in switch.message, run.summary()
+    own_run_only = f"switch runs in workflow {run.name} and may use only its record {run.name}, not {earlier}"
+    assert own_run_only in switch.message, run.summary()
     assert service.live_slot() == live
     assert service.serving_version() == version
     # The exit handler still leaves a record of the attempt.

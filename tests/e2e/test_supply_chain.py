@@ -151,6 +151,7 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
     assert run.phase == "Succeeded", run.summary()
     gate_seconds.append(_gate_seconds(run))
     record = service.record_of(run.name)
+    first_verified = record
     verification = record["status"]["verification"]
     assert verification["passed"] is True and verification["signer"] == f"key {KEYS_CONFIGMAP}/cosign.pub"
     assert verification["vulnerabilities"]["highestSeverity"] == "LOW"
@@ -225,23 +226,32 @@ def test_only_signed_and_cleanly_scanned_images_are_deployed(
     outcomes.append(("7 key ConfigMap missing", run.phase))
     _set_policy(service, _policy(ignore=[{**ignore, "expires": tomorrow.isoformat()}]))
 
-    # 8. Started past verify-image on an image never verified: deploy-green and switch both refuse it.
+    # 8. Started past verify-image, handed another run's record: deploy-green may not reuse the verdict of run 1 (v2,
+    # verified for the slot that now retains it), and switch refuses an image never verified.
     unverified = images.push("v8")
     idle = "blue" if service.live_slot() == "green" else "green"
     earlier = service.records()[-1]["metadata"]["name"]
+    stale = first_verified["metadata"]["name"]
+    assert first_verified["spec"]["toSlot"] == idle, "run 1's slot retains v2 now"
     before = _slots(service)
-    for entrypoint, refusal in (
-        ("deploy-green", f"image {unverified} has no passing signature and vulnerability verification"),
-        # switch finds the record is not a run that may switch (closed, or not the one holding the service).
-        ("switch", "run the blue-green-deploy pipeline from its default entrypoint; traffic stays where it is"),
+    for entrypoint, params, refusal in (
+        (
+            "deploy-green",
+            (f"image={first_verified['spec']['image']}", f"slot={idle}", f"record={stale}"),
+            f"may use only its record {{workflow}}, not {stale}: a gate accepts only the verdicts of the run its Pod",
+        ),
+        (
+            "switch",
+            (f"image={unverified}", f"slot={idle}", f"record={earlier}"),
+            f"may use only its record {{workflow}}, not {earlier}",
+        ),
     ):
-        params = (f"image={unverified}", f"slot={idle}", f"record={earlier}")
         run = service.submit(DEPLOY_TEMPLATE, *params, extra=("--entrypoint", entrypoint))
         assert run.phase == "Failed", run.summary()
         (step,) = run.runs_of(entrypoint)
-        assert refusal in step.message, run.summary()
+        assert refusal.format(workflow=run.name) in step.message, run.summary()
         assert _slots(service) == before and service.serving_version() == "v6"
-        outcomes.append((f"8 --entrypoint {entrypoint}, unverified", run.phase))
+        outcomes.append((f"8 --entrypoint {entrypoint}, another run's record", run.phase))
 
     # A workflow started at verify-image with a made-up plan and a made-up pass may not write into another record.
     forged_plan = json.dumps([{"check": "signature", "authority": f"key {KEYS_CONFIGMAP}/cosign.pub"}])

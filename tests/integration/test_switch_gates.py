@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 import bluegreen_spec as spec
-from bluegreen_contract import DEPLOYMENTS, ExitCode
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, RUN_WORKFLOW_ENV, ExitCode
 from bluegreen_spec import Slot
+from steps.log import StepLog
+from steps.records import Records
+from steps.slots import deployment_name
 from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
 from tests.steps.http_servers import AppServer
 
@@ -121,3 +124,58 @@ def test_switch_refuses_the_record_of_an_earlier_run(
     assert sut.run_switch(Slot(first), record) == ExitCode.FAILED
     assert "wf-2" in capsys.readouterr().err
     assert sut.live_slot() is Slot(target)
+
+
+def test_a_gate_takes_only_the_verdicts_of_the_run_its_pod_belongs_to(
+    make_service: ServiceFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A submitter picks the entrypoint and ``record``, but not the workflow Argo labels a Pod with.
+
+    Run wf-1 has verified its image and proven its slot, and waits (for a promotion, say). Another workflow started at
+    deploy-green or at switch and handed wf-1's record must not ride on those verdicts: deploy-green would put the
+    image into a slot (the retained one, in an older run's case) and switch would skip the promotion.
+    """
+    sut = make_service("own-run")
+    target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
+    slot = Slot(target)
+    slot_deployment = deployment_name(sut.name, slot)
+    before = sut.deployment(slot_deployment)
+
+    # A workflow that names itself in --record, which no preflight opened, writes no slot either.
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-stray")
+    capsys.readouterr()
+    assert sut.run_deploy_green(IMAGE_V3, slot, "wf-stray") == ExitCode.FAILED
+    reason = capsys.readouterr().err
+    assert f"DeploymentRecord {sut.namespace}/wf-stray does not exist" in reason, reason
+    assert sut.deployment(slot_deployment) == before, "deploy-green wrote a slot for a run preflight never opened"
+
+    def signed(bgd: dict[str, Any]) -> bool:
+        bgd["spec"]["imagePolicy"] = {"signature": {"keys": [{"configMap": "cosign-keys"}]}}
+        return True
+
+    sut.admin_kube.modify(BLUE_GREEN_DEPLOYMENTS, sut.namespace, sut.name, signed)
+    # The verdict wf-1's verify-image writes; how cosign reached it is test_supply_chain's subject.
+    verified = Records(sut.admin_kube, sut.namespace, sut.name, StepLog("verify-image", sut.name))
+    verified.record_gate(record, spec.Gate.image_verification, slot, IMAGE_V2, passed=True, step="verify-image")
+
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-forged")
+    capsys.readouterr()
+    assert sut.run_deploy_green(IMAGE_V2, slot, record) == ExitCode.FAILED
+    reason = capsys.readouterr().err
+    assert "deploy-green runs in workflow wf-forged and may use only its record wf-forged, not wf-1" in reason, reason
+    assert sut.deployment(slot_deployment) == before, "a refused deploy-green wrote the slot"
+
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-1")
+    assert sut.run_deploy_green(IMAGE_V2, slot, record) == 0
+    sut.prove(slot, record)
+
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-forged")
+    reason = refused_switch(sut, slot, record, capsys)
+    assert "switch runs in workflow wf-forged and may use only its record wf-forged, not wf-1" in reason, reason
+
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-1")
+    assert sut.run_switch(slot, record) == 0
+    assert sut.live_slot() is slot

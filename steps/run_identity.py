@@ -1,0 +1,50 @@
+"""The run a step belongs to: the workflow its Pod was created for, which a submitter cannot choose.
+
+Argo lets whoever submits a workflow choose its entrypoint and every parameter, ``record`` among them, so a step's
+``--record`` says only which record the submitter named. Argo's controller labels each Pod with the name of its
+workflow (``workflows.argoproj.io/workflow``), every step container receives that label through the downward API
+(:data:`bluegreen_contract.RUN_WORKFLOW_ENV`), and preflight names a run's record after its workflow
+(:func:`steps.context.record_name`). A step that reads or writes a run's verdicts compares the two.
+
+The label is out of a submitter's reach only while the controller refuses Workflows that bring their own templates,
+``podSpecPatch`` or pod metadata (``workflowRestrictions.templateReferencing: Strict``; see the README's RBAC section).
+"""
+
+from __future__ import annotations
+
+import os
+
+from bluegreen_contract import ARGO_WORKFLOW_POD_LABEL, RUN_WORKFLOW_ENV
+from steps.api_transport import InClusterTransport
+from steps.context import record_name
+from steps.errors import BadInput
+from steps.kube import Kube
+
+
+def pod_workflow(kube: Kube) -> str | None:
+    """The workflow of the Pod this step runs in, or None when the step runs outside a Pod.
+
+    Outside a Pod (a person's kubeconfig, the tests' in-process steps) the caller acts with credentials of its own,
+    and whoever may make a step's writes may as well write a record's verdicts directly: there is no Pod identity to
+    bind to, so the record named is taken as given unless the variable is set. A step that acts with a Pod's
+    ServiceAccount (``kube`` speaks through :class:`~steps.api_transport.InClusterTransport`) without the variable was
+    not started from argo-bluegreen's templates, which always set it, and is refused before anything is read.
+    """
+    workflow = os.environ.get(RUN_WORKFLOW_ENV, "")
+    if workflow:
+        return workflow
+    if isinstance(kube.transport, InClusterTransport):
+        raise BadInput(
+            f"this step runs in a Pod as its ServiceAccount but without {RUN_WORKFLOW_ENV}, the workflow the Pod "
+            f"belongs to (argo-bluegreen's templates set it from the Pod's label {ARGO_WORKFLOW_POD_LABEL}); submit "
+            "the run from the installed WorkflowTemplate; nothing was read or written"
+        )
+    return None
+
+
+def own_record(workflow: str | None) -> str | None:
+    """The only record ``workflow``'s steps may use (None: no Pod identity, see :func:`pod_workflow`)."""
+    return None if workflow is None else record_name(workflow)
+
+
+__all__ = ["own_record", "pod_workflow"]
