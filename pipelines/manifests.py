@@ -3,7 +3,8 @@
 The file list is the kustomization's resource list too, so ``kubectl apply -k manifests/`` installs exactly what
 this module renders, except two opt-in sets that have a kustomization of their own: the CI identity under
 ``rbac/ci-submitter/``, and the monitoring objects under ``observability/`` (the PrometheusRule's CRD exists only where
-the prometheus-operator runs).
+the prometheus-operator runs). ``argo-controller/`` holds no object to install: it is a patch for Argo's own
+workflow-controller ConfigMap, which lives in Argo's namespace (see :mod:`pipelines.argo_controller`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hera.workflows import Workflow
 from pipelines import (
     admission_policy,
     alert_rules,
+    argo_controller,
     ci_submitter,
     cleanup_cron,
     crd,
@@ -72,6 +74,7 @@ _BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...] = 
     *((path, lambda _settings, document=document: document) for path, document in admission_policy.manifests()),
     ("workflows/blue-green-deploy.yaml", _argo(deploy_template.build)),
     ("workflows/blue-green-rollback.yaml", _argo(rollback_template.build)),
+    ("workflows/blue-green-cleanup-template.yaml", _argo(cleanup_cron.build_template)),
     ("workflows/blue-green-cleanup.yaml", _argo(cleanup_cron.build)),
 )
 
@@ -107,7 +110,9 @@ def render_all(settings: RenderSettings) -> list[Manifest]:
     observability.append(Manifest(OBSERVABILITY + "kustomization.yaml", kustomization(names)))
     # The dashboard as a file too, for importing into a Grafana without the sidecar; not a Kubernetes object.
     observability.append(Manifest(OBSERVABILITY + "dashboard.json", dashboard.dashboard_json()))
-    return manifests + observability
+    # Applied with `kubectl patch` to Argo's own ConfigMap, so listed in no kustomization.
+    controller = [Manifest(argo_controller.FILE, argo_controller.configmap_patch())]
+    return manifests + observability + controller
 
 
 __all__ = ["HEADER", "Manifest", "dump_yaml", "render_all"]

@@ -9,7 +9,8 @@ Everything but the node agent is the genuine program built from pinned modules b
 - kube-proxy in nftables mode and CoreDNS, both inside the cluster's node network namespace, so that Services and
   their DNS names work for Pods and for processes on the host, and their rules vanish with the namespace;
 - Argo's workflow-controller and ``argo server``, also inside the node namespace, so their fixed and metrics ports
-  never meet another cluster's or the host's;
+  never meet another cluster's or the host's; the controller runs with the setting the install asks for
+  (``templateReferencing: Strict``, :mod:`pipelines.argo_controller`);
 - the node agent (``testenv/node``), which runs each bound Pod's containers as processes.
 
 Every process is tied to this one (``PR_SET_PDEATHSIG``) and logs into one work directory; :meth:`LocalCluster.stop`
@@ -39,6 +40,7 @@ from typing import Any
 
 from kubernetes import client
 
+from pipelines import argo_controller
 from testenv import certs, crds
 from testenv.controlplane import ApiServing, ControlPlane, ControlPlaneError, free_port, spawn_logged
 from testenv.node.network import ClusterNetwork, create_cluster_network, destroy_cluster_network, network_for_index
@@ -455,6 +457,9 @@ class LocalCluster:
         controller_config = {
             "metricsConfig": f"enabled: true\nport: {metrics_port}\n",
             "executor": "imagePullPolicy: IfNotPresent\n",
+            # What the install asks of every cluster: Workflows only from WorkflowTemplates, nothing of their own
+            # that reaches a Pod. Set at start, so the controller never runs a Workflow without it.
+            **argo_controller.controller_config(),
         }
         _apply_configmap(self.api, ARGO_NAMESPACE, CONTROLLER_CONFIGMAP, controller_config)
         self._spawn_workflow_controller(net)

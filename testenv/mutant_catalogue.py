@@ -363,6 +363,18 @@ MUTANTS: tuple[Mutant, ...] = (
         catching_tests=("tests/unit/test_run_identity.py::test_a_gate_refuses_every_record_but_its_own_runs",),
         needs_cluster=False,
     ),
+    Mutant(
+        name="the install asks nothing of Argo's controller",
+        path="pipelines/argo_controller.py",
+        # Without templateReferencing: Strict whoever may create a Workflow runs its own code as the deployer.
+        old='    return {WORKFLOW_RESTRICTIONS_KEY: f"templateReferencing: {TEMPLATE_REFERENCING}\\n"}\n',
+        new="    return {}\n",
+        catching_tests=(
+            "tests/unit/test_render.py::test_the_controller_setting_is_a_patch_for_argos_configmap_outside_every_kustomization",
+            f"{_GOLDEN}[argo-controller/workflow-restrictions.yaml]",
+        ),
+        needs_cluster=False,
+    ),
 )
 
 __all__ = ["MUTANTS", "RENDERED_SOURCES", "Mutant"]

@@ -27,7 +27,7 @@ CHECKS: tuple[Callable[[Document], list[Finding]], ...] = (
 
 def lint(documents: list[Document], argo_schema: ArgoSchema | None = None) -> list[Finding]:
     """Every finding for the documents, sorted by file, object and field."""
-    findings: list[Finding] = identity.duplicate_findings(documents)
+    findings: list[Finding] = identity.duplicate_findings(documents) + safety.exit_handler_findings(documents)
     for document in documents:
         for check in CHECKS:
             findings.extend(check(document))

@@ -135,16 +135,45 @@ def _check_container(document: Document, where: str, container: dict[str, Any]) 
     return findings
 
 
+def scheduled_templates(documents: list[Document]) -> set[str]:
+    """The WorkflowTemplates that a CronWorkflow among ``documents`` starts by reference."""
+    names = set()
+    for document in documents:
+        found = document.workflow_spec()
+        if document.kind == "CronWorkflow" and found is not None:
+            reference = found[1].get("workflowTemplateRef") or {}
+            if reference.get("name") and not reference.get("clusterScope"):
+                names.add(str(reference["name"]))
+    return names
+
+
+def exit_handler_findings(documents: list[Document]) -> list[Finding]:
+    """A missing or status-blind exit handler, for every Argo object that runs a pipeline of its own.
+
+    A scheduled sweep needs none, whether its templates sit in the CronWorkflow or in a WorkflowTemplate that a
+    CronWorkflow of the same set starts: it changes traffic only to repair, and its next run is its retry.
+    """
+    swept = scheduled_templates(documents)
+    findings = []
+    for document in documents:
+        found = document.workflow_spec()
+        if found is None or document.kind == "CronWorkflow":
+            continue
+        path, spec = found
+        name = str((document.body.get("metadata") or {}).get("name") or "")
+        if spec.get("workflowTemplateRef") is None and not (document.kind == "WorkflowTemplate" and name in swept):
+            findings.extend(_check_exit_handler(document, path, spec))
+    return findings
+
+
 def check(document: Document) -> list[Finding]:
-    """Exit handler, lock and container findings for one Argo object."""
+    """Lock and container findings for one Argo object (the exit handler: :func:`exit_handler_findings`)."""
     found = document.workflow_spec()
     if found is None:
         return []
     path, spec = found
     findings = []
     if spec.get("workflowTemplateRef") is None:
-        if document.kind != "CronWorkflow":
-            findings.extend(_check_exit_handler(document, path, spec))
         findings.extend(_check_lock(document, path, spec))
     for template in spec.get("templates") or []:
         base = f"{path}.templates[{template.get('name')}]"
@@ -157,4 +186,4 @@ def check(document: Document) -> list[Finding]:
     return findings
 
 
-__all__ = ["check"]
+__all__ = ["check", "exit_handler_findings", "scheduled_templates"]

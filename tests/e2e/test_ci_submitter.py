@@ -3,18 +3,26 @@
 It runs the script the CI examples run (``argo submit --from workflowtemplate/blue-green-deploy ... --wait``, then
 the record), so the Role is proved sufficient for what CI does, and it is refused everything else: by real requests
 where cheap, and by the API server's authorizer (``kubectl auth can-i`` as the ServiceAccount) for the rest.
+
+``create`` on Workflows is all RBAC can say about a Workflow; what it may run is the workflow-controller's to refuse,
+under ``templateReferencing: Strict`` (``manifests/argo-controller/``), which the local cluster's controller runs
+with. Each Workflow below is one way a submitter would otherwise run code of its own as ``bluegreen-deployer``.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from pipelines import ci_submitter
+from pipelines import ci_submitter, deploy_template
+from pipelines.settings import SERVICE_ACCOUNT
 from testenv.demo_service import NAMESPACE, REPO, DemoService, demo_image
 from testenv.local_cluster import LocalCluster
 from testenv.rest import request
@@ -55,6 +63,66 @@ DENIED = [
 ]
 
 
+#: Argo v4.0.5's words (workflow/controller/operator.go, workflow/util/merge.go) for a Workflow it will not run.
+NOT_A_REFERENCE = "workflows must use workflowTemplateRef to be executed when the controller is in reference mode"
+NOT_PERMITTED = "are not permitted when using workflowTemplateRef with templateReferencing restriction"
+REFUSAL_SECONDS = 60.0
+
+
+def _hostile_workflows(service: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each Workflow a CI identity could create to run code of its own as the deployer, and Argo's refusal."""
+    own_code = {
+        "name": "switch",
+        "container": {"image": demo_image("v1"), "command": ["sh", "-c", "echo anything, as the deployer"]},
+    }
+    reference = {"workflowTemplateRef": {"name": deploy_template.NAME}}
+    arguments = {"parameters": [{"name": "service", "value": service}, {"name": "image", "value": demo_image("v1")}]}
+    return {
+        "inline templates, as bluegreen-deployer": (
+            {"serviceAccountName": SERVICE_ACCOUNT, "entrypoint": "switch", "templates": [own_code]},
+            NOT_A_REFERENCE,
+        ),
+        # Without the restriction a Workflow's own templates replace the referenced template's of the same name.
+        "the deploy template with its switch replaced": (
+            {**reference, "arguments": arguments, "templates": [own_code]},
+            f"fields [Templates] {NOT_PERMITTED}",
+        ),
+        "the deploy template as another ServiceAccount": (
+            {**reference, "arguments": arguments, "serviceAccountName": "default"},
+            f"fields [ServiceAccountName] {NOT_PERMITTED}",
+        ),
+        "the deploy template with a podSpecPatch": (
+            {**reference, "arguments": arguments, "podSpecPatch": json.dumps({"hostNetwork": True})},
+            f"fields [PodSpecPatch] {NOT_PERMITTED}",
+        ),
+        # The steps know their run by this label (steps/run_identity.py); a forged one would reuse its verdicts.
+        "the deploy template with its Pods relabelled as another run": (
+            {**reference, "arguments": arguments, "podMetadata": {"labels": {"workflows.argoproj.io/workflow": "x"}}},
+            f"fields [PodMetadata] {NOT_PERMITTED}",
+        ),
+    }
+
+
+def _refused(cluster: LocalCluster, name: str) -> dict[str, Any]:
+    """The Workflow once the controller has judged it: its status, which must be Error, and it must have no Pod."""
+    deadline = time.monotonic() + REFUSAL_SECONDS
+    while True:
+        workflow = request(cluster.api, "GET", f"/apis/argoproj.io/v1alpha1/namespaces/{NAMESPACE}/workflows/{name}")
+        status: dict[str, Any] = workflow.get("status") or {}
+        if status.get("phase") in ("Error", "Failed", "Succeeded"):
+            break
+        assert time.monotonic() < deadline, f"workflow {name} still {status.get('phase') or 'unjudged'}"
+        time.sleep(0.2)
+    pods = request(
+        cluster.api,
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/pods",
+        query={"labelSelector": f"workflows.argoproj.io/workflow={name}"},
+    )["items"]
+    assert pods == [], f"workflow {name} ran Pods"
+    return status
+
+
 def _token_kubeconfig(cluster: LocalCluster, directory: Path) -> Path:
     """A kubeconfig holding a short-lived token of the CI ServiceAccount (TokenRequest), as a CI secret would."""
     token = request(
@@ -82,11 +150,14 @@ def _token_kubeconfig(cluster: LocalCluster, directory: Path) -> Path:
     return path
 
 
-def _as_ci(cluster: LocalCluster, kubeconfig: Path, argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+def _as_ci(
+    cluster: LocalCluster, kubeconfig: Path, argv: list[str], input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         argv,
         cwd=REPO,
         env=cluster.tool_env({"KUBECONFIG": str(kubeconfig), "BLUEGREEN_NAMESPACE": NAMESPACE, **env}),
+        input=input,
         capture_output=True,
         text=True,
         timeout=900,
@@ -151,3 +222,20 @@ def test_ci_identity_deploys_with_the_example_script_and_can_do_nothing_else(
 
     assert [c for c in ALLOWED if not can(c)] == []
     assert [c for c in DENIED if can(c)] == []
+
+    # What `create workflows` allows the API server cannot judge; the controller refuses it before any Pod exists.
+    hostile = _hostile_workflows(service.name)
+    created = {}
+    for attack, (spec, _) in hostile.items():
+        body = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "ci-"}}
+        create = ["kubectl", "create", "-o", "name", "-f", "-"]
+        proc = _as_ci(installed, kubeconfig, create, input=json.dumps({**body, "spec": spec}))
+        assert proc.returncode == 0, f"{attack}: {proc.stderr}"
+        created[attack] = proc.stdout.strip().rpartition("/")[2]
+    outcomes = {attack: _refused(installed, name) for attack, name in created.items()}
+    wrong = {
+        attack: status
+        for attack, status in outcomes.items()
+        if status["phase"] != "Error" or hostile[attack][1] not in status.get("message", "")
+    }
+    assert wrong == {}, wrong

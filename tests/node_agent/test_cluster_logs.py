@@ -59,9 +59,10 @@ def test_kubectl_logs_and_follow(local_cluster: LocalCluster, namespace: str) ->
 
 
 def test_argo_logs_of_a_workflow(local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> None:
-    workflow = f"""
+    # The cluster's controller runs only Workflows made from a WorkflowTemplate (templateReferencing: Strict).
+    template = f"""
 apiVersion: argoproj.io/v1alpha1
-kind: Workflow
+kind: WorkflowTemplate
 metadata:
   name: hello
 spec:
@@ -73,7 +74,9 @@ spec:
       command: [python, -c, "print('hello from the step')"]
 """
     manifest = tmp_path / "hello.yaml"
-    manifest.write_text(workflow)
-    local_cluster.run_tool(["argo", "submit", "-n", namespace, "--wait", str(manifest)], timeout=180)
+    manifest.write_text(template)
+    local_cluster.run_tool(["kubectl", "create", "-n", namespace, "-f", str(manifest)])
+    submit = ["argo", "submit", "-n", namespace, "--from", "workflowtemplate/hello", "--name", "hello", "--wait"]
+    local_cluster.run_tool(submit, timeout=180)
     logs = local_cluster.run_tool(["argo", "logs", "-n", namespace, "hello", "--no-color"]).stdout
     assert "hello from the step" in logs

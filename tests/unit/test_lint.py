@@ -136,13 +136,13 @@ def test_rendered_manifests_and_the_examples_lint_clean() -> None:
     documents, errors = load([REPO / "manifests", REPO / "examples" / "user-service.yaml", REPO / "examples" / "demo"])
     assert errors == []
     kinds = sorted(str(d.body.get("kind")) for d in documents)
-    # 9 rendered objects and the 25 admission policies and their bindings, the opt-in CI identity's four
+    # 10 rendered objects and the 25 admission policies and their bindings, the opt-in CI identity's four
     # (ServiceAccount, Role, RoleBinding, kustomization), the opt-in monitoring objects (the PrometheusRule, the
-    # dashboard's ConfigMap and their kustomization) and the seed example, plus the demo's Deployment, Service and
-    # BlueGreenDeployment.
-    assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 2, kinds
-    assert kinds.count("PrometheusRule") == 1 and kinds.count("ConfigMap") == 1, kinds
-    assert len(documents) == 45, kinds
+    # dashboard's ConfigMap and their kustomization), the patch for Argo's controller ConfigMap and the seed example,
+    # plus the demo's Deployment, Service and BlueGreenDeployment.
+    assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 3, kinds
+    assert kinds.count("PrometheusRule") == 1 and kinds.count("ConfigMap") == 2, kinds
+    assert len(documents) == 47, kinds
     assert lint(documents) == []
 
 
@@ -155,6 +155,21 @@ def test_planted_defect_is_reported(plant: Callable[[dict[str, Any]], None], fie
     assert matching, f"expected {field}: {message}; got {[str(f) for f in findings]}"
     assert matching[0].object == "WorkflowTemplate/blue-green-deploy"
     assert matching[0].file == "deploy.yaml"
+
+
+def test_only_a_template_that_a_cron_workflow_starts_goes_without_an_exit_handler() -> None:
+    """The sweep's WorkflowTemplate has no exit handler, as a CronWorkflow with its own templates needs none."""
+    sweep = yaml.safe_load((REPO / "manifests" / "workflows" / "blue-green-cleanup-template.yaml").read_text())
+    cron = yaml.safe_load((REPO / "manifests" / "workflows" / "blue-green-cleanup.yaml").read_text())
+    assert lint([Document("sweep.yaml", sweep), Document("cron.yaml", cron)]) == []
+    alone = [f for f in lint([Document("sweep.yaml", sweep)]) if f.field == "spec.onExit"]
+    assert [f.message for f in alone] == [
+        "no exit handler: a failed run would leave traffic and state as they were; set onExit"
+    ]
+    # A CronWorkflow that starts a ClusterWorkflowTemplate of that name does not start this one.
+    cron["spec"]["workflowSpec"]["workflowTemplateRef"]["clusterScope"] = True
+    other = lint([Document("sweep.yaml", sweep), Document("cron.yaml", cron)])
+    assert [f.field for f in other if f.field == "spec.onExit"] == ["spec.onExit"]
 
 
 def test_cli_reports_file_object_and_field_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,7 @@ def load(name: str) -> dict[str, Any]:
 DEPLOY = load("blue-green-deploy")
 ROLLBACK = load("blue-green-rollback")
 CLEANUP = load("blue-green-cleanup")
+SWEEP = load("blue-green-cleanup-template")
 
 
 def templates(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -261,7 +262,7 @@ def test_steps_in_the_release_pod_take_the_same_deadlines_and_the_pod_their_sum(
         assert f"--wait-seconds={waited + 60}" in release_containers()[step.value]["args"], step
 
 
-@pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, CLEANUP], ids=["deploy", "rollback", "cleanup"])
+@pytest.mark.parametrize("document", [DEPLOY, ROLLBACK, SWEEP], ids=["deploy", "rollback", "cleanup"])
 def test_every_container_is_hardened_bounded_and_uses_the_steps_image(document: dict[str, Any]) -> None:
     spec = document["spec"].get("workflowSpec", document["spec"])
     assert spec["activeDeadlineSeconds"] > 0
@@ -318,17 +319,22 @@ def test_cleanup_cron_sweeps_every_service_without_overlap() -> None:
     spec = CLEANUP["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["schedules"] == ["*/5 * * * *"]
-    args = templates(CLEANUP)["cleanup-all"]["container"]["args"]
+    # Under templateReferencing: Strict the controller runs only Workflows that reference a template.
+    assert spec["workflowSpec"] == {"workflowTemplateRef": {"name": SWEEP["metadata"]["name"]}}
+    assert SWEEP["kind"] == "WorkflowTemplate" and SWEEP["metadata"]["name"] == CLEANUP["metadata"]["name"]
+    args = templates(SWEEP)["cleanup-all"]["container"]["args"]
     assert args[0] == "cleanup"
     assert "--all-services" in args
+    # One sweep per namespace however it was started; a name no per-service mutex can have.
+    assert SWEEP["spec"]["synchronization"] == {"mutexes": [{"name": "bluegreen.cleanup.{{workflow.namespace}}"}]}
 
 
 def test_the_sweep_outlasts_a_repair_that_waits_the_whole_readiness_timeout() -> None:
     """A repair waits up to readinessTimeout (capped) for the previous slot, as the rollback step does."""
-    (sweep,) = [t for t in CLEANUP["spec"]["workflowSpec"]["templates"] if "container" in t]
+    (sweep,) = [t for t in SWEEP["spec"]["templates"] if "container" in t]
     readiness_cap = STEP_DEADLINE_SECONDS["rollback"] - STEP_DEADLINE_MARGIN_SECONDS
     assert template_deadline(sweep) >= readiness_cap + 2 * STEP_DEADLINE_MARGIN_SECONDS
-    assert CLEANUP["spec"]["workflowSpec"]["activeDeadlineSeconds"] > template_deadline(sweep)
+    assert SWEEP["spec"]["activeDeadlineSeconds"] > template_deadline(sweep)
 
 
 def test_image_verification_runs_between_preflight_and_any_slot_write_only_when_the_spec_asks() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import ci_submitter, render
+from pipelines import argo_controller, ci_submitter, render
 from pipelines.manifests import HEADER, render_all
 from pipelines.settings import DEFAULT_IMAGE, RenderSettings
 
@@ -86,9 +86,10 @@ def test_settings_reach_every_object(tmp_path: Path) -> None:
     for file in (tmp_path / "workflows").glob("*.yaml"):
         document = yaml.safe_load(file.read_text())
         assert document["metadata"]["namespace"] == "payments"
-        spec = document["spec"].get("workflowSpec", document["spec"])
-        images = {t["container"]["image"] for t in spec["templates"] if "container" in t}
-        assert images == ({image} if file.stem == "blue-green-cleanup" else {image, cosign})
+        if document["kind"] == "CronWorkflow":
+            continue  # it only starts the sweep's WorkflowTemplate, by name
+        images = {t["container"]["image"] for t in document["spec"]["templates"] if "container" in t}
+        assert images == ({image} if file.stem == "blue-green-cleanup-template" else {image, cosign})
     binding = yaml.safe_load((tmp_path / "rbac" / "role-binding.yaml").read_text())
     assert binding["subjects"][0]["namespace"] == "payments"
 
@@ -119,7 +120,8 @@ def test_kustomization_lists_every_object_crds_first() -> None:
     installed = sorted(
         p
         for p in RENDERED
-        if p != "kustomization.yaml" and not p.startswith((f"{ci_submitter.DIRECTORY}/", "observability/"))
+        if p != "kustomization.yaml"
+        and not p.startswith((f"{ci_submitter.DIRECTORY}/", "observability/", f"{argo_controller.DIRECTORY}/"))
     )
     assert sorted(kustomization["resources"]) == installed
     assert kustomization["resources"][0].startswith("crds/")
@@ -142,6 +144,16 @@ def test_the_ci_identity_is_opt_in_with_a_kustomization_of_its_own() -> None:
     )
     kinds = {yaml.safe_load((directory / path).read_text())["kind"] for path in own["resources"]}
     assert kinds == {"ServiceAccount", "Role", "RoleBinding"}
+
+
+def test_the_controller_setting_is_a_patch_for_argos_configmap_outside_every_kustomization() -> None:
+    """Argo's ConfigMap lives in Argo's namespace: `kubectl apply -k` of ours must neither create nor replace it."""
+    patch = yaml.safe_load((MANIFESTS / argo_controller.FILE).read_text())
+    assert patch["metadata"] == {"name": "workflow-controller-configmap"}, "no namespace: the patch command names it"
+    assert yaml.safe_load(patch["data"]["workflowRestrictions"]) == {"templateReferencing": "Strict"}
+    listed = [yaml.safe_load(path.read_text())["resources"] for path in MANIFESTS.rglob("kustomization.yaml")]
+    assert not [r for resources in listed for r in resources if argo_controller.DIRECTORY in r]
+    assert not (MANIFESTS / argo_controller.DIRECTORY / "kustomization.yaml").exists()
 
 
 @pytest.mark.parametrize(

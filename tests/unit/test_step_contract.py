@@ -74,7 +74,8 @@ def rendered_templates(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     for file in sorted(directory.glob("*.yaml")):
         document = yaml.safe_load(file.read_text())
         spec = document["spec"].get("workflowSpec", document["spec"])
-        found += [(f"{file.stem}/{t['name']}", t) for t in spec["templates"]]
+        # The cleanup CronWorkflow has no templates of its own: it starts the sweep's WorkflowTemplate.
+        found += [(f"{file.stem}/{t['name']}", t) for t in spec.get("templates", [])]
     return found
 
 
