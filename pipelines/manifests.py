@@ -28,6 +28,7 @@ from pipelines import (
     deploy_template,
     rbac,
     rollback_template,
+    submit_policy,
 )
 from pipelines.settings import RenderSettings
 
@@ -72,6 +73,8 @@ _BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...] = 
     ("rbac/role.yaml", rbac.role),
     ("rbac/role-binding.yaml", rbac.role_binding),
     *((path, lambda _settings, document=document: document) for path, document in admission_policy.manifests()),
+    ("admission/submit-readable-templates-policy.yaml", lambda _settings: submit_policy.policy()),
+    ("admission/submit-readable-templates-policy-binding.yaml", lambda _settings: submit_policy.binding()),
     ("workflows/blue-green-deploy.yaml", _argo(deploy_template.build)),
     ("workflows/blue-green-rollback.yaml", _argo(rollback_template.build)),
     ("workflows/blue-green-cleanup-template.yaml", _argo(cleanup_cron.build_template)),

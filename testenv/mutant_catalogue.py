@@ -76,6 +76,17 @@ MUTANTS: tuple[Mutant, ...] = (
         needs_cluster=True,
     ),
     Mutant(
+        name="a submitter starts any WorkflowTemplate, readable or not",
+        path="pipelines/submit_policy.py",
+        # The policy would ask the authorizer and then ignore its answer.
+        old='{"expression": "variables.readable", "messageExpression"',
+        new='{"expression": "variables.readable || true", "messageExpression"',
+        catching_tests=(
+            "tests/integration/test_submitted_templates.py::test_a_submitter_cannot_start_a_template_it_may_not_read",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
         name="the cleanup removes a slot without holding the service",
         path="steps/commands/cleanup.py",
         old="    if not _hold(ctx, holder, stale):\n",

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines import ci_submitter, deploy_template
+from pipelines import ci_submitter, deploy_template, rollback_template, submit_policy
 from pipelines.settings import SERVICE_ACCOUNT
 from testenv.demo_service import NAMESPACE, REPO, DemoService, demo_image
 from testenv.local_cluster import LocalCluster
@@ -208,6 +208,18 @@ def test_ci_identity_deploys_with_the_example_script_and_can_do_nothing_else(
         ],
     )
     assert other_template.returncode != 0 and "forbidden" in other_template.stderr.lower(), other_template.stderr
+    # Created directly, the same Workflow would be started by the controller with its own rights: admission refuses it.
+    direct = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "ci-"},
+        "spec": {
+            "workflowTemplateRef": {"name": rollback_template.NAME},
+            "arguments": {"parameters": [{"name": "service", "value": service.name}]},
+        },
+    }
+    created = _as_ci(installed, kubeconfig, ["kubectl", "create", "-f", "-"], input=json.dumps(direct))
+    assert created.returncode != 0 and f"[{submit_policy.RULE}]" in created.stderr, created.stdout + created.stderr
     delete = _as_ci(installed, kubeconfig, ["argo", "delete", record["metadata"]["name"], "-n", NAMESPACE])
     assert delete.returncode != 0 and "forbidden" in delete.stderr.lower(), delete.stderr
     secrets = _as_ci(installed, kubeconfig, ["kubectl", "get", "secrets", "-n", NAMESPACE])
