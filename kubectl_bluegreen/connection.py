@@ -1,24 +1,26 @@
 """Reaching the cluster the way kubectl does: ``--kubeconfig`` or ``KUBECONFIG``, ``--context``, ``-n``.
 
 The namespace is the ``-n`` flag, else the namespace of the chosen kubeconfig context, else ``default``, which is
-kubectl's own order. ``KUBECONFIG`` may list several files, merged as kubectl merges them.
+kubectl's own order. ``KUBECONFIG`` may list several files, merged as kubectl merges them. The files are read by
+:mod:`steps.kubeconfig`, which ``bluegreen-step`` shares, so a kubeconfig either tool cannot use is one line naming
+the file and what to do.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Any
 
-from kubernetes import client, config
-from kubernetes.config.config_exception import ConfigException
+from kubernetes import client
 
 from kubectl_bluegreen.errors import NotFoundError
 from steps.kube import ApiRetryPolicy, Kube
+from steps.kubeconfig import Choosing, KubeconfigError, kubeconfig_sources, load
 
-DEFAULT_KUBECONFIG = "~/.kube/config"
 #: A person at a terminal wants "cannot reach the cluster" within seconds, not after the steps' 30 s of retries.
 INTERACTIVE_RETRY = ApiRetryPolicy(deadline_seconds=8.0)
+
+#: How a plugin user points it at another kubeconfig or context: kubectl's own flags and variable.
+CHOOSING = Choosing(file="--kubeconfig FILE or KUBECONFIG", context="--context NAME")
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,6 @@ class Target:
     context: str = ""
     namespace: str = ""
 
-    def kubeconfig_files(self) -> str:
-        """The flag, else ``KUBECONFIG`` (read now, not at import), else ``~/.kube/config``."""
-        return self.kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser(DEFAULT_KUBECONFIG)
-
 
 @dataclass
 class Connection:
@@ -42,6 +40,8 @@ class Connection:
     namespace: str
     context: str
     user: str
+    #: The kubeconfig file(s) the context came from, for messages.
+    kubeconfig: str = ""
     kube: Kube = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,38 +53,19 @@ class Connection:
 
 
 def connect(target: Target) -> Connection:
-    """Load the kubeconfig; a missing file or context is :class:`NotFoundError` naming what to fix."""
-    files = target.kubeconfig_files()
+    """Load the kubeconfig; any kubeconfig it cannot use is :class:`NotFoundError` (exit 3) naming what to fix."""
     try:
-        contexts, active = config.list_kube_config_contexts(config_file=files)
-    except (ConfigException, OSError) as error:
-        raise NotFoundError(
-            f"no usable kubeconfig at {files} ({error}); pass --kubeconfig or set KUBECONFIG"
-        ) from None
-    chosen: dict[str, Any] | None = active
-    if target.context:
-        chosen = next((c for c in contexts or [] if c.get("name") == target.context), None)
-        if chosen is None:
-            names = ", ".join(sorted(str(c.get("name")) for c in contexts or [])) or "none"
-            raise NotFoundError(f"context {target.context!r} is not in {files} (it has: {names}); check --context")
-    if chosen is None:
-        raise NotFoundError(f"{files} has no current context; pass --context or run `kubectl config use-context`")
-    settings = chosen.get("context") or {}
-    configuration = client.Configuration()
-    try:
-        config.load_kube_config(
-            config_file=files,
-            context=str(chosen["name"]),
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    except (ConfigException, OSError) as error:
-        raise NotFoundError(f"context {chosen['name']!r} in {files} cannot be used: {error}") from None
+        loaded = load(kubeconfig_sources(target.kubeconfig), target.context, CHOOSING)
+    except KubeconfigError as error:
+        # The plugin's exit codes put "no kubeconfig or context" with "not found or unreachable" (3), not with bad
+        # flags (2): the command line was right, the environment it runs in is not.
+        raise NotFoundError(str(error)) from None
     return Connection(
-        configuration=configuration,
-        namespace=target.namespace or str(settings.get("namespace") or "default"),
-        context=str(chosen["name"]),
-        user=str(settings.get("user") or ""),
+        configuration=loaded.configuration,
+        namespace=target.namespace or loaded.namespace or "default",
+        context=loaded.context,
+        user=loaded.user,
+        kubeconfig=loaded.files,
     )
 
 
@@ -113,4 +94,4 @@ class Cluster:
         return self.connection.namespace
 
 
-__all__ = ["Cluster", "Connection", "Target", "connect"]
+__all__ = ["CHOOSING", "Cluster", "Connection", "Target", "connect"]

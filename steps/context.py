@@ -9,6 +9,7 @@ from typing import TextIO
 
 import bluegreen_spec as spec
 from bluegreen_contract import Output
+from steps import kubeconfig
 from steps.api_transport import ApiClientTransport, InClusterTransport, Transport
 from steps.errors import BadInput
 from steps.kube import Kube, Obj
@@ -16,6 +17,13 @@ from steps.log import StepLog
 from steps.records import Records
 from steps.routing import Router, router_for
 from steps.service_state import load
+
+#: How a person points ``bluegreen-step`` at another kubeconfig or context: it has no flags for them, as its
+#: command line is the templates' contract; a kubeconfig it cannot use is bad input (exit 2), nothing written.
+CHOOSING = kubeconfig.Choosing(
+    file="KUBECONFIG=FILE",
+    elsewhere=", and this is not a Pod with a ServiceAccount to use instead",
+)
 
 
 def api_transport() -> Transport:
@@ -26,15 +34,10 @@ def api_transport() -> Transport:
     in_cluster = InClusterTransport.from_environment()
     if in_cluster is not None:
         return in_cluster
-    from kubernetes import client, config
+    from kubernetes import client
 
-    try:
-        config.load_kube_config()
-    except config.ConfigException as error:
-        raise BadInput(
-            f"no Kubernetes configuration ({error}); set KUBECONFIG or run where ~/.kube/config exists"
-        ) from None
-    return ApiClientTransport(client.ApiClient())
+    loaded = kubeconfig.load(kubeconfig.kubeconfig_sources(), context="", choosing=CHOOSING)
+    return ApiClientTransport(client.ApiClient(loaded.configuration))
 
 
 def record_name(workflow: str) -> str:
@@ -96,4 +99,4 @@ def write_outputs(output_dir: Path | None, values: dict[Output, str]) -> None:
         (output_dir / name.value).write_text(value)
 
 
-__all__ = ["StepContext", "api_transport", "record_name", "write_outputs"]
+__all__ = ["CHOOSING", "StepContext", "api_transport", "record_name", "write_outputs"]

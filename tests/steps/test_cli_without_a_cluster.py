@@ -20,5 +20,5 @@ def test_no_kubeconfig_is_one_line_and_bad_input(
     assert main([argv[0], "--namespace", "apps", *argv[1:]]) == ExitCode.BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith(f"bluegreen-step {argv[0]}: no Kubernetes configuration"), err
-    assert "set KUBECONFIG" in err[0]
+    assert err[0].startswith(f"bluegreen-step {argv[0]}: no kubeconfig found: looked at {tmp_path}/.kube/config"), err
+    assert "not a Pod with a ServiceAccount" in err[0] and "KUBECONFIG=FILE" in err[0], err

@@ -107,7 +107,8 @@ def test_missing_kubeconfig_is_one_line_and_exit_3(
     monkeypatch.setenv("HOME", str(tmp_path))
     assert main(["status", "cart"]) == PluginExit.NOT_FOUND
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no usable kubeconfig" in err[0] and "--kubeconfig" in err[0], err
+    assert len(err) == 1 and "no kubeconfig found" in err[0] and "--kubeconfig" in err[0], err
+    assert f"{tmp_path}/.kube/config (the default; KUBECONFIG is unset)" in err[0], err
 
 
 def test_namespace_comes_from_the_flag_then_the_context_then_default(
