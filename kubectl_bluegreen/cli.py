@@ -13,10 +13,10 @@ import sys
 from types import ModuleType
 
 from kubectl_bluegreen.commands import COMMANDS
-from kubectl_bluegreen.connection import Cluster, Target
+from kubectl_bluegreen.connection import Cluster, Target, unreachable
 from kubectl_bluegreen.errors import PluginError, exit_code_of
 from kubectl_bluegreen.exit_codes import EXIT_CODE_HELP, PluginExit
-from steps.errors import StepError
+from steps.errors import StepError, Unreachable
 
 PROG = "kubectl bluegreen"
 DESCRIPTION = """\
@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     except PluginError as error:
         print(f"{PROG} {args.command}: {error}", file=sys.stderr)
         return int(error.exit_code)
+    except Unreachable as error:
+        # Raised only by a request, so the connection was made: its context and file say what to check.
+        print(f"{PROG} {args.command}: {unreachable(error, cluster.connection)}", file=sys.stderr)
+        return int(PluginExit.NOT_FOUND)
     except StepError as error:
         print(f"{PROG} {args.command}: {error}", file=sys.stderr)
         return int(exit_code_of(error))

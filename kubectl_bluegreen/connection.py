@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from kubectl_bluegreen.errors import NotFoundError
-from steps.kube import ApiRetryPolicy, Kube
+from steps.errors import Unreachable
+from steps.kube import INTERACTIVE_RETRY, Kube
 from steps.kubeconfig import Choosing, KubeconfigError, kubeconfig_sources, load
-
-#: A person at a terminal wants "cannot reach the cluster" within seconds, not after the steps' 30 s of retries.
-INTERACTIVE_RETRY = ApiRetryPolicy(deadline_seconds=8.0)
 
 #: How a plugin user points it at another kubeconfig or context: kubectl's own flags and variable.
 CHOOSING = Choosing(file="--kubeconfig FILE or KUBECONFIG", context="--context NAME")
@@ -69,6 +67,18 @@ def connect(target: Target) -> Connection:
     )
 
 
+def unreachable(error: Unreachable, connection: Connection) -> str:
+    """What a person reads when the API server does not answer: which server, from which context, what to check.
+
+    The steps' own text for it ends with "run the step again", which means nothing to someone at a terminal.
+    """
+    return (
+        f"the API server at {error.host} could not be reached ({error.cause}); it is the cluster of context "
+        f"{connection.context!r} in {connection.kubeconfig or 'the kubeconfig'}: check that the cluster is running "
+        "and that this is the context you meant (kubectl config get-contexts), or choose another with --context NAME"
+    )
+
+
 class Cluster:
     """Connects on first use, so commands that need no cluster (``lint``, ``--help``) never read a kubeconfig."""
 
@@ -94,4 +104,4 @@ class Cluster:
         return self.connection.namespace
 
 
-__all__ = ["CHOOSING", "Cluster", "Connection", "Target", "connect"]
+__all__ = ["CHOOSING", "Cluster", "Connection", "Target", "connect", "unreachable"]

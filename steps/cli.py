@@ -26,8 +26,8 @@ from bluegreen_contract import (
     Step,
 )
 from steps.attempts import run_with_retries
-from steps.errors import StepError
-from steps.kube import Kube
+from steps.errors import StepError, Unreachable
+from steps.kube import INTERACTIVE_RETRY, Kube
 from steps.log import StepLog
 from steps.preflight_handoff import read_handoff
 from steps.set_sequence import mark_ended, wait_for
@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, kube: Kube |
     try:
         if getattr(args, "wait_for", None):
             # Everything is loaded and the client made before this wait, so the step starts the moment it ends.
-            kube = kube if kube is not None else _default_client()
+            kube = kube if kube is not None else _default_client(args.step)
             waited = wait_for(args.wait_for, args.set_state, args.wait_seconds)
             StepLog(args.step, args.service)("waited", steps=args.wait_for, seconds=round(waited, 3))
         elsewhere = take_preflight_handoff(parser, args)
@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, kube: Kube |
                 return ExitCode.OK
             # What this step acts on, as preflight chose it: the parameters a Pod of its own would have shown.
             log("from-preflight", slot=args.slot, record=args.record, deadline_seconds=args.deadline_seconds)
-        client = kube if kube is not None else _default_client()
+        client = kube if kube is not None else _default_client(args.step)
         # The people's commands (history, status) take neither option: one attempt, no deadline.
         return run_with_retries(
             args.step,
@@ -237,16 +237,34 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, kube: Kube |
             deadline_seconds=getattr(args, "deadline_seconds", None),
         )
     except StepError as error:
-        print(f"bluegreen-step {args.step}: {error}", file=sys.stderr)
-        leave_termination_message(str(error))
+        reason = _reason(args.step, error)
+        print(f"bluegreen-step {args.step}: {reason}", file=sys.stderr)
+        leave_termination_message(reason)
         return error.exit_code
 
 
-def _default_client() -> Kube:
-    """In a pod, the ServiceAccount; elsewhere the kubeconfig."""
+def _default_client(step: str) -> Kube:
+    """In a pod, the ServiceAccount; elsewhere the kubeconfig.
+
+    A step rides out an API server restart for the whole retry deadline of the step contract before it exits 75;
+    the people's commands give up as soon as ``kubectl bluegreen`` does, so a person at a terminal is not left
+    waiting in silence on a cluster that does not answer.
+    """
     from steps.context import api_transport
 
-    return Kube(api_transport())
+    return Kube(api_transport(), retry=INTERACTIVE_RETRY if step in USER_COMMANDS else None)
+
+
+def _reason(step: str, error: StepError) -> str:
+    """The one line a failed command prints: a step's own, or for a person's command, which server to check."""
+    if step in USER_COMMANDS and isinstance(error, Unreachable):
+        # "run the step again" is for the templates' readers; a person needs the server and where it came from.
+        return (
+            f"the API server at {error.host} could not be reached ({error.cause}); check that the cluster is running "
+            "and that the kubeconfig's current context is the one you meant (KUBECONFIG, else ~/.kube/config; "
+            "kubectl config current-context)"
+        )
+    return str(error)
 
 
 def take_preflight_handoff(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:

@@ -8,6 +8,7 @@
     │                        by the API server after the step had already written something)
     ├── BadInput          2  the input or the spec cannot be acted on; raised before any write
     ├── Transient        75  the API or a dependency is unavailable for now; the templates retry only this
+    │   └── Unreachable  75  no answer at all from the API server until the retry deadline; names the server
     └── ApiError          1  an API answer the step cannot work around (403, say); carries status and reason
         ├── Conflict      1  409: the object already exists, or kept changing after every fresh read
         └── NotFound      1  404: the object or its kind does not exist
@@ -43,6 +44,19 @@ class Transient(StepError):
     exit_code = ExitCode.TRANSIENT
 
 
+class Unreachable(Transient):
+    """The API server gave no answer at all (refused, reset, timed out, TLS failed) until the retry deadline.
+
+    A step's text says to run it again; a person's command says which server and which kubeconfig to check instead,
+    so the server's address and the cause are kept apart from the text.
+    """
+
+    def __init__(self, message: str, host: str, cause: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.cause = cause
+
+
 class ApiError(StepError):
     """An API answer the step cannot work around; carries the HTTP status and the server's reason."""
 
@@ -60,4 +74,4 @@ class NotFound(ApiError):
     """404: the object or its kind does not exist."""
 
 
-__all__ = ["ApiError", "BadInput", "CheckFailed", "Conflict", "NotFound", "StepError", "Transient"]
+__all__ = ["ApiError", "BadInput", "CheckFailed", "Conflict", "NotFound", "StepError", "Transient", "Unreachable"]

@@ -29,7 +29,7 @@ import urllib3
 import bluegreen_spec as spec
 from bluegreen_contract import ApiResource
 from steps.api_transport import ApiClientTransport, Transport, TransportError
-from steps.errors import ApiError, BadInput, CheckFailed, Conflict, NotFound, StepError, Transient
+from steps.errors import ApiError, BadInput, CheckFailed, Conflict, NotFound, StepError, Transient, Unreachable
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -47,6 +47,11 @@ class ApiRetryPolicy:
     first_backoff_seconds: float = 0.05
     max_backoff_seconds: float = 2.0
     conflict_attempts: int = 10
+
+
+#: A person at a terminal (``kubectl bluegreen``, ``bluegreen-step status``) wants "cannot reach the cluster" within
+#: seconds, not after a step's 30 s of riding out an API server restart.
+INTERACTIVE_RETRY = ApiRetryPolicy(deadline_seconds=8.0)
 
 
 def _what_to_do(status: int) -> str:
@@ -142,7 +147,11 @@ class Kube:
                     self._sleep(backoff)
                     backoff = min(backoff * 2, self.retry.max_backoff_seconds)
                     continue
-                raise Transient(f"{what}: API server unreachable ({error}); run the step again") from None
+                raise Unreachable(
+                    f"{what}: API server unreachable ({error}); run the step again",
+                    host=self.transport.host,
+                    cause=_connection_cause(str(error)),
+                ) from None
             status = int(response.status)
             if status < 400:
                 if method != "GET":
@@ -404,6 +413,11 @@ def _server_status(body: Any) -> Obj:
     return answer if isinstance(answer, dict) else {}
 
 
+def _connection_cause(error: str) -> str:
+    """urllib3's reason without its ``HTTPSConnection(host=..., port=...):`` prefix, which the server's URL says."""
+    return re.sub(r"^\w*Connection\w*\(host=[^)]*\): ", "", error)
+
+
 def _unserved(resource: ApiResource) -> str:
     """What to say when the API server has no such kind: which CRDs would define it."""
     served_as = f"{resource.plural}.{resource.group}/{resource.version}" if resource.group else resource.plural
@@ -443,4 +457,4 @@ def labels_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
-__all__ = ["FIELD_MANAGER", "ApiRetryPolicy", "Kube", "Obj", "apply_patch", "labels_selector"]
+__all__ = ["FIELD_MANAGER", "INTERACTIVE_RETRY", "ApiRetryPolicy", "Kube", "Obj", "apply_patch", "labels_selector"]

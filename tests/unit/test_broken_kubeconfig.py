@@ -8,6 +8,7 @@ file or context, and what to do. No test needs a cluster: the "cluster" is a clo
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +18,12 @@ import pytest
 import yaml
 
 import kubectl_bluegreen.connection as connection
-from bluegreen_contract import ExitCode
+from bluegreen_contract import USER_COMMANDS, ExitCode
 from kubectl_bluegreen.cli import main as plugin_main
 from kubectl_bluegreen.connection import Target, connect
 from kubectl_bluegreen.exit_codes import PluginExit
 from steps.cli import main as step_main
-from steps.kube import ApiRetryPolicy
+from steps.kube import ApiRetryPolicy, Kube
 
 #: Nothing listens on port 1 of localhost: every connection is refused at once.
 CLOSED = "https://127.0.0.1:1"
@@ -232,3 +233,67 @@ def test_a_missing_kubeconfig_flag_names_the_flag(tmp_path: Path, capsys: pytest
     assert plugin_main(["--kubeconfig", str(missing), "status", "cart"]) == PluginExit.NOT_FOUND
     err = stderr_lines(capsys)
     assert len(err) == 1 and str(missing) in err[0] and "--kubeconfig" in err[0], err
+
+
+# -- 6. the plugin and an API server that does not answer -----------------------------------------------------------
+
+
+def test_the_plugin_names_the_unreachable_server_and_the_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(config()))
+    assert plugin_main(["--kubeconfig", str(path), "history", "cart"]) == PluginExit.NOT_FOUND
+    err = stderr_lines(capsys)
+    assert len(err) == 1, err
+    assert f"the API server at {CLOSED} could not be reached" in err[0], err
+    assert "context 'dev'" in err[0] and str(path) in err[0] and "--context" in err[0], err
+    assert "run the step again" not in err[0], err  # step jargon means nothing to a plugin user
+
+
+# -- 7. bluegreen-step's people's commands and an API server that does not answer -----------------------------------
+
+
+def _capture_client(monkeypatch: pytest.MonkeyPatch, command: str, seen: list[Kube]) -> None:
+    def run(kube: Kube, _args: argparse.Namespace) -> int:
+        seen.append(kube)
+        return 0
+
+    monkeypatch.setattr(f"steps.commands.{command.replace('-', '_')}.run", run)
+
+
+def test_people_commands_give_up_as_soon_as_the_plugin_and_steps_keep_their_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default_kubeconfig(yaml.safe_dump(config()))
+    seen: list[Kube] = []
+    for command in USER_COMMANDS:
+        _capture_client(monkeypatch, command, seen)
+        assert step_main([command, "cart", "--namespace", "apps"]) == 0
+    _capture_client(monkeypatch, "verify", seen)
+    assert step_main(["verify", "--namespace", "apps", "--service", "cart", "--record", "r"]) == 0
+    *people, step = seen
+    # A person at a terminal hears about a cluster that does not answer as soon as from the plugin; a pipeline step
+    # keeps riding out an API server restart for the whole deadline of the step contract, then exits 75.
+    assert [kube.retry for kube in people] == [ApiRetryPolicy(deadline_seconds=8.0)] * len(USER_COMMANDS)
+    assert step.retry == ApiRetryPolicy()
+
+
+@pytest.mark.parametrize("command", USER_COMMANDS)
+def test_people_commands_name_the_unreachable_server(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    default_kubeconfig(yaml.safe_dump(config()))
+    module = __import__(f"steps.commands.{command}", fromlist=["run"])
+    real_run = module.run
+
+    def run_briefly(kube: Kube, args: argparse.Namespace) -> int:
+        # The same client, with a retry deadline short enough for a test; the message is what is checked here.
+        return int(real_run(Kube(kube.api, retry=ApiRetryPolicy(deadline_seconds=0.2)), args))
+
+    monkeypatch.setattr(module, "run", run_briefly)
+    assert step_main([command, "cart", "--namespace", "apps"]) == ExitCode.TRANSIENT
+    err = stderr_lines(capsys)
+    assert len(err) == 1, err
+    assert err[0].startswith(f"bluegreen-step {command}: the API server at {CLOSED} could not be reached"), err
+    assert "run the step again" not in err[0] and "kubectl config" in err[0], err

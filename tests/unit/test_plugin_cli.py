@@ -156,7 +156,7 @@ def test_an_unreachable_cluster_is_one_line_and_exit_3(
     path = kubeconfig(tmp_path / "config")
     assert main(["--kubeconfig", str(path), "history", "cart"]) == PluginExit.NOT_FOUND
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "API server unreachable" in err[0], err
+    assert len(err) == 1 and "the API server at https://127.0.0.1:1 could not be reached" in err[0], err
 
 
 def test_the_workflow_is_the_one_argo_submit_from_builds() -> None:
