@@ -7,8 +7,8 @@ a lone ``---``, a bare string or a list).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,33 @@ import yaml
 
 ARGO_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
 
+#: A field's place in a document: the keys and list indices from the document's root, as in ``body``.
+FieldPath = tuple[str | int, ...]
+
 
 @dataclass(frozen=True)
 class Document:
-    """One YAML document and where it came from."""
+    """One YAML document and where it came from.
+
+    ``positions`` holds the line and column (both from 1) where each field is written, for findings that send a
+    person to the exact spot; documents built in code rather than read from a file have none.
+    """
 
     file: str
     body: dict[str, Any]
     line: int = 1
+    positions: Mapping[FieldPath, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, path: Sequence[str | int] = ()) -> str:
+        """``file:line:column`` of the field at ``path``, else of its nearest written parent, else ``file:line``.
+
+        A missing field has no place of its own, so a finding about it points at the object that should hold it.
+        """
+        for end in range(len(path), -1, -1):
+            found = self.positions.get(tuple(path[:end]))
+            if found is not None:
+                return f"{self.file}:{found[0]}:{found[1]}"
+        return f"{self.file}:{self.line}"
 
     @property
     def kind(self) -> str:
@@ -74,6 +93,26 @@ def _describe_yaml_error(file: Path, error: yaml.YAMLError) -> str:
     return f"{file}: invalid YAML: {error}"
 
 
+def positions(root: yaml.Node) -> dict[FieldPath, tuple[int, int]]:
+    """Where each field of a composed YAML document is written: a mapping key's own place, a list item's start."""
+    found: dict[FieldPath, tuple[int, int]] = {(): (root.start_mark.line + 1, root.start_mark.column + 1)}
+    pending: list[tuple[yaml.Node, FieldPath, frozenset[int]]] = [(root, (), frozenset())]
+    while pending:
+        node, path, parents = pending.pop()
+        if id(node) in parents:
+            continue  # an alias of one of its own parents: its fields are already placed
+        inside = parents | {id(node)}
+        children: list[tuple[str | int, yaml.Node, yaml.Node]] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [(str(key.value), key, value) for key, value in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(index, item, item) for index, item in enumerate(node.value)]
+        for name, marked, child in children:
+            found.setdefault((*path, name), (marked.start_mark.line + 1, marked.start_mark.column + 1))
+            pending.append((child, (*path, name), inside))
+    return found
+
+
 def _not_an_object(value: Any) -> str:
     if value is None:
         return "is empty"
@@ -99,7 +138,8 @@ def read_file(file: Path) -> tuple[list[Document], list[str]]:
             line = node.start_mark.line + 1
             body = loader.construct_document(node)
             if isinstance(body, dict):
-                documents.append(Document(str(file), body, line))
+                # Placed after construction, which has flattened any merge keys (<<) into the mapping's own.
+                documents.append(Document(str(file), body, line, positions(node)))
             else:
                 errors.append(f"{file}:{line}: document {number} {_not_an_object(body)}")
     except yaml.YAMLError as error:
@@ -132,4 +172,4 @@ def load(paths: list[Path]) -> tuple[list[Document], list[str]]:
     return documents, errors
 
 
-__all__ = ["ARGO_KINDS", "Document", "load", "read_file"]
+__all__ = ["ARGO_KINDS", "Document", "FieldPath", "load", "positions", "read_file"]
