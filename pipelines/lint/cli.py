@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.lint import argo_models, dag, identity, references, safety, spec_file
+from pipelines.lint import argo_models, cross_checks, dag, identity, references, safety, spec_file
 from pipelines.lint.argo_schema import ArgoSchema
 from pipelines.lint.documents import Document, load
 from pipelines.lint.findings import Finding
@@ -27,7 +27,11 @@ CHECKS: tuple[Callable[[Document], list[Finding]], ...] = (
 
 def lint(documents: list[Document], argo_schema: ArgoSchema | None = None) -> list[Finding]:
     """Every finding for the documents, sorted by file, object and field."""
-    findings: list[Finding] = identity.duplicate_findings(documents) + safety.exit_handler_findings(documents)
+    findings: list[Finding] = (
+        identity.duplicate_findings(documents)
+        + safety.exit_handler_findings(documents)
+        + cross_checks.findings(documents)
+    )
     for document in documents:
         for check in CHECKS:
             findings.extend(check(document))
