@@ -24,15 +24,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Render the committed golden manifests/ (default settings) and the README's RBAC table, then check them: Hera's
-## models, DAG, references, safety, and Argo's own schema from the pinned Go module. Render for your cluster with
-## `bluegreen-render --namespace ... --image ...`, which writes ./rendered and leaves manifests/ alone.
+## models, DAG, references, safety, Argo's own schema and Kubernetes' OpenAPI schema, each from its pinned Go module.
+## Render for your cluster with `bluegreen-render --namespace ... --image ...`, which writes ./rendered and leaves
+## manifests/ alone.
 manifests: $(STAMP)
 	$(BIN)/bluegreen-render --out manifests --readme README.md
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
-	echo "$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema $$schema"; \
-	$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema "$$schema"
+	k8s="$$($(PYTHON) testenv/build.py --kubernetes-schema)" || { echo "make manifests: Kubernetes' schema could not be fetched (above)" >&2; exit 1; }; \
+	test -d "$$k8s" || { echo "make manifests: testenv/build.py named no Kubernetes schema" >&2; exit 1; }; \
+	echo "$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema $$schema --kubernetes-schema $$k8s"; \
+	$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema "$$schema" --kubernetes-schema "$$k8s"
 
 ## The spec reference, docs/spec-reference.md, generated from the model.
 docs: $(STAMP)

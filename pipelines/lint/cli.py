@@ -14,6 +14,7 @@ from pipelines.lint import argo_models, cross_checks, dag, identity, references,
 from pipelines.lint.argo_schema import ArgoSchema
 from pipelines.lint.documents import Document, load
 from pipelines.lint.findings import Finding
+from pipelines.lint.kubernetes_schema import KubernetesSchema, SchemaError
 
 CHECKS: tuple[Callable[[Document], list[Finding]], ...] = (
     identity.kind_findings,
@@ -25,8 +26,15 @@ CHECKS: tuple[Callable[[Document], list[Finding]], ...] = (
 )
 
 
-def lint(documents: list[Document], argo_schema: ArgoSchema | None = None) -> list[Finding]:
-    """Every finding for the documents, sorted by file, object and field."""
+def lint(
+    documents: list[Document],
+    argo_schema: ArgoSchema | None = None,
+    kubernetes_schema: KubernetesSchema | None = None,
+) -> list[Finding]:
+    """Every finding for the documents, sorted by file, object and field.
+
+    Raises SchemaError when a file of the Kubernetes schema cannot be read.
+    """
     findings: list[Finding] = (
         identity.duplicate_findings(documents)
         + safety.exit_handler_findings(documents)
@@ -37,6 +45,8 @@ def lint(documents: list[Document], argo_schema: ArgoSchema | None = None) -> li
             findings.extend(check(document))
         if argo_schema is not None:
             findings.extend(argo_schema.check(document))
+        if kubernetes_schema is not None:
+            findings.extend(kubernetes_schema.check(document))
     return sorted(set(findings))
 
 
@@ -51,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         "without it, Argo objects are still checked for types and unknown fields by Hera's models, which are "
         "generated from the same Argo release and need no Go",
     )
+    parser.add_argument(
+        "--kubernetes-schema",
+        type=Path,
+        help="also validate Kubernetes' own kinds (Deployment, Service, ...) against the api/openapi-spec/v3 "
+        "directory of the k8s.io/kubernetes module (`make manifests` passes the pinned one, from "
+        "`testenv/build.py --kubernetes-schema`); without it, they are checked only against a BlueGreenDeployment",
+    )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
@@ -64,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"bluegreen-lint: cannot read Argo's schema {args.argo_schema}: {error}", file=sys.stderr)
         return 2
-    findings = lint(documents, schema)
+    try:
+        kubernetes = KubernetesSchema(args.kubernetes_schema) if args.kubernetes_schema else None
+        # Its group-version files are read as objects need them, so a broken one shows only while linting.
+        findings = lint(documents, schema, kubernetes)
+    except SchemaError as error:
+        print(f"bluegreen-lint: cannot read Kubernetes' schema {args.kubernetes_schema}: {error}", file=sys.stderr)
+        return 2
     for finding in findings:
         print(finding)
     unreadable = f", {len(errors)} errors in files that are not YAML objects" if errors else ""
