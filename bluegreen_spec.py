@@ -24,10 +24,12 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -338,6 +340,37 @@ class HealthCheck(_Model):
         return self
 
 
+def _status_text(value: Any) -> Any:
+    """An expected status as text: YAML reads an unquoted ``200`` as a number, and the reference allows one.
+
+    Text is what the steps compare with (a class such as ``2xx`` can only be text), so a number becomes its digits
+    here, once, and every consumer sees one form. A number outside 100-599 is refused as itself, not as its digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"must be an HTTP status code such as 200 or a class such as 2xx, not {_yaml_type(value)}")
+    if isinstance(value, int):
+        if not 100 <= value <= 599:
+            raise ValueError(f"{value} is not an HTTP status code; use 100 to 599, or a class such as 2xx")
+        return str(value)
+    return value
+
+
+#: The CRD's schema for one expected status, so the API server stores ``200`` as the model reads it: a number or
+#: text (Kubernetes' one structural form for that), each checked only where it applies (minimum and maximum on the
+#: number, the pattern on the text).
+_STATUS_SCHEMA: dict[str, JsonValue] = {
+    "x-kubernetes-int-or-string": True,
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "minimum": 100,
+    "maximum": 599,
+    "pattern": STATUS_PATTERN,
+    "description": "An HTTP status code such as 200 (a number or text), or a class such as 2xx.",
+}
+ExpectedStatus = Annotated[
+    str, BeforeValidator(_status_text), Field(pattern=STATUS_PATTERN), WithJsonSchema(_STATUS_SCHEMA)
+]
+
+
 class SmokeTest(_Model):
     """One request sent to a ready pod of the new slot, one its preview Service offers, before any user traffic."""
 
@@ -348,7 +381,7 @@ class SmokeTest(_Model):
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Request headers, name to value.")
     body: str | None = Field(default=None, description="Request body, sent as is.")
-    expected_status: list[Annotated[str, Field(pattern=STATUS_PATTERN)]] = Field(
+    expected_status: list[ExpectedStatus] = Field(
         default_factory=lambda: ["2xx"],
         min_length=1,
         description="Accepted status codes or classes, such as 200 or 2xx.",

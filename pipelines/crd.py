@@ -3,7 +3,8 @@
 Kubernetes wants a *structural* openAPIV3Schema: every node typed, no ``$ref``, no ``anyOf`` around a type, and
 ``additionalProperties`` never beside ``properties``. Pydantic's JSON schema uses all of those, so this module
 inlines references, unwraps optionals and drops what the API server would refuse, keeping every constraint
-(patterns, ranges, enums, required fields, defaults) the server can enforce.
+(patterns, ranges, enums, required fields, defaults) the server can enforce. Kubernetes' one exception, a value
+that is a number or text (``x-kubernetes-int-or-string`` beside ``anyOf`` integer, string), is kept as declared.
 
 Kubernetes reference: https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/
 (sections "Specifying a structural schema" and "Additional printer columns").
@@ -39,7 +40,11 @@ _KEPT_KEYWORDS = {
     "x-kubernetes-validations",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
+    # A value that is a number or text (with the ``anyOf`` below), as the model declares for it.
+    "x-kubernetes-int-or-string",
 }
+#: The one ``anyOf`` a structural schema allows: beside ``x-kubernetes-int-or-string``, and exactly this.
+_INT_OR_STRING = [{"type": "integer"}, {"type": "string"}]
 
 
 # Marks a node that came from Optional[X]: absent means "off" (e.g. no analysis), so it must not be defaulted.
@@ -55,6 +60,10 @@ def _resolve(node: Any, definitions: dict[str, Any]) -> Any:
         target = definitions[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**_resolve(target, definitions), **{k: v for k, v in node.items() if k != "$ref"}}
         return _resolve(merged, definitions)
+    if node.get("x-kubernetes-int-or-string"):
+        if node.get("anyOf") != _INT_OR_STRING:
+            raise ValueError(f"x-kubernetes-int-or-string needs exactly anyOf {_INT_OR_STRING}: {node}")
+        return node  # already structural, as the model wrote it
     if "anyOf" in node:
         # Optional[X] arrives as anyOf [X, null]; the API server expresses "may be absent" by "not required".
         variants = [v for v in node["anyOf"] if v.get("type") != "null"]
@@ -76,6 +85,9 @@ def _structural(node: dict[str, Any], default_objects: bool = False) -> dict[str
     """
     out: dict[str, Any] = {}
     for key, value in node.items():
+        if key == "anyOf" and node.get("x-kubernetes-int-or-string"):
+            out[key] = value
+            continue
         if key not in _KEPT_KEYWORDS:
             continue
         if key == "default" and value is None:

@@ -32,6 +32,8 @@ rule on the CRD, so the API server refuses what breaks it, and `bluegreen-lint` 
 
 
 def _type(node: dict[str, Any]) -> str:
+    if node.get("x-kubernetes-int-or-string"):
+        return "integer or string"
     kind = node.get("type", "object")
     if kind == "array":
         return f"list of {_type(node.get('items', {}))}"

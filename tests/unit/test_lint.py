@@ -287,3 +287,14 @@ def test_a_missing_argo_schema_is_one_line_not_a_traceback(capsys: pytest.Captur
         "bluegreen-lint: cannot read Argo's schema /nonexistent/schema.json: "
         "[Errno 2] No such file or directory: '/nonexistent/schema.json'"
     ]
+
+
+def test_a_smoke_test_expecting_status_200_as_a_number_lints_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "svc.yaml"
+    file.write_text(
+        SPEC_HEAD + "spec:\n  healthCheck: {httpGet: {port: 8080}}\n"
+        "  smokeTests: [{name: home, endpoint: /, expectedStatus: [200, 2xx]}]\n"
+    )
+    assert main([str(file)]) == 0, capsys.readouterr().out

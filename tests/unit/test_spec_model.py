@@ -100,6 +100,16 @@ def test_router_object_names_default_from_the_service_name() -> None:
             "class such as 2xx",
         ),
         (
+            {"smokeTests": [{"name": "a", "endpoint": "/x", "expectedStatus": [600]}]},
+            "spec.smokeTests[0].expectedStatus[0]: 600 is not an HTTP status code; use 100 to 599, or a class such "
+            "as 2xx",
+        ),
+        (
+            {"smokeTests": [{"name": "a", "endpoint": "/x", "expectedStatus": [True]}]},
+            "spec.smokeTests[0].expectedStatus[0]: must be an HTTP status code such as 200 or a class such as 2xx, "
+            "not the boolean true",
+        ),
+        (
             {"smokeTests": [{"name": "a", "endpoint": "/x"}, {"name": "a", "endpoint": "/y"}]},
             "spec.smokeTests: smoke test name 'a' is used twice; names must be unique",
         ),
@@ -211,6 +221,15 @@ def test_bad_durations_name_the_allowed_form(text: str) -> None:
 def test_smoke_test_status_matching(expected: list[str], status: int, accepted: bool) -> None:
     test = spec.SmokeTest(name="t", endpoint="/", expected_status=expected)
     assert test.accepts_status(status) is accepted
+
+
+def test_expected_status_written_as_numbers_reads_as_the_same_codes_in_text() -> None:
+    """YAML reads ``expectedStatus: [200]`` as a number; the reference promises "such as 200 or 2xx"."""
+    smoke = {"name": "a", "endpoint": "/x", "expectedStatus": [200, "3xx", 404]}
+    test = spec.load_resource(with_spec(smokeTests=[smoke])).spec.smoke_tests[0]
+    assert test.expected_status == ["200", "3xx", "404"]
+    assert [test.accepts_status(code) for code in (200, 302, 404, 201)] == [True, True, True, False]
+    assert test.model_dump(by_alias=True)["expectedStatus"] == ["200", "3xx", "404"]
 
 
 def test_slots_alternate() -> None:

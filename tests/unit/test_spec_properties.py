@@ -25,7 +25,8 @@ duration = st.builds(
     st.none() | st.integers(0, 59),
     st.none() | st.integers(0, 59),
 )
-status = st.from_regex(r"\A[1-5]([0-9][0-9]|xx)\Z")
+# A code or class as text, or a code as YAML reads an unquoted 200: a number.
+status = st.from_regex(r"\A[1-5]([0-9][0-9]|xx)\Z") | st.integers(100, 599)
 
 
 def within(cap_seconds: int) -> st.SearchStrategy[str]:
@@ -211,6 +212,13 @@ def test_model_and_crd_both_reject_a_bad_duration(body: dict[str, Any], text: st
     doc = document({**body, "retainPreviousVersion": text})
     assert list(VALIDATOR.iter_errors(doc)) != []
     assert [f.field for f in spec_file.check(Document("x.yaml", doc))] == ["spec.retainPreviousVersion"]
+
+
+@given(specs, st.integers().filter(lambda code: not 100 <= code <= 599))
+def test_model_and_crd_both_reject_a_status_code_out_of_range(body: dict[str, Any], code: int) -> None:
+    doc = document({**body, "smokeTests": [{"name": "a", "endpoint": "/", "expectedStatus": [code]}]})
+    assert list(VALIDATOR.iter_errors(doc)) != []
+    assert [f.field for f in spec_file.check(Document("x.yaml", doc))] == ["spec.smokeTests[0].expectedStatus[0]"]
 
 
 def seconds(duration: str) -> float:

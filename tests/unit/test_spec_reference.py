@@ -41,3 +41,7 @@ def test_check_fails_on_a_stale_file_and_writing_fixes_it(tmp_path: Path, capsys
     assert spec_reference.main([str(target)]) == 0
     assert spec_reference.main([str(target), "--check"]) == 0
     assert target.read_text() == REFERENCE.read_text()
+
+
+def test_expected_status_reads_as_a_number_or_text() -> None:
+    assert '| `expectedStatus` | list of integer or string | `["2xx"]` |' in spec_reference.render()
