@@ -99,6 +99,13 @@ CONTAINER_WEB = "  container: web\n"
                 "traffic would reach none of them"
             ],
         ),
+        # The service router adds the slot label to the selector; the pods of each slot carry it, not the template.
+        (
+            DEPLOYMENT,
+            SERVICE.replace("{app: web}", "{app: web, argo-bluegreen.io/slot: blue}"),
+            CONTAINER_WEB + "  healthCheck: {httpGet: {path: /ready, port: 8080}}\n",
+            [],
+        ),
         (
             DEPLOYMENT,
             SERVICE,
@@ -144,6 +151,7 @@ CONTAINER_WEB = "  container: web\n"
         "first-container-by-default",
         "no-such-container",
         "service-selects-other-pods",
+        "selector-with-the-steps-slot-label",
         "path-differs-from-readiness-probe",
         "readiness-probe-not-http",
         "no-declared-ports",

@@ -17,13 +17,21 @@ REPO = Path(__file__).resolve().parents[2]
 K8S_EXAMPLES = [REPO / "examples" / "user-service.yaml", REPO / "examples" / "demo"]
 
 
-def pinned_kubernetes_schema() -> Path:
-    """``api/openapi-spec/v3`` of the k8s.io/kubernetes module testenv/go.mod pins, in Go's module cache."""
+def pinned_kubernetes_version() -> str:
     found = re.search(r"^\s*k8s\.io/kubernetes (v\S+)", (REPO / "testenv" / "go.mod").read_text(), re.MULTILINE)
     assert found, "testenv/go.mod pins no k8s.io/kubernetes"
+    return found.group(1)
+
+
+#: How the messages name the release, such as "Kubernetes v1.37.2".
+RELEASE = f"Kubernetes {pinned_kubernetes_version()}"
+
+
+def pinned_kubernetes_schema() -> Path:
+    """``api/openapi-spec/v3`` of the k8s.io/kubernetes module testenv/go.mod pins, in Go's module cache."""
     gopath = (os.environ.get("GOPATH") or str(Path.home() / "go")).split(os.pathsep)[0]
     cache = Path(os.environ.get("GOMODCACHE") or Path(gopath) / "pkg" / "mod")
-    return cache / "k8s.io" / f"kubernetes@{found.group(1)}" / "api" / "openapi-spec" / "v3"
+    return cache / "k8s.io" / f"kubernetes@{pinned_kubernetes_version()}" / "api" / "openapi-spec" / "v3"
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +104,9 @@ def test_the_issue_file_reports_every_problem_with_file_line_and_column(
         "(their labels: app=web), so BlueGreenDeployment/web's traffic would reach none of them",
         f"{file}:36:29: BlueGreenDeployment/web: spec.healthCheck.httpGet.port: 9090 is not a port of container 'web' "
         "of Deployment/web, which exposes 8080 (http)",
-        f"{file}:5:1: Deployment/web: spec.selector: is required by Kubernetes v1.37.2's DeploymentSpec",
+        f"{file}:5:1: Deployment/web: spec.selector: is required by {RELEASE}'s DeploymentSpec",
         f"{file}:6:3: Deployment/web: spec.replicas: must be a whole number, not the text '3'",
-        f"{file}:7:3: Deployment/web: spec.selectr: unknown field: Kubernetes v1.37.2's DeploymentSpec has no such "
+        f"{file}:7:3: Deployment/web: spec.selectr: unknown field: {RELEASE}'s DeploymentSpec has no such "
         "field; did you mean selector?",
     ]
 
@@ -108,7 +116,7 @@ def test_the_issue_file_reports_every_problem_with_file_line_and_column(
     [
         (
             "apiVersion: v1\nkind: Service\nmetadata: {name: web, lables: {app: web}}\n",
-            "{file}:3:23: Service/web: metadata.lables: unknown field: Kubernetes v1.37.2's ObjectMeta has no such "
+            "{file}:3:23: Service/web: metadata.lables: unknown field: {release}'s ObjectMeta has no such "
             "field; did you mean labels?",
         ),
         (
@@ -121,13 +129,11 @@ def test_the_issue_file_reports_every_problem_with_file_line_and_column(
         ),
         (
             "apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: web}\n",
-            "{file}:1:1: Deployment/web: apiVersion: Kubernetes v1.37.2 does not serve apps/v1beta1; "
-            "it serves apps/v1",
+            "{file}:1:1: Deployment/web: apiVersion: {release} does not serve apps/v1beta1; it serves apps/v1",
         ),
         (
             "apiVersion: apps/v1\nkind: Deploymnet\nmetadata: {name: web}\n",
-            "{file}:2:1: Deploymnet/web: kind: Kubernetes v1.37.2's apps/v1 has no kind 'Deploymnet'; "
-            "did you mean Deployment?",
+            "{file}:2:1: Deploymnet/web: kind: {release}'s apps/v1 has no kind 'Deploymnet'; did you mean Deployment?",
         ),
         (
             "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\n"
@@ -142,7 +148,7 @@ def test_unknown_fields_wrong_types_and_unknown_kinds_are_findings(
 ) -> None:
     code, lines = lint_text(tmp_path, text, schema_dir, capsys)
     assert code == 1
-    assert expected.format(file=tmp_path / "app.yaml") in lines, lines
+    assert expected.format(file=tmp_path / "app.yaml", release=RELEASE) in lines, lines
 
 
 def test_what_the_api_server_accepts_is_clean(
