@@ -32,8 +32,8 @@ manifests: $(STAMP)
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
-	k8s="$$($(PYTHON) testenv/build.py --kubernetes-schema)" || { echo "make manifests: Kubernetes' schema could not be fetched (above)" >&2; exit 1; }; \
-	test -d "$$k8s" || { echo "make manifests: testenv/build.py named no Kubernetes schema" >&2; exit 1; }; \
+	k8s="$$($(PYTHON) testenv/kubernetes_schema.py)" || { echo "make manifests: Kubernetes' schema could not be fetched (above)" >&2; exit 1; }; \
+	test -d "$$k8s" || { echo "make manifests: testenv/kubernetes_schema.py named no Kubernetes schema" >&2; exit 1; }; \
 	echo "$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema $$schema --kubernetes-schema $$k8s"; \
 	$(BIN)/bluegreen-lint manifests $(K8S_EXAMPLES) --argo-schema "$$schema" --kubernetes-schema "$$k8s"
 

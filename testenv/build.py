@@ -461,24 +461,6 @@ def argo_schema() -> Path:
     return schema
 
 
-def kubernetes_schema() -> Path:
-    """Kubernetes' OpenAPI v3 schema (one file per group and version) from the k8s.io/kubernetes testenv/go.mod pins.
-
-    The same release the local cluster's API server is built from, so the lint refuses what that server would; read
-    in place from Go's module cache, like Argo's schema, rather than committed.
-    """
-    check_go()
-    [info] = _download(Commands(), paths.TESTENV_DIR, [KUBERNETES_MODULE])
-    schema = Path(str(info["Dir"])) / "api" / "openapi-spec" / "v3"
-    if not (schema / "api__v1_openapi.json").is_file():
-        raise BuildError(f"{KUBERNETES_MODULE}@{info['Version']} has no api/openapi-spec/v3/api__v1_openapi.json")
-    return schema
-
-
-# What `build.py --<flag>` prints the path of, for `make manifests` to pass to bluegreen-lint.
-SCHEMAS: dict[str, Callable[[], Path]] = {"--argo-schema": argo_schema, "--kubernetes-schema": kubernetes_schema}
-
-
 def build(force: bool = False) -> paths.Artifacts:
     """Ensure an entry for each component's current pins and the cluster entry over them; return the artifacts.
 
@@ -535,18 +517,15 @@ def prune(keep: set[Path]) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of `python3 testenv/build.py [--force] [--prune] | --argo-schema | --kubernetes-schema`."""
+    """Entry point of `python3 testenv/build.py [--force] [--prune] | --argo-schema`."""
     started = time.monotonic()
-    unknown = sorted(set(argv) - {"--force", "--prune", *SCHEMAS})
+    unknown = sorted(set(argv) - {"--force", "--prune", "--argo-schema"})
     if unknown:
-        usage = "build.py [--force] [--prune] | --argo-schema | --kubernetes-schema"
-        print(f"usage: {usage} (unknown: {' '.join(unknown)})", file=sys.stderr)
+        print(f"usage: build.py [--force] [--prune] | --argo-schema (unknown: {' '.join(unknown)})", file=sys.stderr)
         return 2
-    wanted = [fetch for flag, fetch in SCHEMAS.items() if flag in argv]
-    if wanted:
+    if "--argo-schema" in argv:
         try:
-            for fetch in wanted:
-                print(fetch())
+            print(argo_schema())
         except BuildError as exc:
             print(f"testenv: {exc}", file=sys.stderr)
             return 1

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="also validate Kubernetes' own kinds (Deployment, Service, ...) against the api/openapi-spec/v3 "
         "directory of the k8s.io/kubernetes module (`make manifests` passes the pinned one, from "
-        "`testenv/build.py --kubernetes-schema`); without it, they are checked only against a BlueGreenDeployment",
+        "`testenv/kubernetes_schema.py`); without it, they are checked only against a BlueGreenDeployment",
     )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.paths if not p.exists()]

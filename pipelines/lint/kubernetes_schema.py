@@ -1,7 +1,7 @@
 """Validation of Kubernetes' own kinds against the OpenAPI v3 schema of the Kubernetes release the project pins.
 
 The k8s.io/kubernetes module carries the schema the API server publishes, one file per group and version, in
-``api/openapi-spec/v3``. ``testenv/build.py --kubernetes-schema`` names that directory for the release testenv/go.mod
+``api/openapi-spec/v3``. ``testenv/kubernetes_schema.py`` names that directory for the release testenv/go.mod
 pins (the one the local cluster runs), and ``make manifests`` passes it as ``--kubernetes-schema``; nothing of it is
 committed. Like ``kubectl --validate=strict``, every object that lists its properties is closed, so a misspelt field
 is a finding, and a value of the wrong type is one, where the API server would otherwise refuse or drop it.
@@ -25,7 +25,7 @@ from pipelines.lint.findings import Finding
 CORE_FILE = "api__v1_openapi.json"
 _MISSING = (
     f"no {CORE_FILE} there; pass the api/openapi-spec/v3 directory of the k8s.io/kubernetes module "
-    "(testenv/build.py --kubernetes-schema)"
+    "(testenv/kubernetes_schema.py)"
 )
 #: Kinds kubectl handles itself rather than the API server: a ``List`` is split into its items before sending.
 _CLIENT_KINDS = {"List"}

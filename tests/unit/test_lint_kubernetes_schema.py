@@ -204,5 +204,5 @@ def test_a_missing_kubernetes_schema_is_one_line_not_a_traceback(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"bluegreen-lint: cannot read Kubernetes' schema {tmp_path / 'v3'}: no api__v1_openapi.json there; pass the "
-        "api/openapi-spec/v3 directory of the k8s.io/kubernetes module (testenv/build.py --kubernetes-schema)"
+        "api/openapi-spec/v3 directory of the k8s.io/kubernetes module (testenv/kubernetes_schema.py)"
     ]
