@@ -51,6 +51,9 @@ PUSHGATEWAY_URL_ENV = "BLUEGREEN_PUSHGATEWAY_URL"
 #: unlike an input parameter, a submitter cannot set it.
 RUN_WORKFLOW_ENV = "BLUEGREEN_WORKFLOW"
 ARGO_WORKFLOW_POD_LABEL = "workflows.argoproj.io/workflow"
+#: The uid of that workflow, from ``{{workflow.uid}}`` in our templates. A name is reused once its workflow is
+#: deleted; the uid never is, so it tells a run's own record from one a deleted workflow of the same name left.
+RUN_WORKFLOW_UID_ENV = "BLUEGREEN_WORKFLOW_UID"
 
 #: Where a failed step leaves its one-line reason: the Kubernetes default ``terminationMessagePath``, which the
 #: step containers keep. The kubelet keeps at most 4096 bytes of it.
@@ -451,6 +454,7 @@ __all__ = [
     "PUSHGATEWAY_URL_ENV",
     "ROLLBACK_TEMPLATE",
     "RUN_WORKFLOW_ENV",
+    "RUN_WORKFLOW_UID_ENV",
     "SECRETS",
     "SERVICES",
     "SLACK_WEBHOOK_URL_ENV",

@@ -981,6 +981,10 @@ class DeploymentRecordSpec(_Model):
 
     service: Name = Field(description="The service deployed.")
     workflow: str = Field(description="The workflow of the run.")
+    workflow_uid: str = Field(
+        default="",
+        description="The uid of the run's workflow: a later workflow that reuses the name is not this run.",
+    )
     image: str = Field(description="The image the run deploys.")
     previous_image: str | None = Field(default=None, description="The image live when the run started.")
     from_slot: Slot | None = Field(default=None, description="The slot live when the run started.")

@@ -13,6 +13,7 @@ SERVICE_PARAMETER = "service"
 
 WORKFLOW_NAME = "{{workflow.name}}"
 WORKFLOW_NAMESPACE = "{{workflow.namespace}}"
+WORKFLOW_UID = "{{workflow.uid}}"
 #: The run's final phase; only meaningful in an exit handler.
 WORKFLOW_STATUS = "{{workflow.status}}"
 #: The failed nodes as Argo's quoted JSON list, or ``null``; only meaningful in an exit handler.
@@ -61,6 +62,7 @@ __all__ = [
     "WORKFLOW_NAME",
     "WORKFLOW_NAMESPACE",
     "WORKFLOW_STATUS",
+    "WORKFLOW_UID",
     "input_parameter",
     "output_parameter",
     "workflow_parameter",

@@ -23,12 +23,13 @@ from bluegreen_contract import (
     ARGO_WORKFLOW_POD_LABEL,
     PUSHGATEWAY_URL_ENV,
     RUN_WORKFLOW_ENV,
+    RUN_WORKFLOW_UID_ENV,
     SLACK_WEBHOOK_URL_ENV,
     WEBHOOK_URL_ENV,
     Output,
     Step,
 )
-from pipelines.argo_variables import WORKFLOW_NAMESPACE, input_parameter
+from pipelines.argo_variables import WORKFLOW_NAMESPACE, WORKFLOW_UID, input_parameter
 from pipelines.settings import NOTIFICATIONS_SECRET, SLACK_URL_KEY, WEBHOOK_URL_KEY, RenderSettings
 
 #: The input parameter that carries a per-run activeDeadlineSeconds (see ``StepSpec.deadline_input``).
@@ -118,10 +119,13 @@ def step_env(settings: RenderSettings) -> list[Env | SecretEnv | FieldEnv]:
     """Environment every step gets: URLs from the render settings and from an optional Secret, and its workflow.
 
     Notification URLs carry credentials, so they come from the Secret through the kubelet, never through the API.
-    The workflow's name comes from the Pod's own label, which a submitter cannot choose the way it chooses inputs.
+    The workflow's name comes from the Pod's own label, which a submitter cannot choose the way it chooses inputs, and
+    its uid from the controller's substitution.
     """
     env: list[Env | SecretEnv | FieldEnv] = [
         FieldEnv(name=RUN_WORKFLOW_ENV, field_path=f"metadata.labels['{ARGO_WORKFLOW_POD_LABEL}']"),
+        # Substituted by the controller into our own template, which a submitter cannot replace under Strict.
+        Env(name=RUN_WORKFLOW_UID_ENV, value=WORKFLOW_UID),
         SecretEnv(
             name=SLACK_WEBHOOK_URL_ENV, secret_name=NOTIFICATIONS_SECRET, secret_key=SLACK_URL_KEY, optional=True
         ),

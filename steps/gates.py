@@ -99,6 +99,7 @@ def require_verified(ctx: StepContext, record_name: str, slot: spec.Slot, image:
             f"{where}: DeploymentRecord {ctx.namespace}/{record_name or '(no record)'} does not exist, so no "
             f"preflight opened this run; {rerun}"
         )
+    run_identity.require_same_workflow(record, f"{where}: DeploymentRecord {record_name}", unchanged)
     if record.status is not None and record.status.finished_at:
         raise CheckFailed(
             f"{where}: DeploymentRecord {record_name} is closed ({record.status.outcome}); a finished run writes no "
@@ -129,6 +130,7 @@ def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: s
     record = ctx.records.get(record_name)
     if record is None:
         raise CheckFailed(f"{where}: DeploymentRecord {ctx.namespace}/{record_name} does not exist; {rerun}")
+    run_identity.require_same_workflow(record, f"{where}: DeploymentRecord {record_name}", "traffic stays where it is")
     if record.status is not None and record.status.finished_at:
         raise CheckFailed(
             f"{where}: DeploymentRecord {record_name} is closed ({record.status.outcome}); a finished run cannot "

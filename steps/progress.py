@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import bluegreen_spec as spec
+from steps import run_identity
 from steps.context import StepContext
 from steps.errors import CheckFailed
 
@@ -29,6 +30,7 @@ class Resumed:
 def resumed_choices(ctx: StepContext, record: spec.DeploymentRecord) -> Resumed:
     """The slots and image an earlier attempt of this run recorded; a closed or incomplete record ends the run."""
     where = f"DeploymentRecord {ctx.namespace}/{record.metadata.name}"
+    run_identity.require_same_workflow(record, where, "nothing was written")
     status = record.status
     if status is not None and status.finished_at:
         raise CheckFailed(

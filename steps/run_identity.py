@@ -6,6 +6,10 @@ workflow (``workflows.argoproj.io/workflow``), every step container receives tha
 (:data:`bluegreen_contract.RUN_WORKFLOW_ENV`), and preflight names a run's record after its workflow
 (:func:`steps.context.record_name`). A step that reads or writes a run's verdicts compares the two.
 
+A workflow's name is free again once the workflow is deleted, and a new one of the same name gets Pods with the same
+label. Its uid (:data:`bluegreen_contract.RUN_WORKFLOW_UID_ENV`, from ``{{workflow.uid}}`` in our templates) is never
+reused: preflight writes it into the record, and a step of another workflow of that name is refused the record.
+
 The label is out of a submitter's reach only while the controller refuses Workflows that bring their own templates,
 ``podSpecPatch`` or pod metadata (``workflowRestrictions.templateReferencing: Strict``; see the README's RBAC section).
 """
@@ -14,10 +18,11 @@ from __future__ import annotations
 
 import os
 
-from bluegreen_contract import ARGO_WORKFLOW_POD_LABEL, RUN_WORKFLOW_ENV
+import bluegreen_spec as spec
+from bluegreen_contract import ARGO_WORKFLOW_POD_LABEL, RUN_WORKFLOW_ENV, RUN_WORKFLOW_UID_ENV
 from steps.api_transport import InClusterTransport
 from steps.context import record_name
-from steps.errors import BadInput
+from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube
 
 
@@ -47,4 +52,30 @@ def own_record(workflow: str | None) -> str | None:
     return None if workflow is None else record_name(workflow)
 
 
-__all__ = ["own_record", "pod_workflow"]
+def pod_workflow_uid() -> str:
+    """The uid of the workflow this step's Pod belongs to; empty outside a Pod, as for :func:`pod_workflow`."""
+    return os.environ.get(RUN_WORKFLOW_UID_ENV, "")
+
+
+def same_workflow(record: spec.DeploymentRecord) -> bool:
+    """Whether ``record`` was opened by this step's workflow, not by a deleted one whose name it reuses.
+
+    A record without a uid (opened outside a Pod, or by a release before uids were kept) and a step without one
+    compare by name alone, as before.
+    """
+    uid, recorded = pod_workflow_uid(), record.spec.workflow_uid
+    return not uid or not recorded or uid == recorded
+
+
+def require_same_workflow(record: spec.DeploymentRecord, where: str, consequence: str) -> None:
+    """Refuse ``record`` unless :func:`same_workflow`; ``consequence`` ends the refusal: what was left alone."""
+    if not same_workflow(record):
+        raise CheckFailed(
+            f"{where} belongs to workflow {record.spec.workflow} with uid {record.spec.workflow_uid}, not this one "
+            f"(uid {pod_workflow_uid()}): a workflow that reuses the name of a deleted one is a new run and may not "
+            "take over that run's record, hold or verdicts; submit the deploy under a new name (argo submit "
+            f"--from names each run from generateName); {consequence}"
+        )
+
+
+__all__ = ["own_record", "pod_workflow", "pod_workflow_uid", "require_same_workflow", "same_workflow"]

@@ -30,6 +30,7 @@ from steps import (
     opt_in,
     progress,
     registry,
+    run_identity,
     slots,
     verification_plan,
 )
@@ -199,6 +200,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     record = spec.DeploymentRecordSpec(
         service=ctx.service,
         workflow=args.workflow,
+        workflow_uid=run_identity.pod_workflow_uid(),
         image=image,
         previous_image=previous_image,
         from_slot=from_slot,

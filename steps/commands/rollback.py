@@ -20,7 +20,17 @@ import time
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import emergency_route, failures, gates, images, manual_rollback, retention, slots, verification_plan
+from steps import (
+    emergency_route,
+    failures,
+    gates,
+    images,
+    manual_rollback,
+    retention,
+    run_identity,
+    slots,
+    verification_plan,
+)
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext, record_name, write_outputs
@@ -139,6 +149,13 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
     assert record is not None
     if record.status is not None and record.status.finished_at:
         ctx.log("already-closed", record=name)
+        return 0
+    if not run_identity.same_workflow(record):
+        # A workflow that reused a deleted run's name, refused at its first step: that run's record, hold and slots
+        # are not this one's to close or restore. The repair cron finishes the deleted run.
+        ctx.log(
+            "not-this-run", record=name, recorded_uid=record.spec.workflow_uid, uid=run_identity.pod_workflow_uid()
+        )
         return 0
     from_slot, to_slot = record.spec.from_slot, record.spec.to_slot
     if from_slot is None or to_slot is None:

@@ -60,6 +60,8 @@ def test_deploy_succeeds_in_dag_order_and_moves_traffic(adopted_service: DemoSer
     assert record["status"]["outcome"] == "Succeeded", record["status"]
     assert record["spec"]["image"] == demo_image("v2")
     assert record["spec"]["toSlot"] == target
+    # The controller substituted the run's uid into the steps' environment: the record is bound to this workflow.
+    assert record["spec"]["workflowUid"] == run.raw["metadata"]["uid"], record["spec"]
     # Preflight turned the spec's waits into per-run deadlines, and each step after it in the release Pod took its
     # own from preflight's files (its log says so; successful Pods stay ten minutes for their logs).
     deadlines = load_resource(service.bgd()).spec.run_deadlines()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, RUN_WORKFLOW_ENV, ExitCode
+from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, RUN_WORKFLOW_ENV, RUN_WORKFLOW_UID_ENV, ExitCode
 from bluegreen_spec import Slot
 from steps.log import StepLog
 from steps.records import Records
@@ -179,3 +179,75 @@ def test_a_gate_takes_only_the_verdicts_of_the_run_its_pod_belongs_to(
     monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-1")
     assert sut.run_switch(slot, record) == 0
     assert sut.live_slot() is slot
+
+
+def test_a_workflow_that_reuses_a_run_s_name_is_not_that_run(
+    make_service: ServiceFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A workflow's name is free again once the workflow is deleted (a TTL, ``argo delete``); its uid never is.
+
+    Run wf-1 proved its slot and was deleted before it switched, leaving its record open and the service held. A new
+    workflow that a submitter names wf-1 again gets Pods labelled wf-1, so the name alone would hand it the record,
+    the hold and the verdicts; it must instead be refused by every step that would act on them.
+    """
+    sut = make_service("reused-name")
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-1")
+    monkeypatch.setenv(RUN_WORKFLOW_UID_ENV, "11111111-first")
+    target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path / "first")
+    slot = Slot(target)
+    assert sut.run_deploy_green(IMAGE_V2, slot, record) == 0
+    sut.prove(slot, record)
+    slot_deployment = deployment_name(sut.name, slot)
+    before = sut.deployment(slot_deployment)
+
+    monkeypatch.setenv(RUN_WORKFLOW_UID_ENV, "22222222-second")
+    reason = refused_switch(sut, slot, record, capsys)
+    assert "belongs to workflow wf-1 with uid 11111111-first, not this one (uid 22222222-second)" in reason, reason
+
+    capsys.readouterr()
+    assert sut.run_deploy_green(IMAGE_V3, slot, record) == ExitCode.FAILED
+    reason = capsys.readouterr().err
+    assert "belongs to workflow wf-1 with uid 11111111-first" in reason, reason
+    assert sut.deployment(slot_deployment) == before, "the second wf-1 wrote the first one's slot"
+
+    status = sut.status()
+    assert sut.run_preflight(IMAGE_V3, "wf-1", out=tmp_path / "second") == ExitCode.FAILED
+    reason = capsys.readouterr().err
+    assert "belongs to workflow wf-1 with uid 11111111-first" in reason, reason
+    assert sut.status() == status and sut.records()[0]["spec"]["image"] == IMAGE_V2
+    # Its exit handler neither closes the first run's record nor restores traffic or slots on its behalf.
+    assert sut.rollback_on_exit("wf-1") == 0
+    [first] = sut.records()
+    assert not first["status"].get("finishedAt"), first["status"]
+    assert sut.status() == status and sut.deployment(slot_deployment) == before
+
+    # The first wf-1's own retried Pod still resumes and finishes its run.
+    monkeypatch.setenv(RUN_WORKFLOW_UID_ENV, "11111111-first")
+    assert sut.run_switch(slot, record) == 0
+    assert sut.live_slot() is slot
+
+
+def test_a_finished_run_writes_no_slot(
+    make_service: ServiceFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run wf-1 ended and keeps its previous version warm; a ``deploy-green`` of wf-1 again may not touch it."""
+    sut = make_service("finished-run")
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path, cleanup=False)
+    live = sut.live_slot()
+    assert live is not None
+    retained = live.other
+    before = sut.deployment(deployment_name(sut.name, retained))
+    assert before is not None
+
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-1")
+    capsys.readouterr()
+    assert sut.run_deploy_green(IMAGE_V3, retained, "wf-1") == ExitCode.FAILED
+    reason = capsys.readouterr().err
+    assert "DeploymentRecord wf-1 is closed (Succeeded); a finished run writes no slot" in reason, reason
+    assert sut.deployment(deployment_name(sut.name, retained)) == before, "a finished run overwrote the retained slot"

@@ -14,6 +14,7 @@ from bluegreen_contract import (
     ARGO_UI_URL_ENV,
     PUSHGATEWAY_URL_ENV,
     RUN_WORKFLOW_ENV,
+    RUN_WORKFLOW_UID_ENV,
     SLACK_WEBHOOK_URL_ENV,
     STEP_OUTPUTS,
     USER_COMMANDS,
@@ -126,7 +127,8 @@ def test_container_arguments_parse_with_the_step_cli(name: str, template: dict[s
 @pytest.mark.parametrize(("name", "template"), containers(), ids=[n for n, _ in containers()])
 def test_every_variable_a_template_sets_is_one_the_steps_read(name: str, template: dict[str, Any]) -> None:
     names = {variable["name"] for variable in template["container"].get("env") or []}
-    assert names <= {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ARGO_UI_URL_ENV, PUSHGATEWAY_URL_ENV, RUN_WORKFLOW_ENV}
+    read = {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV, ARGO_UI_URL_ENV, PUSHGATEWAY_URL_ENV}
+    assert names <= read | {RUN_WORKFLOW_ENV, RUN_WORKFLOW_UID_ENV}
     assert {SLACK_WEBHOOK_URL_ENV, WEBHOOK_URL_ENV} <= names, f"{name} gets no notification URLs"
 
 
