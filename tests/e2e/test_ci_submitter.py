@@ -35,6 +35,8 @@ DIGEST = "@sha256:" + "5" * 64
 
 ALLOWED = [
     ["create", "workflows.argoproj.io"],
+    ["get", "workflows.argoproj.io"],
+    ["list", "workflows.argoproj.io"],
     ["watch", "workflows.argoproj.io"],
     ["get", "workflowtemplates.argoproj.io/blue-green-deploy"],
     ["get", "deploymentrecords.argo-bluegreen.io/any-run"],
@@ -218,8 +220,8 @@ def test_ci_identity_deploys_with_the_example_script_and_can_do_nothing_else(
             "arguments": {"parameters": [{"name": "service", "value": service.name}]},
         },
     }
-    created = _as_ci(installed, kubeconfig, ["kubectl", "create", "-f", "-"], input=json.dumps(direct))
-    assert created.returncode != 0 and f"[{submit_policy.RULE}]" in created.stderr, created.stdout + created.stderr
+    refused = _as_ci(installed, kubeconfig, ["kubectl", "create", "-f", "-"], input=json.dumps(direct))
+    assert refused.returncode != 0 and f"[{submit_policy.RULE}]" in refused.stderr, refused.stdout + refused.stderr
     delete = _as_ci(installed, kubeconfig, ["argo", "delete", record["metadata"]["name"], "-n", NAMESPACE])
     assert delete.returncode != 0 and "forbidden" in delete.stderr.lower(), delete.stderr
     secrets = _as_ci(installed, kubeconfig, ["kubectl", "get", "secrets", "-n", NAMESPACE])

@@ -226,6 +226,11 @@ def slot_deployment(name: str, service: str, slot: str, pod_labels: dict[str, st
     }
 
 
+def ghost_slot(**pod: Any) -> dict[str, Any]:
+    """A slot of ``ghost``: no BlueGreenDeployment, and no Deployment a team labelled or a run adopted."""
+    return slot_deployment("ghost-blue", "ghost", "blue", {"app": "ghost"}, **pod)
+
+
 @pytest.fixture(scope="module")
 def shop(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     admin = kube_cluster.admin_api_client()
@@ -708,6 +713,159 @@ ATTACKS: tuple[Attack, ...] = (
         "own: create a Deployment without our labels",
         ("ours-or-opted-in",),
         lambda s: s.create(DEPLOYMENTS, app_deployment("miner", IMAGE_V1, replicas=1)),
+    ),
+    # A slot of a service nobody adopted: only the baseline rules can refuse these, so each is theirs alone.
+    Attack(
+        "own: a slot of no service runs as the deployer",
+        ("pod-baseline",),
+        lambda s: s.create(DEPLOYMENTS, ghost_slot(serviceAccountName="bluegreen-deployer")),
+    ),
+    Attack(
+        "own: a slot in the node's PID namespace",
+        ("pod-baseline",),
+        lambda s: s.create(DEPLOYMENTS, ghost_slot(hostPID=True)),
+    ),
+    Attack(
+        "own: a slot in the node's IPC namespace",
+        ("pod-baseline",),
+        lambda s: s.create(DEPLOYMENTS, ghost_slot(hostIPC=True)),
+    ),
+    Attack(
+        "own: a slot on a port of the node",
+        ("pod-baseline",),
+        lambda s: s.create(
+            DEPLOYMENTS,
+            ghost_slot(
+                containers=[{"name": "app", "image": IMAGE_V1, "ports": [{"containerPort": 8080, "hostPort": 80}]}]
+            ),
+        ),
+    ),
+    Attack(
+        "own: a slot with a capability beyond baseline",
+        ("pod-baseline",),
+        lambda s: s.create(
+            DEPLOYMENTS,
+            ghost_slot(
+                containers=[
+                    {"name": "app", "image": IMAGE_V1, "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}
+                ]
+            ),
+        ),
+    ),
+    # The adopted slot's identity: every way a pod refers to a Secret.
+    Attack(
+        "own: a slot projects another team's Secret",
+        ("slot-identity",),
+        lambda s: s.patch(
+            DEPLOYMENTS,
+            "cart-green",
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "volumes": [
+                                {"name": "stolen", "projected": {"sources": [{"secret": {"name": "payments-db"}}]}}
+                            ]
+                        }
+                    }
+                }
+            },
+            STRATEGIC,
+        ),
+    ),
+    Attack(
+        "own: a slot takes another team's Secret as its environment",
+        ("slot-identity",),
+        lambda s: s.patch(
+            DEPLOYMENTS,
+            "cart-green",
+            {
+                "spec": {
+                    "template": {
+                        "spec": {"containers": [{"name": "app", "envFrom": [{"secretRef": {"name": "payments-db"}}]}]}
+                    }
+                }
+            },
+            STRATEGIC,
+        ),
+    ),
+    Attack(
+        "own: a slot pulls with another team's Secret",
+        ("slot-identity",),
+        lambda s: s.patch(
+            DEPLOYMENTS,
+            "cart-green",
+            {"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "payments-db"}]}}}},
+        ),
+    ),
+    # Names and shapes of our own objects.
+    Attack(
+        "own: a slot under a name no slot has",
+        ("slot-shape",),
+        lambda s: s.create(DEPLOYMENTS, slot_deployment("cart-canary", "cart", "blue", {"app": "cart"})),
+    ),
+    Attack(
+        "own: externalIPs on a Service of ours",
+        ("managed-service-shape",),
+        lambda s: s.patch(SERVICES, "cart-blue", {"spec": {"externalIPs": ["203.0.113.7"]}}),
+    ),
+    Attack(
+        "own: a Service of ours under a name the spec does not give",
+        ("named-by-spec", "managed-service-shape"),
+        lambda s: s.create(
+            SERVICES,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "cart-evil", "labels": {spec.SERVICE_LABEL: "cart"}},
+                "spec": {
+                    "selector": {"app": "cart", spec.SLOT_LABEL: "green"},
+                    "ports": [{"port": 80, "targetPort": 8080}],
+                },
+            },
+        ),
+    ),
+    Attack(
+        "own: a VirtualService of ours mirrors a slot's traffic elsewhere",
+        ("routes-to-own-slots", "named-by-spec"),
+        lambda s: s.create(
+            VIRTUAL_SERVICES,
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "VirtualService",
+                "metadata": {"name": "cart", "labels": {spec.SERVICE_LABEL: "cart"}},
+                "spec": {
+                    "hosts": [s.host("cart")],
+                    "http": [
+                        {
+                            "route": [{"destination": {"host": s.host("cart-green")}}],
+                            "mirror": {"host": s.host("payments")},
+                        }
+                    ],
+                },
+            },
+        ),
+    ),
+    # The metadata of a lent object, and objects only a team may label.
+    Attack(
+        "own: relabel the team's Deployment",
+        ("adoption-only",),
+        lambda s: s.patch(DEPLOYMENTS, "cart", {"metadata": {"labels": {"team": "someone-else"}}}),
+    ),
+    Attack(
+        "own: annotate the team's Service",
+        ("slot-pin-only",),
+        lambda s: s.patch(SERVICES, "cart", {"metadata": {"annotations": {"example.com/exposed": "true"}}}),
+    ),
+    Attack(
+        "own: take back the team's consent on its Service",
+        ("ours-or-opted-in", "slot-pin-only"),
+        lambda s: s.patch(SERVICES, "cart", {"metadata": {"labels": {OPT_IN: None}}}),
+    ),
+    Attack(
+        "own: create a Deployment labelled as lent",
+        ("ours-or-opted-in", "adoption-only"),
+        lambda s: s.create(DEPLOYMENTS, opted_in(app_deployment("cart-shadow", IMAGE_V1, replicas=1))),
     ),
 )
 

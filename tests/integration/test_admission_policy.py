@@ -81,6 +81,59 @@ def test_the_steps_whole_cycle_passes_the_policies(make_service: ServiceFactory,
         assert original["metadata"]["annotations"][spec.ADOPTED_ANNOTATION] == f"{sut.name}-blue"
 
 
+def test_slots_copy_the_identity_and_secrets_of_the_teams_deployment(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    """The other side of ``slot-identity``: what the team's own Deployment runs as and reads, its slots may too.
+
+    A team whose pods run as their own ServiceAccount without an automounted token and read a Secret through a
+    volume, a projection, ``envFrom`` and a pull secret: the policies must let the steps' copies of that template
+    through, or a real team could never be adopted.
+    """
+    sut = make_service("vap-identity")
+    secrets = ("cart-db", "cart-tls", "cart-registry")
+    sut.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cart-sa"}},
+        *(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"key": "value"}}
+            for name in secrets
+        ),
+    )
+    pod = {
+        "serviceAccountName": "cart-sa",
+        "automountServiceAccountToken": False,
+        "imagePullSecrets": [{"name": "cart-registry"}],
+        "volumes": [
+            {"name": "db", "secret": {"secretName": "cart-db"}},
+            {"name": "tls", "projected": {"sources": [{"secret": {"name": "cart-tls"}}]}},
+        ],
+    }
+    path = DEPLOYMENTS.format(ns=sut.namespace) + f"/{sut.name}"
+    team = request(sut.admin, "GET", path)
+    team["spec"]["template"]["spec"].update(pod)
+    [container] = team["spec"]["template"]["spec"]["containers"]
+    container["envFrom"] = [{"secretRef": {"name": "cart-db"}}]
+    container["volumeMounts"] = [{"name": "db", "mountPath": "/db"}, {"name": "tls", "mountPath": "/tls"}]
+    request(sut.admin, "PUT", path, body=team)
+    sut.wait_settled()
+    wait_enforced(sut, sut.steps_api)
+
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    sut.deploy(IMAGE_V3, "wf-2", tmp_path / "2")
+
+    for slot in spec.Slot:
+        deployment = sut.deployment(f"{sut.name}-{slot.value}")
+        assert deployment is not None, slot
+        template = deployment["spec"]["template"]["spec"]
+        identity = {key: template.get(key) for key in ("serviceAccountName", "automountServiceAccountToken")}
+        assert identity == {"serviceAccountName": "cart-sa", "automountServiceAccountToken": False}, template
+        assert template["imagePullSecrets"] == [{"name": "cart-registry"}], template
+        db, tls = template["volumes"]
+        assert db["secret"]["secretName"] == "cart-db", template
+        assert tls["projected"]["sources"] == [{"secret": {"name": "cart-tls"}}], template
+        assert template["containers"][0]["envFrom"] == [{"secretRef": {"name": "cart-db"}}], template
+
+
 def test_writes_to_the_teams_objects_are_refused(make_service: ServiceFactory, tmp_path: Path) -> None:
     sut = make_service("vap")
     steps_api = sut.steps_api
