@@ -76,6 +76,17 @@ MUTANTS: tuple[Mutant, ...] = (
         needs_cluster=True,
     ),
     Mutant(
+        name="a workflow that reuses a deleted run's name takes that run's record",
+        path="steps/run_identity.py",
+        # The record would be compared by the workflow's name alone, which is free again once it is deleted.
+        old="    return not uid or not recorded or uid == recorded\n",
+        new="    return True\n",
+        catching_tests=(
+            "tests/integration/test_switch_gates.py::test_a_workflow_that_reuses_a_run_s_name_is_not_that_run",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
         name="a submitter starts any WorkflowTemplate, readable or not",
         path="pipelines/submit_policy.py",
         # The policy would ask the authorizer and then ignore its answer.
