@@ -23,6 +23,7 @@ from pipelines.admission_policy import POLICY_PREFIX
 from pipelines.settings import SERVICE_ACCOUNT
 from testenv.rest import KubeApiError, request
 from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest, app_deployment
+from tests.integration.test_emergency_route import run_route
 
 pytestmark = pytest.mark.controlplane
 
@@ -71,11 +72,24 @@ def test_the_steps_whole_cycle_passes_the_policies(make_service: ServiceFactory,
     for router in ("istio", "service", "gateway-api"):
         sut = make_service("vap", router=router)
         wait_enforced(sut, sut.steps_api)
-        # Adoption (annotate and scale the original, pin the Service), two deploys, a rollback and the cleanup.
+        # Adoption (annotate and scale the original, pin the Service), two deploys, a rollback, the cleanup, a repair,
+        # a route and a deploy after it. Manual promotion writes only records, which no policy concerns.
         sut.deploy(IMAGE_V2, "wf-1", tmp_path / router / "1")
-        sut.deploy(IMAGE_V3, "wf-2", tmp_path / router / "2")
+        sut.deploy(IMAGE_V3, "wf-2", tmp_path / router / "2", cleanup=False)
+        # An operator's emergency route back to the retained slot (a person's rights, not the ServiceAccount's), and
+        # a deploy after it: the objects the route left are still the ServiceAccount's to write.
+        live = sut.live_slot()
+        assert live is not None
+        assert run_route(sut, sut.admin_kube, live.other) == 0
+        assert sut.live_slot() is live.other
+        sut.deploy(IMAGE_V3, "wf-3", tmp_path / router / "3")
         assert sut.run_manual_rollback("wf-back") == 0
         assert sut.run_cleanup(all_services=True) == 0
+        # A run whose workflow is gone mid-deploy, repaired by the sweep.
+        target, record = sut.preflight(IMAGE_V2, "wf-gone", tmp_path / router / "gone")
+        assert sut.run_deploy_green(IMAGE_V2, target, record) == 0
+        assert sut.run_cleanup(all_services=True) == 0
+        assert sut.record(record)["status"].get("finishedAt"), "the sweep did not repair the abandoned run"
         original = sut.deployment(sut.name)
         assert original is not None and original["spec"]["replicas"] == 0
         assert original["metadata"]["annotations"][spec.ADOPTED_ANNOTATION] == f"{sut.name}-blue"
