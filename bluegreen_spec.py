@@ -347,7 +347,7 @@ def _status_text(value: Any) -> Any:
     here, once, and every consumer sees one form. A number outside 100-599 is refused as itself, not as its digits.
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"must be an HTTP status code such as 200 or a class such as 2xx, not {_yaml_type(value)}")
+        raise ValueError(f"must be an HTTP status code such as 200 or a class such as 2xx, not {yaml_type(value)}")
     if isinstance(value, int):
         if not 100 <= value <= 599:
             raise ValueError(f"{value} is not an HTTP status code; use 100 to 599, or a class such as 2xx")
@@ -1148,8 +1148,8 @@ _EXPECTED_TYPES = {
 }
 
 
-def _yaml_type(value: Any) -> str:
-    """How a YAML author would call a parsed value's type."""
+def yaml_type(value: Any) -> str:
+    """How a YAML author would call a parsed value's type (the linter's messages use it too)."""
     if value is None:
         return "empty"
     if isinstance(value, bool):
@@ -1166,7 +1166,7 @@ def _describe(error: Any) -> str:
     context = error.get("ctx") or {}
     got = error.get("input")
     if kind in _EXPECTED_TYPES:
-        return f"must be {_EXPECTED_TYPES[kind]}, not {_yaml_type(got)}"
+        return f"must be {_EXPECTED_TYPES[kind]}, not {yaml_type(got)}"
     if kind == "string_pattern_mismatch":
         pattern = context.get("pattern", "")
         allowed = {
@@ -1279,4 +1279,5 @@ __all__ = [
     "load_resource",
     "load_spec",
     "parse_duration",
+    "yaml_type",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
+from bluegreen_spec import yaml_type
 from pipelines.lint.documents import Document, FieldPath
 from pipelines.lint.findings import Finding
 
@@ -87,17 +88,6 @@ def _as_sent(body: dict[str, Any]) -> dict[str, Any]:
     """The object as kubectl sends it: JSON, so an unquoted date is its text, and without null fields."""
     sent: dict[str, Any] = json.loads(json.dumps(_without_nulls(body), default=str))
     return sent
-
-
-def _describe(value: Any) -> str:
-    """How a YAML author would call a value."""
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    return "a list" if isinstance(value, list) else "a mapping"
 
 
 def field_label(body: Any, path: Sequence[str | int]) -> str:
@@ -227,12 +217,12 @@ class KubernetesSchema:
             return [((*path, key), f"is required by {owner}") for key in value if key not in error.instance]
         if error.validator == "type":
             wanted = value if isinstance(value, list) else [value]
-            return [(path, f"must be {_either(wanted)}, not {_describe(error.instance)}")]
+            return [(path, f"must be {_either(wanted)}, not {yaml_type(error.instance)}")]
         if error.validator in {"oneOf", "anyOf"} and isinstance(value, list):
             # IntOrString and Quantity, which are a number or text: branches that only name a type.
             types = [b["type"] for b in value if isinstance(b, dict) and set(b) == {"type"}]
             if len(types) == len(value):
-                return [(path, f"must be {_either(types)}, not {_describe(error.instance)}")]
+                return [(path, f"must be {_either(types)}, not {yaml_type(error.instance)}")]
         return [(path, f"{self.release} schema: {error.message}")]
 
 

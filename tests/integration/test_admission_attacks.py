@@ -29,6 +29,7 @@ import bluegreen_spec as spec
 from pipelines.admission_policy import POLICY_PREFIX
 from testenv.cluster import KubeCluster
 from testenv.rest import KubeApiError, request
+from tests.integration import admission_refusals
 from tests.integration.service_helpers import (
     IMAGE_V1,
     IMAGE_V2,
@@ -275,19 +276,12 @@ def wait_enforced(shop: Shop) -> None:
         time.sleep(0.2)
 
 
+ACCEPTED = "accepted: the API server let the ServiceAccount make this write"
+
+
 def refusal(action: Callable[[], None]) -> str:
-    """The 403 message ``action`` gets, retried until it is refused; fails the test if it keeps being accepted."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        try:
-            action()
-        except KubeApiError as exc:
-            if exc.status == 403:
-                return str(exc)
-            raise
-        if time.monotonic() > deadline:
-            pytest.fail("accepted: the API server let the ServiceAccount make this write", pytrace=False)
-        time.sleep(0.2)
+    """The 403 message ``action`` gets once the policies have settled."""
+    return admission_refusals.refusal(action, settle_seconds=SETTLE_SECONDS, accepted=ACCEPTED)
 
 
 @dataclass(frozen=True)

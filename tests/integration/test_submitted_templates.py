@@ -14,7 +14,6 @@ so a refusal is awaited for a few seconds.
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pipelines.submit_policy import POLICY_NAME, RULE
 from testenv.apply import apply_manifest_objects
 from testenv.cluster import KubeCluster
 from testenv.rest import KubeApiError, request
+from tests.integration import admission_refusals
 from tests.integration.installation import install
 
 pytestmark = pytest.mark.controlplane
@@ -188,19 +188,12 @@ def submitters(kube_cluster: KubeCluster) -> Iterator[Submitters]:
             request(admin, "DELETE", f"/api/v1/namespaces/{namespace}")
 
 
+ACCEPTED = "accepted: the API server let this identity start a template it may not read"
+
+
 def refusal(action: Callable[[], None]) -> str:
-    """The 403 message ``action`` gets, retried until the policy refuses it; fails if it keeps being accepted."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        try:
-            action()
-        except KubeApiError as exc:
-            if exc.status == 403:
-                return str(exc)
-            raise
-        if time.monotonic() > deadline:
-            pytest.fail("accepted: the API server let this identity start a template it may not read", pytrace=False)
-        time.sleep(0.2)
+    """The 403 message ``action`` gets once the policies have settled."""
+    return admission_refusals.refusal(action, settle_seconds=SETTLE_SECONDS, accepted=ACCEPTED)
 
 
 CI = ci_submitter.NAME
