@@ -4,8 +4,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-IMAGE ?= ghcr.io/argo-bluegreen/steps:0.1.0
+# The package's version lives in bluegreen_version.py, so a version bump reinstalls too (the metadata carries it).
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml bluegreen_version.py | cksum | cut -d' ' -f1)
+# The one version number (bluegreen_version.py): the image is tagged as the rendered templates' default image.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' bluegreen_version.py)
+IMAGE ?= ghcr.io/argo-bluegreen/steps:$(VERSION)
 # The examples that are Kubernetes objects; examples/ci holds CI pipelines, checked by their own tests.
 K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy
@@ -13,7 +16,7 @@ GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too o
 
 .PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools rollouts host-deps cluster demo image clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bluegreen_version.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

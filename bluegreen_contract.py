@@ -286,6 +286,9 @@ ROLLBACK_TEMPLATE = "blue-green-rollback"
 WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
 CREATOR_LABEL = "workflows.argoproj.io/creator"
 CREATOR_USERNAME_LABEL = "workflows.argoproj.io/creator-preferred-username"
+#: On every rendered WorkflowTemplate and CronWorkflow: the argo-bluegreen release that rendered it (Kubernetes'
+#: recommended label), so ``kubectl bluegreen version`` can tell templates of another release from its own.
+TEMPLATES_VERSION_LABEL = "app.kubernetes.io/version"
 
 
 @dataclass(frozen=True)
@@ -460,6 +463,7 @@ __all__ = [
     "SLACK_WEBHOOK_URL_ENV",
     "STEP_OUTPUTS",
     "STEP_RULES",
+    "TEMPLATES_VERSION_LABEL",
     "TERMINATION_MESSAGE_LIMIT",
     "TERMINATION_MESSAGE_PATH",
     "USER_COMMANDS",

@@ -12,6 +12,7 @@ import importlib
 import sys
 from types import ModuleType
 
+from bluegreen_version import __version__
 from kubectl_bluegreen.commands import COMMANDS
 from kubectl_bluegreen.connection import Cluster, Target, unreachable
 from kubectl_bluegreen.errors import PluginError, exit_code_of
@@ -48,6 +49,7 @@ def build_parser(commands: dict[str, ModuleType] | None = None) -> argparse.Argu
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _connection_flags(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in commands.items():

@@ -25,7 +25,7 @@ from hera.workflows.metrics import Counter, Gauge, Label
 from bluegreen_contract import STEP_OUTPUTS, Output, Step
 from bluegreen_spec import STEP_DEADLINE_SECONDS
 from pipelines.argo_variables import TEMPLATE_STATUS, WORKFLOW_NAMESPACE, WORKFLOW_STATUS, output_parameter
-from pipelines.run_policy import PART_OF, common_fields
+from pipelines.run_policy import WORKFLOW_OBJECT_LABELS, common_fields
 from pipelines.settings import RenderSettings
 from pipelines.step_container import StepSpec, step_container
 
@@ -101,7 +101,7 @@ def build(settings: RenderSettings) -> CronWorkflow:
     return CronWorkflow(
         name=NAME,
         namespace=settings.namespace,
-        labels=dict(PART_OF),
+        labels=dict(WORKFLOW_OBJECT_LABELS),
         annotations={"workflows.argoproj.io/title": TITLE, "workflows.argoproj.io/description": DESCRIPTION},
         schedules=[settings.cleanup_schedule],
         timezone="UTC",

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bluegreen_version import __version__
 from pipelines.manifests import HEADER, Manifest, render_all
 from pipelines.rbac import with_readme_table
 from pipelines.settings import DEFAULT_COSIGN_IMAGE, DEFAULT_IMAGE, DEFAULT_NAMESPACE, RenderSettings
@@ -74,6 +75,7 @@ def write(manifests: list[Manifest], out: Path) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="bluegreen-render", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--out",
         type=Path,

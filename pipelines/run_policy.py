@@ -12,11 +12,16 @@ from typing import Any
 from hera.workflows import models as m
 
 import bluegreen_spec as spec
+from bluegreen_contract import TEMPLATES_VERSION_LABEL
+from bluegreen_version import __version__
 from pipelines.argo_variables import SERVICE, SERVICE_PARAMETER, WORKFLOW_NAMESPACE, workflow_parameter_expression
 from pipelines.settings import SERVICE_ACCOUNT, RenderSettings
 from pipelines.step_container import POD_SECURITY
 
 PART_OF = {"app.kubernetes.io/part-of": "argo-bluegreen"}
+#: The labels of a workflow object itself (WorkflowTemplate, CronWorkflow): also the release that rendered it, which
+#: ``kubectl bluegreen version`` reads. Not on the runs' pods: there the version label names a service's version.
+WORKFLOW_OBJECT_LABELS = {**PART_OF, TEMPLATES_VERSION_LABEL: __version__}
 #: One lock per namespace and service, shared by deploys and rollbacks (invariant I5).
 SERVICE_MUTEX = f"bluegreen-{WORKFLOW_NAMESPACE}-{SERVICE}"
 WORKFLOW_DEADLINE_SECONDS = 2 * 3600
@@ -56,7 +61,7 @@ def common_fields(settings: RenderSettings, *, title: str, description: str) -> 
     """What every workflow object shares: its namespace, labels and UI text, who its pods run as, and cleanup."""
     return {
         "namespace": settings.namespace,
-        "labels": dict(PART_OF),
+        "labels": dict(WORKFLOW_OBJECT_LABELS),
         "annotations": {"workflows.argoproj.io/title": title, "workflows.argoproj.io/description": description},
         "service_account_name": SERVICE_ACCOUNT,
         "automount_service_account_token": True,
@@ -71,6 +76,7 @@ __all__ = [
     "PART_OF",
     "SERVICE_MUTEX",
     "WORKFLOW_DEADLINE_SECONDS",
+    "WORKFLOW_OBJECT_LABELS",
     "common_fields",
     "pod_gc",
     "pod_metadata",

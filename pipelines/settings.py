@@ -9,10 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bluegreen_version import __version__
 from pipelines import cron_schedule
 
 DEFAULT_NAMESPACE = "apps"
-DEFAULT_IMAGE = "ghcr.io/argo-bluegreen/steps:0.1.0"
+#: Where the release workflow publishes the steps image.
+STEPS_REPOSITORY = "ghcr.io/argo-bluegreen/steps"
+#: The steps image of this release: its tag is the package's version, so templates and steps never drift apart.
+DEFAULT_IMAGE = f"{STEPS_REPOSITORY}:{__version__}"
 #: sigstore's official cosign image; pin it by digest with the render flag once your registry mirror holds it.
 DEFAULT_COSIGN_IMAGE = "ghcr.io/sigstore/cosign/cosign:v2.6.5"
 SERVICE_ACCOUNT = "bluegreen-deployer"

@@ -25,6 +25,7 @@ from bluegreen_contract import (
     ExitCode,
     Step,
 )
+from bluegreen_version import __version__
 from steps.attempts import run_with_retries
 from steps.errors import StepError, Unreachable
 from steps.kube import INTERACTIVE_RETRY, Kube
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Blue-green deployment steps, as the WorkflowTemplates run them. People looking at, deploying or "
         "rolling back a service use the kubectl plugin: kubectl bluegreen --help.",
     )
+    # The image's entrypoint is this program, so `docker run IMAGE --version` names the release the image holds.
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
 
     p = sub.add_parser(Step.preflight, help="validate inputs, adopt an unmanaged service, open the record")

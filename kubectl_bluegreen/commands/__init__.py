@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "abort": "kubectl_bluegreen.commands.abort",
     "route": "kubectl_bluegreen.commands.route",
     "lint": "kubectl_bluegreen.commands.lint",
+    "version": "kubectl_bluegreen.commands.version",
 }
 
 __all__ = ["COMMANDS"]

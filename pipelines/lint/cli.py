@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bluegreen_version import __version__
 from pipelines.lint import argo_models, cross_checks, dag, identity, references, safety, spec_file
 from pipelines.lint.argo_schema import ArgoSchema
 from pipelines.lint.documents import Document, load
@@ -53,6 +54,7 @@ def lint(
 def main(argv: list[str] | None = None) -> int:
     """Lint the paths; 0 when clean, 1 with findings, 2 when a file is not YAML objects (or does not exist)."""
     parser = argparse.ArgumentParser(prog="bluegreen-lint", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("paths", nargs="+", type=Path, help="manifest directories or YAML files")
     parser.add_argument(
         "--argo-schema",

@@ -29,6 +29,15 @@ def test_image_requirements_are_the_projects_own_pins_minus_hera() -> None:
     assert not any(r.startswith("hera") for r in step_requirements())
 
 
+def test_the_image_build_copies_every_top_level_module_the_package_lists() -> None:
+    """The wheel is built from the files the Dockerfile copies; a module it leaves out fails the build."""
+    modules = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["py-modules"]
+    copied = " ".join(
+        line for line in (REPO / "images" / "steps" / "Dockerfile").read_text().splitlines() if line.startswith("COPY")
+    ).split()
+    assert [m for m in modules if f"{m}.py" not in copied] == []
+
+
 @pytest.mark.package_index
 def test_wheel_installs_into_a_clean_venv_and_runs_like_the_image(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
