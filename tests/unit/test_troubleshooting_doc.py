@@ -1,4 +1,4 @@
-"""docs/troubleshooting.md explains every outcome a step can close a record with and every Event reason it writes."""
+"""docs/operations/troubleshooting.md explains every outcome a step closes a record with and every Event it writes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import bluegreen_spec as spec
 
 REPO = Path(__file__).resolve().parents[2]
-DOC = (REPO / "docs" / "troubleshooting.md").read_text()
+DOC = (REPO / "docs" / "operations" / "troubleshooting.md").read_text()
 
 
 def _calls(name: str) -> list[ast.Call]:
@@ -40,7 +40,7 @@ def test_every_outcome_a_record_can_be_closed_with_has_a_section() -> None:
     outcomes = set().union(*(_phases_in(call) for call in _calls("close") + _calls("_finish")))
     assert outcomes >= {"Succeeded", "Failed", "RolledBack", "Aborted"}, outcomes
     missing = sorted(o for o in outcomes if f"### `{o}`" not in DOC)
-    assert missing == [], f"docs/troubleshooting.md has no section for outcome(s) {missing}"
+    assert missing == [], f"docs/operations/troubleshooting.md has no section for outcome(s) {missing}"
 
 
 def _strings(argument: ast.expr) -> set[str]:
@@ -56,4 +56,4 @@ def test_every_event_reason_the_steps_write_is_explained() -> None:
     reasons = set().union(*(_strings(call.args[0]) for call in _calls("event") if call.args))
     assert {"Switched", "RolledBack", "Promoted", "Routed"} <= reasons, reasons
     missing = sorted(r for r in reasons if f"| `{r}` |" not in DOC)
-    assert missing == [], f"docs/troubleshooting.md does not explain Event reason(s) {missing}"
+    assert missing == [], f"docs/operations/troubleshooting.md does not explain Event reason(s) {missing}"
