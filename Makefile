@@ -26,12 +26,13 @@ $(STAMP): pyproject.toml bluegreen_version.py
 
 install: $(STAMP)
 
-## Render the committed golden manifests/ (default settings) and the README's RBAC table, then check them: Hera's
-## models, DAG, references, safety, Argo's own schema and Kubernetes' OpenAPI schema, each from its pinned Go module.
+## Render the committed golden manifests/ (default settings) and the RBAC table of docs/reference/rbac.md, then check
+## them: Hera's models, DAG, references, safety, Argo's own schema and Kubernetes' OpenAPI schema, each from its pinned
+## Go module.
 ## Render for your cluster with `bluegreen-render --namespace ... --image ...`, which writes ./rendered and leaves
 ## manifests/ alone.
 manifests: $(STAMP)
-	$(BIN)/bluegreen-render --out manifests --readme README.md
+	$(BIN)/bluegreen-render --out manifests --readme docs/reference/rbac.md
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
@@ -87,7 +88,7 @@ host-deps:
 	fi
 
 ## Workers for the suite's parallel run. They share one local cluster (testenv/shared_cluster.py), whose components
-## mostly wait, so more workers than cores still overlap (the README's development section has the figures).
+## mostly wait, so more workers than cores still overlap (CONTRIBUTING.md has the figures).
 TEST_WORKERS ?= 4
 
 test: $(STAMP) lint testenv tools host-deps

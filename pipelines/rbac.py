@@ -2,9 +2,9 @@
 
 The rules are :data:`bluegreen_contract.STEP_RULES`, the API calls the steps make and nothing more: no Secrets
 (notification URLs arrive as environment variables from an optional Secret the kubelet reads), no deletes of
-BlueGreenDeployments, nothing cluster-scoped. The README's RBAC table is generated from the same rules
-(``bluegreen-render --readme README.md``), and the integration tests prove each rule against a real API server by
-impersonating this ServiceAccount.
+BlueGreenDeployments, nothing cluster-scoped. The RBAC table of docs/reference/rbac.md is generated from the same
+rules (``bluegreen-render --readme docs/reference/rbac.md``), and the integration tests prove each rule against a real
+API server by impersonating this ServiceAccount.
 
 Argo reference for the executor rule: https://argo-workflows.readthedocs.io/en/latest/workflow-rbac/.
 """
@@ -26,7 +26,7 @@ def policy_rule(rule: ApiRule) -> dict[str, Any]:
 
 
 def readme_table() -> str:
-    """The README's RBAC table: one row per rule, with why the steps need it."""
+    """The documented RBAC table (docs/reference/rbac.md): one row per rule, with why the steps need it."""
     rows = ["| API group | resource | verbs | why |", "|---|---|---|---|"]
     for rule in (*STEP_RULES, *EXECUTOR_RULES):
         resources = ", ".join(f"`{name}`" for name in rule.resource_names)
@@ -39,10 +39,10 @@ README_TABLE_END = "<!-- end of the generated RBAC table -->\n"
 
 
 def with_readme_table(readme: str) -> str:
-    """``readme`` with the text between the table's markers replaced by the current table."""
+    """``readme`` (a Markdown document) with the text between the table's markers replaced by the current table."""
     start, end = readme.find(README_TABLE_START), readme.find(README_TABLE_END)
     if start < 0 or end < start:
-        raise ValueError("the README has no RBAC table markers; restore them from git")
+        raise ValueError("the document has no RBAC table markers; restore them from git")
     return readme[: start + len(README_TABLE_START)] + readme_table() + readme[end:]
 
 

@@ -12,15 +12,15 @@ integration tests (marked ``controlplane``: they need the local cluster) are nam
 Mutants in what ``bluegreen-render`` reads (:attr:`Mutant.changes_manifests`) change the rendered manifests, and the
 golden comparison (``tests/unit/test_render.py``) fails for any such change, right or wrong, so it is named after
 the behavioural tests. Those read the committed ``manifests/``: a runner that wants them to prove the behaviour
-re-renders after planting (``bluegreen-render --out manifests --readme README.md``) and then expects them, not the
-golden comparison, to fail.
+re-renders after planting (``bluegreen-render --out manifests --readme docs/reference/rbac.md``) and then expects them,
+not the golden comparison, to fail.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Sources whose change ``bluegreen-render`` writes into ``manifests/`` (and the README's RBAC table).
+#: Sources whose change ``bluegreen-render`` writes into ``manifests/`` (and the RBAC table of docs/reference/rbac.md).
 RENDERED_SOURCES = ("pipelines/", "bluegreen_contract.py", "bluegreen_spec.py")
 
 _GOLDEN = "tests/unit/test_render.py::test_committed_manifest_matches_the_code"

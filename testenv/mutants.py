@@ -105,9 +105,9 @@ def unplant(root: Path, mutant: Mutant, original: str) -> None:
 
 
 def render(root: Path) -> None:
-    """Render the copy's ``manifests/`` and README tables from its code, as ``make manifests`` does."""
+    """Render the copy's ``manifests/`` and its documented RBAC table from its code, as ``make manifests`` does."""
     subprocess.run(
-        [sys.executable, "-m", "pipelines.render", "--out", "manifests", "--readme", "README.md"],
+        [sys.executable, "-m", "pipelines.render", "--out", "manifests", "--readme", "docs/reference/rbac.md"],
         cwd=root,
         env=_copy_env(root),
         check=True,

@@ -1,6 +1,6 @@
 """What the code really emits, as Prometheus stores it: read from the rendered templates and the steps' registry.
 
-Shared by the cross-check of every dashboard and alert query and by the README's metrics table.
+Shared by the cross-check of every dashboard and alert query and by the metrics table of docs/reference/metrics.md.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def emitted_series() -> dict[str, frozenset[str]]:
 
 
 def readme_table() -> str:
-    """The README's metrics table."""
+    """The metrics table of docs/reference/metrics.md."""
     rows = ["| metric | type | labels | emitted by | what it is for |", "|---|---|---|---|---|"]
     for metric in argo_emitted() + pushed_emitted():
         labels = ", ".join(f"`{label}`" for label in sorted(metric.labels))

@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _INDENTED_CODE = re.compile(r"^(    |\t)")
-_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
-_INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)
+# A link's text stays within its paragraph; possessive, so a lone "[" costs one scan, not a backtracking search.
+_INLINE_LINK = re.compile(
+    r"!?\[(?:[^\[\]\n]|\n(?![ \t]*\n)|\[[^\[\]]*\])*+\]"  # [text], nested [brackets] allowed
+    r"\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)"  # (target "optional title")
+)
 _REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _HTML_ANCHOR = re.compile(r"<a\s+(?:name|id)=\"([^\"]+)\"")
@@ -88,11 +92,13 @@ def anchors(path: Path) -> set[str]:
 
 
 def links(path: Path) -> list[tuple[int, str]]:
-    """(line number, target) of every link in the file's prose."""
-    found: list[tuple[int, str]] = []
-    for number, line in _prose_lines(path.read_text()):
-        line = _CODE_SPAN.sub("", line)
-        found += [(number, target) for target in _INLINE_LINK.findall(line)]
+    """(line number, target) of every link in the file's prose; a link's text may run over several lines."""
+    numbered = dict(_prose_lines(path.read_text()))
+    lines = [numbered.get(n, "") for n in range(1, max(numbered, default=0) + 1)]
+    # Code blocks are blank lines now; code spans become as many newlines as they held, so numbers stay right.
+    text = _CODE_SPAN.sub(lambda span: "\n" * span.group(0).count("\n"), "\n".join(lines))
+    found = [(text.count("\n", 0, match.start(1)) + 1, match.group(1)) for match in _INLINE_LINK.finditer(text)]
+    for number, line in enumerate(text.splitlines(), start=1):
         if definition := _REFERENCE_DEFINITION.match(line):
             found.append((number, definition.group(1)))
     return found
@@ -150,7 +156,8 @@ def test_the_check_finds_a_missing_file_and_a_missing_anchor(tmp_path: Path) -> 
         "# Title\n\n"
         "See [install](docs/install.md), [upgrade](docs/install.md#upgrade-to-a-new-release), [again]"
         "(docs/install.md#upgrade-to-a-new-release-1) and [the title](#title).\n"
-        "Broken: [gone](docs/gone.md) and [no such section](docs/install.md#uninstall), [here](#nowhere).\n"
+        "Broken: [gone](docs/gone.md) and [no such section](docs/install.md#uninstall), [here](#nowhere), [over\n"
+        "two lines](docs/split.md).\n"
         "Not links: `[code](docs/gone.md)`, [a site](https://example.com/x#y).\n"
         'See "Upgrade: to a new" in docs/install.md, and see "Title". See "Uninstall" in docs/install.md.\n\n'
         "```sh\n[fenced](docs/gone.md)\n```\n\n"
@@ -160,8 +167,9 @@ def test_the_check_finds_a_missing_file_and_a_missing_anchor(tmp_path: Path) -> 
         "README.md:4: docs/gone.md: docs/gone.md does not exist",
         "README.md:4: docs/install.md#uninstall: docs/install.md has no heading #uninstall",
         "README.md:4: #nowhere: README.md has no heading #nowhere",
-        "README.md:12: docs/also-gone.md: docs/also-gone.md does not exist",
-        'README.md:6: "Uninstall": docs/install.md has no such heading',
+        "README.md:5: docs/split.md: docs/split.md does not exist",
+        "README.md:13: docs/also-gone.md: docs/also-gone.md does not exist",
+        'README.md:7: "Uninstall": docs/install.md has no such heading',
     ]
 
 
