@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from pipelines.settings_file import SETTINGS_FILE
+
 ARGO_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
 
 #: A field's place in a document: the keys and list indices from the document's root, as in ``body``.
@@ -156,7 +158,9 @@ def read_file(file: Path) -> tuple[list[Document], list[str]]:
 def _files(paths: list[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in {".yaml", ".yml"})
+            # A render's settings file sits beside the objects it rendered but is no object; kustomize never reads
+            # it either, and bluegreen-render itself checks it.
+            yield from sorted(p for p in path.rglob("*") if p.suffix in {".yaml", ".yml"} and p.name != SETTINGS_FILE)
         else:
             yield path
 

@@ -8,6 +8,7 @@ import yaml
 from pipelines import argo_controller, ci_submitter, render
 from pipelines.manifests import HEADER, render_all
 from pipelines.settings import DEFAULT_IMAGE, RenderSettings
+from pipelines.settings_file import SETTINGS_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -22,7 +23,8 @@ def test_committed_manifest_matches_the_code(path: str) -> None:
 
 def test_no_stray_files_in_manifests() -> None:
     yaml_files = sorted(p.relative_to(MANIFESTS).as_posix() for p in MANIFESTS.rglob("*.yaml"))
-    assert yaml_files == sorted(path for path in RENDERED if path.endswith(".yaml"))
+    # Beside the objects, the settings the render used (the defaults: `make manifests` passes none).
+    assert yaml_files == sorted([*(path for path in RENDERED if path.endswith(".yaml")), SETTINGS_FILE])
     json_files = sorted(p.relative_to(MANIFESTS).as_posix() for p in MANIFESTS.rglob("*.json"))
     assert json_files == sorted(path for path in RENDERED if path.endswith(".json"))
 
@@ -40,12 +42,13 @@ def test_a_render_without_out_goes_to_rendered_and_leaves_the_golden_manifests_a
     binding = yaml.safe_load((tmp_path / "rendered" / "rbac" / "role-binding.yaml").read_text())
     assert binding["subjects"][0]["namespace"] == "payments"
     assert "into rendered" in capsys.readouterr().out
-    # --check compares the directory it is given with the same settings, never the golden manifests.
+    # --check compares the directory it is given, with the settings it was rendered with, never the golden manifests.
     assert render.main(["--namespace", "payments", "--check"]) == 0
-    assert render.main(["--check"]) == 1
+    assert render.main(["--check"]) == 0
+    assert render.main(["--check", "--namespace", "apps"]) == 1
     err = capsys.readouterr().err
     assert "stale: rendered/rbac/role-binding.yaml: differs from what the code renders" in err
-    assert "bluegreen-render: rendered is stale; render it again with the same settings" in err
+    assert "bluegreen-render: rendered is stale; render it again (bluegreen-render --out rendered reads" in err
 
 
 def test_rendering_is_deterministic() -> None:
