@@ -7,7 +7,7 @@ The WorkflowTemplates in ``pipelines/`` call the step programs in ``steps/``; th
 * the step names and the output parameters each step writes (Argo reads them with ``valueFrom.path``);
 * Argo's final workflow phases, the values ``{{workflow.status}}`` takes in an exit handler;
 * the Kubernetes API resources the steps call and the RBAC rules that allow exactly those calls. The Role in
-  ``manifests/rbac`` and the README's RBAC table are generated from :data:`STEP_RULES`.
+  ``manifests/rbac`` and the RBAC table of docs/reference/rbac.md are generated from :data:`STEP_RULES`.
 
 Slot names are :class:`bluegreen_spec.Slot`. A test parses every rendered container's arguments with the step CLI,
 so the templates and the steps cannot disagree without a test failing.

@@ -24,8 +24,8 @@ For each tool it prints, as medians with min and max:
 The wall times and the readiness are measured here, to the millisecond. Timings are printed, never asserted.
 ``BLUEGREEN_BENCH_VS_RUNS`` sets the number of deploys per tool and setting (default 3). With a cluster of its own the
 benchmark runs Argo's default requeue time, submitting with a kubeconfig through ``argo submit`` and then through the
-plugin, then the tuned setting the README recommends: ``DEFAULT_REQUEUE_TIME=1s``, and ``argo submit`` through the
-Argo Server.
+plugin, then the tuned setting docs/performance.md recommends: ``DEFAULT_REQUEUE_TIME=1s``, and ``argo submit``
+through the Argo Server.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ Three policies read params, each evaluated once per object of the param kind in 
 
 A slot of a service with no such Deployment has nothing to be compared with, and no policy can require that one
 exists (the verdicts are ANDed): its pods keep the baseline rules and join no Service of another service, but may run
-as another ServiceAccount. The README says so.
+as another ServiceAccount. docs/reference/rbac.md says so.
 
 The expressions use two-variable comprehensions (CEL in Kubernetes 1.33 and newer). Kubernetes reference:
 https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/.

@@ -45,8 +45,8 @@ __all__ = [
 SESSION_LABEL = "argo-bluegreen.test/session"
 BUILD_ENV = "BLUEGREEN_TESTENV_BUILD"
 REQUEUE_ENV = "BLUEGREEN_TEST_REQUEUE_TIME"
-# The README's documented tuning for fast deploys. With Argo's default (10s) each of a deploy's steps waits up to
-# 10 s to be started, which multiplies the end-to-end suite's time without testing anything more; set
+# The documented tuning for fast deploys (docs/performance.md). With Argo's default (10s) each of a deploy's steps
+# waits up to 10 s to be started, which multiplies the end-to-end suite's time without testing anything more; set
 # BLUEGREEN_TEST_REQUEUE_TIME to empty for Argo's default, or to another duration.
 TEST_REQUEUE_TIME = "1s"
 # A running `make cluster` prints this variable; the end-to-end tests then use that cluster instead of starting one.
@@ -193,7 +193,7 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
 
     With ``BLUEGREEN_TEST_CLUSTER`` set to the description a running ``make cluster`` printed, the tests use that
     cluster and leave it running. Otherwise a cluster starts for the session, its workflow-controller tuned as the
-    README recommends (:data:`TEST_REQUEUE_TIME`) unless ``BLUEGREEN_TEST_REQUEUE_TIME`` says otherwise; the
+    docs recommend (:data:`TEST_REQUEUE_TIME`) unless ``BLUEGREEN_TEST_REQUEUE_TIME`` says otherwise; the
     benchmarks measure Argo's default too.
     """
     shared = os.environ.get(SHARED_ENV)

@@ -3,8 +3,8 @@
 For deploy-green, switch, rollback and the cleanup repair, the test first counts the writes the step makes, then for
 each write and each side of it runs the step in a fresh service, stops it dead at that point (a BaseException, so no
 handler in the step can tidy up), checks that traffic is still on an available slot, runs the recovery the pipeline
-would run (the step again, the exit handler's rollback, or the repair cron), and checks the invariants of the
-README's safety section: I1 at the crash and after recovery; I3 and I4 as a recovery that converges to the state a
+would run (the step again, the exit handler's rollback, or the repair cron), and checks the invariants of
+docs/concepts.md: I1 at the crash and after recovery; I3 and I4 as a recovery that converges to the state a
 clean run reaches, status and route agreeing; I6 as a record that survives and, once recovery closes the run, has an
 outcome.
 """
