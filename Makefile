@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml bluegreen_version.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[render,dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

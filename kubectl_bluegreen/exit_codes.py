@@ -16,7 +16,7 @@ class PluginExit(IntEnum):
     #: Usage or input the plugin cannot act on: unknown flags, a bad image reference, an invalid spec or file.
     USAGE = 2
     #: Not found or unreachable: no kubeconfig or context, the cluster does not answer, the service or the
-    #: WorkflowTemplate does not exist.
+    #: WorkflowTemplate does not exist; or ``lint`` runs where the render extra is not installed.
     NOT_FOUND = 3
     #: Ctrl-C, as shells report SIGINT; ``status --watch`` ends with OK instead.
     INTERRUPTED = 130
@@ -29,7 +29,8 @@ EXIT_CODE_HELP = "\n".join(
         "  0  done",
         "  1  the operation failed or was refused (a workflow did not succeed, a slot is unavailable, lint problems)",
         "  2  usage or input error (bad flags, bad image reference, invalid spec or file); nothing was written",
-        "  3  not found or unreachable (no kubeconfig or context, cluster down, no such service or template)",
+        "  3  not found or unreachable (no kubeconfig or context, cluster down, no such service or template;",
+        "     lint without the render extra installed)",
         "  130  interrupted by Ctrl-C (status --watch ends with 0: Ctrl-C is how a watch stops)",
     )
 )

@@ -27,6 +27,9 @@ def test_image_requirements_are_the_projects_own_pins_minus_hera() -> None:
         name, version = requirement.split("==")
         assert pinned[name] == version, f"{name}: image pins {version}, pyproject {pinned[name]}"
     assert not any(r.startswith("hera") for r in step_requirements())
+    # Nor anything else of rendering: the image's steps run with the base install, without the render extra.
+    render_extra = {d.split("==")[0].split("[")[0] for d in project["optional-dependencies"]["render"]}
+    assert not {r.split("==")[0] for r in step_requirements()} & render_extra
 
 
 def test_the_image_build_copies_every_top_level_module_the_package_lists() -> None:
