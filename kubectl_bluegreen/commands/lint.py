@@ -1,4 +1,4 @@
-"""``kubectl bluegreen lint FILE...``: the checks of ``bluegreen-lint``, with its output and exit codes.
+"""``kubectl bluegreen lint FILE...``: the checks of ``bluegreen-lint``, with its options, output and exit codes.
 
 The linters are part of the ``render`` extra (they use Hera's models and jsonschema), which a plain install of the
 plugin leaves out; without it the command says how to add it (exit 3: the command line was right, the install it
@@ -16,10 +16,15 @@ HELP = "lint BlueGreenDeployment files or rendered manifests (as bluegreen-lint;
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``PATH... [--argo-schema FILE]``."""
+    """``PATH... [--argo-schema FILE] [--kubernetes-schema DIR]``, as bluegreen-lint takes them."""
     parser.add_argument("paths", nargs="+", help="manifest directories or YAML files")
     parser.add_argument(
         "--argo-schema", help="also validate against Argo's api/jsonschema/schema.json, rejecting unknown fields"
+    )
+    parser.add_argument(
+        "--kubernetes-schema",
+        help="also validate Kubernetes' own kinds (Deployment, Service, ...) against the api/openapi-spec/v3 "
+        "directory of the k8s.io/kubernetes module",
     )
 
 
@@ -28,6 +33,8 @@ def lint_argv(args: argparse.Namespace) -> list[str]:
     argv = list(args.paths)
     if args.argo_schema:
         argv += ["--argo-schema", args.argo_schema]
+    if args.kubernetes_schema:
+        argv += ["--kubernetes-schema", args.kubernetes_schema]
     return argv
 
 

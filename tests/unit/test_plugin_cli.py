@@ -220,6 +220,33 @@ def test_lint_is_bluegreen_lint(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["lint", str(tmp_path / "missing.yaml")]) == PluginExit.USAGE
 
 
+def test_lint_passes_the_kubernetes_schema_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--kubernetes-schema DIR`` reaches bluegreen-lint, which names the directory it cannot read."""
+    missing = tmp_path / "no-schema"
+    assert main(["lint", str(REPO / "examples/user-service.yaml"), "--kubernetes-schema", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"bluegreen-lint: cannot read Kubernetes' schema {missing}" in err, err
+
+
+def test_lint_checks_kubernetes_objects_against_the_schema_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.test_lint_kubernetes_schema import pinned_kubernetes_schema
+
+    schema = pinned_kubernetes_schema()
+    if not schema.is_dir():
+        pytest.skip(f"{schema} is missing: `make testenv` (or `make manifests`) has Go fetch k8s.io/kubernetes")
+    deployment = tmp_path / "deployment.yaml"
+    deployment.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: '3'\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n"
+        "    spec:\n      containers: [{name: web, image: r/web:v1}]\n"
+    )
+    assert main(["lint", str(deployment)]) == 0
+    assert main(["lint", str(deployment), "--kubernetes-schema", str(schema)]) == PluginExit.FAILED
+    assert "spec.replicas" in capsys.readouterr().out
+
+
 def test_status_json_is_plain_data() -> None:
     data = json.loads(json.dumps(a_view().to_dict()))
     assert data["liveSlot"] == "green" and data["traffic"] == {"blue": 0, "green": 100}
