@@ -11,7 +11,7 @@ label. Its uid (:data:`bluegreen_contract.RUN_WORKFLOW_UID_ENV`, from ``{{workfl
 reused: preflight writes it into the record, and a step of another workflow of that name is refused the record.
 
 The label is out of a submitter's reach only while the controller refuses Workflows that bring their own templates,
-``podSpecPatch`` or pod metadata (``workflowRestrictions.templateReferencing: Strict``; see the README's RBAC section).
+``podSpecPatch`` or pod metadata (``workflowRestrictions.templateReferencing: Strict``; see docs/reference/rbac.md).
 """
 
 from __future__ import annotations

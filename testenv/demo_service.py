@@ -295,7 +295,7 @@ def _workflow_name(argo_output: str) -> str:
 def app_objects(name: str, image: str, replicas: int = 2, readiness: str = "http") -> list[dict[str, Any]]:
     """A team's Deployment and Service before argo-bluegreen, with the zero-downtime settings careful teams use.
 
-    Both carry the label that lends them to the BlueGreenDeployment ``name``, as the README asks.
+    Both carry the label that lends them to the BlueGreenDeployment ``name``, as docs/install.md asks.
     """
     lent = {"app": name, OPT_IN_LABEL: name}
     probe: dict[str, Any] = (

@@ -323,7 +323,7 @@ def install_service(
 ) -> ServiceUnderTest:
     """Install argo-bluegreen into ``namespace`` and create an unmanaged service with its spec, its Pods Ready.
 
-    The team's Deployment and Service carry the label that lends them to the BlueGreenDeployment, as the README asks.
+    The team's Deployment and Service carry the label that lends them to the BlueGreenDeployment (docs/install.md).
     """
     install(admin, namespace)
     fast = ApiRetryPolicy(deadline_seconds=10.0)

@@ -873,8 +873,8 @@ def test_the_attack_is_refused_naming_the_rule(shop: Shop, attack: Attack) -> No
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a slot of a service whose Deployment no team labelled and no run adopted has nothing to be compared "
-    "with: admission params are ANDed, so no policy can require that such a Deployment exists (README, RBAC)",
+    reason="a slot of a service whose Deployment no team labelled and no run adopted has nothing to compare with: "
+    "admission params are ANDed, so no policy can require that such a Deployment exists (docs/reference/rbac.md)",
 )
 def test_a_slot_of_no_service_may_still_choose_its_identity(shop: Shop) -> None:
     ghost = slot_deployment(
