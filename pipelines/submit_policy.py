@@ -25,14 +25,39 @@ from pipelines.run_policy import PART_OF
 
 POLICY_NAME = "argo-bluegreen-submit-readable-templates"
 RULE = "template-readable"
+#: The rule for a Workflow that carries the spec the controller runs in its own status.
+STATUS_RULE = "no-stored-templates"
 
-_WORKFLOW_SPEC = "(request.resource.resource == 'workflows' ? dyn(object.spec) : dyn(object.spec.workflowSpec))"
-_OLD_WORKFLOW_SPEC = "dyn(oldObject.spec.workflowSpec)"
+_IS_WORKFLOW = "request.resource.resource == 'workflows'"
+
+
+def _workflow_spec(obj: str) -> str:
+    """What a Workflow runs from ``obj``: its spec, or a CronWorkflow's ``workflowSpec``."""
+    return f"({_IS_WORKFLOW} ? dyn({obj}.spec) : dyn({obj}.spec.workflowSpec))"
+
+
+def _stored(obj: str, field: str) -> str:
+    """A field of a Workflow's status, or null: what the controller stored there (or a creator put there)."""
+    return f"(has({obj}.status) && has({obj}.status.{field}) ? dyn({obj}.status.{field}) : null)"
+
+
+# The status fields Argo runs from once they are set: the controller reads the referenced template only while
+# storedWorkflowTemplateSpec is empty (v4.0.5 operator.go, setStoredWfSpec), and resolves nodes by storedTemplates.
+_STORED_FIELDS = ("storedWorkflowTemplateSpec", "storedTemplates")
 _VARIABLES = (
-    ("spec", _WORKFLOW_SPEC),
+    ("spec", _workflow_spec("object")),
     ("ref", "variables.spec.workflowTemplateRef"),
     ("clusterScope", "has(variables.ref.clusterScope) && variables.ref.clusterScope == true"),
     ("templateName", "has(variables.ref.name) ? variables.ref.name : ''"),
+    # What a run would start is judged when it is created and whenever it is re-aimed: a Workflow's reference before
+    # the controller has read it (one parked for another controller instance is read only once relabelled), and any
+    # change to a CronWorkflow's spec, which its next run takes as it is.
+    (
+        "startJudged",
+        "request.operation == 'CREATE' || "
+        f"({_IS_WORKFLOW} ? variables.ref != {_workflow_spec('oldObject')}.workflowTemplateRef : "
+        "object.spec != oldObject.spec)",
+    ),
     (
         "readable",
         "variables.clusterScope ? "
@@ -41,21 +66,37 @@ _VARIABLES = (
         "authorizer.group('argoproj.io').resource('workflowtemplates').namespace(request.namespace)"
         ".name(variables.templateName).check('get').allowed()",
     ),
-)
-# A Workflow without a reference is Argo's to judge; a CronWorkflow update that keeps its reference changes nothing
-# this policy judges (suspending it, changing its schedule), so neither asks the authorizer.
-_MATCH_CONDITIONS = (
-    ("references-a-template", f"has({_WORKFLOW_SPEC}.workflowTemplateRef)"),
+    # A Workflow created with its own stored spec, or one whose stored spec someone rewrites, runs whatever that spec
+    # says as whichever ServiceAccount it names: as much as creating Pods, which is therefore what it takes.
     (
-        "reference-is-new",
-        f"request.operation == 'CREATE' || !has({_OLD_WORKFLOW_SPEC}.workflowTemplateRef) || "
-        f"{_OLD_WORKFLOW_SPEC}.workflowTemplateRef != {_WORKFLOW_SPEC}.workflowTemplateRef",
+        "storesTemplates",
+        f"{_IS_WORKFLOW} && ("
+        + " || ".join(
+            f"(request.operation == 'CREATE' ? {_stored('object', f)} != null : "
+            f"{_stored('object', f)} != {_stored('oldObject', f)})"
+            for f in _STORED_FIELDS
+        )
+        + ")",
     ),
+    ("mayCreatePods", "authorizer.group('').resource('pods').namespace(request.namespace).check('create').allowed()"),
 )
+# A Workflow without a reference is Argo's to refuse under templateReferencing: Strict.
+_MATCH_CONDITIONS = (("references-a-template", f"has({_workflow_spec('object')}.workflowTemplateRef)"),)
 _ALLOWED = (
     "a Workflow or CronWorkflow may reference only a WorkflowTemplate (or, with clusterScope, a "
     "ClusterWorkflowTemplate) its creator may get, as argo submit --from requires; grant get on that template by "
     "name, or submit as an identity that has it"
+)
+_STATUS_ALLOWED = (
+    "only an identity that may create Pods in the namespace may create a Workflow that carries templates in its "
+    "status (storedWorkflowTemplateSpec, storedTemplates) or change them, since the controller runs them instead of "
+    "the template referenced; submit without a status"
+)
+
+
+# Which write was refused, for every message.
+_OBJECT = (
+    "' (' + request.operation + ' ' + request.resource.resource + ' ' + request.namespace + '/' + request.name + ')'"
 )
 
 
@@ -63,9 +104,12 @@ def _message() -> str:
     kind = "(variables.clusterScope ? 'clusterworkflowtemplates/' : 'workflowtemplates/')"
     return (
         f"request.userInfo.username + {q(f' may not start this [{RULE}]: {_ALLOWED}; it may not get ')} + {kind} + "
-        "variables.templateName + ' (' + request.operation + ' ' + request.resource.resource + ' ' + "
-        "request.namespace + '/' + request.name + ')'"
+        f"variables.templateName + {_OBJECT}"
     )
+
+
+def _status_message() -> str:
+    return f"request.userInfo.username + {q(f' may not write this [{STATUS_RULE}]: {_STATUS_ALLOWED}')} + {_OBJECT}"
 
 
 def policy() -> dict[str, Any]:
@@ -90,13 +134,25 @@ def policy() -> dict[str, Any]:
                         "resources": [resource],
                         "scope": "*",
                     }
-                    for resource, operations in (("workflows", ["CREATE"]), ("cronworkflows", ["CREATE", "UPDATE"]))
+                    for resource, operations in (
+                        ("workflows", ["CREATE", "UPDATE"]),
+                        ("cronworkflows", ["CREATE", "UPDATE"]),
+                    )
                 ],
             },
             "matchConditions": [{"name": name, "expression": expression} for name, expression in _MATCH_CONDITIONS],
             "variables": [{"name": name, "expression": expression} for name, expression in _VARIABLES],
             "validations": [
-                {"expression": "variables.readable", "messageExpression": _message(), "reason": "Forbidden"}
+                {
+                    "expression": "!variables.startJudged || variables.readable",
+                    "messageExpression": _message(),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "!variables.storesTemplates || variables.mayCreatePods",
+                    "messageExpression": _status_message(),
+                    "reason": "Forbidden",
+                },
             ],
         },
     }
@@ -112,4 +168,4 @@ def binding() -> dict[str, Any]:
     }
 
 
-__all__ = ["POLICY_NAME", "RULE", "binding", "policy"]
+__all__ = ["POLICY_NAME", "RULE", "STATUS_RULE", "binding", "policy"]

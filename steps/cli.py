@@ -26,6 +26,7 @@ from bluegreen_contract import (
     Step,
 )
 from bluegreen_version import __version__
+from steps import run_identity
 from steps.attempts import run_with_retries
 from steps.errors import StepError, Unreachable
 from steps.kube import INTERACTIVE_RETRY, Kube
@@ -232,6 +233,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, kube: Kube |
             # What this step acts on, as preflight chose it: the parameters a Pod of its own would have shown.
             log("from-preflight", slot=args.slot, record=args.record, deadline_seconds=args.deadline_seconds)
         client = kube if kube is not None else _default_client(args.step)
+        named = getattr(args, "workflow", None)
+        if named:
+            run_identity.require_own_workflow(client, args.step, named)
         # The people's commands (history, status) take neither option: one attempt, no deadline.
         return run_with_retries(
             args.step,

@@ -47,6 +47,22 @@ def pod_workflow(kube: Kube) -> str | None:
     return None
 
 
+def require_own_workflow(kube: Kube, step: str, named: str) -> None:
+    """Refuse a step told to act for workflow ``named`` when its Pod belongs to another.
+
+    Preflight, the promotion gate, the rollback and notify take the workflow they act for as a parameter, which the
+    DAG fills from ``{{workflow.name}}`` but a submitter who starts the workflow at that step may set to any run's
+    name: a rollback or notify would then close, or roll back, another run. Outside a Pod there is nothing to
+    compare (see :func:`pod_workflow`).
+    """
+    own = pod_workflow(kube)
+    if own is not None and named != own:
+        raise BadInput(
+            f"{step} runs in workflow {own} and may act only for it, not for workflow {named}: the run a step acts "
+            "for is the one its Pod belongs to; run the pipeline from its default entrypoint; nothing was written"
+        )
+
+
 def own_record(workflow: str | None) -> str | None:
     """The only record ``workflow``'s steps may use (None: no Pod identity, see :func:`pod_workflow`)."""
     return None if workflow is None else record_name(workflow)
@@ -78,4 +94,11 @@ def require_same_workflow(record: spec.DeploymentRecord, where: str, consequence
         )
 
 
-__all__ = ["own_record", "pod_workflow", "pod_workflow_uid", "require_same_workflow", "same_workflow"]
+__all__ = [
+    "own_record",
+    "pod_workflow",
+    "pod_workflow_uid",
+    "require_own_workflow",
+    "require_same_workflow",
+    "same_workflow",
+]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 import bluegreen_spec as spec
-from steps import failures
+from steps import failures, run_identity
 from steps.announce import run_message
 from steps.context import StepContext, record_name
 from steps.errors import StepError
@@ -28,6 +28,10 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         return 0
     name = record_name(args.workflow)
     record = ctx.records.get(name)
+    if record is not None and not run_identity.same_workflow(record):
+        # A workflow that reused a deleted run's name: that run's record and its notifications are not this one's.
+        log("not-this-run", record=name, recorded_uid=record.spec.workflow_uid, uid=run_identity.pod_workflow_uid())
+        return 0
     record_status = (record.status if record else None) or spec.DeploymentRecordStatus()
     outcome = record_status.outcome or args.workflow_status or "Unknown"
     message = run_message(ctx, name, outcome, failures.reason(args.failures))

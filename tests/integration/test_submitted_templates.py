@@ -24,7 +24,7 @@ from kubernetes import client
 
 from pipelines import ci_submitter, cleanup_cron, deploy_template, rollback_template
 from pipelines.settings import RenderSettings
-from pipelines.submit_policy import POLICY_NAME, RULE
+from pipelines.submit_policy import POLICY_NAME, RULE, STATUS_RULE
 from testenv.apply import apply_manifest_objects
 from testenv.cluster import KubeCluster
 from testenv.rest import KubeApiError, request
@@ -40,6 +40,19 @@ DRY_RUN = {"dryRun": "All"}
 SCHEDULER = "release-scheduler"
 #: An on-call identity that may start the one-click rollback and read only that template.
 ON_CALL = "on-call"
+#: An identity that starts deploys and changes its runs (stop, resume, promote: ``update`` on Workflows).
+PROMOTER = "promoter"
+#: A deploy Workflow the promoter created with another controller's instance id, so no controller has started it.
+PARKED = "parked-deploy"
+#: What a Workflow's own status could carry for the controller to run instead of the template it references.
+OWN_TEMPLATES = {
+    "storedWorkflowTemplateSpec": {
+        "serviceAccountName": "bluegreen-deployer",
+        "entrypoint": "switch",
+        "templates": [{"name": "switch", "container": {"image": "busybox", "command": ["sh", "-c", "anything"]}}],
+        "workflowTemplateRef": {"name": "blue-green-deploy"},
+    }
+}
 
 
 def _role(namespace: str, name: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,13 +109,15 @@ class Submitters:
     as_identity: Callable[[str], client.ApiClient]
     cluster_template: str
 
-    def workflow(self, identity: str, reference: dict[str, Any]) -> None:
-        body = {
+    def workflow(self, identity: str, reference: dict[str, Any], status: dict[str, Any] | None = None) -> None:
+        body: dict[str, Any] = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",
             "metadata": {"generateName": "run-"},
             "spec": {"workflowTemplateRef": reference},
         }
+        if status is not None:
+            body["status"] = status
         path = f"{ARGO}/namespaces/{self.namespace}/workflows"
         request(self.as_identity(identity), "POST", path, body=body, query=DRY_RUN)
 
@@ -118,10 +133,18 @@ class Submitters:
 
     def cron_retargeted(self, identity: str, reference: dict[str, Any]) -> None:
         """The scheduler's stored CronWorkflow, changed to start another template."""
-        path = f"{ARGO}/namespaces/{self.namespace}/cronworkflows/nightly"
-        body = {"spec": {"workflowSpec": {"workflowTemplateRef": reference}}}
+        self.cron_changed(identity, "nightly", {"spec": {"workflowSpec": {"workflowTemplateRef": reference}}})
+
+    def cron_changed(self, identity: str, name: str, patch: dict[str, Any]) -> None:
+        path = f"{ARGO}/namespaces/{self.namespace}/cronworkflows/{name}"
         api = self.as_identity(identity)
-        request(api, "PATCH", path, body=body, content_type="application/merge-patch+json", query=DRY_RUN)
+        request(api, "PATCH", path, body=patch, content_type="application/merge-patch+json", query=DRY_RUN)
+
+    def parked_changed(self, identity: str, patch: dict[str, Any]) -> None:
+        """The Workflow parked for another controller (the promoter's own), changed by a merge patch."""
+        path = f"{ARGO}/namespaces/{self.namespace}/workflows/{PARKED}"
+        api = self.as_identity(identity)
+        request(api, "PATCH", path, body=patch, content_type="application/merge-patch+json", query=DRY_RUN)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +168,10 @@ def submitters(kube_cluster: KubeCluster) -> Iterator[Submitters]:
         _get_template(rollback_template.NAME),
         {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]},
     ]
+    promoter_rules = [
+        _get_template(deploy_template.NAME),
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "create", "update", "patch"]},
+    ]
     cluster_template = f"{deploy_template.NAME}-{uuid.uuid4().hex[:6]}"
     apply_manifest_objects(
         admin,
@@ -154,6 +181,7 @@ def submitters(kube_cluster: KubeCluster) -> Iterator[Submitters]:
             ci_submitter.role_binding(settings),
             *_role(namespace, SCHEDULER, scheduler_rules),
             *_role(namespace, ON_CALL, on_call_rules),
+            *_role(namespace, PROMOTER, promoter_rules),
             _a_template("WorkflowTemplate", "batch-job", namespace),
             _a_template("ClusterWorkflowTemplate", cluster_template),
         ],
@@ -172,6 +200,17 @@ def submitters(kube_cluster: KubeCluster) -> Iterator[Submitters]:
                 "suspend": True,
                 "workflowSpec": {"workflowTemplateRef": {"name": deploy_template.NAME}},
             },
+        },
+    )
+    request(
+        admin,
+        "POST",
+        f"{ARGO}/namespaces/{namespace}/workflows",
+        body={
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": PARKED, "labels": {"workflows.argoproj.io/controller-instanceid": "parked"}},
+            "spec": {"workflowTemplateRef": {"name": deploy_template.NAME}},
         },
     )
     try:
@@ -197,29 +236,53 @@ def refusal(action: Callable[[], None]) -> str:
 
 
 CI = ci_submitter.NAME
-REFUSED: dict[str, Callable[[Submitters], None]] = {
-    "CI starts the one-click rollback": lambda s: s.workflow(CI, {"name": rollback_template.NAME}),
-    "CI starts the cleanup sweep": lambda s: s.workflow(CI, {"name": cleanup_cron.NAME}),
-    "CI starts another team's template": lambda s: s.workflow(CI, {"name": "batch-job"}),
-    "CI starts a ClusterWorkflowTemplate": lambda s: s.workflow(
-        CI, {"name": s.cluster_template, "clusterScope": True}
+#: Each attempt, and the rule that must refuse it.
+REFUSED: dict[str, tuple[str, Callable[[Submitters], None]]] = {
+    "CI starts the one-click rollback": (RULE, lambda s: s.workflow(CI, {"name": rollback_template.NAME})),
+    "CI starts the cleanup sweep": (RULE, lambda s: s.workflow(CI, {"name": cleanup_cron.NAME})),
+    "CI starts another team's template": (RULE, lambda s: s.workflow(CI, {"name": "batch-job"})),
+    "CI starts a ClusterWorkflowTemplate": (
+        RULE,
+        lambda s: s.workflow(CI, {"name": s.cluster_template, "clusterScope": True}),
     ),
     # A ClusterWorkflowTemplate named like the deploy template: the name CI may read is a namespaced template's.
-    "CI starts a ClusterWorkflowTemplate of the deploy's name": lambda s: s.workflow(
-        CI, {"name": deploy_template.NAME, "clusterScope": True}
+    "CI starts a ClusterWorkflowTemplate of the deploy's name": (
+        RULE,
+        lambda s: s.workflow(CI, {"name": deploy_template.NAME, "clusterScope": True}),
     ),
-    "the scheduler schedules the rollback": lambda s: s.cron(SCHEDULER, {"name": rollback_template.NAME}),
-    "the scheduler re-aims its nightly deploy at the rollback": lambda s: s.cron_retargeted(
-        SCHEDULER, {"name": rollback_template.NAME}
+    "the scheduler schedules the rollback": (RULE, lambda s: s.cron(SCHEDULER, {"name": rollback_template.NAME})),
+    "the scheduler re-aims its nightly deploy at the rollback": (
+        RULE,
+        lambda s: s.cron_retargeted(SCHEDULER, {"name": rollback_template.NAME}),
     ),
-    "on-call starts a deploy": lambda s: s.workflow(ON_CALL, {"name": deploy_template.NAME}),
+    "on-call starts a deploy": (RULE, lambda s: s.workflow(ON_CALL, {"name": deploy_template.NAME})),
+    # Argo runs a Workflow's status.storedWorkflowTemplateSpec as it finds it, without reading the template again.
+    "CI brings its own templates in the Workflow's status": (
+        STATUS_RULE,
+        lambda s: s.workflow(CI, {"name": deploy_template.NAME}, status=OWN_TEMPLATES),
+    ),
+    "the promoter re-aims a Workflow no controller has started yet": (
+        RULE,
+        lambda s: s.parked_changed(PROMOTER, {"spec": {"workflowTemplateRef": {"name": rollback_template.NAME}}}),
+    ),
+    "the promoter writes its own templates into a Workflow's status": (
+        STATUS_RULE,
+        lambda s: s.parked_changed(PROMOTER, {"status": OWN_TEMPLATES}),
+    ),
+    "the scheduler reschedules the cleanup it may not read": (
+        RULE,
+        lambda s: s.cron_changed(
+            SCHEDULER, cleanup_cron.NAME, {"spec": {"schedules": ["* * * * *"], "suspend": False}}
+        ),
+    ),
 }
 
 
 @pytest.mark.parametrize("attempt", list(REFUSED), ids=list(REFUSED))
 def test_a_submitter_cannot_start_a_template_it_may_not_read(submitters: Submitters, attempt: str) -> None:
-    message = refusal(lambda: REFUSED[attempt](submitters))
-    assert POLICY_NAME in message and f"[{RULE}]" in message, message
+    rule, attack = REFUSED[attempt]
+    message = refusal(lambda: attack(submitters))
+    assert POLICY_NAME in message and f"[{rule}]" in message, message
 
 
 def test_each_identity_still_starts_the_template_it_may_read(submitters: Submitters) -> None:
@@ -229,3 +292,6 @@ def test_each_identity_still_starts_the_template_it_may_read(submitters: Submitt
     submitters.workflow(ON_CALL, {"name": rollback_template.NAME})
     submitters.cron(SCHEDULER, {"name": deploy_template.NAME}, name="hourly")
     submitters.cron_retargeted(SCHEDULER, {"name": deploy_template.NAME})
+    submitters.cron_changed(SCHEDULER, "nightly", {"spec": {"schedules": ["0 4 * * *"]}})
+    # Stopping, suspending and relabelling a run change no template and no stored spec.
+    submitters.parked_changed(PROMOTER, {"spec": {"suspend": True}, "metadata": {"labels": {"team": "shop"}}})

@@ -218,8 +218,11 @@ def test_a_workflow_that_reuses_a_run_s_name_is_not_that_run(
     reason = capsys.readouterr().err
     assert "belongs to workflow wf-1 with uid 11111111-first" in reason, reason
     assert sut.status() == status and sut.records()[0]["spec"]["image"] == IMAGE_V2
-    # Its exit handler neither closes the first run's record nor restores traffic or slots on its behalf.
+    # Neither its retain nor its exit handler closes the first run's record, restores traffic or changes slots.
+    assert sut.run_retain(record) == ExitCode.FAILED
+    assert "belongs to workflow wf-1 with uid 11111111-first" in capsys.readouterr().err
     assert sut.rollback_on_exit("wf-1") == 0
+    assert sut.run_notify("wf-1") == 0
     [first] = sut.records()
     assert not first["status"].get("finishedAt"), first["status"]
     assert sut.status() == status and sut.deployment(slot_deployment) == before
@@ -251,3 +254,37 @@ def test_a_finished_run_writes_no_slot(
     reason = capsys.readouterr().err
     assert "DeploymentRecord wf-1 is closed (Succeeded); a finished run writes no slot" in reason, reason
     assert sut.deployment(deployment_name(sut.name, retained)) == before, "a finished run overwrote the retained slot"
+
+
+def test_exit_handler_steps_act_only_for_their_own_workflow(
+    make_service: ServiceFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``rollback``, ``notify`` and ``retain`` take the run to act for as a parameter, which a submitter chooses.
+
+    Run wf-1 is mid-deploy and holds the service. Another workflow started at one of those steps and handed wf-1's
+    name or record (under another service's name, so no mutex stands in its way) must leave wf-1 alone.
+    """
+    sut = make_service("exit-own")
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-1")
+    target, record = sut.preflight(IMAGE_V2, "wf-1", tmp_path)
+    slot = Slot(target)
+    assert sut.run_deploy_green(IMAGE_V2, slot, record) == 0
+    sut.prove(slot, record)
+    assert sut.run_switch(slot, record) == 0
+    status = sut.status()
+
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "wf-other")
+    capsys.readouterr()
+    assert sut.rollback_on_exit("wf-1") == ExitCode.BAD_INPUT
+    refused = "runs in workflow wf-other and may act only for it, not for workflow wf-1"
+    assert f"rollback {refused}" in capsys.readouterr().err
+    assert sut.run_notify("wf-1", status="Succeeded") == ExitCode.BAD_INPUT
+    assert f"notify {refused}" in capsys.readouterr().err
+    assert sut.run_retain(record) == ExitCode.FAILED
+    assert "retain runs in workflow wf-other and may use only its record wf-other, not wf-1" in capsys.readouterr().err
+    [only] = sut.records()
+    assert not only["status"].get("finishedAt"), only["status"]
+    assert sut.status() == status and sut.live_slot() is slot, "another workflow moved or closed wf-1's run"
