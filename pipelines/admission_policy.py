@@ -967,7 +967,7 @@ def policy_named(name: str) -> Policy:
 
 
 def manifests() -> list[tuple[str, dict[str, Any]]]:
-    """Every policy and binding, each with its file under ``admission/``."""
+    """Every policy and binding, each with its file under ``admission/`` of the install's ``cluster/`` part."""
     files = []
     for policy in POLICIES:
         files.append((f"admission/{policy.name}-policy.yaml", policy.document()))

@@ -1,10 +1,21 @@
 """Every object argo-bluegreen installs, each with the file it is rendered to under ``manifests/``.
 
-The file list is the kustomization's resource list too, so ``kubectl apply -k manifests/`` installs exactly what
-this module renders, except two opt-in sets that have a kustomization of their own: the CI identity under
-``rbac/ci-submitter/``, and the monitoring objects under ``observability/`` (the PrometheusRule's CRD exists only where
-the prometheus-operator runs). ``argo-controller/`` holds no object to install: it is a patch for Argo's own
-workflow-controller ConfigMap, which lives in Argo's namespace (see :mod:`pipelines.argo_controller`).
+The install has two parts, each a kustomization listing exactly what this module renders for it:
+
+- ``cluster/``: the cluster-scoped objects, the two CRDs (``cluster/crds/``) and the ValidatingAdmissionPolicies
+  with their bindings (``cluster/admission/``). Every namespace argo-bluegreen is installed in shares them, so a
+  cluster administrator applies them once per cluster (``kubectl apply -k manifests/cluster/``), and deletes them only
+  when the last namespace is uninstalled: deleting the CRDs deletes every namespace's BlueGreenDeployments and
+  DeploymentRecords. They do not depend on the settings, so every render holds the same ``cluster/``.
+- the main kustomization: the namespaced objects of the namespace rendered for (the ServiceAccount, Role and
+  RoleBinding under ``rbac/``, the templates and the CronWorkflow under ``workflows/``). ``kubectl apply -k
+  manifests/`` installs one namespace, and ``kubectl delete -k manifests/`` removes that namespace's part and nothing
+  another namespace uses.
+
+Two opt-in sets have a kustomization of their own too: the CI identity under ``rbac/ci-submitter/``, and the
+monitoring objects under ``observability/`` (the PrometheusRule's CRD exists only where the prometheus-operator runs).
+``argo-controller/`` holds no object to install: it is a patch for Argo's own workflow-controller ConfigMap, which
+lives in Argo's namespace (see :mod:`pipelines.argo_controller`).
 """
 
 from __future__ import annotations
@@ -66,15 +77,20 @@ def _argo(build: Callable[[RenderSettings], Workflow]) -> Callable[[RenderSettin
     return render
 
 
-_BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...] = (
+#: The cluster's part, under :data:`CLUSTER`: the CRDs first, then each admission policy before its bindings.
+_CLUSTER_BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...] = (
     ("crds/argo-bluegreen.io_bluegreendeployments.yaml", lambda _settings: crd.blue_green_deployment_crd()),
     ("crds/argo-bluegreen.io_deploymentrecords.yaml", lambda _settings: crd.deployment_record_crd()),
-    ("rbac/service-account.yaml", rbac.service_account),
-    ("rbac/role.yaml", rbac.role),
-    ("rbac/role-binding.yaml", rbac.role_binding),
     *((path, lambda _settings, document=document: document) for path, document in admission_policy.manifests()),
     ("admission/submit-readable-templates-policy.yaml", lambda _settings: submit_policy.policy()),
     ("admission/submit-readable-templates-policy-binding.yaml", lambda _settings: submit_policy.binding()),
+)
+
+#: One namespace's part, the main kustomization: every object names the namespace rendered for.
+_BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...] = (
+    ("rbac/service-account.yaml", rbac.service_account),
+    ("rbac/role.yaml", rbac.role),
+    ("rbac/role-binding.yaml", rbac.role_binding),
     ("workflows/blue-green-deploy.yaml", _argo(deploy_template.build)),
     ("workflows/blue-green-rollback.yaml", _argo(rollback_template.build)),
     ("workflows/blue-green-cleanup-template.yaml", _argo(cleanup_cron.build_template)),
@@ -90,10 +106,12 @@ _CI_SUBMITTER: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...
 
 
 def kustomization(paths: list[str]) -> dict[str, Any]:
-    """The kustomization that installs every rendered file, CRDs first."""
+    """A kustomization that installs ``paths`` (relative to it), in that order."""
     return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": paths}
 
 
+#: The cluster-scoped part, applied once per cluster before any namespace's part.
+CLUSTER = "cluster/"
 OBSERVABILITY = "observability/"
 _OBSERVABILITY_BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]], ...] = (
     ("prometheusrule.yaml", alert_rules.prometheus_rule),
@@ -102,9 +120,12 @@ _OBSERVABILITY_BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, A
 
 
 def render_all(settings: RenderSettings) -> list[Manifest]:
-    """Render every object and the main kustomization, then each opt-in set with a kustomization of its own."""
+    """Render both parts of the install and the opt-in sets, each with a kustomization of its own."""
     manifests = [Manifest(path, build(settings)) for path, build in _BUILDERS]
     manifests.append(Manifest("kustomization.yaml", kustomization([m.path for m in manifests])))
+    cluster = [Manifest(CLUSTER + path, build(settings)) for path, build in _CLUSTER_BUILDERS]
+    cluster.append(Manifest(CLUSTER + "kustomization.yaml", kustomization([path for path, _ in _CLUSTER_BUILDERS])))
+    manifests += cluster
     directory = ci_submitter.DIRECTORY
     manifests += [Manifest(f"{directory}/{path}", build(settings)) for path, build in _CI_SUBMITTER]
     manifests.append(Manifest(f"{directory}/kustomization.yaml", kustomization([path for path, _ in _CI_SUBMITTER])))
@@ -118,4 +139,4 @@ def render_all(settings: RenderSettings) -> list[Manifest]:
     return manifests + observability + controller
 
 
-__all__ = ["HEADER", "Manifest", "dump_yaml", "render_all"]
+__all__ = ["CLUSTER", "HEADER", "OBSERVABILITY", "Manifest", "dump_yaml", "render_all"]

@@ -422,7 +422,7 @@ def _unserved(resource: ApiResource) -> str:
     """What to say when the API server has no such kind: which CRDs would define it."""
     served_as = f"{resource.plural}.{resource.group}/{resource.version}" if resource.group else resource.plural
     if resource.group == spec.API_GROUP:
-        todo = "install this release's CRDs (manifests/crds)"
+        todo = "install this release's CRDs (manifests/cluster/crds)"
     else:
         # A router's kinds (Istio, the Gateway API) or Argo's: the product that defines them is missing or too old.
         todo = f"install the CRDs that define {resource.group}/{resource.version}, then run the step again"

@@ -360,10 +360,14 @@ def blue_green_spec(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def install_manifests(cluster: LocalCluster, namespace: str = NAMESPACE) -> None:
-    """The README's install: create the namespace the manifests are rendered for, then apply them server-side."""
+    """The README's install: create the namespace the manifests are rendered for, then apply them server-side.
+
+    The cluster's part (the CRDs and admission policies) goes first, then the namespace's, as the README says.
+    """
     existing = cluster.run_tool(["kubectl", "get", "namespace", namespace], check=False)
     if existing.returncode != 0:
         cluster.run_tool(["kubectl", "create", "namespace", namespace])
+    cluster.run_tool(["kubectl", "apply", "--server-side", "-k", str(REPO / "manifests" / "cluster")])
     cluster.run_tool(["kubectl", "apply", "--server-side", "-k", str(REPO / "manifests")])
 
 

@@ -26,7 +26,7 @@ RENDERED_SOURCES = ("pipelines/", "bluegreen_contract.py", "bluegreen_spec.py")
 _GOLDEN = "tests/unit/test_render.py::test_committed_manifest_matches_the_code"
 GOLDEN_DEPLOY = f"{_GOLDEN}[workflows/blue-green-deploy.yaml]"
 GOLDEN_ROLE = f"{_GOLDEN}[rbac/role.yaml]"
-GOLDEN_DEPLOYMENT_POLICY = f"{_GOLDEN}[admission/deployments-policy.yaml]"
+GOLDEN_DEPLOYMENT_POLICY = f"{_GOLDEN}[cluster/admission/deployments-policy.yaml]"
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,10 @@ def skew_warning(client: str, templates: str | None, namespace: str) -> str | No
     """What to tell the user when the templates are not this client's release; None when they are."""
     if templates == client:
         return None
-    upgrade = f"render the templates of {client} with this release's bluegreen-render and kubectl apply -k the output"
+    upgrade = (
+        f"render the templates of {client} with this release's bluegreen-render and kubectl apply -k the output "
+        "(its cluster/ first, then the rest)"
+    )
     if templates is None:
         return (
             f"WorkflowTemplate {namespace}/{DEPLOY_TEMPLATE} has no {TEMPLATES_VERSION_LABEL} label, so it was "

@@ -34,7 +34,7 @@ from testenv.controlplane import ControlPlane
 from testenv.crds import install_crds
 from testenv.paths import Artifacts
 from testenv.rest import ImpersonatingApiClient, request
-from tests.integration.installation import rendered
+from tests.integration.installation import cluster_scoped, our_crds, rendered
 from tests.integration.service_helpers import (
     IMAGE_V1,
     IMAGE_V2,
@@ -61,7 +61,7 @@ class BareServer:
         )
         self.admin = client.ApiClient(self.configuration)
         self._clients: list[client.ApiClient] = [self.admin]
-        install_crds(self.admin, [d for d in rendered("default") if d["kind"] == "CustomResourceDefinition"])
+        install_crds(self.admin, our_crds())
 
     def service(self, router: str, **spec_fields: Any) -> ServiceUnderTest:
         """An unmanaged service ``cart`` in a new namespace, with the steps' ServiceAccount and Role installed.
@@ -73,7 +73,7 @@ class BareServer:
         # The WorkflowTemplates and the CronWorkflow need Argo's CRDs; here the steps run in-process instead.
         objects = [
             copy.deepcopy(d)
-            for d in rendered(namespace)
+            for d in [*cluster_scoped(), *rendered(namespace)]
             if d["kind"] != "CustomResourceDefinition" and not d["apiVersion"].startswith("argoproj.io/")
         ]
         apply_manifest_objects(self.admin, objects)
@@ -183,8 +183,8 @@ def test_a_write_to_a_kind_the_server_does_not_serve_names_that_kind(bare_server
     message = str(refused.value)
     assert api_name(DESTINATION_RULES) in message
     assert "does not serve" in message
-    # manifests/crds holds argo-bluegreen's own CRDs: installing them again would not help.
-    assert "manifests/crds" not in message
+    # manifests/cluster/crds holds argo-bluegreen's own CRDs: installing them again would not help.
+    assert "manifests/cluster" not in message
 
 
 def test_a_missing_object_of_a_served_kind_is_not_called_a_missing_kind(bare_server: BareServer) -> None:

@@ -136,13 +136,14 @@ def test_rendered_manifests_and_the_examples_lint_clean() -> None:
     documents, errors = load([REPO / "manifests", REPO / "examples" / "user-service.yaml", REPO / "examples" / "demo"])
     assert errors == []
     kinds = sorted(str(d.body.get("kind")) for d in documents)
-    # 10 rendered objects and the 27 admission policies and their bindings, the opt-in CI identity's four
-    # (ServiceAccount, Role, RoleBinding, kustomization), the opt-in monitoring objects (the PrometheusRule, the
+    # The namespace's part (ServiceAccount, Role, RoleBinding, 3 WorkflowTemplates, CronWorkflow, kustomization), the
+    # cluster's part (2 CRDs, the 27 admission policies and their bindings, kustomization), the opt-in CI identity's
+    # four (ServiceAccount, Role, RoleBinding, kustomization), the opt-in monitoring objects (the PrometheusRule, the
     # dashboard's ConfigMap and their kustomization), the patch for Argo's controller ConfigMap and the seed example,
     # plus the demo's Deployment, Service and BlueGreenDeployment.
     assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 3, kinds
     assert kinds.count("PrometheusRule") == 1 and kinds.count("ConfigMap") == 2, kinds
-    assert len(documents) == 49, kinds
+    assert len(documents) == 50, kinds
     assert lint(documents) == []
 
 

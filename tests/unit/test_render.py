@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipelines import argo_controller, ci_submitter, render
-from pipelines.manifests import HEADER, render_all
+from pipelines.manifests import CLUSTER, HEADER, render_all
 from pipelines.settings import DEFAULT_IMAGE, RenderSettings
 from pipelines.settings_file import SETTINGS_FILE
 
@@ -118,16 +118,22 @@ def test_bad_settings_fail_before_writing(
     assert not (tmp_path / "out").exists()
 
 
-def test_kustomization_lists_every_object_crds_first() -> None:
+def test_the_two_kustomizations_list_every_installed_object_once_crds_first() -> None:
+    """The namespace's part (the main kustomization) and the cluster's (``cluster/``) together install every object.
+
+    test_install_scopes.py checks which objects belong to which part.
+    """
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    cluster = yaml.safe_load((MANIFESTS / CLUSTER / "kustomization.yaml").read_text())
     installed = sorted(
         p
         for p in RENDERED
-        if p != "kustomization.yaml"
+        if not p.endswith("kustomization.yaml")
         and not p.startswith((f"{ci_submitter.DIRECTORY}/", "observability/", f"{argo_controller.DIRECTORY}/"))
     )
-    assert sorted(kustomization["resources"]) == installed
-    assert kustomization["resources"][0].startswith("crds/")
+    listed = [*kustomization["resources"], *(CLUSTER + path for path in cluster["resources"])]
+    assert sorted(listed) == installed
+    assert cluster["resources"][0].startswith("crds/")
     # The monitoring objects are opt-in (their CRD exists only with the prometheus-operator), in a kustomization of
     # their own that lists every rendered object beside it.
     observability = yaml.safe_load((MANIFESTS / "observability" / "kustomization.yaml").read_text())
