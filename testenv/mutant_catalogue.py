@@ -90,8 +90,8 @@ MUTANTS: tuple[Mutant, ...] = (
         name="a submitter starts any WorkflowTemplate, readable or not",
         path="pipelines/submit_policy.py",
         # The policy would ask the authorizer and then ignore its answer.
-        old='{"expression": "variables.readable", "messageExpression"',
-        new='{"expression": "variables.readable || true", "messageExpression"',
+        old='"expression": "!variables.startJudged || variables.readable",',
+        new='"expression": "true",',
         catching_tests=(
             "tests/integration/test_submitted_templates.py::test_a_submitter_cannot_start_a_template_it_may_not_read",
         ),
@@ -308,9 +308,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="switch moves traffic without writing its intent",
-        path="steps/commands/switch.py",
+        path="steps/traffic.py",
         # The status keeps saying Deploying while the route changes, so a crash mid-switch is not known as one (I3).
-        old="    update_status(kube, ctx.namespace, ctx.service, intent)\n",
+        old="    update_status(ctx.kube, ctx.namespace, ctx.service, write_intent)\n",
         new="",
         catching_tests=(
             "tests/integration/test_transient_api_errors.py::test_switch_cut_short_by_persistent_faults_resumes",

@@ -8,6 +8,7 @@ import pytest
 
 from testenv import affected_tests
 from testenv.local_cluster import ClusterStartError
+from testenv.mutant_catalogue import MUTANTS, Mutant
 from testenv.mutants import first_failure
 from testenv.shared_cluster import FAILED_FILE, attach_shared
 from testenv.suite_report import START_ORDER, LayerTime, deal, format_table, layer_of
@@ -91,3 +92,11 @@ def test_a_command_loaded_by_name_reaches_the_tests_that_run_its_cli() -> None:
     selected = affected_tests.affected(["steps/commands/smoke.py"])
     assert "tests/integration/test_steps_happy_path.py" in selected
     assert "tests/unit/test_lint.py" not in selected
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_every_planted_fault_still_finds_the_one_place_it_changes(mutant: Mutant) -> None:
+    # A refactor that moves the faulted line leaves the fault unplantable, and `make mutants` would learn it only
+    # after building a copy of the tree; here it costs a file read.
+    source = (Path(__file__).resolve().parents[2] / mutant.path).read_text()
+    assert source.count(mutant.old) == 1, f"{mutant.path} holds {source.count(mutant.old)} copies of the fault's text"
