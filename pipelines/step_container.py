@@ -124,7 +124,8 @@ def step_env(settings: RenderSettings) -> list[Env | SecretEnv | FieldEnv]:
     """
     env: list[Env | SecretEnv | FieldEnv] = [
         FieldEnv(name=RUN_WORKFLOW_ENV, field_path=f"metadata.labels['{ARGO_WORKFLOW_POD_LABEL}']"),
-        # Substituted by the controller into our own template, which a submitter cannot replace under Strict.
+        # Substituted by the controller into our own template, which a submitter cannot replace: Strict refuses a
+        # Workflow's own templates, and the submit policy templates smuggled into its status.
         Env(name=RUN_WORKFLOW_UID_ENV, value=WORKFLOW_UID),
         SecretEnv(
             name=SLACK_WEBHOOK_URL_ENV, secret_name=NOTIFICATIONS_SECRET, secret_key=SLACK_URL_KEY, optional=True

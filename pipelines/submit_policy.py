@@ -6,14 +6,18 @@ reads the template as the caller), says nothing about a Workflow created directl
 CI identity could reference ``blue-green-rollback``, the cleanup sweep, another team's template or any
 ClusterWorkflowTemplate, and the controller would run it as that template's ServiceAccount.
 
-This policy holds every created Workflow, and every created or re-aimed CronWorkflow, to the rule ``argo submit
---from`` already follows: its creator must be allowed to ``get`` the template it references (a namespaced
-WorkflowTemplate, or with ``clusterScope`` a ClusterWorkflowTemplate). The API server asks its own authorizer, so
-the rule is exactly the RBAC in force. Identities that read the templates anyway are unaffected: the
-workflow-controller starting a CronWorkflow's runs, the Argo Server in ``server`` auth mode, people with the usual
-edit roles. A Workflow without a reference is Argo's to refuse (``templateReferencing: Strict``,
-:mod:`pipelines.argo_controller`). Only creation is judged for Workflows: the controller rewrites them all the time,
-and Argo ignores a reference that changes after a run has started.
+This policy holds every Workflow and CronWorkflow to the rule ``argo submit --from`` already follows: whoever
+creates one, re-aims a Workflow (its reference is read only at the controller's first look, which a Workflow
+labelled for another controller instance postpones) or changes a CronWorkflow's spec must be allowed to ``get`` the
+template it references (a namespaced WorkflowTemplate, or with ``clusterScope`` a ClusterWorkflowTemplate). The API
+server asks its own authorizer, so the rule is exactly the RBAC in force.
+
+The controller also runs what a Workflow's status already holds: it reads the template only while
+``status.storedWorkflowTemplateSpec`` is empty (Argo v4.0.5, ``setStoredWfSpec``), and the Workflow CRD has no status
+subresource, so a creator could put its own templates there. Writing those fields therefore takes the right to create
+Pods in the namespace, which runs any code as any ServiceAccount anyway and which the controller holds.
+
+A Workflow without a reference is Argo's to refuse (``templateReferencing: Strict``, :mod:`pipelines.argo_controller`).
 """
 
 from __future__ import annotations
