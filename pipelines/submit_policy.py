@@ -45,9 +45,11 @@ def _stored(obj: str, field: str) -> str:
     return f"(has({obj}.status) && has({obj}.status.{field}) ? dyn({obj}.status.{field}) : null)"
 
 
-# The status fields Argo runs from once they are set: the controller reads the referenced template only while
-# storedWorkflowTemplateSpec is empty (v4.0.5 operator.go, setStoredWfSpec), and resolves nodes by storedTemplates.
-_STORED_FIELDS = ("storedWorkflowTemplateSpec", "storedTemplates")
+# The status field Argo runs from once it is set: the controller reads the referenced template only while
+# storedWorkflowTemplateSpec is empty (v4.0.5 operator.go, setStoredWfSpec). status.storedTemplates is left alone:
+# Argo's own submit fills it while validating, and the controller consults it only for templateRef calls, which
+# argo-bluegreen's templates do not make.
+_STORED_FIELDS = ("storedWorkflowTemplateSpec",)
 _VARIABLES = (
     ("spec", _workflow_spec("object")),
     ("ref", "variables.spec.workflowTemplateRef"),
@@ -92,9 +94,9 @@ _ALLOWED = (
     "name, or submit as an identity that has it"
 )
 _STATUS_ALLOWED = (
-    "only an identity that may create Pods in the namespace may create a Workflow that carries templates in its "
-    "status (storedWorkflowTemplateSpec, storedTemplates) or change them, since the controller runs them instead of "
-    "the template referenced; submit without a status"
+    "only an identity that may create Pods in the namespace may create a Workflow that carries a spec in its "
+    "status (storedWorkflowTemplateSpec) or change it, since the controller runs it instead of the template "
+    "referenced; submit without it"
 )
 
 
