@@ -796,6 +796,8 @@ class PodWorker:
         self._reap()
         self.terminal = True
         self._release_network()
+        # Every process is gone, and with them the private mount namespaces that bound these dirs.
+        self.volumes.tear_down()
         log.info("pod finished", extra={"pod": self.key, "phase": self._phase()})
 
     def _terminate_gracefully(self) -> None:

@@ -111,6 +111,15 @@ class PodVolumes:
         for volume in self.pod.get("spec", {}).get("volumes", []) or []:
             self._paths[volume["name"]] = self._sync_one(volume, facts)
 
+    def tear_down(self) -> None:
+        """Remove every volume this node made for the Pod; a hostPath's directory is not the Pod's and stays.
+
+        The kubelet does this as soon as a Pod is terminal, not when it is deleted: a finished
+        Pod's emptyDirs would otherwise hold node disk for as long as its object lives.
+        """
+        shutil.rmtree(self.root, ignore_errors=True)
+        self._paths.clear()
+
     def _sync_one(self, volume: JsonObj, facts: downward.PodFacts) -> Path:
         name = str(volume["name"])
         target: Path = self.root / name

@@ -250,3 +250,38 @@ def test_the_endpoint_is_where_the_node_says_and_admits_only_authorised_cluster_
     with httpx.Client(base_url=base, verify=admin) as client:
         answer = client.get("/containerLogs/default/no-such-pod/app")
         assert answer.status_code == 404 and json.dumps("no-such-pod") in answer.text
+
+
+def test_a_finished_pod_gives_its_volumes_back_and_keeps_its_logs(node_env: NodeEnv, admin_http: httpx.Client) -> None:
+    """The kubelet tears down a terminated Pod's volumes at once; only deletion takes its logs.
+
+    Every Argo step Pod copies the 100 MB executor into an emptyDir, so a node that kept them
+    until the Workflow is deleted fills its disk after a few hundred steps.
+    """
+    ns = node_env.namespace()
+    script = "open('/scratch/blob','wb').write(b'x' * 4_000_000); print('wrote the blob', flush=True)"
+    created = node_env.create_pod(
+        ns,
+        "finisher",
+        {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": STEPS_IMAGE,
+                    "command": ["python", "-c", script],
+                    "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                }
+            ],
+            "volumes": [{"name": "scratch", "emptyDir": {}}],
+        },
+    )
+    pod = node_env.wait_pod(
+        ns, "finisher", "completion", lambda p: (p or {}).get("status", {}).get("phase") == "Succeeded"
+    )
+    assert pod is not None
+    volumes = node_env.workdir / "pods" / created["metadata"]["uid"] / "volumes"
+    _poll("the finished Pod's volumes removed from the node", lambda: not volumes.exists(), timeout=30)
+    answer = _logs(admin_http, ns, "finisher")
+    assert answer.status_code == 200, answer.text
+    assert answer.text == "wrote the blob\n"
