@@ -88,7 +88,10 @@ def prometheus_rule(settings: RenderSettings) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": "argo-bluegreen", "labels": {"app.kubernetes.io/part-of": "argo-bluegreen"}},
+        "metadata": {
+            "name": "argo-bluegreen",
+            "labels": {"app.kubernetes.io/part-of": "argo-bluegreen", **settings.rule_labels},
+        },
         "spec": {"groups": [{"name": GROUP, "rules": rules(settings)}]},
     }
 

@@ -125,6 +125,26 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help=f"alert when no cleanup succeeded for this long ({_default('alert-cleanup-hours')})",
     )
+    settings.add_argument(
+        "--notifications-secret",
+        help=f"Secret whose slack-webhook-url and webhook-url keys the steps notify through ("
+        f"{_default('notifications-secret')})",
+    )
+    settings.add_argument(
+        "--image-pull-secrets",
+        help=f"Secrets, comma-separated, the workflows' Pods pull images with ({_default('image-pull-secrets')})",
+    )
+    settings.add_argument(
+        "--prometheus-rule-labels",
+        help="labels key=value, comma-separated, added to the PrometheusRule, such as release=kube-prometheus-stack "
+        f"({_default('prometheus-rule-labels')})",
+    )
+    for kind, example in (("cpu", "250m"), ("memory", "128Mi")):
+        for what in ("request", "limit"):
+            key = f"step-{kind}-{what}"
+            settings.add_argument(
+                f"--{key}", help=f"each step container's {kind} {what}, such as {example} ({_default(key)})"
+            )
     parser.add_argument("--readme", type=Path, help="also keep the RBAC table in this README current")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming stale files")
     return parser

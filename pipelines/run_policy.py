@@ -69,6 +69,7 @@ def common_fields(settings: RenderSettings, *, title: str, description: str) -> 
         "ttl_strategy": ttl(),
         "security_context": POD_SECURITY,
         "pod_metadata": pod_metadata(),
+        "image_pull_secrets": [m.LocalObjectReference(name=name) for name in settings.pull_secret_names] or None,
     }
 
 

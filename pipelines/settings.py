@@ -24,7 +24,33 @@ NOTIFICATIONS_SECRET = "bluegreen-notifications"
 SLACK_URL_KEY = "slack-webhook-url"
 WEBHOOK_URL_KEY = "webhook-url"
 
+#: The step containers' requests and limits unless the render chooses others.
+DEFAULT_STEP_CPU_REQUEST = "50m"
+DEFAULT_STEP_CPU_LIMIT = "500m"
+DEFAULT_STEP_MEMORY_REQUEST = "96Mi"
+DEFAULT_STEP_MEMORY_LIMIT = "256Mi"
+
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A Secret's name: a DNS-1123 subdomain.
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# A label key: an optional DNS-subdomain prefix and a name; a label value: at most 63 of the same characters, or empty.
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# The quantities a step's resources take: CPU in cores or millicores, memory in bytes with a binary or decimal suffix.
+_CPU = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<unit>m?)$")
+_MEMORY = re.compile(r"^(?P<number>[0-9]+)(?P<unit>Ki|Mi|Gi|Ti|k|M|G|T|)$")
+_CPU_UNITS = {"": 1000.0, "m": 1.0}
+_MEMORY_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 # An image reference as a container runtime accepts it: registry/path, then a tag, a digest or both.
 _IMAGE = re.compile(
     r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
@@ -45,6 +71,12 @@ class RenderSettings:
         cleanup_schedule: cron schedule of the cleanup/repair CronWorkflow.
         deploy_alert_minutes: a deploy running longer than this raises BlueGreenDeployTooLong.
         cleanup_alert_hours: no successful cleanup for this long raises BlueGreenCleanupNotSucceeding.
+        notifications_secret: the Secret in the namespace whose ``slack-webhook-url`` and ``webhook-url`` keys the
+            steps notify through; it may be missing, which notifies nobody.
+        image_pull_secrets: Secrets, comma-separated, every workflow's Pods pull their images with; empty for none.
+        prometheus_rule_labels: labels, ``key=value`` comma-separated, added to the PrometheusRule's own, so a
+            Prometheus that selects rules by label (kube-prometheus-stack's ``release``) loads it.
+        step_cpu_request, step_cpu_limit, step_memory_request, step_memory_limit: every step container's resources.
     """
 
     namespace: str = DEFAULT_NAMESPACE
@@ -55,6 +87,24 @@ class RenderSettings:
     cleanup_schedule: str = "*/5 * * * *"
     deploy_alert_minutes: int = 30
     cleanup_alert_hours: int = 1
+    notifications_secret: str = NOTIFICATIONS_SECRET
+    image_pull_secrets: str = ""
+    prometheus_rule_labels: str = ""
+    step_cpu_request: str = DEFAULT_STEP_CPU_REQUEST
+    step_cpu_limit: str = DEFAULT_STEP_CPU_LIMIT
+    step_memory_request: str = DEFAULT_STEP_MEMORY_REQUEST
+    step_memory_limit: str = DEFAULT_STEP_MEMORY_LIMIT
+
+    @property
+    def pull_secret_names(self) -> tuple[str, ...]:
+        """The image pull Secrets, in the order given."""
+        return tuple(name.strip() for name in self.image_pull_secrets.split(",") if name.strip())
+
+    @property
+    def rule_labels(self) -> dict[str, str]:
+        """The PrometheusRule's extra labels, in the order given."""
+        pairs = (item.split("=", 1) for item in self.prometheus_rule_labels.split(",") if item.strip())
+        return {key.strip(): value.strip() for key, value in pairs}
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.fullmatch(self.namespace) or len(self.namespace) > 63:
@@ -80,3 +130,58 @@ class RenderSettings:
             cron_schedule.check(self.cleanup_schedule)
         except ValueError as error:
             raise ValueError(f"cleanup schedule: {error}") from None
+        _check_secret_name("notifications Secret", self.notifications_secret)
+        for name in self.pull_secret_names:
+            _check_secret_name("image pull Secret", name)
+        _check_labels(self.prometheus_rule_labels)
+        _check_resources(self)
+
+
+def _check_secret_name(what: str, name: str) -> None:
+    if not _SUBDOMAIN.fullmatch(name) or len(name) > 253:
+        raise ValueError(f"{what} {name!r} is not a Secret name; use lower-case letters, digits, '-' and '.'")
+
+
+def _check_labels(text: str) -> None:
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        if "=" not in item:
+            raise ValueError(f"PrometheusRule label {item!r} has no '='; write key=value, comma-separated")
+        key, value = (half.strip() for half in item.split("=", 1))
+        prefix, _, name = key.rpartition("/")
+        if (prefix and (not _SUBDOMAIN.fullmatch(prefix) or len(prefix) > 253)) or not _LABEL_NAME.fullmatch(name):
+            raise ValueError(
+                f"PrometheusRule label key {key!r} is not a label key; use an optional DNS prefix and '/', then at "
+                "most 63 letters, digits, '-', '_' or '.'"
+            )
+        if not _LABEL_VALUE.fullmatch(value):
+            raise ValueError(
+                f"PrometheusRule label {key!r} has value {value!r}, which is not a label value; use at most 63 "
+                "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+            )
+
+
+def _quantity(what: str, text: str, pattern: re.Pattern[str], units: dict[str, float] | dict[str, int]) -> float:
+    matched = pattern.fullmatch(text)
+    if matched is None:
+        example = "'250m' or '1'" if pattern is _CPU else "'128Mi' or '1Gi'"
+        raise ValueError(f"{what} {text!r} is not a quantity; write one such as {example}")
+    return float(matched["number"]) * units[matched["unit"]]
+
+
+def _check_resources(settings: RenderSettings) -> None:
+    """Each step resource is a quantity above zero, and no request is above its limit (the API server refuses that)."""
+    for kind, request, limit, pattern, units in (
+        ("CPU", settings.step_cpu_request, settings.step_cpu_limit, _CPU, _CPU_UNITS),
+        ("memory", settings.step_memory_request, settings.step_memory_limit, _MEMORY, _MEMORY_UNITS),
+    ):
+        amounts = []
+        for what, text in (("request", request), ("limit", limit)):
+            amount = _quantity(f"step {kind} {what}", text, pattern, units)
+            if amount == 0:
+                raise ValueError(f"step {kind} {what} {text!r} is zero; a step needs some {kind}")
+            amounts.append(amount)
+        if amounts[0] > amounts[1]:
+            raise ValueError(
+                f"step {kind} request {request!r} is above the limit {limit!r}: the API server refuses such a Pod, so "
+                f"every step would fail to start; lower the request or raise the limit"
+            )

@@ -36,6 +36,21 @@ KEYS: dict[str, str] = {
     "cleanup-schedule": "cleanup_schedule",
     "alert-deploy-minutes": "deploy_alert_minutes",
     "alert-cleanup-hours": "cleanup_alert_hours",
+    "notifications-secret": "notifications_secret",
+    "image-pull-secrets": "image_pull_secrets",
+    "prometheus-rule-labels": "prometheus_rule_labels",
+    "step-cpu-request": "step_cpu_request",
+    "step-cpu-limit": "step_cpu_limit",
+    "step-memory-request": "step_memory_request",
+    "step-memory-limit": "step_memory_limit",
+}
+
+#: A request and its limit are checked together; a key checked alone is paired with a partner that cannot conflict.
+_UNCONFLICTING_PARTNER: dict[str, tuple[str, str]] = {
+    "step-cpu-request": ("step_cpu_limit", "1000000"),
+    "step-cpu-limit": ("step_cpu_request", "1m"),
+    "step-memory-request": ("step_memory_limit", "1000000Ti"),
+    "step-memory-limit": ("step_memory_request", "1"),
 }
 
 #: Settings a user chose, by key, in :data:`KEYS` order; what a settings file holds.
@@ -72,14 +87,26 @@ def check_value(key: str, value: object) -> str | int:
             )
         checked = value
     else:
-        if not isinstance(value, str):
-            raise ValueError(f"{key}: {value!r} is not text; write text, in quotes if YAML reads it as something else")
-        checked = value
+        checked = _as_text(key, value)
+    partner = dict([_UNCONFLICTING_PARTNER[key]]) if key in _UNCONFLICTING_PARTNER else {}
     try:
-        settings_of({key: checked})
+        RenderSettings(**{KEYS[key]: checked}, **partner)  # type: ignore[arg-type]
     except ValueError as error:
         raise ValueError(f"{key}: {error}") from None
     return checked
+
+
+def _as_text(key: str, value: object) -> str:
+    """A text setting's value; the two list-like settings may also be written as YAML's list and mapping."""
+    if key == "image-pull-secrets" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    if key == "prometheus-rule-labels" and isinstance(value, dict):
+        if all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            return ",".join(f"{k}={v}" for k, v in value.items())
+        raise ValueError(f"{key}: every label key and value must be text; quote values YAML reads otherwise")
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: {value!r} is not text; write text, in quotes if YAML reads it as something else")
+    return value
 
 
 def _unknown_key(key: object) -> str:

@@ -30,7 +30,7 @@ from bluegreen_contract import (
     Step,
 )
 from pipelines.argo_variables import WORKFLOW_NAMESPACE, WORKFLOW_UID, input_parameter
-from pipelines.settings import NOTIFICATIONS_SECRET, SLACK_URL_KEY, WEBHOOK_URL_KEY, RenderSettings
+from pipelines.settings import SLACK_URL_KEY, WEBHOOK_URL_KEY, RenderSettings
 
 #: The input parameter that carries a per-run activeDeadlineSeconds (see ``StepSpec.deadline_input``).
 DEADLINE_INPUT = "deadline"
@@ -53,7 +53,15 @@ POD_SECURITY = m.PodSecurityContext(
     seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
 )
 
-SMALL = Resources(cpu_request="50m", cpu_limit="500m", memory_request="96Mi", memory_limit="256Mi")
+
+def step_resources(settings: RenderSettings) -> Resources:
+    """What every step container requests and is limited to: the render's choice (see RenderSettings)."""
+    return Resources(
+        cpu_request=settings.step_cpu_request,
+        cpu_limit=settings.step_cpu_limit,
+        memory_request=settings.step_memory_request,
+        memory_limit=settings.step_memory_limit,
+    )
 
 
 #: How often a step retries its transient failures (exit 75) in its own process, with :mod:`steps.attempts`' backoff.
@@ -128,9 +136,14 @@ def step_env(settings: RenderSettings) -> list[Env | SecretEnv | FieldEnv]:
         # Workflow's own templates, and the submit policy templates smuggled into its status.
         Env(name=RUN_WORKFLOW_UID_ENV, value=WORKFLOW_UID),
         SecretEnv(
-            name=SLACK_WEBHOOK_URL_ENV, secret_name=NOTIFICATIONS_SECRET, secret_key=SLACK_URL_KEY, optional=True
+            name=SLACK_WEBHOOK_URL_ENV,
+            secret_name=settings.notifications_secret,
+            secret_key=SLACK_URL_KEY,
+            optional=True,
         ),
-        SecretEnv(name=WEBHOOK_URL_ENV, secret_name=NOTIFICATIONS_SECRET, secret_key=WEBHOOK_URL_KEY, optional=True),
+        SecretEnv(
+            name=WEBHOOK_URL_ENV, secret_name=settings.notifications_secret, secret_key=WEBHOOK_URL_KEY, optional=True
+        ),
     ]
     if settings.argo_ui_url:
         env.append(Env(name=ARGO_UI_URL_ENV, value=settings.argo_ui_url))
@@ -186,7 +199,7 @@ def step_container(spec: StepSpec, settings: RenderSettings) -> Container:
         outputs=output_parameters(spec),
         env=step_env(settings),
         security_context=RESTRICTED,
-        resources=SMALL,
+        resources=step_resources(settings),
         volumes=[tmp_volume()],
         # Argo substitutes parameters into a leaf template's activeDeadlineSeconds (validate.go accepts a variable).
         active_deadline_seconds=input_parameter(DEADLINE_INPUT) if spec.deadline_input else str(spec.deadline_seconds),
@@ -202,7 +215,6 @@ __all__ = [
     "POD_LOSS_RETRY_EXPRESSION",
     "POD_SECURITY",
     "RESTRICTED",
-    "SMALL",
     "TRANSIENT_RETRIES",
     "StepSpec",
     "output_parameters",
@@ -210,5 +222,6 @@ __all__ = [
     "step_args",
     "step_container",
     "step_env",
+    "step_resources",
     "tmp_volume",
 ]

@@ -48,12 +48,12 @@ from pipelines.settings import RenderSettings
 from pipelines.step_container import (
     OUTPUT_DIR,
     RESTRICTED,
-    SMALL,
     StepSpec,
     output_parameters,
     pod_error_retry,
     step_args,
     step_env,
+    step_resources,
     tmp_volume,
 )
 
@@ -196,7 +196,7 @@ def step_set(
                 args=step.args(wait_seconds=_wait_bound(ancestors(step))),
                 env=step_env(settings),
                 security_context=RESTRICTED,
-                resources=SMALL,
+                resources=step_resources(settings),
             )
         if outputs:
             ContainerNode(

@@ -97,6 +97,45 @@ def test_settings_reach_every_object(tmp_path: Path) -> None:
     assert binding["subjects"][0]["namespace"] == "payments"
 
 
+def test_pull_secrets_notification_secret_resources_and_rule_labels_reach_their_objects(tmp_path: Path) -> None:
+    flags = {
+        "--notifications-secret": "team-hooks",
+        "--image-pull-secrets": "regcred,mirror",
+        "--prometheus-rule-labels": "release=kube-prometheus-stack,team=platform",
+        "--step-cpu-request": "100m",
+        "--step-cpu-limit": "1",
+        "--step-memory-request": "128Mi",
+        "--step-memory-limit": "512Mi",
+    }
+    assert render.main(["--out", str(tmp_path), *(part for pair in flags.items() for part in pair)]) == 0
+    rule = yaml.safe_load((tmp_path / "observability" / "prometheusrule.yaml").read_text())
+    assert rule["metadata"]["labels"] == {
+        "app.kubernetes.io/part-of": "argo-bluegreen",
+        "release": "kube-prometheus-stack",
+        "team": "platform",
+    }
+    steps = {"limits": {"cpu": "1", "memory": "512Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}
+    templates = [yaml.safe_load(path.read_text()) for path in sorted((tmp_path / "workflows").glob("*.yaml"))]
+    templates = [document for document in templates if document["kind"] == "WorkflowTemplate"]
+    assert len(templates) == 3
+    for document in templates:
+        assert document["spec"]["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}], document["metadata"]
+    containers = []
+    for path in (tmp_path / "workflows").glob("*.yaml"):
+        for template in yaml.safe_load(path.read_text())["spec"].get("templates", []):
+            containers += [template["container"]] if "container" in template else []
+            containers += (template.get("containerSet") or {}).get("containers", [])
+    steps_containers = [c for c in containers if c.get("command") == ["bluegreen-step"]]
+    assert steps_containers and all(c["resources"] == steps for c in steps_containers)
+    secrets = {
+        env["valueFrom"]["secretKeyRef"]["name"]
+        for c in steps_containers
+        for env in c.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
+    assert secrets == {"team-hooks"}
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
@@ -108,6 +147,11 @@ def test_settings_reach_every_object(tmp_path: Path) -> None:
         ("--cleanup-schedule", "0 3 * * mon-sun", "day of week range 'mon-sun' runs backwards"),
         ("--cleanup-schedule", "0 3 1,,2 * *", "day of month '1,,2' has an empty list item"),
         ("--cleanup-schedule", "@fortnightly", "'@fortnightly' is not one of @annually"),
+        ("--notifications-secret", "Hooks", "notifications Secret 'Hooks' is not a Secret name"),
+        ("--prometheus-rule-labels", "release", "PrometheusRule label 'release' has no '='"),
+        ("--prometheus-rule-labels", "release=kube prometheus", "has value 'kube prometheus', which is not a label"),
+        ("--step-memory-request", "1G", "step memory request '1G' is above the limit '256Mi'"),
+        ("--step-cpu-limit", "half", "step CPU limit 'half' is not a quantity; write one such as '250m' or '1'"),
     ],
 )
 def test_bad_settings_fail_before_writing(

@@ -113,6 +113,13 @@ def test_the_settings_keys_are_the_flags(tmp_path: Path) -> None:
                 "cleanup-schedule": "@hourly",
                 "alert-deploy-minutes": 45,
                 "alert-cleanup-hours": 3,
+                "notifications-secret": "team-hooks",
+                "image-pull-secrets": ["regcred", "mirror"],
+                "prometheus-rule-labels": {"release": "kube-prometheus-stack"},
+                "step-cpu-request": "100m",
+                "step-cpu-limit": "1",
+                "step-memory-request": "128Mi",
+                "step-memory-limit": "512Mi",
             }
         )
     )
@@ -131,8 +138,25 @@ def test_the_settings_keys_are_the_flags(tmp_path: Path) -> None:
         ("cleanup-schedule: */5 * * * *\n", ["line 1", "quote"]),
         ("- namespace: payments\n", ["mapping", "key: value"]),
         ("cleanup-schedule: every 5 minutes\n", ["cleanup-schedule", "a cron schedule has five"]),
+        ("image-pull-secrets: [regcred, Mirror]\n", ["image-pull-secrets", "'Mirror' is not a Secret name"]),
+        ("prometheus-rule-labels: {release: 3}\n", ["prometheus-rule-labels", "must be text"]),
+        ("step-memory-limit: 1Gb\n", ["step-memory-limit", "'1Gb' is not a quantity", "'1Gi'"]),
+        ("step-cpu-limit: '0'\n", ["step-cpu-limit", "is zero"]),
     ],
-    ids=["typo", "not-a-number", "boolean", "bad-namespace", "not-text", "not-yaml", "a-list", "bad-schedule"],
+    ids=[
+        "typo",
+        "not-a-number",
+        "boolean",
+        "bad-namespace",
+        "not-text",
+        "not-yaml",
+        "a-list",
+        "bad-schedule",
+        "bad-pull-secret",
+        "label-not-text",
+        "bad-quantity",
+        "zero-limit",
+    ],
 )
 def test_a_bad_settings_file_is_one_line_naming_file_and_key_and_nothing_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, expected: list[str]
@@ -183,3 +207,16 @@ def test_the_committed_manifests_carry_their_settings_and_lint_passes_over_them(
     assert render.main(["--out", str(out), "--namespace", "payments"]) == 0
     assert lint([str(out)]) == 0
     assert "0 problems" in capsys.readouterr().err
+
+
+def test_a_request_and_its_limit_are_judged_together_wherever_each_is_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A request above the default limit is fine when the file raises the limit too; above the limit it is refused."""
+    chosen = tmp_path / "settings.yaml"
+    chosen.write_text("step-cpu-request: '2'\nstep-cpu-limit: '4'\n")
+    assert render.main(["--settings", str(chosen), "--out", str(tmp_path / "ok")]) == 0
+    assert render.main(["--settings", str(chosen), "--step-cpu-limit", "1", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "step CPU request '2' is above the limit '1'" in err and "raise the limit" in err
+    assert not (tmp_path / "bad").exists()
