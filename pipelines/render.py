@@ -29,19 +29,19 @@ SETTINGS_KEYS = tuple(KEYS)
 DEFAULT_OUT = Path("rendered")
 
 
-def _rendered_before(out: Path) -> list[Path]:
-    """The YAML files under ``out`` that a render wrote (they start with its header); a user's own files are not."""
+def _rendered_before(out: Path, header: str) -> list[Path]:
+    """The YAML files under ``out`` that a render wrote (they start with ``header``); a user's own files are not."""
     if not out.exists():
         return []
     found = []
     for path in sorted(out.rglob("*.yaml")):
         with path.open() as file:
-            if file.readline() == HEADER:
+            if file.readline() == header:
                 found.append(path)
     return found
 
 
-def stale_files(files: dict[str, str], out: Path) -> list[str]:
+def stale_files(files: dict[str, str], out: Path, header: str = HEADER) -> list[str]:
     """Paths under ``out`` that differ from ``files`` (path -> exact text): changed, missing or no longer rendered."""
     problems = []
     for path, text in sorted(files.items()):
@@ -50,21 +50,21 @@ def stale_files(files: dict[str, str], out: Path) -> list[str]:
             problems.append(f"{path}: missing")
         elif target.read_text() != text:
             problems.append(f"{path}: differs from what the code renders")
-    for found in _rendered_before(out):
+    for found in _rendered_before(out, header):
         relative = found.relative_to(out).as_posix()
         if relative not in files:
             problems.append(f"{relative}: no longer rendered")
     return problems
 
 
-def write(files: dict[str, str], out: Path) -> list[str]:
+def write(files: dict[str, str], out: Path, header: str = HEADER) -> list[str]:
     """Write every file (path -> exact text) and remove rendered files no longer produced; returns the changed paths.
 
     Only files carrying the render's header are removed, so ``--out`` pointed at a directory that also holds the
     user's own YAML never deletes it.
     """
     changed = []
-    for found in _rendered_before(out):
+    for found in _rendered_before(out, header):
         if found.relative_to(out).as_posix() not in files:
             found.unlink()
             changed.append(found.relative_to(out).as_posix())

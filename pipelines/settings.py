@@ -32,7 +32,8 @@ DEFAULT_STEP_MEMORY_LIMIT = "256Mi"
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A Secret's name: a DNS-1123 subdomain.
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_SUBDOMAIN = re.compile(SUBDOMAIN_PATTERN)
 # A label key: an optional DNS-subdomain prefix and a name; a label value: at most 63 of the same characters, or empty.
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -52,10 +53,11 @@ _MEMORY_UNITS = {
     "Ti": 2**40,
 }
 # An image reference as a container runtime accepts it: registry/path, then a tag, a digest or both.
-_IMAGE = re.compile(
+IMAGE_PATTERN = (
     r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
+_IMAGE = re.compile(IMAGE_PATTERN)
 
 
 @dataclass(frozen=True, kw_only=True)

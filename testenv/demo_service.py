@@ -378,11 +378,13 @@ def create_demo_service(
     tag: str = "v1",
     readiness: str = "http",
     replicas: int = 2,
+    namespace: str = NAMESPACE,
     **spec_overrides: Any,
 ) -> DemoService:
     """Apply a team's Deployment, Service and BlueGreenDeployment with `kubectl apply`; return once it is available.
 
-    Availability is decided by the real deployment controller from the node agent's readiness probes.
+    Availability is decided by the real deployment controller from the node agent's readiness probes. ``namespace``
+    must be one argo-bluegreen is installed in.
     """
     name = name or f"svc-{uuid.uuid4().hex[:6]}"
     docs = [
@@ -390,11 +392,11 @@ def create_demo_service(
         blue_green_spec(name, replicas=replicas, **spec_overrides),
     ]
     manifest = "\n---\n".join(json.dumps(doc) for doc in docs)
-    cluster.run_tool(["kubectl", "apply", "-n", NAMESPACE, "-f", "-"], input_text=manifest)
+    cluster.run_tool(["kubectl", "apply", "-n", namespace, "-f", "-"], input_text=manifest)
     cluster.run_tool(
-        ["kubectl", "rollout", "status", f"deployment/{name}", "-n", NAMESPACE, "--timeout=180s"], timeout=200
+        ["kubectl", "rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=180s"], timeout=200
     )
-    return DemoService(cluster, name)
+    return DemoService(cluster, name, namespace=namespace)
 
 
 def apply_service_file(cluster: LocalCluster, path: Path, name: str) -> DemoService:

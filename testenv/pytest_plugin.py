@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from _pytest.mark.expression import Expression
 from kubernetes import client
 
-from testenv import paths, tools
+from testenv import helm_tool, paths, tools
 from testenv.apply import ApplyError, ApplyResult, apply_manifest_objects
 from testenv.cluster import KubeCluster, connect_existing, existing_kubeconfig, on_local_cluster
 from testenv.crds import install_crds, load_crds, wait_established
@@ -185,6 +186,23 @@ def pinned_tool() -> Callable[[str], Path]:
             _unavailable(str(exc))
 
     return find
+
+
+@pytest.fixture
+def helm(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``helm(*args, kubeconfig=None)``: the Helm of ``make helm`` (``testenv/helm_tool.py``), its state in tmp_path.
+
+    When Helm is not built, the calling test is skipped with the command that builds it, and fails under CI.
+    """
+    try:
+        helm_tool.program()
+    except helm_tool.HelmNotBuilt as exc:
+        _unavailable(str(exc))
+
+    def run(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return helm_tool.run(list(args), tmp_path / "helm-state", kubeconfig)
+
+    return run
 
 
 @pytest.fixture(scope="session")
