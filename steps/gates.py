@@ -45,10 +45,16 @@ def record_verdict(
     """Write ``gate``'s verdict for ``slot`` running ``image``; a missing slot has nothing to vouch for.
 
     If the image changes while the check runs, the verdict stays with the image read before, and ``switch`` then
-    finds the slot running another one and refuses.
+    finds the slot running another one and refuses. A workflow that reuses the name of a deleted run writes no
+    verdict into that run's record: a failed one would hold its switch, a passed one vouch for what it never checked.
     """
-    if image is not None:
-        ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
+    if image is None:
+        return
+    existing = ctx.records.get(record) if record else None
+    if existing is not None:
+        where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}: DeploymentRecord {record}"
+        run_identity.require_same_workflow(existing, where, f"no {gate.value} verdict was written")
+    ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
 
 
 def required(policy: spec.ImagePolicy) -> list[spec.Gate]:

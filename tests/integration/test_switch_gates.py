@@ -18,7 +18,7 @@ from bluegreen_spec import Slot
 from steps.log import StepLog
 from steps.records import Records
 from steps.slots import deployment_name
-from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
+from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest, wait_routed
 from tests.steps.http_servers import AppServer
 
 pytestmark = pytest.mark.controlplane
@@ -206,6 +206,15 @@ def test_a_workflow_that_reuses_a_run_s_name_is_not_that_run(
     monkeypatch.setenv(RUN_WORKFLOW_UID_ENV, "22222222-second")
     reason = refused_switch(sut, slot, record, capsys)
     assert "belongs to workflow wf-1 with uid 11111111-first, not this one (uid 22222222-second)" in reason, reason
+
+    # Nor may it vouch for a slot in the first run's record: a failed check there would hold that run's switch.
+    gates = sut.record(record)["status"]["gates"]
+    url = wait_routed(sut.preview_url())
+    for run_check in (sut.run_probe, sut.run_smoke):
+        capsys.readouterr()
+        assert run_check(slot, record, url) == ExitCode.FAILED
+        assert "belongs to workflow wf-1 with uid 11111111-first" in capsys.readouterr().err
+    assert sut.record(record)["status"]["gates"] == gates, "the second wf-1 wrote a verdict into the first's record"
 
     capsys.readouterr()
     assert sut.run_deploy_green(IMAGE_V3, slot, record) == ExitCode.FAILED
