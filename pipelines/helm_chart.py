@@ -210,7 +210,12 @@ def values_schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "properties": {
                     "enabled": {"type": "boolean"},
-                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "labels": {
+                        "type": "object",
+                        # The label argo-bluegreen finds its own objects by stays its own.
+                        "propertyNames": {"not": {"const": settings_module.PART_OF_LABEL}},
+                        "additionalProperties": {"type": "string", "pattern": settings_module.LABEL_VALUE_PATTERN},
+                    },
                 },
             },
             "dashboard": enabled,

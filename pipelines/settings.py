@@ -20,6 +20,8 @@ DEFAULT_IMAGE = f"{STEPS_REPOSITORY}:{__version__}"
 #: sigstore's official cosign image; pin it by digest with the render flag once your registry mirror holds it.
 DEFAULT_COSIGN_IMAGE = "ghcr.io/sigstore/cosign/cosign:v2.6.5"
 SERVICE_ACCOUNT = "bluegreen-deployer"
+#: The label on every object argo-bluegreen installs.
+PART_OF_LABEL = "app.kubernetes.io/part-of"
 NOTIFICATIONS_SECRET = "bluegreen-notifications"
 SLACK_URL_KEY = "slack-webhook-url"
 WEBHOOK_URL_KEY = "webhook-url"
@@ -36,7 +38,8 @@ SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
 _SUBDOMAIN = re.compile(SUBDOMAIN_PATTERN)
 # A label key: an optional DNS-subdomain prefix and a name; a label value: at most 63 of the same characters, or empty.
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 # The quantities a step's resources take: CPU in cores or millicores, memory in bytes with a binary or decimal suffix.
 _CPU = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<unit>m?)$")
 _MEMORY = re.compile(r"^(?P<number>[0-9]+)(?P<unit>Ki|Mi|Gi|Ti|k|M|G|T|)$")
@@ -149,6 +152,11 @@ def _check_labels(text: str) -> None:
         if "=" not in item:
             raise ValueError(f"PrometheusRule label {item!r} has no '='; write key=value, comma-separated")
         key, value = (half.strip() for half in item.split("=", 1))
+        if key == PART_OF_LABEL:
+            raise ValueError(
+                f"PrometheusRule label {key!r} is the one argo-bluegreen finds its own objects by (upgrade and "
+                "uninstall list them with it); choose another key"
+            )
         prefix, _, name = key.rpartition("/")
         if (prefix and (not _SUBDOMAIN.fullmatch(prefix) or len(prefix) > 253)) or not _LABEL_NAME.fullmatch(name):
             raise ValueError(

@@ -173,6 +173,8 @@ def test_the_cluster_wide_policies_can_be_left_to_the_first_release(helm: Helm) 
         ("replicas=2", "replicas"),
         ("image=not an image", "image"),
         ("cleanupSchedule=every 5 minutes", "cleanupSchedule"),
+        ("prometheusRule.labels.app\\.kubernetes\\.io/part-of=mine", "app.kubernetes.io/part-of"),
+        ("prometheusRule.labels.release=kube prometheus", "release"),
     ],
 )
 def test_a_value_of_the_wrong_shape_is_refused_naming_it(helm: Helm, flag: str, named: str) -> None:

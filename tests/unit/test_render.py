@@ -150,6 +150,7 @@ def test_pull_secrets_notification_secret_resources_and_rule_labels_reach_their_
         ("--notifications-secret", "Hooks", "notifications Secret 'Hooks' is not a Secret name"),
         ("--prometheus-rule-labels", "release", "PrometheusRule label 'release' has no '='"),
         ("--prometheus-rule-labels", "release=kube prometheus", "has value 'kube prometheus', which is not a label"),
+        ("--prometheus-rule-labels", "app.kubernetes.io/part-of=mine", "is the one argo-bluegreen finds its own"),
         ("--step-memory-request", "1G", "step memory request '1G' is above the limit '256Mi'"),
         ("--step-cpu-limit", "half", "step CPU limit 'half' is not a quantity; write one such as '250m' or '1'"),
     ],
