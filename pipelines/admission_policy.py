@@ -808,16 +808,21 @@ _TEAM_POD = f"{_T}.spec.template.spec"
 
 
 def _secret_named(pod: str, name: str) -> str:
-    """Whether ``pod`` refers to the Secret ``name`` anywhere: a volume, a projection, an env var, a pull secret."""
+    """Whether ``pod`` refers to the Secret ``name`` anywhere: a volume, a projection, an env var, a pull secret.
+
+    ``name`` is an expression over the variables of the slot's loops (:func:`_secrets_within`), so the loops here take
+    names of their own (``tv``, ``ts``, ``tc``, ``te``): a CEL macro's variable hides an outer one of the same name,
+    and ``name`` would then be read from the team's own item and always match.
+    """
     return (
-        f"((has({pod}.volumes) && {pod}.volumes.exists(v, "
-        f"(has(v.secret) && has(v.secret.secretName) && v.secret.secretName == {name}) || "
-        f"(has(v.projected) && has(v.projected.sources) && v.projected.sources.exists(s, "
-        f"has(s.secret) && has(s.secret.name) && s.secret.name == {name})))) || "
-        f"{pod_containers(pod)}.exists(c, (has(c.env) && c.env.exists(e, has(e.valueFrom) && "
-        f"has(e.valueFrom.secretKeyRef) && e.valueFrom.secretKeyRef.name == {name})) || "
-        f"(has(c.envFrom) && c.envFrom.exists(e, has(e.secretRef) && e.secretRef.name == {name}))) || "
-        f"(has({pod}.imagePullSecrets) && {pod}.imagePullSecrets.exists(s, s.name == {name})))"
+        f"((has({pod}.volumes) && {pod}.volumes.exists(tv, "
+        f"(has(tv.secret) && has(tv.secret.secretName) && tv.secret.secretName == {name}) || "
+        f"(has(tv.projected) && has(tv.projected.sources) && tv.projected.sources.exists(ts, "
+        f"has(ts.secret) && has(ts.secret.name) && ts.secret.name == {name})))) || "
+        f"{pod_containers(pod)}.exists(tc, (has(tc.env) && tc.env.exists(te, has(te.valueFrom) && "
+        f"has(te.valueFrom.secretKeyRef) && te.valueFrom.secretKeyRef.name == {name})) || "
+        f"(has(tc.envFrom) && tc.envFrom.exists(te, has(te.secretRef) && te.secretRef.name == {name}))) || "
+        f"(has({pod}.imagePullSecrets) && {pod}.imagePullSecrets.exists(ts, ts.name == {name})))"
     )
 
 

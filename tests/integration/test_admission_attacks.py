@@ -27,12 +27,14 @@ from kubernetes import client
 
 import bluegreen_spec as spec
 from pipelines.admission_policy import POLICY_PREFIX
+from steps.slots import deployment_name
 from testenv.cluster import KubeCluster
 from testenv.rest import KubeApiError, request
 from tests.integration import admission_refusals
 from tests.integration.service_helpers import (
     IMAGE_V1,
     IMAGE_V2,
+    ServiceFactory,
     ServiceUnderTest,
     app_deployment,
     app_service,
@@ -903,3 +905,85 @@ def test_the_normal_cycle_still_writes_only_what_it_may(shop: Shop, tmp_path: Pa
     assert hpa["spec"]["scaleTargetRef"]["name"] == "cart-green" and hpa["spec"]["maxReplicas"] == 4
     payments = request(shop.admin, "GET", shop.path(HPAS, "payments"))
     assert payments["spec"]["scaleTargetRef"]["name"] == "payments"
+
+
+def _pod_referring_to(secret: str) -> dict[str, Any]:
+    """A pod template change referring to ``secret`` in each of the five ways a Pod can."""
+    return {
+        "spec": {
+            "template": {
+                "spec": {
+                    "volumes": [
+                        {"name": f"{secret}-volume", "secret": {"secretName": secret}},
+                        {"name": f"{secret}-projected", "projected": {"sources": [{"secret": {"name": secret}}]}},
+                    ],
+                    "imagePullSecrets": [{"name": secret}],
+                    "containers": [
+                        {
+                            "name": "app",
+                            "env": [
+                                {
+                                    "name": f"{secret.upper().replace('-', '_')}_PASSWORD",
+                                    "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
+                                }
+                            ],
+                            "envFrom": [{"secretRef": {"name": secret}}],
+                            "volumeMounts": [
+                                {"name": f"{secret}-volume", "mountPath": f"/{secret}"},
+                                {"name": f"{secret}-projected", "mountPath": f"/{secret}-projected"},
+                            ],
+                        }
+                    ],
+                }
+            }
+        }
+    }
+
+
+def _one_way(change: dict[str, Any], keep: str) -> dict[str, Any]:
+    """``change`` reduced to one of its five references, named by the key that holds it."""
+    pod = change["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if keep in ("volume", "projected"):
+        volume = pod["volumes"][0 if keep == "volume" else 1]
+        mount = container["volumeMounts"][0 if keep == "volume" else 1]
+        reduced = {"volumes": [volume], "containers": [{"name": "app", "volumeMounts": [mount]}]}
+    elif keep == "imagePullSecrets":
+        reduced = {"imagePullSecrets": pod["imagePullSecrets"]}
+    else:
+        reduced = {"containers": [{"name": "app", keep: container[keep]}]}
+    return {"spec": {"template": {"spec": reduced}}}
+
+
+def test_a_team_that_uses_secrets_lends_its_slots_only_those(make_service: ServiceFactory, tmp_path: Path) -> None:
+    """Most teams' Deployments refer to Secrets; a slot may then refer to those, and to no other team's.
+
+    The check compares each Secret a slot refers to with those the team's Deployment refers to, so it must hold
+    when the team's Deployment refers to Secrets in every way, not only when it refers to none.
+    """
+    sut = make_service("secrets", name="ledger", replicas=1)
+    for secret in ("ledger-db", "payments-db"):
+        body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret}, "stringData": {"password": "x"}}
+        request(sut.admin, "POST", f"/api/v1/namespaces/{sut.namespace}/secrets", body=body)
+    team = _pod_referring_to("ledger-db")
+    request(sut.admin, "PATCH", f"{DEPLOYMENTS.format(ns=sut.namespace)}/ledger", body=team, content_type=STRATEGIC)
+    sut.wait_settled()
+    # The slots are copies of the team's Deployment, Secrets included: the policies let the deployer write them.
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path)
+    shop = Shop(sut, sut.admin)
+    green = deployment_name("ledger", spec.Slot.green)
+    assert sut.deployment(green) is not None
+    accepted = []
+    for way in ("volume", "projected", "env", "envFrom", "imagePullSecrets"):
+        change = _one_way(_pod_referring_to("payments-db"), way)
+
+        def attack(change: dict[str, Any] = change) -> None:
+            shop.patch(DEPLOYMENTS, green, change, STRATEGIC)
+
+        try:
+            reason = refusal(attack)
+        except pytest.fail.Exception as accepted_write:  # every way is tried, so the report names each one let in
+            reason = str(accepted_write)
+        if "slot-identity" not in reason:
+            accepted.append(f"{way}: {reason}")
+    assert not accepted, "a slot referred to another team's Secret:\n" + "\n".join(accepted)
