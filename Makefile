@@ -14,7 +14,7 @@ K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools rollouts host-deps cluster demo image clean
+.PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools helm rollouts host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml bluegreen_version.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -26,13 +26,15 @@ $(STAMP): pyproject.toml bluegreen_version.py
 
 install: $(STAMP)
 
-## Render the committed golden manifests/ (default settings) and the RBAC table of docs/reference/rbac.md, then check
+## Render the committed golden manifests/ (default settings), the Helm chart charts/argo-bluegreen/ and the RBAC table
+## of docs/reference/rbac.md, then check
 ## them: Hera's models, DAG, references, safety, Argo's own schema and Kubernetes' OpenAPI schema, each from its pinned
 ## Go module.
 ## Render for your cluster with `bluegreen-render --namespace ... --image ...`, which writes ./rendered and leaves
 ## manifests/ alone.
 manifests: $(STAMP)
 	$(BIN)/bluegreen-render --out manifests --readme docs/reference/rbac.md
+	$(BIN)/python -m pipelines.helm_chart --out charts/argo-bluegreen
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	@schema="$$($(PYTHON) testenv/build.py --argo-schema)" || { echo "make manifests: Argo's schema could not be fetched (above)" >&2; exit 1; }; \
 	test -s "$$schema" || { echo "make manifests: testenv/build.py named no Argo schema" >&2; exit 1; }; \
@@ -68,6 +70,12 @@ tools:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/tools.py
 
+## Helm (v4.3.2) from the Go module pinned in testenv/helm/, into a cache entry of its own: the tests lint the chart,
+## compare `helm template` with the kustomize render, and install it on the local cluster.
+helm:
+	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
+	$(PYTHON) testenv/helm_tool.py
+
 ## Argo Rollouts' controller (v1.10.1) and its CRDs, from the Go module pinned in testenv/rollouts/, into a cache entry
 ## of their own; the benchmarks set it beside the project's blue-green deploys. Not needed by `make test`.
 rollouts:
@@ -91,7 +99,7 @@ host-deps:
 ## mostly wait, so more workers than cores still overlap (CONTRIBUTING.md has the figures).
 TEST_WORKERS ?= 4
 
-test: $(STAMP) lint testenv tools host-deps
+test: $(STAMP) lint testenv tools helm host-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,
