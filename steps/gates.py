@@ -50,11 +50,19 @@ def record_verdict(
     """
     if image is None:
         return
-    existing = ctx.records.get(record) if record else None
-    if existing is not None:
-        where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}: DeploymentRecord {record}"
-        run_identity.require_same_workflow(existing, where, f"no {gate.value} verdict was written")
+    require_run_record(ctx, record, f"no {gate.value} verdict was written")
     ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
+
+
+def require_run_record(ctx: StepContext, record_name: str, consequence: str) -> None:
+    """Refuse a record another workflow opened: a deleted run whose name this workflow reuses.
+
+    A step that checks a slot calls this before it writes anything into the record, entries included.
+    """
+    record = ctx.records.get(record_name) if record_name else None
+    if record is not None:
+        where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}: DeploymentRecord {record_name}"
+        run_identity.require_same_workflow(record, where, consequence)
 
 
 def required(policy: spec.ImagePolicy) -> list[spec.Gate]:

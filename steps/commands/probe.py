@@ -31,6 +31,7 @@ def slot_check_url(ctx: StepContext, slot: spec.Slot, template: Obj | None) -> s
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The probe step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "probe")
+    gates.require_run_record(ctx, args.record, "nothing was checked or written")
     if progress.done_after_switch(ctx, args.record, spec.Slot(args.slot)):
         return 0
     slot = kube.get(DEPLOYMENTS, ctx.namespace, deployment_name(ctx.service, spec.Slot(args.slot)))

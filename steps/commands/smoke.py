@@ -53,6 +53,7 @@ def smoke_address(ctx: StepContext, slot: spec.Slot) -> str:
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The smoke step."""
     ctx = StepContext.open(kube, args.namespace, args.service, "smoke")
+    gates.require_run_record(ctx, args.record, "nothing was checked or written")
     slot = spec.Slot(args.slot)
     if progress.done_after_switch(ctx, args.record, slot):
         return 0
