@@ -152,74 +152,74 @@ VALUES_COMMENTS = """\
 """
 
 
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly these keys, each required: ``--set key=null`` deletes a key, which is refused."""
+    return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
+
+
 def values_schema() -> dict[str, Any]:
-    """values.schema.json: Helm refuses values of the wrong type or shape before rendering anything."""
+    """values.schema.json: Helm refuses values of the wrong type or shape before rendering anything.
+
+    Helm's validator compiles patterns with Go's regexp (no look-ahead), so "above zero" is spelled out.
+    """
     text = {"type": "string"}
     name = {"type": "string", "pattern": settings_module.SUBDOMAIN_PATTERN, "maxLength": 253}
     url = {"type": "string", "pattern": r"^(https?://\S+)?$"}
-    quantity_cpu = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?m?$"}
-    quantity_memory = {"type": "string", "pattern": r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$"}
-    enabled = {"type": "object", "additionalProperties": False, "properties": {"enabled": {"type": "boolean"}}}
+    # Above zero: at least one digit other than 0.
+    quantity_cpu = {
+        "anyOf": [
+            {"type": "string", "pattern": r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)m?$"},
+            {"type": "integer", "minimum": 1},
+        ]
+    }
+    quantity_memory = {"type": "string", "pattern": r"^[0-9]*[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$"}
+    enabled = _object({"enabled": {"type": "boolean"}})
+    label_key = {
+        "allOf": [
+            # The label argo-bluegreen finds its own objects by stays its own.
+            {"not": {"const": settings_module.PART_OF_LABEL}},
+            {"pattern": settings_module.LABEL_KEY_PATTERN, "maxLength": 317},
+        ]
+    }
     return {
         "$schema": "https://json-schema.org/draft-07/schema#",
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "namespace": {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", "maxLength": 63},
-            "image": {**text, "pattern": settings_module.IMAGE_PATTERN},
-            "cosignImage": {**text, "pattern": settings_module.IMAGE_PATTERN},
-            "imagePullSecrets": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name"],
-                    "properties": {"name": name},
-                },
-            },
-            "notificationsSecret": name,
-            "argoUiUrl": url,
-            "pushgatewayUrl": url,
-            "cleanupSchedule": {**text, "pattern": CRON_SHAPE},
-            "stepResources": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["requests", "limits"],
-                "properties": {
-                    part: {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["cpu", "memory"],
-                        "properties": {"cpu": quantity_cpu, "memory": quantity_memory},
+        **_object(
+            {
+                "namespace": {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", "maxLength": 63},
+                "image": {**text, "pattern": settings_module.IMAGE_PATTERN},
+                "cosignImage": {**text, "pattern": settings_module.IMAGE_PATTERN},
+                "imagePullSecrets": {"type": "array", "items": _object({"name": name})},
+                "notificationsSecret": name,
+                "argoUiUrl": url,
+                "pushgatewayUrl": url,
+                "cleanupSchedule": {**text, "pattern": CRON_SHAPE},
+                "stepResources": _object(
+                    {
+                        part: _object({"cpu": quantity_cpu, "memory": quantity_memory})
+                        for part in ("requests", "limits")
                     }
-                    for part in ("requests", "limits")
-                },
-            },
-            "alerts": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    key: {"type": "integer", "minimum": 1, "maximum": 10_000}
-                    for key in ("deployMinutes", "cleanupHours")
-                },
-            },
-            "admissionPolicies": enabled,
-            "ciSubmitter": enabled,
-            "prometheusRule": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "enabled": {"type": "boolean"},
-                    "labels": {
-                        "type": "object",
-                        # The label argo-bluegreen finds its own objects by stays its own.
-                        "propertyNames": {"not": {"const": settings_module.PART_OF_LABEL}},
-                        "additionalProperties": {"type": "string", "pattern": settings_module.LABEL_VALUE_PATTERN},
-                    },
-                },
-            },
-            "dashboard": enabled,
-        },
+                ),
+                "alerts": _object(
+                    {
+                        key: {"type": "integer", "minimum": 1, "maximum": 10_000}
+                        for key in ("deployMinutes", "cleanupHours")
+                    }
+                ),
+                "admissionPolicies": enabled,
+                "ciSubmitter": enabled,
+                "prometheusRule": _object(
+                    {
+                        "enabled": {"type": "boolean"},
+                        "labels": {
+                            "type": "object",
+                            "propertyNames": label_key,
+                            "additionalProperties": {"type": "string", "pattern": settings_module.LABEL_VALUE_PATTERN},
+                        },
+                    }
+                ),
+                "dashboard": enabled,
+            }
+        ),
     }
 
 

@@ -26,6 +26,8 @@ NOTIFICATIONS_SECRET = "bluegreen-notifications"
 SLACK_URL_KEY = "slack-webhook-url"
 WEBHOOK_URL_KEY = "webhook-url"
 
+#: The least memory a step's limit may give: a step is a Python process with the Kubernetes client loaded.
+STEP_MEMORY_FLOOR_BYTES = 64 * 2**20
 #: The step containers' requests and limits unless the render chooses others.
 DEFAULT_STEP_CPU_REQUEST = "50m"
 DEFAULT_STEP_CPU_LIMIT = "500m"
@@ -37,7 +39,10 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SUBDOMAIN = re.compile(SUBDOMAIN_PATTERN)
 # A label key: an optional DNS-subdomain prefix and a name; a label value: at most 63 of the same characters, or empty.
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_NAME_PATTERN = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_NAME = re.compile(f"^{_LABEL_NAME_PATTERN}$")
+#: A whole label key: an optional DNS-subdomain prefix and '/', then the name.
+LABEL_KEY_PATTERN = f"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME_PATTERN}$"
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 _LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 # The quantities a step's resources take: CPU in cores or millicores, memory in bytes with a binary or decimal suffix.
@@ -190,6 +195,14 @@ def _check_resources(settings: RenderSettings) -> None:
             if amount == 0:
                 raise ValueError(f"step {kind} {what} {text!r} is zero; a step needs some {kind}")
             amounts.append(amount)
+        if kind == "memory" and amounts[1] < STEP_MEMORY_FLOOR_BYTES:
+            unit_left_out = (
+                " (a number alone is bytes: did you mean " + repr(f"{limit}Mi") + "?)" if limit.isdigit() else ""
+            )
+            raise ValueError(
+                f"step memory limit {limit!r} is below 64Mi{unit_left_out}; each step runs Python and would be "
+                "killed before it starts"
+            )
         if amounts[0] > amounts[1]:
             raise ValueError(
                 f"step {kind} request {request!r} is above the limit {limit!r}: the API server refuses such a Pod, so "

@@ -265,9 +265,11 @@ def count_writes(scenario: Scenario, make: Callable[[str], ServiceUnderTest], tm
 def distinct_crash_points(counted: StepWrites) -> list[tuple[int, str]]:
     """Every (write number, side) pair at which a crash leaves the cluster and the step in a different state.
 
-    A crash just before a write that the step sends with no request since the previous write is the crash just after
-    that previous one: the API server holds the same objects, and the step has read nothing, waited for nothing and
-    sent nothing in between, so the recovery starts from the same point. Those are run once, as "after".
+    A crash just before a write that the step sends with no API request since the previous write is the crash just
+    after that previous one: the API server holds the same objects, and the step has read nothing and waited on
+    nothing in between, so the recovery starts from the same point. Those are run once, as "after". Only API requests
+    are counted because these steps make no other call here: their services have no notification or Pushgateway
+    configured, and their waits poll the API.
     """
     return [
         (index, side)

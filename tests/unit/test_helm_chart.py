@@ -175,6 +175,11 @@ def test_the_cluster_wide_policies_can_be_left_to_the_first_release(helm: Helm) 
         ("cleanupSchedule=every 5 minutes", "cleanupSchedule"),
         ("prometheusRule.labels.app\\.kubernetes\\.io/part-of=mine", "app.kubernetes.io/part-of"),
         ("prometheusRule.labels.release=kube prometheus", "release"),
+        ("prometheusRule.labels.bad key!=x", "bad key!"),
+        ("image=null", "image"),
+        ("alerts.deployMinutes=null", "deployMinutes"),
+        ("stepResources.limits.cpu=0", "stepResources"),
+        ("stepResources.requests.memory=0Mi", "stepResources"),
     ],
 )
 def test_a_value_of_the_wrong_shape_is_refused_naming_it(helm: Helm, flag: str, named: str) -> None:
@@ -182,3 +187,11 @@ def test_a_value_of_the_wrong_shape_is_refused_naming_it(helm: Helm, flag: str, 
     assert proc.returncode != 0, proc.stdout[:500]
     assert "values don't meet the specifications of the schema" in proc.stderr, proc.stderr
     assert named.rsplit(".", 1)[-1] in proc.stderr, proc.stderr
+
+
+def test_a_whole_number_of_cpus_may_be_given_as_a_number(helm: Helm) -> None:
+    """``--set stepResources.limits.cpu=2`` is a number to Helm; it is a valid CPU quantity all the same."""
+    templated = _template(helm, "--namespace", "apps", "--set", "stepResources.limits.cpu=2")
+    deploy = templated[("WorkflowTemplate", "apps", "blue-green-deploy")]
+    limits = [t["container"]["resources"]["limits"]["cpu"] for t in deploy["spec"]["templates"] if "container" in t]
+    assert "2" in limits

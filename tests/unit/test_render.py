@@ -153,6 +153,7 @@ def test_pull_secrets_notification_secret_resources_and_rule_labels_reach_their_
         ("--prometheus-rule-labels", "app.kubernetes.io/part-of=mine", "is the one argo-bluegreen finds its own"),
         ("--step-memory-request", "1G", "step memory request '1G' is above the limit '256Mi'"),
         ("--step-cpu-limit", "half", "step CPU limit 'half' is not a quantity; write one such as '250m' or '1'"),
+        ("--step-memory-limit", "512", "step memory limit '512' is below 64Mi (a number alone is bytes: did you mean"),
     ],
 )
 def test_bad_settings_fail_before_writing(
