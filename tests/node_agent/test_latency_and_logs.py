@@ -259,7 +259,15 @@ def test_a_finished_pod_gives_its_volumes_back_and_keeps_its_logs(node_env: Node
     until the Workflow is deleted fills its disk after a few hundred steps.
     """
     ns = node_env.namespace()
-    script = "open('/scratch/blob','wb').write(b'x' * 4_000_000); print('wrote the blob', flush=True)"
+    # The container ends only once the test has seen its volume on the node and says so through it.
+    script = (
+        "import os, time\n"
+        "open('/scratch/blob', 'wb').write(b'x' * 4_000_000)\n"
+        "print('wrote the blob', flush=True)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not os.path.exists('/scratch/finish') and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
     created = node_env.create_pod(
         ns,
         "finisher",
@@ -276,11 +284,14 @@ def test_a_finished_pod_gives_its_volumes_back_and_keeps_its_logs(node_env: Node
             "volumes": [{"name": "scratch", "emptyDir": {}}],
         },
     )
+    volumes = node_env.workdir / "pods" / created["metadata"]["uid"] / "volumes"
+    blob = volumes / "scratch" / "blob"
+    _poll("the running Pod's emptyDir holding its blob on the node", lambda: blob.exists(), timeout=60)
+    (volumes / "scratch" / "finish").touch()
     pod = node_env.wait_pod(
         ns, "finisher", "completion", lambda p: (p or {}).get("status", {}).get("phase") == "Succeeded"
     )
     assert pod is not None
-    volumes = node_env.workdir / "pods" / created["metadata"]["uid"] / "volumes"
     _poll("the finished Pod's volumes removed from the node", lambda: not volumes.exists(), timeout=30)
     answer = _logs(admin_http, ns, "finisher")
     assert answer.status_code == 200, answer.text
