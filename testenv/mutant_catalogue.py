@@ -397,6 +397,32 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         needs_cluster=False,
     ),
+    Mutant(
+        name="a slot mounts any Secret once its team's Deployment mounts one",
+        path="pipelines/admission_policy.py",
+        # The team's volumes loop takes the slot loop's name again, so the comparison reads one volume twice.
+        old='f"((has({pod}.volumes) && {pod}.volumes.exists(tv, "\n'
+        '        f"(has(tv.secret) && has(tv.secret.secretName) && tv.secret.secretName == {name}) || "',
+        new='f"((has({pod}.volumes) && {pod}.volumes.exists(v, "\n'
+        '        f"(has(v.secret) && has(v.secret.secretName) && v.secret.secretName == {name}) || "',
+        catching_tests=(
+            "tests/unit/test_cel_macro_variables.py::test_no_policy_expression_hides_a_variable_of_an_enclosing_macro",
+            f"{_GOLDEN}[cluster/admission/deployment-references-policy.yaml]",
+            "tests/integration/test_admission_attacks.py::test_a_team_that_uses_secrets_lends_its_slots_only_those",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
+        name="a probe of a reused workflow name writes into the deleted run's record",
+        path="steps/commands/probe.py",
+        # The verdict is still refused, but only after the attempts were appended to another run's record.
+        old='    gates.require_run_record(ctx, args.record, "nothing was checked or written")\n',
+        new="",
+        catching_tests=(
+            "tests/integration/test_switch_gates.py::test_a_workflow_that_reuses_a_run_s_name_is_not_that_run",
+        ),
+        needs_cluster=True,
+    ),
 )
 
 __all__ = ["MUTANTS", "RENDERED_SOURCES", "Mutant"]
