@@ -45,24 +45,25 @@ def record_verdict(
     """Write ``gate``'s verdict for ``slot`` running ``image``; a missing slot has nothing to vouch for.
 
     If the image changes while the check runs, the verdict stays with the image read before, and ``switch`` then
-    finds the slot running another one and refuses. A workflow that reuses the name of a deleted run writes no
-    verdict into that run's record: a failed one would hold its switch, a passed one vouch for what it never checked.
+    finds the slot running another one and refuses. The step has already called :func:`require_run_record`, so the
+    record is its own run's.
     """
-    if image is None:
-        return
-    require_run_record(ctx, record, f"no {gate.value} verdict was written")
-    ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
+    if image is not None:
+        ctx.records.record_gate(record, gate, slot, image, passed=passed, step=ctx.log.step)
 
 
-def require_run_record(ctx: StepContext, record_name: str, consequence: str) -> None:
-    """Refuse a record another workflow opened: a deleted run whose name this workflow reuses.
+def require_run_record(ctx: StepContext, record_name: str, consequence: str) -> spec.DeploymentRecord | None:
+    """The run's record (None when there is none), refused if another workflow opened it.
 
-    A step that checks a slot calls this before it writes anything into the record, entries included.
+    That other workflow is a deleted run whose name this one reuses: its record, hold and verdicts are not this run's.
+    A step calls this before it writes anything into the record, entries included; a failed verdict there would
+    hold that run's switch, a passed one vouch for what this run never checked.
     """
     record = ctx.records.get(record_name) if record_name else None
     if record is not None:
         where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}: DeploymentRecord {record_name}"
         run_identity.require_same_workflow(record, where, consequence)
+    return record
 
 
 def required(policy: spec.ImagePolicy) -> list[spec.Gate]:
@@ -107,13 +108,12 @@ def require_verified(ctx: StepContext, record_name: str, slot: spec.Slot, image:
     require_own_record(ctx, record_name, unchanged)
     where = f"BlueGreenDeployment {ctx.namespace}/{ctx.service}"
     rerun = f"run the blue-green-deploy pipeline from its default entrypoint; {unchanged}"
-    record = ctx.records.get(record_name) if record_name else None
+    record = require_run_record(ctx, record_name, unchanged)
     if record is None:
         raise CheckFailed(
             f"{where}: DeploymentRecord {ctx.namespace}/{record_name or '(no record)'} does not exist, so no "
             f"preflight opened this run; {rerun}"
         )
-    run_identity.require_same_workflow(record, f"{where}: DeploymentRecord {record_name}", unchanged)
     if record.status is not None and record.status.finished_at:
         raise CheckFailed(
             f"{where}: DeploymentRecord {record_name} is closed ({record.status.outcome}); a finished run writes no "
@@ -141,10 +141,9 @@ def require_proven(ctx: StepContext, record_name: str, slot: spec.Slot, image: s
             f"{where}: record {record_name} is not the run that holds the service (status.record is "
             f"{holder or 'empty'}); {rerun}"
         )
-    record = ctx.records.get(record_name)
+    record = require_run_record(ctx, record_name, "traffic stays where it is")
     if record is None:
         raise CheckFailed(f"{where}: DeploymentRecord {ctx.namespace}/{record_name} does not exist; {rerun}")
-    run_identity.require_same_workflow(record, f"{where}: DeploymentRecord {record_name}", "traffic stays where it is")
     if record.status is not None and record.status.finished_at:
         raise CheckFailed(
             f"{where}: DeploymentRecord {record_name} is closed ({record.status.outcome}); a finished run cannot "

@@ -415,7 +415,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="a probe of a reused workflow name writes into the deleted run's record",
         path="steps/commands/probe.py",
-        # The verdict is still refused, but only after the attempts were appended to another run's record.
+        # Its attempts, result and verdict would go into another run's record.
         old='    gates.require_run_record(ctx, args.record, "nothing was checked or written")\n',
         new="",
         catching_tests=(

@@ -6,7 +6,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import gates, retention, run_identity, slots
+from steps import gates, retention, slots
 from steps.announce import announce
 from steps.clock import now
 from steps.context import StepContext
@@ -21,10 +21,9 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     # Closing a run as Succeeded releases its service and keeps its version live: only the run itself may.
     left = "the run was left as it is"
     gates.require_own_record(ctx, args.record, left)
-    record = ctx.records.get(args.record)
+    record = gates.require_run_record(ctx, args.record, left)
     if record is None:
         raise CheckFailed(f"DeploymentRecord {ctx.namespace}/{args.record} does not exist; run the pipeline again")
-    run_identity.require_same_workflow(record, f"DeploymentRecord {ctx.namespace}/{args.record}", left)
     if record.status is not None and record.status.finished_at:
         # A retried attempt after this step closed the run: the service may belong to the next run by now.
         ctx.log("already-closed", record=args.record, outcome=record.status.outcome)
