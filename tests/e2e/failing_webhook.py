@@ -1,8 +1,9 @@
 """An admission webhook that is down for a while: the real way an API server answers 500 to a step's writes.
 
-The API server calls it for every write of one resource in one namespace. For the first ``seconds`` after the first
-call it answers HTTP 500, so the API server refuses the write with an internal error (``failurePolicy: Fail``), as
-it does when a real webhook's backend is down; after that it admits everything.
+The API server calls it for every write of one resource of one service in one namespace: the e2e tests share their
+namespace and run side by side, so a webhook that saw the others' writes would fail their runs too. For the first
+``seconds`` after the first call it answers HTTP 500, so the API server refuses the write with an internal error
+(``failurePolicy: Fail``), as it does when a real webhook's backend is down; after that it admits everything.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from bluegreen_spec import SERVICE_LABEL
 from testenv.local_cluster import LocalCluster
 from testenv.rest import request
 from tests.steps.http_servers import self_signed_certificate, server_context
@@ -25,16 +27,17 @@ WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfiguration
 class FailingWebhook:
     """Context manager: registers the webhook on enter, removes it on exit."""
 
-    def __init__(self, cluster: LocalCluster, namespace: str, resource: str, seconds: float) -> None:
+    def __init__(self, cluster: LocalCluster, namespace: str, service: str, resource: str, seconds: float) -> None:
         self.cluster = cluster
         self.namespace = namespace
+        self.service = service
         self.resource = resource
         self.seconds = seconds
         self.refused = 0
         self.admitted = 0
         self._first_call: float | None = None
         self._lock = threading.Lock()
-        self._name = f"failing-{resource}-{namespace}"
+        self._name = f"failing-{resource}-{namespace}-{service}"
         self._server: ThreadingHTTPServer | None = None
 
     def _decide(self) -> bool:
@@ -100,6 +103,7 @@ class FailingWebhook:
                         }
                     ],
                     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.namespace}},
+                    "objectSelector": {"matchLabels": {SERVICE_LABEL: self.service}},
                     "failurePolicy": "Fail",
                     "sideEffects": "None",
                     "admissionReviewVersions": ["v1"],

@@ -324,7 +324,9 @@ def test_submit_through_the_argo_server_api(adopted_service: DemoService) -> Non
 def test_transient_api_failure_exits_75_and_is_retried(adopted_service: DemoService) -> None:
     service = adopted_service
     # Longer than the 30 s the steps' API client retries by itself, so preflight's first attempt exits 75.
-    with FailingWebhook(service.cluster, namespace=NAMESPACE, resource="deploymentrecords", seconds=45.0) as hook:
+    with FailingWebhook(
+        service.cluster, namespace=NAMESPACE, service=service.name, resource="deploymentrecords", seconds=45.0
+    ) as hook:
         run = service.deploy(demo_image("v2"))
     assert hook.refused > 0, "the webhook never refused a request"
     assert run.phase == "Succeeded", run.summary()
