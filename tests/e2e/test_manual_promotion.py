@@ -64,10 +64,19 @@ def _promotion(service: DemoService, workflow: str) -> dict[str, Any]:
     return dict(service.record_of(workflow)["status"].get("promotion") or {})
 
 
-def test_promote_switches_and_abort_rolls_back(
-    adopted_service: DemoService, capsys: pytest.CaptureFixture[str]
+def test_abort_promote_timeout_and_a_resume_from_the_argo_server(
+    demo_service: Callable[..., DemoService],
+    capsys: pytest.CaptureFixture[str],
+    impersonating_client: Callable[[str, str], client.ApiClient],
 ) -> None:
-    service = adopted_service
+    """Four decisions on one adopted service, each run starting from where the one before left it.
+
+    One replica per slot: the decisions are about the run, its record and which slot serves, which one Pod shows as
+    well as two.
+    """
+    service = demo_service(replicas=1)
+    adopted = service.deploy(demo_image("v1"))
+    assert adopted.phase == "Succeeded", adopted.summary()
     live = service.live_slot()
     kube = Kube(service.cluster.api)
     _set_promotion(service, mode="manual", timeout="10m")
@@ -114,11 +123,6 @@ def test_promote_switches_and_abort_rolls_back(
     with pytest.raises(BadInput, match=r"no run in progress|not running"):
         promotion.promote(kube, NAMESPACE, service.name, user)
 
-
-def test_timeout_fails_the_run_and_a_resume_from_the_argo_server_promotes(
-    adopted_service: DemoService, impersonating_client: Callable[[str, str], client.ApiClient]
-) -> None:
-    service = adopted_service
     live = service.live_slot()
     # Long enough for the refused promote below to reach the gate while it still waits.
     _set_promotion(service, mode="manual", timeout="20s")
@@ -126,7 +130,7 @@ def test_timeout_fails_the_run_and_a_resume_from_the_argo_server_promotes(
     # A promote by an identity that may write the record's status but not the workflow (the deployer
     # ServiceAccount) is refused at the node. Argo then resumes the suspend node at its duration, and confirm-promotion
     # must turn that into a failure: a failed promote does not approve the run by waiting.
-    expired = service.deploy(demo_image("v2"), wait=False)
+    expired = service.deploy(demo_image("v3"), wait=False)
     _wait_at_gate(service, expired.name)
     deployer = Kube(impersonating_client(NAMESPACE, SERVICE_ACCOUNT))
     with pytest.raises(ApiError) as refused:
@@ -139,13 +143,13 @@ def test_timeout_fails_the_run_and_a_resume_from_the_argo_server_promotes(
     confirm = expired.runs_of("confirm-promotion")
     assert confirm and confirm[-1].phase == "Failed" and len(confirm) == 1, expired.summary()
     assert "switch" not in expired.step_order() and "rollback" in expired.step_order(), expired.summary()
-    assert service.live_slot() == live and service.serving_version() == "v1"
+    assert service.live_slot() == live and service.serving_version() == "v2"
     decided = _promotion(service, expired.name)
     assert (decided["state"], decided["how"]) == ("Expired", "timeout"), decided
 
     # The UI's Resume button: the Argo server's resume API, which knows nothing of this project.
     _set_promotion(service, mode="manual", timeout="10m")
-    resumed = service.deploy(demo_image("v2"), wait=False)
+    resumed = service.deploy(demo_image("v3"), wait=False)
     _wait_at_gate(service, resumed.name)
     request = urllib.request.Request(
         f"{service.cluster.argo_server_url}/api/v1/workflows/{NAMESPACE}/{resumed.name}/resume",
@@ -157,7 +161,7 @@ def test_timeout_fails_the_run_and_a_resume_from_the_argo_server_promotes(
         assert answer.status == 200
     ended = service.wait_workflow(resumed.name)
     assert ended.phase == "Succeeded", ended.summary()
-    assert service.live_slot() != live and service.serving_version() == "v2"
+    assert service.live_slot() != live and service.serving_version() == "v3"
     decided = _promotion(service, resumed.name)
     assert (decided["state"], decided["how"]) == ("Promoted", "argo"), decided
     gate = _gate(ended)
