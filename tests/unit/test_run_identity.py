@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
 import pytest
 
-from bluegreen_contract import RUN_WORKFLOW_ENV
+from bluegreen_contract import RUN_WORKFLOW_ENV, ExitCode
 from steps.api_transport import InClusterTransport, Transport
+from steps.cli import main
 from steps.context import StepContext
 from steps.errors import BadInput, CheckFailed
 from steps.gates import require_own_record
@@ -71,3 +73,33 @@ def test_a_gate_refuses_every_record_but_its_own_runs(monkeypatch: pytest.Monkey
     # Outside a Pod, with no variable, the caller's own credentials decide; the gate takes the record as named.
     monkeypatch.delenv(RUN_WORKFLOW_ENV)
     require_own_record(ctx, "blue-green-deploy-older", "traffic stays where it is")
+
+
+def test_verify_image_started_with_another_run_s_record_refuses_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A workflow started at verify-image, handed another run's record, a made-up plan and a made-up pass.
+
+    The whole step through its command line, as the deploy template's container calls it: it may record its verdict
+    only in its own run's record, and refuses before it reads or writes anything (the transport fails any request).
+    """
+    monkeypatch.setenv(RUN_WORKFLOW_ENV, "blue-green-deploy-forged")
+    outside: Transport = Unreachable()  # type: ignore[assignment]
+    plan = json.dumps([{"check": "signature", "authority": "key cosign-keys/cosign.pub"}])
+    argv = [
+        "verify-image",
+        "--namespace",
+        "apps",
+        "--service=cart",
+        "--image=10.0.0.1:5000/team/app:v8@sha256:" + "ab" * 32,
+        "--slot=green",
+        "--record=blue-green-deploy-x7k2p",
+        f"--plan={plan}",
+        '--verified=[{"index":"0","verified":""}]',
+        "--transient-retries=3",
+    ]
+    assert main(argv, kube=Kube(outside)) == ExitCode.BAD_INPUT
+    assert (
+        "verify-image of workflow blue-green-deploy-forged may record its verdict only in that run's record "
+        "(blue-green-deploy-forged), not in blue-green-deploy-x7k2p"
+    ) in capsys.readouterr().err
