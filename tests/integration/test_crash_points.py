@@ -14,9 +14,13 @@ right after the previous one, with no request in between (distinct_crash_points)
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import itertools
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -247,18 +251,43 @@ class StepWrites:
     follows_at_once: list[bool]
 
 
-#: Writes counted per scenario, once per worker process: every shard of a scenario needs the same count.
+#: Writes counted per scenario, read once per worker process from the count the whole run shares.
 _WRITES: dict[str, StepWrites] = {}
 
 
-def count_writes(scenario: Scenario, make: Callable[[str], ServiceUnderTest], tmp_path: Path) -> StepWrites:
+@pytest.fixture(scope="session")
+def counts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where a scenario's count is kept for the run: pytest-xdist's workers share their base temp's parent."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def count_writes(
+    scenario: Scenario, make: Callable[[str], ServiceUnderTest], tmp_path: Path, counts_dir: Path
+) -> StepWrites:
+    """The writes of one clean run of the step, counted once for the whole run.
+
+    Every shard of a scenario needs the same count, and its shards usually run on different workers: the first to get
+    here counts under a file lock while the others wait for its answer, instead of each preparing a service and
+    running the step again to count the same writes. The count also makes the shards split one list of points.
+    """
     if scenario.name not in _WRITES:
-        sut = make("count")
-        scenario.prepare(sut, tmp_path / "count")
-        counter = CrashingKube(sut.steps_api)
-        assert scenario.step(with_kube(sut, counter)) == 0
-        retire(sut)
-        _WRITES[scenario.name] = StepWrites(counter.writes, counter.follows_at_once)
+        key = hashlib.sha256(scenario.name.encode()).hexdigest()[:16]
+        saved = counts_dir / f"crash-writes-{key}.json"
+        with (counts_dir / f"crash-writes-{key}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when counting fails
+            if saved.exists():
+                found = json.loads(saved.read_text())
+                counted = StepWrites(found["writes"], found["follows_at_once"])
+            else:
+                sut = make("count")
+                scenario.prepare(sut, tmp_path / "count")
+                counter = CrashingKube(sut.steps_api)
+                assert scenario.step(with_kube(sut, counter)) == 0
+                retire(sut)
+                counted = StepWrites(counter.writes, counter.follows_at_once)
+                saved.write_text(json.dumps(asdict(counted)))
+        _WRITES[scenario.name] = counted
     return _WRITES[scenario.name]
 
 
@@ -290,9 +319,10 @@ def test_crash_before_and_after_every_write(
     shard: int,
     service_in: Callable[[str], ServiceUnderTest],
     tmp_path: Path,
+    counts_dir: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    counted = count_writes(scenario, service_in, tmp_path)
+    counted = count_writes(scenario, service_in, tmp_path, counts_dir)
     writes = counted.writes
     assert writes, "the step made no write, so there is nothing to crash on"
     points = crash_points(counted, shard)
