@@ -126,12 +126,16 @@ BASE ?= HEAD
 changed: $(STAMP) testenv tools host-deps
 	$(BIN)/python -m testenv.affected_tests --base $(BASE) -- -n $(TEST_WORKERS)
 
-## Benchmarks against the local API server; they print medians, they do not assert timings. The deploys-under-load
-## benchmark runs DEPLOYS deploys over SERVICES services (`make bench DEPLOYS=50 SERVICES=5` for a full day's worth).
+## Benchmarks against the local cluster; they print medians, they do not assert timings, and a complete run writes
+## docs/performance.md from its own figures (kept in docs/performance.json). The deploys-under-load benchmark runs
+## DEPLOYS deploys over SERVICES services (`make bench DEPLOYS=50 SERVICES=5` for a full day's worth).
 DEPLOYS ?= 10
 SERVICES ?= 2
+BENCH_RESULTS ?= .bench/results.json
 bench: $(STAMP) testenv rollouts host-deps
-	BLUEGREEN_BENCH_DEPLOYS=$(DEPLOYS) BLUEGREEN_BENCH_SERVICES=$(SERVICES) $(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
+	rm -f $(BENCH_RESULTS)
+	BLUEGREEN_BENCH_RESULTS=$(BENCH_RESULTS) BLUEGREEN_BENCH_DEPLOYS=$(DEPLOYS) BLUEGREEN_BENCH_SERVICES=$(SERVICES) $(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
+	$(BIN)/python -m benchmarks.performance_page $(BENCH_RESULTS)
 
 image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "image needs a running Docker engine" >&2; exit 1; }

@@ -20,6 +20,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from benchmarks.results import BenchResults
 from testenv.demo_service import (
     CLEANUP_CRON,
     ROLLBACK_TEMPLATE,
@@ -69,7 +70,7 @@ class CronSubmitter:
         return self.phases
 
 
-def test_deploys_back_to_back_under_load(local_cluster: LocalCluster) -> None:
+def test_deploys_back_to_back_under_load(local_cluster: LocalCluster, bench_results: BenchResults) -> None:
     """The day's deploys on one cluster, one after the other, each service under its own load."""
     if missing_tools():
         pytest.skip("; ".join(missing_tools()))
@@ -120,5 +121,32 @@ def test_deploys_back_to_back_under_load(local_cluster: LocalCluster) -> None:
     print(f"deploy time: p50 {percentile(deploy_seconds, 50):.1f}s  p95 {percentile(deploy_seconds, 95):.1f}s")
     print(f"total time: {total:.0f}s")
     print(table(summaries))
+    bench_results.record(
+        "under_load",
+        {
+            "deploys": DEPLOYS,
+            "services": SERVICES,
+            "failing_every": FAILING_EVERY,
+            "requeue": TUNED_REQUEUE if local_cluster.owned else None,
+            "rate_per_second": DEFAULT_RATE,
+            "runs": [{"what": what, "expected": expected, "phase": phase} for what, expected, phase in outcomes],
+            "sweeps": sweeps,
+            "deploy_s": deploy_seconds,
+            "total_s": total,
+            "paths": [
+                {
+                    "target": s.target,
+                    "sent": s.sent,
+                    "failed": s.failed,
+                    "retried": s.retried,
+                    "skipped": s.skipped,
+                    "p50_ms": s.p50_ms,
+                    "p99_ms": s.p99_ms,
+                    "max_ms": s.max_ms,
+                }
+                for s in summaries
+            ],
+        },
+    )
     assert not unexpected, unexpected
     assert failed == 0, table(summaries)

@@ -22,9 +22,11 @@ import os
 import statistics
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
+from benchmarks.results import BenchResults
 from testenv.demo_service import (
     ROLLBACK_TEMPLATE,
     DemoService,
@@ -56,7 +58,8 @@ def _wait_live_slot(service: DemoService, slot: str, deadline_seconds: float = 3
         time.sleep(0.05)  # bounded poll of the Service selector, the route itself
 
 
-def _measure(cluster: LocalCluster, label: str) -> None:
+def _measure(cluster: LocalCluster, label: str) -> dict[str, Any]:
+    """Deploys, failed smoke tests and rollbacks under the cluster's current setting; their raw samples."""
     service = create_demo_service(cluster, replicas=2)
     first = service.deploy(demo_image("v1"))
     assert first.phase == "Succeeded", first.summary()
@@ -97,15 +100,25 @@ def _measure(cluster: LocalCluster, label: str) -> None:
     for template, by_part in splits.items():
         cells = "".join(f"{statistics.median(by_part[p]):>10.1f}" for p in ("queueing", "pod start", "own work"))
         print(f"  {template:<14}{cells}{statistics.median(by_part['noticing']):>10.1f}")
+    return {
+        "deploy_s": deploys,
+        "failed_smoke_to_rollback_s": failure_to_safe,
+        "rollback_s": rollbacks,
+        "steps": {template: dict(by_part) for template, by_part in splits.items()},
+    }
 
 
-def test_end_to_end_figures_default_and_tuned(local_cluster: LocalCluster) -> None:
+def test_end_to_end_figures_default_and_tuned(local_cluster: LocalCluster, bench_results: BenchResults) -> None:
     """Both controller settings on one cluster, one after the other."""
     install_manifests(local_cluster)
     if local_cluster.owned:
         local_cluster.retune(ClusterTuning(default_requeue_time=None))
-    _measure(local_cluster, "Argo's default requeue time (10s)")
+    default = _measure(local_cluster, "Argo's default requeue time (10s)")
     if not local_cluster.owned:
         pytest.skip("an attached cluster cannot be retuned; start the benchmark without BLUEGREEN_TEST_CLUSTER")
     local_cluster.retune(ClusterTuning(default_requeue_time=TUNED_REQUEUE))
-    _measure(local_cluster, f"DEFAULT_REQUEUE_TIME={TUNED_REQUEUE}")
+    tuned = _measure(local_cluster, f"DEFAULT_REQUEUE_TIME={TUNED_REQUEUE}")
+    bench_results.record(
+        "end_to_end",
+        {"runs": RUNS, "default": {"requeue": "10s", **default}, "tuned": {"requeue": TUNED_REQUEUE, **tuned}},
+    )

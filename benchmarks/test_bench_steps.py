@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
+from benchmarks.results import BenchResults
 from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, Output
 from steps.commands.cleanup import sweep
 from steps.kube import Kube
@@ -68,7 +69,15 @@ def service(  # noqa: D103
     )
 
 
-def test_step_overhead_per_deploy(service: ServiceUnderTest, tmp_path: Path) -> None:
+def _steps_section(bench_results: BenchResults) -> dict[str, Any]:
+    """This module's figures: its three benchmarks each fill their part of one section."""
+    if "steps" not in bench_results.sections:
+        bench_results.record("steps", {})
+    section: dict[str, Any] = bench_results.sections["steps"]
+    return section
+
+
+def test_step_overhead_per_deploy(service: ServiceUnderTest, tmp_path: Path, bench_results: BenchResults) -> None:
     """Every step of a deploy, in process, probing an app that answers at once: what the steps themselves cost.
 
     deploy-green includes the real Pods' start until Ready (the controllers and the node agent); the overhead line
@@ -109,9 +118,14 @@ def test_step_overhead_per_deploy(service: ServiceUnderTest, tmp_path: Path) -> 
         subprocess.run([sys.executable, "-m", "steps.cli", "--help"], capture_output=True, check=True)
         started.append(time.perf_counter() - begin)
     report("process start of one step (python -m steps.cli --help)", {"start-up": started})
+    _steps_section(bench_results).update(
+        {"per_deploy_s": samples, "requests_per_deploy": requests, "process_start_s": started, "runs": RUNS}
+    )
 
 
-def test_rollback_time_with_the_old_slot_warm(service: ServiceUnderTest, tmp_path: Path) -> None:
+def test_rollback_time_with_the_old_slot_warm(
+    service: ServiceUnderTest, tmp_path: Path, bench_results: BenchResults
+) -> None:
     """From the rollback step starting to the route restored and read back."""
     samples: dict[str, list[float]] = {"rollback (manual, old slot warm)": []}
     for run in range(RUNS):
@@ -124,6 +138,7 @@ def test_rollback_time_with_the_old_slot_warm(service: ServiceUnderTest, tmp_pat
         assert service.run_retain(record) == 0
         samples["rollback (manual, old slot warm)"].append(timed(service.run_manual_rollback, f"rb-{run}"))
     report("rollback time", samples)
+    _steps_section(bench_results)["rollback_s"] = samples["rollback (manual, old slot warm)"]
 
 
 def _make_services(admin: client.ApiClient, namespace: str, count: int, expired_every: int) -> None:
@@ -165,6 +180,7 @@ def test_cleanup_across_many_services(
     make_namespace: Callable[..., str],
     impersonating_client: Callable[[str, str], client.ApiClient],
     count: int,
+    bench_results: BenchResults,
 ) -> None:
     """The cron's sweep: list calls per namespace, a fresh read only before a removal."""
     admin = kube_cluster.admin_api_client()
@@ -192,4 +208,12 @@ def test_cleanup_across_many_services(
         f"second sweep (nothing to remove): {second_seconds:.2f} s with {kube.requests - first_requests} API "
         f"requests for {second.services} services"
     )
+    _steps_section(bench_results)["sweep"] = {
+        "services": first.services,
+        "removed": len(first.removed),
+        "first_s": first_seconds,
+        "first_requests": first_requests,
+        "second_s": second_seconds,
+        "second_requests": kube.requests - first_requests,
+    }
     assert len(first.removed) == count // 10 and not second.removed

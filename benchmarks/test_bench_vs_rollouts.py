@@ -44,6 +44,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.results import BenchResults
 from bluegreen_spec import SLOT_LABEL
 from testenv.demo_service import (
     DEPLOY_TEMPLATE,
@@ -373,7 +374,8 @@ def _measure(
     first: int,
     *,
     submitter: Submitter,
-) -> None:
+) -> dict[str, Any]:
+    """Deploys and rollbacks of both tools, alternating; their raw samples."""
     ours, theirs = Figures([], []), Figures([], [])
     ours_watch = SelectorWatch(cluster, NAMESPACE, service.name)
     theirs_watch = SelectorWatch(cluster, NAMESPACE, rollout.name, label=HASH_LABEL)
@@ -390,9 +392,19 @@ def _measure(
         for watch in (ours_watch, theirs_watch, pod_watch):
             watch.stop()
     _print(label, ours, theirs)
+    return {"label": label, "submitter": submitter.name, "ours": _samples(ours), "theirs": _samples(theirs)}
 
 
-def test_side_by_side_with_argo_rollouts(local_cluster: LocalCluster) -> None:
+def _samples(figures: Figures) -> dict[str, Any]:
+    return {
+        "deploys": [
+            {"wall": s.wall, "readiness": s.readiness, "smoke": s.smoke, "submit": s.submit} for s in figures.deploys
+        ],
+        "rollbacks": figures.rollbacks,
+    }
+
+
+def test_side_by_side_with_argo_rollouts(local_cluster: LocalCluster, bench_results: BenchResults) -> None:
     """Both tools on one cluster, deploy for deploy, under Argo's default requeue time and then the tuned one."""
     install_manifests(local_cluster)
     if local_cluster.owned:
@@ -405,12 +417,18 @@ def test_side_by_side_with_argo_rollouts(local_cluster: LocalCluster) -> None:
         rollout.create()
         settings = "Argo's default requeue time" if local_cluster.owned else "the attached cluster's settings"
         first = 2
+        measured = []
         # With only a kubeconfig, as most CI jobs have it: Argo's CLI, then the plugin, which creates the Workflow.
         for submitter in (Submitter.ARGO_KUBECONFIG, Submitter.PLUGIN):
-            _measure(local_cluster, service, rollout, f"{settings}, {submitter.value}", first, submitter=submitter)
+            label = f"{settings}, {submitter.value}"
+            measured.append(_measure(local_cluster, service, rollout, label, first, submitter=submitter))
             first += RUNS
         if not local_cluster.owned:
             return
         local_cluster.retune(ClusterTuning(default_requeue_time=TUNED_REQUEUE))
         tuned = f"DEFAULT_REQUEUE_TIME={TUNED_REQUEUE}, {Submitter.ARGO_SERVER.value}"
-        _measure(local_cluster, service, rollout, tuned, first, submitter=Submitter.ARGO_SERVER)
+        measured.append(_measure(local_cluster, service, rollout, tuned, first, submitter=Submitter.ARGO_SERVER))
+        bench_results.record(
+            "vs_rollouts",
+            {"runs": RUNS, "replicas": REPLICAS, "tuned_requeue": TUNED_REQUEUE, "settings": measured},
+        )
