@@ -78,7 +78,7 @@ def _results() -> BenchResults:
                 {"what": "a v3", "expected": "Succeeded", "phase": "Succeeded"},
             ],
             "sweeps": ["Succeeded"],
-            "deploy_s": [30.0, 32.0],
+            "deploy_s": [30.0, 32.0, 31.0, 45.0],
             "total_s": 80.0,
             "paths": [{"target": "direct", **path}, {"target": "haproxy", **path}],
         },
@@ -87,7 +87,11 @@ def _results() -> BenchResults:
         "steps",
         {
             "runs": 5,
-            "per_deploy_s": {"preflight": [0.1, 0.2], "overhead (all but probe/smoke)": [0.4, 0.5]},
+            "per_deploy_s": {
+                "cleanup": [0.05],
+                "preflight": [0.1, 0.2],
+                "overhead (all but probe/smoke)": [0.4, 0.5],
+            },
             "requests_per_deploy": [76, 76],
             "process_start_s": [0.5],
             "rollback_s": [0.16],
@@ -121,6 +125,26 @@ def test_figures_are_medians_of_the_raw_samples_with_their_range(tmp_path: Path)
         in page
     )
     assert "0 of 2,000 requests failed" in page
+    # Nearest rank, as the benchmark prints it: the 4th of 4 samples.
+    assert "Deploy time: median 31.5 s, p95 45.0 s" in page
+    # Rollouts' smoke time is whole seconds, so its overhead keeps it in: wall minus readiness.
+    assert (
+        "| control overhead (the rest) | 4.90 s (3.90 to 5.90) | 0.00 s (-1.00 to 1.00) with its smoke checks |"
+        in page
+    )
+    assert page.count("| `istio` |") == 1
+
+
+def test_tables_keyed_by_step_follow_the_pipeline(tmp_path: Path) -> None:
+    """The results file sorts its keys; the page puts steps back in the order they run."""
+    page = performance_page.render(load(_written(tmp_path, _results())))
+    assert page.index("| preflight |") < page.index("| cleanup |")
+    assert performance_page.in_pipeline_order(["notify", "smoke (app time)", "release", "elsewhere"]) == [
+        "release",
+        "smoke (app time)",
+        "notify",
+        "elsewhere",
+    ]
     assert "2 deploys (0 of them smoke failures) and 1 manual rollback all ended as expected" in page
 
 
