@@ -14,8 +14,8 @@ A boundary before the switch must be one the run cannot outrun: the release Pod'
 hundred milliseconds, less than it takes to see a container's end and send the delete. So the services of those runs
 probe with an initial delay, which holds the release Pod between deploy-green and probe, and those runs must show the
 Pod run again: preflight resumed the run, as its record says. The point between smoke and switch cannot be held from
-outside without a hook in the product; a crash there, before switch's first write, is proven step by step in
-tests/integration/test_crash_points.py.
+outside without a hook in the product; a release Pod lost there and run again from preflight is proven on the real
+API server in tests/integration/test_retried_release.py.
 """
 
 from __future__ import annotations
@@ -198,7 +198,13 @@ def _adopted_under_load(
     demo_service: Callable[..., DemoService], tmp_path: Path, *, hold_before_probe: bool = False
 ) -> tuple[DemoService, LoadHarness]:
     _require_haproxy()
-    held = {"healthCheck": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": PROBE_HOLD_SECONDS}}
+    held = {
+        "healthCheck": {
+            "httpGet": {"path": "/health", "port": 8080},
+            "initialDelaySeconds": PROBE_HOLD_SECONDS,
+            "periodSeconds": 1,
+        }
+    }
     service = demo_service(retainPreviousVersion="1h", **(held if hold_before_probe else {}))
     run = service.deploy(demo_image("v1"))
     assert run.phase == "Succeeded", run.summary()

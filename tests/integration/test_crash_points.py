@@ -287,7 +287,10 @@ def count_writes(
                 assert scenario.step(with_kube(sut, counter)) == 0
                 retire(sut)
                 counted = StepWrites(counter.writes, counter.follows_at_once)
-                saved.write_text(json.dumps(asdict(counted)))
+                # Whole or not at all: a worker killed mid-write must not leave the others half a count to read.
+                partial = saved.with_suffix(".partial")
+                partial.write_text(json.dumps(asdict(counted)))
+                os.replace(partial, saved)
         _WRITES[scenario.name] = counted
     return _WRITES[scenario.name]
 
