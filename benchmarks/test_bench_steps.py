@@ -21,6 +21,7 @@ from kubernetes import client
 import bluegreen_spec as spec
 from benchmarks.results import BenchResults
 from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENTS, SERVICES, Output
+from steps import slots
 from steps.commands.cleanup import sweep
 from steps.kube import Kube
 from testenv.cluster import KubeCluster
@@ -160,14 +161,16 @@ def _make_services(admin: client.ApiClient, namespace: str, count: int, expired_
             {"status": {"phase": "Succeeded", "activeSlot": "green", "previousSlot": "blue", "retainUntil": stamp}},
             "status",
         )
+        source = {**app_deployment(name, demo_app("v1"), 1)}
+        source["metadata"] = {**source["metadata"], "namespace": namespace}
         for slot in spec.Slot:
-            body: dict[str, Any] = app_deployment(f"{name}-{slot.value}", demo_app("v1"), 1)
+            # Shaped as the steps shape a slot, so the admission policies let the sweep write it.
+            body = slots.slot_deployment(source, name, slot, demo_app("v1"), None, 1, f"wf-{name}")
             # Paused: the real controllers then make no ReplicaSet or Pod for these 2000 Deployments. The sweep reads
             # Deployments, specs and Services only (its API cost is the figure), and 2000 Pods would load the one
             # node for nothing.
             body["spec"]["paused"] = True
-            body["metadata"]["labels"][spec.SERVICE_LABEL] = name
-            body["metadata"]["annotations"] = {spec.RETAIN_UNTIL_ANNOTATION: stamp}
+            body["metadata"]["annotations"][spec.RETAIN_UNTIL_ANNOTATION] = stamp
             kube.create(DEPLOYMENTS, namespace, body)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
