@@ -338,7 +338,7 @@ def _under_load(section: dict[str, Any]) -> str:
         over {count(section["services"], "service")} ({requeue}), every {section["failing_every"]}th one an image
         whose smoke test fails so that its exit handler rolls it back, a manual rollback after the first successful
         deploy, and the cleanup CronWorkflow submitted every minute besides its own schedule. Each service has a load
-        harness of its own, sharing {section["rate_per_second"]} requests a second, straight to the ClusterIP and
+        harness of its own, sharing {section["rate_per_second"]:g} requests a second, straight to the ClusterIP and
         through HAProxy ([the data paths](#zero-downtime-how-it-is-measured)). `make bench DEPLOYS=50 SERVICES=5`
         runs a full day's worth."""
     )

@@ -114,6 +114,14 @@ def _written(tmp_path: Path, results: BenchResults, exit_status: int = 0) -> Pat
     return path
 
 
+def test_the_committed_page_is_the_one_its_kept_results_give() -> None:
+    """Hand edits to docs/performance.md fail here: the page comes from benchmarks/performance_page.py and a run."""
+    results = load(ROOT / performance_page.RESULTS)
+    assert (ROOT / performance_page.PAGE).read_text() == performance_page.render(results), (
+        "docs/performance.md differs from what docs/performance.json gives; run make bench instead of editing it"
+    )
+
+
 def test_figures_are_medians_of_the_raw_samples_with_their_range(tmp_path: Path) -> None:
     page = " ".join(performance_page.render(load(_written(tmp_path, _results()))).split())
     assert (
