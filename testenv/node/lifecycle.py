@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testenv.node import downward, exits, network, probes, sandbox
+from testenv.node import downward, exits, network, probes, processes, sandbox
 from testenv.node.container_logs import ContainerLog, tail_text
 from testenv.node.env import EnvError, EnvResolver, command_line
 from testenv.node.images import ImageConfig, ImageNotFound
@@ -47,6 +47,8 @@ BACKOFF_INITIAL_SECONDS = 10.0
 BACKOFF_MAX_SECONDS = 300.0
 BACKOFF_RESET_SECONDS = 600.0
 MINIMUM_GRACE_AFTER_HOOK_SECONDS = 2.0
+# How long a relay may take to reap its killed init and end before it is killed itself.
+RELAY_EXIT_SECONDS = 5.0
 DEFAULT_GRACE_SECONDS = 30
 VOLUME_RETRY_SECONDS = 2.0
 # A backstop only: container exits (exits.py), probe results and watch events wake a worker at once.
@@ -751,6 +753,10 @@ class PodWorker:
                 run.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         if run.process.poll() is None:
             log.info("sending SIGKILL", extra={"pod": self.key, "container": slot.name, "pid": run.process.pid})
+            processes.kill_container_init(run.process.pid)
+            # The relay ends on its own once it has reaped the init; the kills below are for a relay that does not.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run.process.wait(timeout=RELAY_EXIT_SECONDS)
         cgroup_name = Path(run.container_dir).name
         self.agent.cgroups.kill_container(self.uid, cgroup_name)
         with contextlib.suppress(ProcessLookupError):

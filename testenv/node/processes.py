@@ -123,6 +123,21 @@ def _kill_group(group: Path) -> None:
         group.rmdir()
 
 
+def kill_container_init(relay_pid: int) -> None:
+    """SIGKILL the container's PID 1, the one child of the launcher's relay, so the relay reaps it.
+
+    A runtime kills the container's init and its shim, a subreaper, reaps it. Here the relay is that shim: killed
+    first, it would leave its child to the host's init, and a zombie in the container's PID namespace would outlive
+    the Pod for as long as that init takes to reap it. With the init killed, the kernel kills the rest of the
+    namespace, and the relay reaps the init and ends with the same signal.
+    """
+    children = Path(f"/proc/{relay_pid}/task/{relay_pid}/children")
+    with contextlib.suppress(OSError, ValueError):
+        for child in children.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+
+
 def signal_process_group(pid: int, signum: int) -> None:
     """Send ``signum`` to the process group led by ``pid`` (each container is its own session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

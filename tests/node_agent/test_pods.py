@@ -283,10 +283,8 @@ def test_deletion_runs_pre_stop_then_sigterm_then_sigkill_after_the_grace_period
     sigterm_at = float(lines[2][0])
     # The grace period (3 s) runs from deletion; SIGKILL comes only once it is over.
     assert gone_at - sigterm_at >= 2.0, (gone_at, sigterm_at)
-    # Bounded poll: a process killed with its relay is reaped by the host's init, a moment after the Pod is gone.
-    deadline = time.monotonic() + 10
-    while _processes_in(pid_namespace) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # The container's init is killed and reaped inside the container (by its relay) before the agent lets the Pod
+    # go, as a runtime shim does. Left to the host's init, a zombie outlives the Pod for as long as that init pleases.
     assert _processes_in(pid_namespace) == []
     assert not (node_env.workdir / "pods").joinpath(ns).exists()
 
