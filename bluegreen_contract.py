@@ -275,6 +275,17 @@ HPAS = ApiResource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalP
 VIRTUAL_SERVICES = ApiResource("networking.istio.io", "v1", "virtualservices", "VirtualService")
 DESTINATION_RULES = ApiResource("networking.istio.io", "v1", "destinationrules", "DestinationRule")
 HTTP_ROUTES = ApiResource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+#: The ServiceAccount the steps run as, in each namespace argo-bluegreen is installed into.
+STEPS_SERVICE_ACCOUNT = "bluegreen-deployer"
+#: The RBAC verb by which a namespace grants that ServiceAccount a slot identity: ``use`` on the ServiceAccount a
+#: slot's pods run as, and on each Secret they refer to. No built-in API acts on it.
+GRANT_VERB = "use"
+#: How many distinct Secrets a slot's pods may refer to. Each RBAC check costs a fixed share of an expression's and a
+#: policy's CEL budget (Kubernetes charges 350,000 of a 1,000,000 limit per expression and of 10,000,000 per policy),
+#: so the admission policy checks each Secret in a validation of its own, and can afford this many.
+GRANTED_SECRETS_LIMIT = 16
+ROLES = ApiResource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+ROLE_BINDINGS = ApiResource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
 WORKFLOWS = ApiResource("argoproj.io", "v1alpha1", "workflows", "Workflow")
 WORKFLOW_TASK_RESULTS = ApiResource("argoproj.io", "v1alpha1", "workflowtaskresults", "WorkflowTaskResult")
 WORKFLOW_TEMPLATES = ApiResource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")
@@ -448,6 +459,8 @@ __all__ = [
     "EVENTS",
     "EXECUTOR_RULES",
     "FORBIDDEN_CALLS",
+    "GRANTED_SECRETS_LIMIT",
+    "GRANT_VERB",
     "HPAS",
     "HTTP_ROUTES",
     "NETWORK_POLICIES",
@@ -455,12 +468,15 @@ __all__ = [
     "PODS",
     "PROMOTION_GATE_TASK",
     "PUSHGATEWAY_URL_ENV",
+    "ROLES",
+    "ROLE_BINDINGS",
     "ROLLBACK_TEMPLATE",
     "RUN_WORKFLOW_ENV",
     "RUN_WORKFLOW_UID_ENV",
     "SECRETS",
     "SERVICES",
     "SLACK_WEBHOOK_URL_ENV",
+    "STEPS_SERVICE_ACCOUNT",
     "STEP_OUTPUTS",
     "STEP_RULES",
     "TEMPLATES_VERSION_LABEL",

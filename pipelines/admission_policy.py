@@ -32,10 +32,12 @@ Three policies read params, each evaluated once per object of the param kind in 
   own service; an HPA moves only from a Deployment of its own service.
 
 A slot of a service with no such Deployment has nothing to be compared with, and no policy can require that one
-exists (the verdicts are ANDed): its pods keep the baseline rules and join no Service of another service, but may run
-as another ServiceAccount. docs/reference/rbac.md says so.
+exists (the verdicts are ANDed). So every slot is also held to the namespace's grant: its pods run as a ServiceAccount
+other than ``default``, or refer to a Secret, only where RBAC grants the ServiceAccount the verb ``use`` on it, which
+the policy asks the API server's authorizer (docs/reference/rbac.md).
 
-The expressions use two-variable comprehensions (CEL in Kubernetes 1.33 and newer). Kubernetes reference:
+The expressions use two-variable comprehensions (CEL in Kubernetes 1.33 and newer) and the list functions
+``distinct()`` and ``flatten()`` (1.34 and newer). Kubernetes reference:
 https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/.
 """
 
@@ -45,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bluegreen_contract import GRANT_VERB, GRANTED_SECRETS_LIMIT
 from bluegreen_spec import (
     ADOPTED_ANNOTATION,
     API_GROUP,
@@ -291,6 +294,86 @@ def _baseline(pod: str) -> str:
     )
 
 
+def _every_secret(pod: str, known: Callable[[str], str]) -> str:
+    """``known(name)`` holds for every Secret ``pod`` refers to: volumes, projections, environment, pull secrets."""
+    return " && ".join(
+        [
+            f"(!has({pod}.volumes) || {pod}.volumes.all(v, "
+            f"(!has(v.secret) || !has(v.secret.secretName) || {known('v.secret.secretName')}) && "
+            f"(!has(v.projected) || !has(v.projected.sources) || v.projected.sources.all(s, "
+            f"!has(s.secret) || !has(s.secret.name) || {known('s.secret.name')}))))",
+            f"{pod_containers(pod)}.all(c, (!has(c.env) || c.env.all(e, !has(e.valueFrom) || "
+            f"!has(e.valueFrom.secretKeyRef) || {known('e.valueFrom.secretKeyRef.name')})) && "
+            f"(!has(c.envFrom) || c.envFrom.all(e, !has(e.secretRef) || {known('e.secretRef.name')})))",
+            f"(!has({pod}.imagePullSecrets) || {pod}.imagePullSecrets.all(s, {known('s.name')}))",
+        ]
+    )
+
+
+def granted(resource: str, name: str) -> str:
+    """Whether the requester holds the grant verb on the namespace's ``resource`` ``name`` (an RBAC check)."""
+    return (
+        f"authorizer.group('').resource({q(resource)}).namespace(request.namespace).name({name})"
+        f".check({q(GRANT_VERB)}).allowed()"
+    )
+
+
+def _secret_names(pod: str) -> str:
+    """Every Secret ``pod`` refers to, once each: volumes, projections, environment, pull secrets."""
+    volumes = or_default(f"{pod}.volumes", "[]")
+    containers = pod_containers(pod)
+    return (
+        "("
+        + " + ".join(
+            [
+                f"{volumes}.filter(v, has(v.secret) && has(v.secret.secretName)).map(v, v.secret.secretName)",
+                f"{volumes}.filter(v, has(v.projected) && has(v.projected.sources)).map(v, v.projected.sources"
+                ".filter(s, has(s.secret) && has(s.secret.name)).map(s, s.secret.name)).flatten()",
+                f"{containers}.map(c, has(c.env) ? c.env.filter(e, has(e.valueFrom) && "
+                "has(e.valueFrom.secretKeyRef)).map(e, e.valueFrom.secretKeyRef.name) : []).flatten()",
+                f"{containers}.map(c, has(c.envFrom) ? c.envFrom.filter(e, has(e.secretRef))"
+                ".map(e, e.secretRef.name) : []).flatten()",
+                f"{or_default(f'{pod}.imagePullSecrets', '[]')}.map(s, s.name)",
+            ]
+        )
+        + ").distinct()"
+    )
+
+
+_GRANT_APPLIES = f"!variables.writesOurs || !({_TEMPLATE_CHANGED})"
+_GRANTED = (
+    f"a slot's pods run as a ServiceAccount other than default, and refer to a Secret (a volume, a projection, the "
+    f"environment, a pull secret), only where the namespace grants {SERVICE_ACCOUNT} the RBAC verb {GRANT_VERB} on "
+    f"it, and to at most {GRANTED_SECRETS_LIMIT} Secrets"
+)
+
+
+def _identity_granted_rules() -> tuple[Rule, ...]:
+    """The slot's ServiceAccount, the number of its Secrets, then each Secret: one RBAC check per validation."""
+    account = service_account_of(_POD)
+    return (
+        Rule(
+            "identity-granted",
+            f"{_GRANT_APPLIES} || {account} == 'default' || {granted('serviceaccounts', account)}",
+            _GRANTED,
+        ),
+        Rule(
+            "identity-granted",
+            f"{_GRANT_APPLIES} || size(variables.secretNames) <= {GRANTED_SECRETS_LIMIT}",
+            _GRANTED,
+        ),
+        *(
+            Rule(
+                "identity-granted",
+                f"{_GRANT_APPLIES} || size(variables.secretNames) <= {index} || "
+                f"{granted('secrets', f'variables.secretNames[{index}]')}",
+                _GRANTED,
+            )
+            for index in range(GRANTED_SECRETS_LIMIT)
+        ),
+    )
+
+
 def _adoption() -> str:
     annotations, old_annotations = (
         or_default("object.metadata.annotations", "{}"),
@@ -338,6 +421,7 @@ _DEPLOYMENT_RULES = (
         "a slot's pods keep Pod Security baseline's host and privilege rules (no host network, PID, IPC, ports or "
         f"paths, no privileged container, no capability beyond baseline's) and never run as {SERVICE_ACCOUNT}",
     ),
+    *_identity_granted_rules(),
     Rule(
         "adoption-only",
         f"!variables.optedIn || ({_adoption()})",
@@ -828,22 +912,7 @@ def _secret_named(pod: str, name: str) -> str:
 
 def _secrets_within(pod: str, team: str) -> str:
     """Every Secret ``pod`` refers to is one ``team`` refers to."""
-
-    def known(name: str) -> str:
-        return _secret_named(team, name)
-
-    return " && ".join(
-        [
-            f"(!has({pod}.volumes) || {pod}.volumes.all(v, "
-            f"(!has(v.secret) || !has(v.secret.secretName) || {known('v.secret.secretName')}) && "
-            f"(!has(v.projected) || !has(v.projected.sources) || v.projected.sources.all(s, "
-            f"!has(s.secret) || !has(s.secret.name) || {known('s.secret.name')}))))",
-            f"{pod_containers(pod)}.all(c, (!has(c.env) || c.env.all(e, !has(e.valueFrom) || "
-            f"!has(e.valueFrom.secretKeyRef) || {known('e.valueFrom.secretKeyRef.name')})) && "
-            f"(!has(c.envFrom) || c.envFrom.all(e, !has(e.secretRef) || {known('e.secretRef.name')})))",
-            f"(!has({pod}.imagePullSecrets) || {pod}.imagePullSecrets.all(s, {known('s.name')}))",
-        ]
-    )
+    return _every_secret(pod, lambda name: _secret_named(team, name))
 
 
 _OURS_ON_PODS = cel_list((SERVICE_LABEL, SLOT_LABEL, VERSION_LABEL))
@@ -918,7 +987,12 @@ _APPS, _CORE, _NETWORKING = "apps", "", "networking.k8s.io"
 _ISTIO, _GATEWAY = "networking.istio.io", "gateway.networking.k8s.io"
 
 POLICIES: tuple[Policy, ...] = (
-    Policy("deployments", ((_APPS, "deployments"),), _DEPLOYMENT_RULES),
+    Policy(
+        "deployments",
+        ((_APPS, "deployments"),),
+        _DEPLOYMENT_RULES,
+        variables=(("secretNames", _secret_names(_POD)),),
+    ),
     Policy("services", ((_CORE, "services"),), _SERVICE_RULES),
     Policy("networkpolicies", ((_NETWORKING, "networkpolicies"),), _NETWORK_POLICY_RULES),
     Policy("horizontalpodautoscalers", (("autoscaling", "horizontalpodautoscalers"),), _HPA_RULES),

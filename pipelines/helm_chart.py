@@ -232,7 +232,7 @@ def chart_metadata() -> dict[str, Any]:
         "type": "application",
         "version": __version__,
         "appVersion": __version__,
-        "kubeVersion": ">=1.33.0-0",
+        "kubeVersion": ">=1.34.0-0",
         "keywords": ["argo-workflows", "blue-green", "deployment"],
     }
 

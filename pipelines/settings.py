@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bluegreen_contract import STEPS_SERVICE_ACCOUNT
 from bluegreen_version import __version__
 from pipelines import cron_schedule
 
@@ -19,7 +20,7 @@ STEPS_REPOSITORY = "ghcr.io/argo-bluegreen/steps"
 DEFAULT_IMAGE = f"{STEPS_REPOSITORY}:{__version__}"
 #: sigstore's official cosign image; pin it by digest with the render flag once your registry mirror holds it.
 DEFAULT_COSIGN_IMAGE = "ghcr.io/sigstore/cosign/cosign:v2.6.5"
-SERVICE_ACCOUNT = "bluegreen-deployer"
+SERVICE_ACCOUNT = STEPS_SERVICE_ACCOUNT
 #: The label on every object argo-bluegreen installs.
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 NOTIFICATIONS_SECRET = "bluegreen-notifications"

@@ -294,6 +294,31 @@ MUTANTS: tuple[Mutant, ...] = (
         needs_cluster=True,
     ),
     Mutant(
+        name="a slot's ServiceAccount no longer needs the namespace's grant",
+        path="pipelines/admission_policy.py",
+        # A slot of a service with no adopted Deployment could then run as any ServiceAccount of the namespace.
+        old="f\"{_GRANT_APPLIES} || {account} == 'default' || {granted('serviceaccounts', account)}\",",
+        new='f"{_GRANT_APPLIES} || true",',
+        catching_tests=(
+            GOLDEN_DEPLOYMENT_POLICY,
+            "tests/integration/test_admission_attacks.py::test_the_attack_is_refused_naming_the_rule"
+            "[own: a slot of no service runs as another team's ServiceAccount]",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
+        name="no cap on the Secrets a slot's grant checks",
+        path="pipelines/admission_policy.py",
+        # The Secrets past the validations' count would then go unchecked.
+        old='f"{_GRANT_APPLIES} || size(variables.secretNames) <= {GRANTED_SECRETS_LIMIT}",',
+        new='f"{_GRANT_APPLIES} || true",',
+        catching_tests=(
+            GOLDEN_DEPLOYMENT_POLICY,
+            "tests/integration/test_admission_attacks.py::test_a_slot_refers_to_no_more_secrets_than_the_policy_checks",
+        ),
+        needs_cluster=True,
+    ),
+    Mutant(
         name="per-service mutex removed",
         path="pipelines/deploy_template.py",
         # Two deploys of one service could then interleave (I5).

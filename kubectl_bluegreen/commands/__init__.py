@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "promote": "kubectl_bluegreen.commands.promote",
     "abort": "kubectl_bluegreen.commands.abort",
     "route": "kubectl_bluegreen.commands.route",
+    "grant": "kubectl_bluegreen.commands.grant",
     "lint": "kubectl_bluegreen.commands.lint",
     "version": "kubectl_bluegreen.commands.version",
 }

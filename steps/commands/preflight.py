@@ -25,6 +25,7 @@ from steps import (
     autoscaling,
     disruption,
     emergency_route,
+    identity_grant,
     images,
     isolation,
     opt_in,
@@ -192,6 +193,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         current["spec"]["template"].get("metadata", {}).get("labels") or {},
         source if live is None else interrupted_original(ctx),
     )
+    # So must the ServiceAccount and Secrets the slots' pods will use, which the policies ask RBAC about.
+    identity_grant.require(ctx, current)
     if resumed is not None:
         from_slot, image, previous_image = resumed.from_slot, resumed.image, resumed.previous_image
     else:

@@ -26,3 +26,17 @@ def refusal(action: Callable[[], None], *, settle_seconds: float, accepted: str)
         if time.monotonic() > deadline:
             pytest.fail(accepted, pytrace=False)
         time.sleep(0.2)
+
+
+def accepted_within(action: Callable[[], None], *, settle_seconds: float) -> None:
+    """Retry ``action`` for ``settle_seconds`` until the API server accepts it (an RBAC grant reaches the authorizer
+    a moment late); its last refusal is raised if it never does."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        try:
+            action()
+            return
+        except KubeApiError as exc:
+            if exc.status != 403 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)

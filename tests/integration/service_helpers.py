@@ -35,6 +35,7 @@ from steps.slots import deployment_name, preview_service
 from testenv.apply import apply_manifest_objects
 from testenv.cluster import KubeCluster
 from testenv.node.images import DEMO_APP_REPOSITORY
+from testenv.rest import request
 from tests.integration.installation import install
 from tests.integration.rollouts import wait_settled
 
@@ -369,3 +370,62 @@ class ServiceFactory:
             replicas=replicas,
             **spec_fields,
         )
+
+
+def grant_identity(
+    admin: client.ApiClient, namespace: str, service: str, *, service_accounts: list[str], secrets: list[str]
+) -> list[str]:
+    """Grant the steps' ServiceAccount ``use`` on these objects (docs/reference/rbac.md); the paths to revoke."""
+    paths = []
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    for resource, names in (("serviceaccounts", service_accounts), ("secrets", secrets)):
+        if not names:
+            continue
+        name = f"argo-bluegreen-{service}-{resource}"
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": [resource], "verbs": ["use"], "resourceNames": names}],
+        }
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
+        }
+        request(admin, "POST", f"{rbac}/roles", body=role)
+        request(admin, "POST", f"{rbac}/rolebindings", body=binding)
+        paths += [f"{rbac}/rolebindings/{name}", f"{rbac}/roles/{name}"]
+        for granted in names:
+            wait_granted(admin, namespace, resource, granted)
+    return paths
+
+
+def wait_granted(admin: client.ApiClient, namespace: str, resource: str, name: str) -> None:
+    """Return once the steps' ServiceAccount holds ``use`` on ``resource`` ``name``.
+
+    Bounded poll: a new RoleBinding reaches the API server's RBAC authorizer through its informer, a moment late.
+    """
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+            "resourceAttributes": {"namespace": namespace, "verb": "use", "resource": resource, "name": name},
+        },
+    }
+    deadline = time.monotonic() + 30
+    path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+    while not request(admin, "POST", path, body=review)["status"].get("allowed"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"use on {resource}/{name} was not granted within 30 s")
+        time.sleep(0.1)
+
+
+def revoke(admin: client.ApiClient, paths: list[str]) -> None:
+    """Delete what :func:`grant_identity` created."""
+    for path in paths:
+        request(admin, "DELETE", path)

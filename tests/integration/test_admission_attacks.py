@@ -26,6 +26,7 @@ import pytest
 from kubernetes import client
 
 import bluegreen_spec as spec
+from bluegreen_contract import GRANTED_SECRETS_LIMIT
 from pipelines.admission_policy import POLICY_PREFIX
 from steps.slots import deployment_name
 from testenv.cluster import KubeCluster
@@ -38,8 +39,10 @@ from tests.integration.service_helpers import (
     ServiceUnderTest,
     app_deployment,
     app_service,
+    grant_identity,
     install_service,
     lent,
+    revoke,
 )
 
 pytestmark = pytest.mark.controlplane
@@ -415,7 +418,7 @@ ATTACKS: tuple[Attack, ...] = (
     ),
     Attack(
         "5 a slot runs as another ServiceAccount",
-        ("slot-identity",),
+        ("slot-identity", "identity-granted"),
         lambda s: s.patch(
             DEPLOYMENTS, "cart-green", {"spec": {"template": {"spec": {"serviceAccountName": "payments-sa"}}}}
         ),
@@ -429,12 +432,12 @@ ATTACKS: tuple[Attack, ...] = (
     ),
     Attack(
         "5 a slot mounts a Secret",
-        ("slot-identity",),
+        ("slot-identity", "identity-granted"),
         lambda s: s.patch(DEPLOYMENTS, "cart-green", _secret_volume("payments-db"), STRATEGIC),
     ),
     Attack(
         "5 a slot reads a Secret into its environment",
-        ("slot-identity",),
+        ("slot-identity", "identity-granted"),
         lambda s: s.patch(
             DEPLOYMENTS,
             "cart-green",
@@ -710,7 +713,62 @@ ATTACKS: tuple[Attack, ...] = (
         ("ours-or-opted-in",),
         lambda s: s.create(DEPLOYMENTS, app_deployment("miner", IMAGE_V1, replicas=1)),
     ),
-    # A slot of a service nobody adopted: only the baseline rules can refuse these, so each is theirs alone.
+    # A slot of a service nobody adopted has no team Deployment to be compared with: the namespace's RBAC grant
+    # is what stands between it and the namespace's identities.
+    Attack(
+        "own: a slot of no service runs as another team's ServiceAccount",
+        ("identity-granted",),
+        lambda s: s.create(DEPLOYMENTS, ghost_slot(serviceAccountName="payments-sa")),
+    ),
+    Attack(
+        "own: a slot of no service mounts another team's Secret",
+        ("identity-granted",),
+        lambda s: s.create(
+            DEPLOYMENTS, ghost_slot(volumes=[{"name": "stolen", "secret": {"secretName": "payments-db"}}])
+        ),
+    ),
+    Attack(
+        "own: a slot of no service reads another team's Secret into its environment",
+        ("identity-granted",),
+        lambda s: s.create(
+            DEPLOYMENTS,
+            ghost_slot(
+                containers=[{"name": "app", "image": IMAGE_V1, "envFrom": [{"secretRef": {"name": "payments-db"}}]}]
+            ),
+        ),
+    ),
+    Attack(
+        "own: a slot of no service projects another team's Secret",
+        ("identity-granted",),
+        lambda s: s.create(
+            DEPLOYMENTS,
+            ghost_slot(volumes=[{"name": "p", "projected": {"sources": [{"secret": {"name": "payments-db"}}]}}]),
+        ),
+    ),
+    Attack(
+        "own: a slot of no service's init container reads another team's Secret",
+        ("identity-granted",),
+        lambda s: s.create(
+            DEPLOYMENTS,
+            ghost_slot(
+                initContainers=[
+                    {
+                        "name": "setup",
+                        "image": IMAGE_V1,
+                        "env": [
+                            {"name": "P", "valueFrom": {"secretKeyRef": {"name": "payments-db", "key": "password"}}}
+                        ],
+                    }
+                ]
+            ),
+        ),
+    ),
+    Attack(
+        "own: a slot of no service pulls with another team's Secret",
+        ("identity-granted",),
+        lambda s: s.create(DEPLOYMENTS, ghost_slot(imagePullSecrets=[{"name": "payments-db"}])),
+    ),
+    # Only the baseline rules can refuse these, so each is theirs alone.
     Attack(
         "own: a slot of no service runs as the deployer",
         ("pod-baseline",),
@@ -751,7 +809,7 @@ ATTACKS: tuple[Attack, ...] = (
     # The adopted slot's identity: every way a pod refers to a Secret.
     Attack(
         "own: a slot projects another team's Secret",
-        ("slot-identity",),
+        ("slot-identity", "identity-granted"),
         lambda s: s.patch(
             DEPLOYMENTS,
             "cart-green",
@@ -771,7 +829,7 @@ ATTACKS: tuple[Attack, ...] = (
     ),
     Attack(
         "own: a slot takes another team's Secret as its environment",
-        ("slot-identity",),
+        ("slot-identity", "identity-granted"),
         lambda s: s.patch(
             DEPLOYMENTS,
             "cart-green",
@@ -787,7 +845,7 @@ ATTACKS: tuple[Attack, ...] = (
     ),
     Attack(
         "own: a slot pulls with another team's Secret",
-        ("slot-identity",),
+        ("slot-identity", "identity-granted"),
         lambda s: s.patch(
             DEPLOYMENTS,
             "cart-green",
@@ -873,21 +931,35 @@ def test_the_attack_is_refused_naming_the_rule(shop: Shop, attack: Attack) -> No
     assert any(f"[{rule}]" in message for rule in attack.rules), message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a slot of a service whose Deployment no team labelled and no run adopted has nothing to compare with: "
-    "admission params are ANDed, so no policy can require that such a Deployment exists (docs/reference/rbac.md)",
-)
-def test_a_slot_of_no_service_may_still_choose_its_identity(shop: Shop) -> None:
-    ghost = slot_deployment(
-        "ghost-blue",
-        "ghost",
-        "blue",
-        {"app": "ghost"},
-        serviceAccountName="payments-sa",
-        volumes=[{"name": "stolen", "secret": {"secretName": "payments-db"}}],
-    )
-    refusal(lambda: shop.create(DEPLOYMENTS, ghost))
+def test_a_slot_of_no_service_runs_only_as_what_the_namespace_granted(shop: Shop) -> None:
+    """The grant, not the slot, decides: granted, the same ghost slot is let through; the grant taken back, refused."""
+    stolen = [{"name": "db", "secret": {"secretName": "payments-db"}}]
+    ghost = ghost_slot(serviceAccountName="payments-sa", volumes=stolen)
+    assert "[identity-granted]" in refusal(lambda: shop.create(DEPLOYMENTS, ghost))
+    grant = grant_identity(shop.admin, shop.ns, "ghost", service_accounts=["payments-sa"], secrets=["payments-db"])
+    try:
+        admission_refusals.accepted_within(lambda: shop.create(DEPLOYMENTS, ghost), settle_seconds=SETTLE_SECONDS)
+        # A grant names objects, not a namespace: a Secret it does not name is still refused.
+        other = ghost_slot(serviceAccountName="payments-sa", imagePullSecrets=[{"name": "cart-registry"}])
+        assert "[identity-granted]" in refusal(lambda: shop.create(DEPLOYMENTS, other))
+    finally:
+        revoke(shop.admin, grant)
+    assert "[identity-granted]" in refusal(lambda: shop.create(DEPLOYMENTS, ghost))
+
+
+def test_a_slot_refers_to_no_more_secrets_than_the_policy_checks(shop: Shop) -> None:
+    """Each Secret costs an RBAC check of its own, and the policy checks a fixed number: one more must be refused,
+    not let through unchecked."""
+    limit = GRANTED_SECRETS_LIMIT
+    names = [f"ghost-pull-{index}" for index in range(limit + 1)]
+    grant = grant_identity(shop.admin, shop.ns, "ghost-pull", service_accounts=[], secrets=names)
+    try:
+        within = ghost_slot(imagePullSecrets=[{"name": name} for name in names[:limit]])
+        admission_refusals.accepted_within(lambda: shop.create(DEPLOYMENTS, within), settle_seconds=SETTLE_SECONDS)
+        beyond = ghost_slot(imagePullSecrets=[{"name": name} for name in names])
+        assert "[identity-granted]" in refusal(lambda: shop.create(DEPLOYMENTS, beyond))
+    finally:
+        revoke(shop.admin, grant)
 
 
 def test_the_normal_cycle_still_writes_only_what_it_may(shop: Shop, tmp_path: Path) -> None:
@@ -956,7 +1028,8 @@ def _one_way(change: dict[str, Any], keep: str) -> dict[str, Any]:
 
 
 def test_a_team_that_uses_secrets_lends_its_slots_only_those(make_service: ServiceFactory, tmp_path: Path) -> None:
-    """Most teams' Deployments refer to Secrets; a slot may then refer to those, and to no other team's.
+    """Most teams' Deployments refer to Secrets; a slot may then refer to those, and to no other team's, even where
+    the namespace grants the deployer more.
 
     The check compares each Secret a slot refers to with those the team's Deployment refers to, so it must hold
     when the team's Deployment refers to Secrets in every way, not only when it refers to none.
@@ -965,6 +1038,10 @@ def test_a_team_that_uses_secrets_lends_its_slots_only_those(make_service: Servi
     for secret in ("ledger-db", "payments-db"):
         body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret}, "stringData": {"password": "x"}}
         request(sut.admin, "POST", f"/api/v1/namespaces/{sut.namespace}/secrets", body=body)
+    # A namespace that grants the deployer every Secret in it: the grant is no licence to take another team's.
+    grant_identity(
+        sut.admin, sut.namespace, "ledger", service_accounts=["payments-sa"], secrets=["ledger-db", "payments-db"]
+    )
     team = _pod_referring_to("ledger-db")
     request(sut.admin, "PATCH", f"{DEPLOYMENTS.format(ns=sut.namespace)}/ledger", body=team, content_type=STRATEGIC)
     sut.wait_settled()
@@ -987,3 +1064,6 @@ def test_a_team_that_uses_secrets_lends_its_slots_only_those(make_service: Servi
         if "slot-identity" not in reason:
             accepted.append(f"{way}: {reason}")
     assert not accepted, "a slot referred to another team's Secret:\n" + "\n".join(accepted)
+    # Nor to another team's identity the namespace granted.
+    identity = {"spec": {"template": {"spec": {"serviceAccountName": "payments-sa"}}}}
+    assert "[slot-identity]" in refusal(lambda: shop.patch(DEPLOYMENTS, green, identity))

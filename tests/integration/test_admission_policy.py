@@ -10,6 +10,7 @@ for each router, the plain refusals, and what preflight does with objects the te
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,20 @@ from kubernetes import client
 
 import bluegreen_spec as spec
 from bluegreen_contract import ExitCode
+from kubectl_bluegreen.cli import main as plugin_main
 from pipelines.admission_policy import POLICY_PREFIX
 from pipelines.settings import SERVICE_ACCOUNT
+from testenv.cluster import KubeCluster
 from testenv.rest import KubeApiError, request
-from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest, app_deployment
+from tests.integration.service_helpers import (
+    IMAGE_V2,
+    IMAGE_V3,
+    ServiceFactory,
+    ServiceUnderTest,
+    app_deployment,
+    grant_identity,
+    wait_granted,
+)
 from tests.integration.test_emergency_route import run_route
 
 pytestmark = pytest.mark.controlplane
@@ -106,6 +117,8 @@ def test_slots_copy_the_identity_and_secrets_of_the_teams_deployment(
     """
     sut = make_service("vap-identity")
     secrets = ("cart-db", "cart-tls", "cart-registry")
+    # The namespace grants the deployer what the team's pods use (docs/reference/rbac.md).
+    grant_identity(sut.admin, sut.namespace, sut.name, service_accounts=["cart-sa"], secrets=list(secrets))
     sut.apply(
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cart-sa"}},
         *(
@@ -239,6 +252,52 @@ def test_preflight_names_the_labels_a_run_needs_before_any_write(
         sut.admin, SERVICES.format(ns=sut.namespace) + f"/{sut.name}", {"metadata": {"labels": {OPT_IN: sut.name}}}
     )
     assert sut.run_preflight(IMAGE_V2, "wf-1", out=tmp_path) == 0
+
+
+def test_preflight_names_the_grants_a_teams_identity_needs_before_any_write(
+    make_service: ServiceFactory, kube_cluster: KubeCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A team whose pods run as their own ServiceAccount and read a Secret, in a namespace that granted neither: the
+    run stops before its first write, naming each field, and the commands it prints, run as written, let it through.
+    """
+    sut = make_service("vap-grant")
+    sut.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cart-sa"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cart-db"}, "stringData": {"key": "value"}},
+    )
+    path = DEPLOYMENTS.format(ns=sut.namespace) + f"/{sut.name}"
+    team = request(sut.admin, "GET", path)
+    team["spec"]["template"]["spec"]["serviceAccountName"] = "cart-sa"
+    team["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "cart-db"}}]
+    request(sut.admin, "PUT", path, body=team)
+    sut.wait_settled()
+
+    capsys.readouterr()
+    assert sut.run_preflight(IMAGE_V2, "wf-1", out=tmp_path) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    for named in (
+        f"Deployment {sut.namespace}/{sut.name}",
+        "spec.template.spec.serviceAccountName names ServiceAccount cart-sa",
+        "spec.template.spec.containers[0].envFrom[0].secretRef.name names Secret cart-db",
+    ):
+        assert named in err, err
+    assert sut.records() == [] and sut.deployment(f"{sut.name}-blue") is None
+    original = sut.deployment(sut.name)
+    assert original is not None and spec.ADOPTED_ANNOTATION not in original["metadata"].get("annotations", {})
+
+    command = err.split("run again: ", 1)[1].strip()
+    assert command == f"kubectl bluegreen grant {sut.name} -n {sut.namespace}", err
+    # As the namespace's administrator would, from a terminal with the cluster's kubeconfig.
+    argv = [*shlex.split(command)[2:], f"--kubeconfig={kube_cluster.kubeconfig_path}"]
+    assert plugin_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "ServiceAccount cart-sa, Secret cart-db" in out or "Secret cart-db, ServiceAccount cart-sa" in out, out
+    wait_granted(sut.admin, sut.namespace, "serviceaccounts", "cart-sa")
+    wait_granted(sut.admin, sut.namespace, "secrets", "cart-db")
+
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "deploy")
+    green = sut.deployment(f"{sut.name}-green")
+    assert green is not None and green["spec"]["template"]["spec"]["serviceAccountName"] == "cart-sa", green
 
 
 def test_an_autoscaler_and_a_budget_the_team_did_not_lend_stay_where_they_are(
