@@ -274,6 +274,33 @@ _POD = "object.spec.template.spec"
 _POD_LABELS = or_default("object.spec.template.metadata.labels", "{}")
 
 
+#: Volume types Pod Security's restricted profile refuses: the node's paths, and in-tree storage drivers, several of
+#: which take a Secret the admission policies would not see (``cephfs.secretRef``, ``azureFile.secretName``...).
+UNRESTRICTED_VOLUME_TYPES = (
+    "hostPath",
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "iscsi",
+    "nfs",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "storageos",
+    "vsphereVolume",
+)
+
+
 def _baseline(pod: str) -> str:
     """Pod Security baseline's host and privilege rules, and never the deployer's own identity."""
     security = "c.securityContext"
@@ -287,7 +314,9 @@ def _baseline(pod: str) -> str:
     return " && ".join(
         [
             *(f"(!has({pod}.{field}) || !{pod}.{field})" for field in ("hostNetwork", "hostPID", "hostIPC")),
-            f"(!has({pod}.volumes) || {pod}.volumes.all(v, !has(v.hostPath)))",
+            f"(!has({pod}.volumes) || {pod}.volumes.all(v, "
+            + " && ".join(f"!has(v.{kind})" for kind in UNRESTRICTED_VOLUME_TYPES)
+            + "))",
             f"{pod_containers(pod)}.all(c, {container})",
             f"{service_account_of(pod)} != {q(SERVICE_ACCOUNT)}",
         ]
@@ -305,7 +334,9 @@ def _every_secret(pod: str, known: Callable[[str], str]) -> str:
             f"{pod_containers(pod)}.all(c, (!has(c.env) || c.env.all(e, !has(e.valueFrom) || "
             f"!has(e.valueFrom.secretKeyRef) || {known('e.valueFrom.secretKeyRef.name')})) && "
             f"(!has(c.envFrom) || c.envFrom.all(e, !has(e.secretRef) || {known('e.secretRef.name')})))",
-            f"(!has({pod}.imagePullSecrets) || {pod}.imagePullSecrets.all(s, {known('s.name')}))",
+            f"(!has({pod}.imagePullSecrets) || {pod}.imagePullSecrets.all(s, !has(s.name) || {known('s.name')}))",
+            f"(!has({pod}.volumes) || {pod}.volumes.all(v, !has(v.csi) || !has(v.csi.nodePublishSecretRef) || "
+            f"!has(v.csi.nodePublishSecretRef.name) || {known('v.csi.nodePublishSecretRef.name')}))",
         ]
     )
 
@@ -333,7 +364,9 @@ def _secret_names(pod: str) -> str:
                 "has(e.valueFrom.secretKeyRef)).map(e, e.valueFrom.secretKeyRef.name) : []).flatten()",
                 f"{containers}.map(c, has(c.envFrom) ? c.envFrom.filter(e, has(e.secretRef))"
                 ".map(e, e.secretRef.name) : []).flatten()",
-                f"{or_default(f'{pod}.imagePullSecrets', '[]')}.map(s, s.name)",
+                f"{or_default(f'{pod}.imagePullSecrets', '[]')}.filter(s, has(s.name)).map(s, s.name)",
+                f"{volumes}.filter(v, has(v.csi) && has(v.csi.nodePublishSecretRef) && "
+                "has(v.csi.nodePublishSecretRef.name)).map(v, v.csi.nodePublishSecretRef.name)",
             ]
         )
         + ").distinct()"
@@ -397,6 +430,9 @@ def _slot_deployment_shape() -> str:
         [
             f"{q(SLOT_LABEL)} in variables.labels && {slot} in {SLOT_VALUES}",
             f"object.metadata.name == variables.bgd + '-' + {slot}",
+            # A paused slot would let the Deployment controller adopt and scale a ReplicaSet orphaned by an earlier
+            # slot of the same name, whose template the policies checked against an earlier grant.
+            "(!has(object.spec.paused) || !object.spec.paused)",
             *(
                 f"{q(key)} in {labels} && {labels}[{q(key)}] == {value}"
                 for labels in (match, _POD_LABELS)
@@ -412,14 +448,15 @@ _DEPLOYMENT_RULES = (
     Rule(
         "slot-shape",
         f"!variables.writesOurs || {_slot_deployment_shape()}",
-        f"a Deployment of ours is a slot: named <service>-<slot>, its selector and pods labelled {SERVICE_LABEL} and "
-        f"{SLOT_LABEL} alike",
+        f"a Deployment of ours is a slot: named <service>-<slot>, never paused, its selector and pods labelled "
+        f"{SERVICE_LABEL} and {SLOT_LABEL} alike",
     ),
     Rule(
         "pod-baseline",
         f"!variables.writesOurs || !({_TEMPLATE_CHANGED}) || ({_baseline(_POD)})",
         "a slot's pods keep Pod Security baseline's host and privilege rules (no host network, PID, IPC, ports or "
-        f"paths, no privileged container, no capability beyond baseline's) and never run as {SERVICE_ACCOUNT}",
+        "paths, no privileged container, no capability beyond baseline's), use only the volume types of the "
+        f"restricted profile, and never run as {SERVICE_ACCOUNT}",
     ),
     *_identity_granted_rules(),
     Rule(
@@ -906,7 +943,9 @@ def _secret_named(pod: str, name: str) -> str:
         f"{pod_containers(pod)}.exists(tc, (has(tc.env) && tc.env.exists(te, has(te.valueFrom) && "
         f"has(te.valueFrom.secretKeyRef) && te.valueFrom.secretKeyRef.name == {name})) || "
         f"(has(tc.envFrom) && tc.envFrom.exists(te, has(te.secretRef) && te.secretRef.name == {name}))) || "
-        f"(has({pod}.imagePullSecrets) && {pod}.imagePullSecrets.exists(ts, ts.name == {name})))"
+        f"(has({pod}.imagePullSecrets) && {pod}.imagePullSecrets.exists(ts, has(ts.name) && ts.name == {name})) || "
+        f"(has({pod}.volumes) && {pod}.volumes.exists(tv, has(tv.csi) && has(tv.csi.nodePublishSecretRef) && "
+        f"has(tv.csi.nodePublishSecretRef.name) && tv.csi.nodePublishSecretRef.name == {name})))"
     )
 
 

@@ -103,6 +103,7 @@ SWITCHES: dict[str, str] = {
     OBSERVABILITY + "prometheusrule.yaml": ".Values.prometheusRule.enabled",
     OBSERVABILITY + "dashboard-configmap.yaml": ".Values.dashboard.enabled",
     CLUSTER + "admission/": ".Values.admissionPolicies.enabled",
+    CLUSTER + "rbac/": ".Values.admissionPolicies.enabled",
 }
 
 
@@ -143,8 +144,9 @@ VALUES_COMMENTS = """\
 # cleanupSchedule: the cleanup and repair CronWorkflow's schedule.
 # stepResources: every step container's requests and limits (no request above its limit).
 # alerts: BlueGreenDeployTooLong after deployMinutes, BlueGreenCleanupNotSucceeding after cleanupHours.
-# admissionPolicies.enabled: the cluster-wide ValidatingAdmissionPolicies; every namespace shares them, so only the
-#   first release in a cluster installs them (the CRDs, in crds/, Helm installs once and never deletes).
+# admissionPolicies.enabled: the cluster-wide ValidatingAdmissionPolicies and the ClusterRoles aggregated into view,
+#   edit and admin; every namespace shares them, so only the first release in a cluster installs them (the CRDs, in
+#   crds/, Helm installs once and never deletes).
 # ciSubmitter.enabled: the CI identity that may only submit deploys (docs/guides/ci.md).
 # prometheusRule: the alerting rules, for a cluster running the prometheus-operator; labels such as
 #   release: kube-prometheus-stack let its Prometheus select them.

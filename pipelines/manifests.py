@@ -30,6 +30,7 @@ from hera.workflows import Workflow
 
 from pipelines import (
     admission_policy,
+    aggregated_roles,
     alert_rules,
     argo_controller,
     ci_submitter,
@@ -84,6 +85,7 @@ _CLUSTER_BUILDERS: tuple[tuple[str, Callable[[RenderSettings], dict[str, Any]]],
     *((path, lambda _settings, document=document: document) for path, document in admission_policy.manifests()),
     ("admission/submit-readable-templates-policy.yaml", lambda _settings: submit_policy.policy()),
     ("admission/submit-readable-templates-policy-binding.yaml", lambda _settings: submit_policy.binding()),
+    *((path, lambda _settings, document=document: document) for path, document in aggregated_roles.manifests()),
 )
 
 #: One namespace's part, the main kustomization: every object names the namespace rendered for.

@@ -43,6 +43,8 @@ def _secret_references(pod: Obj) -> Iterator[tuple[str, str]]:
     for index, volume in enumerate(pod.get("volumes") or []):
         if (volume.get("secret") or {}).get("secretName"):
             yield volume["secret"]["secretName"], f"volumes[{index}].secret.secretName"
+        if ((volume.get("csi") or {}).get("nodePublishSecretRef") or {}).get("name"):
+            yield volume["csi"]["nodePublishSecretRef"]["name"], f"volumes[{index}].csi.nodePublishSecretRef.name"
         for source_index, source in enumerate((volume.get("projected") or {}).get("sources") or []):
             if (source.get("secret") or {}).get("name"):
                 yield source["secret"]["name"], f"volumes[{index}].projected.sources[{source_index}].secret.name"
@@ -96,20 +98,31 @@ def role_name(service: str) -> str:
     return f"argo-bluegreen-{service}-identity"
 
 
-def service_needs(kube: Kube, namespace: str, resource: spec.BlueGreenDeployment) -> list[tuple[str, str]]:
-    """What the service's pods use, sorted: the team's Deployment's template and each slot's, as they are now.
+def team_needs(kube: Kube, namespace: str, resource: spec.BlueGreenDeployment) -> list[tuple[str, str]] | None:
+    """What the team's Deployment's pods use, sorted; None when it does not exist.
 
-    The slots are included so that a grant refreshed after the team dropped a Secret still covers the live slot,
-    which runs the older template until the next release replaces it.
+    Only the team's Deployment speaks for the team: the slots are written by the ServiceAccount the grant confines, so
+    what they use is no reason to grant it.
     """
-    names = [resource.adopted_deployment_name(), *(slots.deployment_name(resource.service, s) for s in spec.Slot)]
-    wanted: set[tuple[str, str]] = set()
-    for name in names:
+    deployment = kube.get(DEPLOYMENTS, namespace, resource.adopted_deployment_name())
+    if deployment is None:
+        return None
+    return sorted({(kind, name) for kind, name, _ in needed(deployment["spec"]["template"].get("spec") or {})})
+
+
+def slot_only_needs(
+    kube: Kube, namespace: str, resource: spec.BlueGreenDeployment, granted: list[tuple[str, str]]
+) -> list[tuple[str, str, str]]:
+    """What a slot's pods use that the team's Deployment does not: (slot Deployment, resource, name)."""
+    found = []
+    for slot in spec.Slot:
+        name = slots.deployment_name(resource.service, slot)
         deployment = kube.get(DEPLOYMENTS, namespace, name)
         if deployment is not None:
-            pod = deployment["spec"]["template"].get("spec") or {}
-            wanted.update((kind, granted) for kind, granted, _ in needed(pod))
-    return sorted(wanted)
+            for kind, used, _ in needed(deployment["spec"]["template"].get("spec") or {}):
+                if (kind, used) not in granted:
+                    found.append((name, kind, used))
+    return found
 
 
 def grant_objects(namespace: str, service: str, needs: list[tuple[str, str]]) -> list[Obj]:
@@ -180,5 +193,6 @@ __all__ = [
     "require",
     "role_name",
     "service_account_of",
-    "service_needs",
+    "slot_only_needs",
+    "team_needs",
 ]

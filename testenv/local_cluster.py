@@ -70,6 +70,8 @@ CONTROLLERS: tuple[str, ...] = (
     "disruption-controller",
     "job-controller",
     "ttl-after-finished-controller",
+    # Builds the admin ClusterRole from the ClusterRoles aggregated into it, such as the install's grant role.
+    "clusterrole-aggregation-controller",
 )
 
 

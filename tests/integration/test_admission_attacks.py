@@ -97,10 +97,20 @@ class Shop:
         request(self.sa, "DELETE", self.path(collection, name), query=DRY_RUN)
 
     def update(self, collection: str, name: str, change: Callable[[dict[str, Any]], None]) -> None:
-        """Read, change, write back whole: the Role grants only ``update`` on HPAs and PDBs, as the steps use it."""
-        current = request(self.sa, "GET", self.path(collection, name))
-        change(current)
-        request(self.sa, "PUT", self.path(collection, name), body=current, query=DRY_RUN)
+        """Read, change, write back whole: the Role grants only ``update`` on HPAs and PDBs, as the steps use it.
+
+        A controller writes their status meanwhile (the disruption controller, a PDB's), so a write that meets a
+        newer resourceVersion (409) reads and tries again, a bounded number of times.
+        """
+        for attempt in range(5):
+            current = request(self.sa, "GET", self.path(collection, name))
+            change(current)
+            try:
+                request(self.sa, "PUT", self.path(collection, name), body=current, query=DRY_RUN)
+                return
+            except KubeApiError as conflict:
+                if conflict.status != 409 or attempt == 4:
+                    raise
 
 
 def opted_in(obj: dict[str, Any]) -> dict[str, Any]:
@@ -768,6 +778,38 @@ ATTACKS: tuple[Attack, ...] = (
         ("identity-granted",),
         lambda s: s.create(DEPLOYMENTS, ghost_slot(imagePullSecrets=[{"name": "payments-db"}])),
     ),
+    Attack(
+        "own: a slot of no service hands another team's Secret to a CSI driver",
+        ("identity-granted",),
+        lambda s: s.create(
+            DEPLOYMENTS,
+            ghost_slot(
+                volumes=[
+                    {
+                        "name": "vault",
+                        "csi": {"driver": "secrets-store.csi.k8s.io", "nodePublishSecretRef": {"name": "payments-db"}},
+                    }
+                ]
+            ),
+        ),
+    ),
+    Attack(
+        "own: a slot of no service mounts an in-tree volume that takes a Secret",
+        ("pod-baseline",),
+        lambda s: s.create(
+            DEPLOYMENTS,
+            ghost_slot(
+                volumes=[
+                    {"name": "share", "cephfs": {"monitors": ["10.0.0.1:6789"], "secretRef": {"name": "payments-db"}}}
+                ]
+            ),
+        ),
+    ),
+    Attack(
+        "own: a paused slot, to scale up an orphaned ReplicaSet",
+        ("slot-shape",),
+        lambda s: s.create(DEPLOYMENTS, {**ghost_slot(), "spec": {**ghost_slot()["spec"], "paused": True}}),
+    ),
     # Only the baseline rules can refuse these, so each is theirs alone.
     Attack(
         "own: a slot of no service runs as the deployer",
@@ -958,6 +1000,9 @@ def test_a_slot_refers_to_no_more_secrets_than_the_policy_checks(shop: Shop) -> 
         admission_refusals.accepted_within(lambda: shop.create(DEPLOYMENTS, within), settle_seconds=SETTLE_SECONDS)
         beyond = ghost_slot(imagePullSecrets=[{"name": name} for name in names])
         assert "[identity-granted]" in refusal(lambda: shop.create(DEPLOYMENTS, beyond))
+        # The last Secret the policy checks is checked: ungranted, it is refused like the first.
+        last = ghost_slot(imagePullSecrets=[{"name": name} for name in [*names[: limit - 1], "not-granted"]])
+        assert "[identity-granted]" in refusal(lambda: shop.create(DEPLOYMENTS, last))
     finally:
         revoke(shop.admin, grant)
 

@@ -10,6 +10,7 @@ for each router, the plain refusals, and what preflight does with objects the te
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import time
 from pathlib import Path
@@ -20,11 +21,13 @@ from kubernetes import client
 
 import bluegreen_spec as spec
 from bluegreen_contract import ExitCode
-from kubectl_bluegreen.cli import main as plugin_main
+from kubectl_bluegreen.commands import grant
+from kubectl_bluegreen.connection import Cluster, Connection, Target
 from pipelines.admission_policy import POLICY_PREFIX
 from pipelines.settings import SERVICE_ACCOUNT
+from steps.kube import Kube
 from testenv.cluster import KubeCluster
-from testenv.rest import KubeApiError, request
+from testenv.rest import ImpersonatingApiClient, KubeApiError, request
 from tests.integration.service_helpers import (
     IMAGE_V2,
     IMAGE_V3,
@@ -254,6 +257,37 @@ def test_preflight_names_the_labels_a_run_needs_before_any_write(
     assert sut.run_preflight(IMAGE_V2, "wf-1", out=tmp_path) == 0
 
 
+def _namespace_admin(kube_cluster: KubeCluster, namespace: str, user: str) -> Kube:
+    """A client acting as ``user``, bound to the built-in ``admin`` ClusterRole in ``namespace`` only."""
+    admin = kube_cluster.admin_api_client()
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": f"{user}-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+    request(admin, "POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings", body=binding)
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:authenticated"],
+            "resourceAttributes": {"namespace": namespace, "verb": "use", "resource": "secrets"},
+        },
+    }
+    # Bounded poll: the aggregation controller adds our ClusterRole's rule to admin, and RBAC's informer follows.
+    deadline = time.monotonic() + 60
+    while not request(admin, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review)["status"].get(
+        "allowed"
+    ):
+        assert time.monotonic() < deadline, "admin did not come to hold use on secrets within 60 s"
+        time.sleep(0.2)
+    client_as_user = ImpersonatingApiClient(kube_cluster.configuration(), user=user, groups=["system:authenticated"])
+    return Kube(client_as_user)
+
+
 def test_preflight_names_the_grants_a_teams_identity_needs_before_any_write(
     make_service: ServiceFactory, kube_cluster: KubeCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -287,9 +321,16 @@ def test_preflight_names_the_grants_a_teams_identity_needs_before_any_write(
 
     command = err.split("run again: ", 1)[1].strip()
     assert command == f"kubectl bluegreen grant {sut.name} -n {sut.namespace}", err
-    # As the namespace's administrator would, from a terminal with the cluster's kubeconfig.
-    argv = [*shlex.split(command)[2:], f"--kubeconfig={kube_cluster.kubeconfig_path}"]
-    assert plugin_main(argv) == 0
+    # As the namespace's administrator, bound to the built-in admin ClusterRole, into which the install aggregates
+    # the verb: RBAC refuses a Role that grants more than its author holds.
+    admin_of_namespace = _namespace_admin(kube_cluster, sut.namespace, "alice")
+    cluster = Cluster(Target(namespace=sut.namespace))
+    cluster._connection = Connection(
+        configuration=kube_cluster.configuration(), namespace=sut.namespace, context="", user="alice"
+    )
+    cluster._connection.kube = admin_of_namespace
+    service = shlex.split(command)[3]
+    assert grant.run(cluster, argparse.Namespace(service=service, dry_run=False)) == 0
     out = capsys.readouterr().out
     assert "ServiceAccount cart-sa, Secret cart-db" in out or "Secret cart-db, ServiceAccount cart-sa" in out, out
     wait_granted(sut.admin, sut.namespace, "serviceaccounts", "cart-sa")

@@ -39,6 +39,7 @@ def test_every_rendered_manifest_passes_server_side_dry_run(
     rejected = [str(r.error) for r in results if r.error is not None]
     assert rejected == []
     assert sorted({o["kind"] for o in shared}) == [
+        "ClusterRole",
         "CustomResourceDefinition",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",

@@ -79,15 +79,21 @@ def test_the_main_kustomization_installs_only_namespaced_objects_of_the_rendered
     }
 
 
-def test_the_cluster_kustomization_holds_the_crds_and_the_admission_policies_and_nothing_namespaced() -> None:
+def test_the_cluster_kustomization_holds_the_crds_policies_and_aggregated_roles_and_nothing_namespaced() -> None:
     objects = kustomize(MANIFESTS / CLUSTER)
     assert [ref(o) for o in objects if o["kind"] not in CLUSTER_SCOPED_KINDS] == []
     assert [ref(o) for o in objects if "namespace" in o["metadata"]] == []
     assert {o["kind"] for o in objects} == {
+        "ClusterRole",
         "CustomResourceDefinition",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
     }
+    # Each ClusterRole only adds to a user-facing role of Kubernetes: bound to nobody, aggregated into one.
+    roles = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert sorted(label for r in roles for label in r["metadata"]["labels"] if "aggregate-to-" in label) == [
+        f"rbac.authorization.k8s.io/aggregate-to-{to}" for to in ("admin", "edit", "view")
+    ]
     crds = [o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"]
     assert crds == ["bluegreendeployments.argo-bluegreen.io", "deploymentrecords.argo-bluegreen.io"]
     # Applied in order: a policy whose params are BlueGreenDeployments comes after the CRD that defines them.

@@ -137,13 +137,14 @@ def test_rendered_manifests_and_the_examples_lint_clean() -> None:
     assert errors == []
     kinds = sorted(str(d.body.get("kind")) for d in documents)
     # The namespace's part (ServiceAccount, Role, RoleBinding, 3 WorkflowTemplates, CronWorkflow, kustomization), the
-    # cluster's part (2 CRDs, the 27 admission policies and their bindings, kustomization), the opt-in CI identity's
+    # cluster's part (2 CRDs, the 27 admission policies and their bindings, 3 aggregated ClusterRoles, kustomization),
+    # the opt-in CI identity's
     # four (ServiceAccount, Role, RoleBinding, kustomization), the opt-in monitoring objects (the PrometheusRule, the
     # dashboard's ConfigMap and their kustomization), the patch for Argo's controller ConfigMap and the seed example,
     # plus the demo's Deployment, Service and BlueGreenDeployment.
     assert kinds.count("BlueGreenDeployment") == 2 and kinds.count("WorkflowTemplate") == 3, kinds
     assert kinds.count("PrometheusRule") == 1 and kinds.count("ConfigMap") == 2, kinds
-    assert len(documents) == 50, kinds
+    assert len(documents) == 53, kinds
     assert lint(documents) == []
 
 
