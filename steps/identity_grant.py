@@ -186,7 +186,7 @@ def require(ctx: StepContext, deployment: Obj) -> None:
 
 
 __all__ = [
-    "GRANT_VERB",
+    "KINDS",
     "allowed",
     "grant_objects",
     "needed",

@@ -48,6 +48,8 @@ def pod_specs(draw: st.DrawFn) -> dict[str, Any]:
         {"name": "p", "projected": {"sources": [{"secret": {"name": s}} for s in draw(st.lists(NAMES, max_size=2))]}}
     )
     volumes.append({"name": "scratch", "emptyDir": {}})
+    if draw(st.booleans()):
+        volumes.append({"name": "vault", "csi": {"driver": "d", "nodePublishSecretRef": {"name": draw(NAMES)}}})
     pod: dict[str, Any] = {
         "containers": [container("app")],
         "initContainers": [container("setup")] if draw(st.booleans()) else [],
@@ -63,6 +65,7 @@ def pod_specs(draw: st.DrawFn) -> dict[str, Any]:
 def _every_secret_named(pod: dict[str, Any]) -> set[str]:
     names = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
     names |= {s["secret"]["name"] for v in pod["volumes"] if "projected" in v for s in v["projected"]["sources"]}
+    names |= {v["csi"]["nodePublishSecretRef"]["name"] for v in pod["volumes"] if "csi" in v}
     for container in pod["containers"] + pod["initContainers"]:
         names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
         names |= {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
