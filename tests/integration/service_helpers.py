@@ -23,9 +23,20 @@ from typing import Any
 from kubernetes import client
 
 import bluegreen_spec as spec
-from bluegreen_contract import BLUE_GREEN_DEPLOYMENTS, DEPLOYMENT_RECORDS, DEPLOYMENTS, SERVICES, Output, Step
+from bluegreen_contract import (
+    BLUE_GREEN_DEPLOYMENTS,
+    DEPLOYMENT_RECORDS,
+    DEPLOYMENTS,
+    GRANT_VERB,
+    ROLE_BINDINGS,
+    ROLES,
+    SERVICES,
+    Output,
+    Step,
+)
 from bluegreen_spec import Slot
 from pipelines.settings import SERVICE_ACCOUNT
+from steps import identity_grant
 from steps.cli import main as step_main
 from steps.kube import ApiRetryPolicy, Kube
 from steps.log import StepLog
@@ -375,53 +386,47 @@ class ServiceFactory:
 def grant_identity(
     admin: client.ApiClient, namespace: str, service: str, *, service_accounts: list[str], secrets: list[str]
 ) -> list[str]:
-    """Grant the steps' ServiceAccount ``use`` on these objects (docs/reference/rbac.md); the paths to revoke."""
-    paths = []
-    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
-    for resource, names in (("serviceaccounts", service_accounts), ("secrets", secrets)):
-        if not names:
-            continue
-        name = f"argo-bluegreen-{service}-{resource}"
-        role = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": name},
-            "rules": [{"apiGroups": [""], "resources": [resource], "verbs": ["use"], "resourceNames": names}],
-        }
-        binding = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
-        }
-        request(admin, "POST", f"{rbac}/roles", body=role)
-        request(admin, "POST", f"{rbac}/rolebindings", body=binding)
-        paths += [f"{rbac}/rolebindings/{name}", f"{rbac}/roles/{name}"]
-        for granted in names:
-            wait_granted(admin, namespace, resource, granted)
+    """Grant the steps' ServiceAccount ``use`` on these objects with the Role ``kubectl bluegreen grant`` applies
+    (docs/reference/rbac.md); returns the paths to revoke."""
+    needs = [("serviceaccounts", name) for name in service_accounts] + [("secrets", name) for name in secrets]
+    paths: list[str] = []
+    documents = identity_grant.grant_objects(namespace, service, needs)
+    for document, api in zip(documents, (ROLES, ROLE_BINDINGS), strict=True):
+        request(admin, "POST", api.path(namespace), body=document)
+        paths.insert(0, api.path(namespace, document["metadata"]["name"]))
+    for kind, name in needs:
+        wait_granted(admin, namespace, kind, name)
     return paths
 
 
 def wait_granted(admin: client.ApiClient, namespace: str, resource: str, name: str) -> None:
-    """Return once the steps' ServiceAccount holds ``use`` on ``resource`` ``name``.
+    """Return once the steps' ServiceAccount holds ``use`` on ``resource`` ``name``."""
+    wait_authorized(
+        admin,
+        f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}",
+        ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+        {"namespace": namespace, "verb": GRANT_VERB, "resource": resource, "name": name},
+    )
 
-    Bounded poll: a new RoleBinding reaches the API server's RBAC authorizer through its informer, a moment late.
+
+def wait_authorized(
+    admin: client.ApiClient, user: str, groups: list[str], attributes: dict[str, str], timeout: float = 30.0
+) -> None:
+    """Return once the API server's authorizer allows ``user`` the request ``attributes`` describe.
+
+    Bounded poll: a new RoleBinding, or a rule the aggregation controller adds to a ClusterRole, reaches the RBAC
+    authorizer through its informer, a moment late.
     """
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
-        "spec": {
-            "user": f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}",
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
-            "resourceAttributes": {"namespace": namespace, "verb": "use", "resource": resource, "name": name},
-        },
+        "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
     }
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
     while not request(admin, "POST", path, body=review)["status"].get("allowed"):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"use on {resource}/{name} was not granted within 30 s")
+            raise TimeoutError(f"{user} was not allowed {attributes} within {timeout:.0f} s")
         time.sleep(0.1)
 
 

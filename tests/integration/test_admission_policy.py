@@ -35,6 +35,7 @@ from tests.integration.service_helpers import (
     ServiceUnderTest,
     app_deployment,
     grant_identity,
+    wait_authorized,
     wait_granted,
 )
 from tests.integration.test_emergency_route import run_route
@@ -268,22 +269,10 @@ def _namespace_admin(kube_cluster: KubeCluster, namespace: str, user: str) -> Ku
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
     }
     request(admin, "POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings", body=binding)
-    review = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": user,
-            "groups": ["system:authenticated"],
-            "resourceAttributes": {"namespace": namespace, "verb": "use", "resource": "secrets"},
-        },
-    }
-    # Bounded poll: the aggregation controller adds our ClusterRole's rule to admin, and RBAC's informer follows.
-    deadline = time.monotonic() + 60
-    while not request(admin, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review)["status"].get(
-        "allowed"
-    ):
-        assert time.monotonic() < deadline, "admin did not come to hold use on secrets within 60 s"
-        time.sleep(0.2)
+    # The aggregation controller adds our ClusterRole's rule to admin first.
+    wait_authorized(
+        admin, user, ["system:authenticated"], {"namespace": namespace, "verb": "use", "resource": "secrets"}, 60
+    )
     client_as_user = ImpersonatingApiClient(kube_cluster.configuration(), user=user, groups=["system:authenticated"])
     return Kube(client_as_user)
 
@@ -292,7 +281,7 @@ def test_preflight_names_the_grants_a_teams_identity_needs_before_any_write(
     make_service: ServiceFactory, kube_cluster: KubeCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A team whose pods run as their own ServiceAccount and read a Secret, in a namespace that granted neither: the
-    run stops before its first write, naming each field, and the commands it prints, run as written, let it through.
+    run stops before its first write, naming each field, and the command it prints, run as written, lets it through.
     """
     sut = make_service("vap-grant")
     sut.apply(
