@@ -111,6 +111,8 @@ class Output(StrEnum):
     promotion_timeout = "promotion-timeout"
     overdue_slots = "overdue-slots"
     image = "image"
+    #: What the release changes against the live slot, one line; the Argo UI shows it among the node's outputs.
+    changes = "changes"
     verification_required = "verification-required"
     verification_plan = "verification-plan"
     verification_calls = "verification-calls"
@@ -137,6 +139,7 @@ STEP_OUTPUTS: dict[Step, tuple[Output, ...]] = {
         Output.promotion_required,
         Output.promotion_timeout,
         Output.image,
+        Output.changes,
         Output.verification_required,
         Output.verification_plan,
         Output.verification_calls,

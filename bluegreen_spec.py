@@ -976,6 +976,10 @@ class RecordEntry(_Model):
     details: dict[str, str] = Field(default_factory=dict, description="Facts of the event, name to value.")
 
 
+#: Lines of a record's release summary: a template rewritten from scratch must not make the record large.
+MAX_RELEASE_CHANGES = 40
+
+
 class DeploymentRecordSpec(_Model):
     """Who deployed what, and from where; written once when the run starts."""
 
@@ -993,6 +997,15 @@ class DeploymentRecordSpec(_Model):
     triggered_by: str = Field(default="", description="Who or what submitted the run, such as a CI pipeline URL.")
     reason: str = Field(default="", description="Why the run was submitted, as the submitter passed it.")
     started_at: str = Field(json_schema_extra={"format": "date-time"}, description="When the run started.")
+    changes: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_RELEASE_CHANGES,
+        description=(
+            "What the release changes against the live slot, as preflight found it: the image, and the env, "
+            "resources, probes and containers the team's Deployment added, changed or removed. Empty when the new "
+            "slot runs what the live one runs."
+        ),
+    )
 
 
 class Gate(StrEnum):

@@ -76,7 +76,11 @@ PARAMETERS = [
     ),
     Parameter(
         name="image",
-        description="Image for the new version, ideally pinned by digest: registry/name@sha256:<digest>.",
+        value="",
+        description=(
+            "Image for the new version, ideally pinned by digest: registry/name@sha256:<digest>. Empty releases the "
+            "team's Deployment exactly as it is (as git last wrote it): its image, env, resources and probes."
+        ),
     ),
     Parameter(name="triggered-by", value="", description="Who or what started this deploy, for the audit record."),
     Parameter(name="commit", value="", description="Source commit of the image, for the audit record."),

@@ -102,6 +102,31 @@ def interrupted_original(ctx: StepContext) -> Obj | None:
     return original
 
 
+def scale_original_down_again(ctx: StepContext, original: Obj) -> None:
+    """Scale an adopted original someone scaled up again back to zero: its pods run, and take no traffic.
+
+    Argo CD does this at each sync when the team's git still says ``replicas: N`` and the Application lacks the
+    documented ``ignoreDifferences`` for it; the Event says so, so the team fixes the cause instead of watching the two
+    take turns.
+    """
+    replicas = int(original["spec"].get("replicas", 1))
+    slot_deployment = original["metadata"]["annotations"][slots.ADOPTED_ANNOTATION]
+    ctx.kube.merge_patch(
+        DEPLOYMENTS,
+        ctx.namespace,
+        original["metadata"]["name"],
+        {"metadata": {"annotations": {slots.ADOPTED_ANNOTATION: slot_deployment}}, "spec": {"replicas": 0}},
+    )
+    ctx.log("original-scaled-down", deployment=original["metadata"]["name"], replicas=replicas)
+    ctx.records.event(
+        "OriginalScaledUp",
+        f"Deployment {original['metadata']['name']} ran {replicas} replicas that take no traffic ({slot_deployment} "
+        "took it over); scaled back to 0. If Argo CD syncs it, ignore spec.replicas with "
+        "RespectIgnoreDifferences=true (see the GitOps guide)",
+        warning=True,
+    )
+
+
 def finish_interrupted_adoption(ctx: StepContext, record: str) -> None:
     """A run that died after routing to the new slot but before scaling the original down is finished here."""
     original = interrupted_original(ctx)
@@ -109,4 +134,11 @@ def finish_interrupted_adoption(ctx: StepContext, record: str) -> None:
         retire_original(ctx, original, slots.deployment_name(ctx.service, spec.Slot.blue), record)
 
 
-__all__ = ["adopt", "finish_interrupted_adoption", "interrupted_original", "mark_adopted", "retire_original"]
+__all__ = [
+    "adopt",
+    "finish_interrupted_adoption",
+    "interrupted_original",
+    "mark_adopted",
+    "retire_original",
+    "scale_original_down_again",
+]

@@ -65,23 +65,31 @@ def autoscaler_warnings(ctx: StepContext) -> list[str]:
     return [not_lent_warning(ctx, hpa) for hpa in found if not opt_in.lent(hpa, ctx.service)]
 
 
-def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> None:
-    """Aim the service's one HPA at ``slot``'s Deployment; a no-op when there is none or it already is."""
+def misaimed(ctx: StepContext, slot: spec.Slot) -> Obj | None:
+    """The service's one lent HPA when it scales another Deployment than ``slot``'s; None when none is to move."""
     found = autoscalers(ctx)
     if len(found) != 1:
         if found:
             ctx.log("autoscaler-not-moved", autoscalers=[hpa["metadata"]["name"] for hpa in found])
-        return
+        return None
     hpa = found[0]
-    name = hpa["metadata"]["name"]
     if not opt_in.lent(hpa, ctx.service):
         # The admission policies refuse the write, and rightly: the team has not lent it (preflight warned).
-        ctx.log("autoscaler-not-moved", autoscalers=[name], reason="not labelled for the service")
-        return
+        ctx.log("autoscaler-not-moved", autoscalers=[hpa["metadata"]["name"]], reason="not labelled for the service")
+        return None
+    if hpa["spec"]["scaleTargetRef"]["name"] == slots.deployment_name(ctx.service, slot):
+        return None
+    return hpa
+
+
+def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> bool:
+    """Aim the service's one HPA at ``slot``'s Deployment; False, a no-op, when there is none or it already is."""
+    hpa = misaimed(ctx, slot)
+    if hpa is None:
+        return False
+    name = hpa["metadata"]["name"]
     live = slots.deployment_name(ctx.service, slot)
     before = hpa["spec"]["scaleTargetRef"]["name"]
-    if before == live:
-        return
 
     def aim(current: Obj) -> bool:
         target = current["spec"]["scaleTargetRef"]
@@ -90,7 +98,7 @@ def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
         target["name"] = live
         return True
 
-    move_with_traffic(
+    return move_with_traffic(
         ctx,
         HPAS,
         name,
@@ -102,4 +110,11 @@ def follow_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
     )
 
 
-__all__ = ["autoscaler_warnings", "autoscalers", "conflict_warning", "follow_live_slot", "not_lent_warning"]
+__all__ = [
+    "autoscaler_warnings",
+    "autoscalers",
+    "conflict_warning",
+    "follow_live_slot",
+    "misaimed",
+    "not_lent_warning",
+]

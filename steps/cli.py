@@ -100,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(Step.preflight, help="validate inputs, adopt an unmanaged service, open the record")
     _common(p, outputs=True)
-    p.add_argument("--image", required=True, help="image reference of the new version")
+    p.add_argument(
+        "--image",
+        required=True,
+        help="image reference of the new version; empty releases the team's Deployment as it is, its image included",
+    )
     p.add_argument("--workflow", required=True, help="name of the workflow running this deploy")
     p.add_argument("--triggered-by", default="", help="who or what started the deploy")
     p.add_argument("--commit", default="", help="source commit of the image")

@@ -88,19 +88,28 @@ def budget_warnings(ctx: StepContext, live: Obj) -> list[str]:
     ]
 
 
-def pin_to_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> None:
-    """Pin every team budget specific to this service to ``slot``; a no-op where it already is."""
+def unpinned(ctx: StepContext, slot: spec.Slot) -> list[Obj]:
+    """The team budgets specific to this service and lent to it that are not pinned to ``slot``."""
     live = ctx.kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, slot))
     if live is None:
-        return
+        return []
     pod_labels = live["spec"]["template"].get("metadata", {}).get("labels") or {}
     selector = _deployment_selector(live)
-    for pdb in covering(ctx, pod_labels):
-        if not specific_to(pdb, selector) or not opt_in.lent(pdb, ctx.service):
-            continue  # preflight said why it is left alone
+    return [
+        pdb
+        for pdb in covering(ctx, pod_labels)
+        # preflight says why the others are left alone
+        if specific_to(pdb, selector)
+        and opt_in.lent(pdb, ctx.service)
+        and (pdb["spec"]["selector"].get("matchLabels") or {}).get(spec.SLOT_LABEL) != slot.value
+    ]
+
+
+def pin_to_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> int:
+    """Pin every team budget specific to this service to ``slot``; returns how many it pinned."""
+    pinned = 0
+    for pdb in unpinned(ctx, slot):
         name = pdb["metadata"]["name"]
-        if (pdb["spec"]["selector"].get("matchLabels") or {}).get(spec.SLOT_LABEL) == slot.value:
-            continue
 
         def pin(current: Obj) -> bool:
             labels = current["spec"]["selector"].setdefault("matchLabels", {})
@@ -109,7 +118,7 @@ def pin_to_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
             labels[spec.SLOT_LABEL] = slot.value
             return True
 
-        move_with_traffic(
+        pinned += move_with_traffic(
             ctx,
             PDBS,
             name,
@@ -119,6 +128,7 @@ def pin_to_live_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) 
             moved=("budget-pinned", f"PodDisruptionBudget {name} now protects slot {slot.value}"),
             not_moved=f"PodDisruptionBudget {name} could not be pinned to slot {slot.value}",
         )
+    return pinned
 
 
-__all__ = ["budget_warnings", "covering", "pin_to_live_slot", "specific_to"]
+__all__ = ["budget_warnings", "covering", "pin_to_live_slot", "specific_to", "unpinned"]

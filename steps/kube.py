@@ -232,7 +232,10 @@ class Kube:
         return found
 
     def list(self, resource: ApiResource, namespace: str, label_selector: str | None = None) -> list[Obj]:
-        """Every object of a kind in the namespace, optionally filtered by labels."""
+        """Every object of a kind in the namespace, optionally filtered by labels; from its snapshot if it has one."""
+        snapshot = self._snapshots.get((resource.plural, namespace))
+        if snapshot is not None and self._read_snapshots and not label_selector:
+            return list(snapshot.values())
         query = {"labelSelector": label_selector} if label_selector else None
         answer = self._json(
             "GET",

@@ -126,6 +126,41 @@ def slot_deployment(
     }
 
 
+#: How long the idle slot's Deployment may take to go once deleted for a new selector.
+SELECTOR_CHANGE_TIMEOUT_SECONDS = 60.0
+
+
+def clear_changed_selector(kube: Kube, namespace: str, desired: Obj, log: StepLog) -> bool:
+    """Delete the idle slot's Deployment when the team changed its selector, which the API server never updates.
+
+    The slot is the idle one (deploy-green refuses the live slot), so no traffic is lost: its pods are replaced by
+    this deploy anyway. Returns whether it was deleted; it is gone, not merely deleting, when this returns.
+    """
+    name = desired["metadata"]["name"]
+    live = kube.get(DEPLOYMENTS, namespace, name)
+    if live is None or live["spec"]["selector"] == desired["spec"]["selector"]:
+        return False
+    kube.delete(DEPLOYMENTS, namespace, name, resource_version=live["metadata"]["resourceVersion"])
+    log("slot-recreated", deployment=name, reason="the team's Deployment has a new selector")
+    deadline = time.monotonic() + SELECTOR_CHANGE_TIMEOUT_SECONDS
+    while (going := kube.get(DEPLOYMENTS, namespace, name)) is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CheckFailed(
+                f"Deployment {namespace}/{name} was deleted for the team's new selector but is still there after "
+                f"{SELECTOR_CHANGE_TIMEOUT_SECONDS:.0f} s; check its finalizers and deploy again"
+            )
+        for _event in kube.watch(
+            DEPLOYMENTS,
+            namespace,
+            name=name,
+            resource_version=going["metadata"]["resourceVersion"],
+            timeout_seconds=max(1, min(int(remaining) + 1, 10)),
+        ):
+            break  # re-read on any change
+    return True
+
+
 def ready_replicas(deployment: Obj | None) -> int:
     """Ready replicas a Deployment reports, 0 when absent."""
     if deployment is None:
@@ -263,6 +298,8 @@ __all__ = [
     "VERSION_LABEL",
     "Availability",
     "availability",
+    "clear_changed_selector",
+    "container_index",
     "current_image",
     "deployment_name",
     "pod_problems",

@@ -1,4 +1,4 @@
-"""``cleanup``: repair runs that died without their exit handler, then remove expired previous slots.
+"""``cleanup``: repair runs that died without their exit handler, re-aim what a sync reset, remove expired slots.
 
 For one service (the last step of a deploy) or every managed service in the namespace (the CronWorkflow). A sweep
 reads each kind once per namespace; before it reroutes or removes anything for a service it forgets those reads and
@@ -17,11 +17,14 @@ from bluegreen_contract import (
     BLUE_GREEN_DEPLOYMENTS,
     DEPLOYMENT_RECORDS,
     DEPLOYMENTS,
+    HPAS,
+    PDBS,
     RUN_WORKFLOW_ENV,
     WORKFLOWS,
     Output,
 )
-from steps import emergency_route, retention, slots
+from steps import autoscaling, disruption, emergency_route, retention, slots
+from steps.adoption import interrupted_original, scale_original_down_again
 from steps.clock import now
 from steps.context import StepContext, write_outputs
 from steps.errors import Conflict, NotFound
@@ -45,6 +48,8 @@ class SweepReport:
     #: Slots past their retention that are still there after the sweep: removal failed, was skipped or is blocked
     #: (a finalizer, say). The CronWorkflow reports their number as a metric, so a stuck cleanup alerts.
     overdue: list[str] = field(default_factory=list)
+    #: Services whose HPA, PDB or adopted original had drifted off the live slot (a sync reset it) and were put back.
+    converged: list[str] = field(default_factory=list)
 
 
 def repair(ctx: StepContext, report: SweepReport) -> None:
@@ -149,6 +154,46 @@ def _repair(ctx: StepContext, report: SweepReport, state: RunState, judged: str)
     update_status(ctx.kube, ctx.namespace, ctx.service, aborted)
     ctx.records.event("Aborted", reason, warning=True)
     report.repaired.append(ctx.service)
+
+
+def _held(status: spec.BlueGreenDeploymentStatus) -> bool:
+    """A run holds the service: it moves the team's objects itself."""
+    return bool(status.workflow) and status.phase.value in OPEN_PHASES
+
+
+def _drifted(ctx: StepContext, live: spec.Slot) -> bool:
+    """Whether the HPA, a PDB or the adopted original no longer follows ``live``; reads the sweep's snapshots."""
+    return (
+        autoscaling.misaimed(ctx, live) is not None
+        or bool(disruption.unpinned(ctx, live))
+        or interrupted_original(ctx) is not None
+    )
+
+
+def converge_team_objects(ctx: StepContext, report: SweepReport) -> None:
+    """Between runs, put the team's objects a sync may reset back on the live slot: HPA, PDB, the original's zero.
+
+    Argo CD restores what git says at each sync, so without the documented ``ignoreDifferences`` the HPA would scale
+    an idle Deployment, and the PDB would count idle pods, until the next deploy. The decision is made on the sweep's
+    snapshots and confirmed on fresh reads, since a run may have started and moved the traffic in between.
+    """
+    if _held(ctx.status) or emergency_route.open_route(ctx) is not None:
+        return
+    live = ctx.router.live_slot()
+    if live is None or not _drifted(ctx, live):
+        return
+    with ctx.kube.fresh_reads():
+        ctx.reload()
+        live = ctx.router.live_slot()
+        if _held(ctx.status) or live is None:
+            return
+        moved = autoscaling.follow_live_slot(ctx, live, "", "cleanup")
+        pinned = disruption.pin_to_live_slot(ctx, live, "", "cleanup")
+        original = interrupted_original(ctx)
+        if original is not None:
+            scale_original_down_again(ctx, original)
+    if moved or pinned or original is not None:
+        report.converged.append(ctx.service)
 
 
 def remove_expired(ctx: StepContext, report: SweepReport) -> None:
@@ -285,6 +330,8 @@ def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport
         kube.snapshot(DEPLOYMENTS, namespace)
         kube.snapshot(WORKFLOWS, namespace)
         kube.snapshot(DEPLOYMENT_RECORDS, namespace)
+        kube.snapshot(HPAS, namespace)
+        kube.snapshot(PDBS, namespace)
         routers = {r.get("spec", {}).get("traffic", {}).get("router", "istio") for r in resources}
         for router in routers:
             for resource in router_class(spec.RouterKind(router)).ROUTE_KINDS:
@@ -294,6 +341,7 @@ def sweep(kube: Kube, namespace: str, services: list[str] | None) -> SweepReport
         try:
             ctx = StepContext.open(kube, namespace, service, "cleanup")
             repair(ctx, report)
+            converge_team_objects(ctx, report)
             remove_expired(ctx, report)
         except Exception as error:  # one broken service must not stop the sweep of the others
             if len(services) == 1:

@@ -1,7 +1,8 @@
 """``deploy-green``: bring the new version up in the idle slot, beside the live one.
 
-Reconciles, in order: the slot Deployment (the live slot's pod template with one image changed, at least as many
-replicas as the live slot has ready, so it can take all of the live load under an HPA), its availability (a watch,
+Reconciles, in order: the slot Deployment (the team's Deployment's pod template, as the team or git last wrote it,
+with the run's image in the changing container, and at least as many replicas as the live slot has ready, so it can
+take all of the live load under an HPA), its availability (a watch,
 failing fast on ProgressDeadlineExceeded), the preview Service, and the slots' isolation policies. A re-run after a
 crash converges to the same objects.
 """
@@ -12,12 +13,28 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import endpoints, gates, images, isolation, progress, slots
+from steps import endpoints, gates, images, isolation, progress, release_changes, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
-from steps.kube import Kube
+from steps.kube import Kube, Obj
+from steps.release_source import ReleaseSource, changing_container_name, release_source
 from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
+
+
+def note_template_moved(ctx: StepContext, record: str, source: ReleaseSource, live: Obj, desired: Obj) -> None:
+    """Say in the record when the team's Deployment changed between preflight's summary and this build."""
+    changing = changing_container_name(source.deployment, ctx.resource.spec.container)
+    changes = release_changes.summarize(live["spec"]["template"], desired["spec"]["template"], changing)
+    opened = ctx.records.get(record)
+    if opened is not None and opened.spec.changes != changes:
+        ctx.records.append(
+            record,
+            "deploy-green",
+            "template-moved",
+            f"Deployment {source.name} changed after preflight; the slot runs it as it is now: "
+            + release_changes.describe(changes),
+        )
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -41,11 +58,14 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         raise CheckFailed(f"{ctx.router.describe()} routes nowhere; run preflight first (it adopts the service)")
     live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live))
     replicas = max(ctx.resource.spec.replicas, slots.ready_replicas(live_deployment), 1)
+    source = release_source(kube, ctx.resource, ctx.namespace, live_deployment)
     desired = slots.slot_deployment(
-        live_deployment, ctx.service, target, args.image, ctx.resource.spec.container, replicas, args.record
+        source.deployment, ctx.service, target, args.image, ctx.resource.spec.container, replicas, args.record
     )
-    kube.apply(DEPLOYMENTS, ctx.namespace, desired)
+    note_template_moved(ctx, args.record, source, live_deployment, desired)
     name = desired["metadata"]["name"]
+    slots.clear_changed_selector(kube, ctx.namespace, desired, ctx.log)
+    kube.apply(DEPLOYMENTS, ctx.namespace, desired)
     ctx.log("slot-applied", deployment=name, image=args.image, replicas=replicas)
     ctx.records.append(args.record, "deploy-green", "slot-applied", f"{name} runs {args.image}", replicas=replicas)
     timeout = spec.parse_duration(ctx.resource.spec.readiness_timeout).total_seconds()

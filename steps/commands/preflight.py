@@ -31,6 +31,7 @@ from steps import (
     opt_in,
     progress,
     registry,
+    release_changes,
     run_identity,
     slots,
     verification_plan,
@@ -41,6 +42,7 @@ from steps.clock import now
 from steps.context import StepContext, record_name, write_outputs
 from steps.errors import BadInput, CheckFailed
 from steps.kube import Kube, Obj
+from steps.release_source import ReleaseSource, changing_container_name, release_source, team_deployment
 from steps.service_state import update_status
 from steps.workflows import RunState, run_state
 
@@ -143,31 +145,27 @@ def isolation_warnings(ctx: StepContext, deployment: Obj) -> list[str]:
     return [isolation.skipped_warning(ctx.namespace, ctx.service, blocked_by)] if blocked_by else []
 
 
+def release_summary(
+    ctx: StepContext, source: ReleaseSource, live: Obj, target: spec.Slot, image: str, record: str
+) -> list[str]:
+    """What the new slot will run that the live one does not, from the very template deploy-green builds."""
+    desired = slots.slot_deployment(
+        source.deployment, ctx.service, target, image, ctx.resource.spec.container, 1, record
+    )
+    changing = changing_container_name(source.deployment, ctx.resource.spec.container)
+    return release_changes.summarize(live["spec"]["template"], desired["spec"]["template"], changing)
+
+
 def run(kube: Kube, args: argparse.Namespace) -> int:
     """The preflight step."""
-    reference = images.parse(args.image)
+    if args.image:
+        images.parse(args.image)  # a malformed image fails before anything is read
     ctx = StepContext.open(kube, args.namespace, args.service, "preflight")
-    policy = ctx.resource.spec.image_policy
-    images.check_policy(reference, policy, ctx.service)
-    # The verification plan reads the keys and the tag's digest now, so a missing key or tag fails before any write.
-    image = args.image
-    digest = ""
-    calls: list[dict[str, str]] = []
-    if policy.signature is not None:
-        digest = registry.resolve_digest(reference)
-        image = registry.pinned(reference, digest)
-        calls = verification_plan.for_policy(kube, ctx.namespace, ctx.service, policy, image)
     ctx.router.main_service()
     ctx.router.check()
     name = record_name(args.workflow)
-    takeover = check_lock(ctx, args.workflow)
-
     live = ctx.router.live_slot()
-    earlier = ctx.records.get(name)
-    # A retried Pod of this run: its record, not the route (which may already name the new slot), holds its choices.
-    resumed = progress.resumed_choices(ctx, earlier) if earlier is not None else None
     live_deployment = None
-    source = None
     if live is not None:
         live_deployment = kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live))
         if live_deployment is None:
@@ -176,30 +174,48 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
                 f"{ctx.namespace}/{slots.deployment_name(ctx.service, live)} does not exist; "
                 "restore it or point the route at an existing slot"
             )
+        source = release_source(kube, ctx.resource, ctx.namespace, live_deployment)
     else:
         adopted = ctx.resource.adopted_deployment_name()
-        source = kube.get(DEPLOYMENTS, ctx.namespace, adopted)
-        if source is None:
+        team = team_deployment(kube, ctx.resource, ctx.namespace)
+        if team is None:
             raise BadInput(
                 f"service {ctx.namespace}/{ctx.service} has no route and no Deployment {adopted} to "
                 "adopt; deploy the application once (or name its Deployment in spec.deployment), then run the pipeline"
             )
+        source = ReleaseSource(team, from_team=True)
+    # A deploy without an image releases the team's Deployment as it is, its image included.
+    image = args.image or source.image(ctx.resource.spec.container)
+    reference = images.parse(image)
+    policy = ctx.resource.spec.image_policy
+    images.check_policy(reference, policy, ctx.service)
+    # The verification plan reads the keys and the tag's digest now, so a missing key or tag fails before any write.
+    digest = ""
+    calls: list[dict[str, str]] = []
+    if policy.signature is not None:
+        digest = registry.resolve_digest(reference)
+        image = registry.pinned(reference, digest)
+        calls = verification_plan.for_policy(kube, ctx.namespace, ctx.service, policy, image)
+    takeover = check_lock(ctx, args.workflow)
 
-    current = live_deployment if live_deployment is not None else source
-    assert current is not None
+    earlier = ctx.records.get(name)
+    # A retried Pod of this run: its record, not the route (which may already name the new slot), holds its choices.
+    resumed = progress.resumed_choices(ctx, earlier) if earlier is not None else None
+    current = live_deployment if live_deployment is not None else source.deployment
     # The team's objects this run changes or lets the slots join must be lent to it before the first write.
     opt_in.require(
         ctx,
-        current["spec"]["template"].get("metadata", {}).get("labels") or {},
-        source if live is None else interrupted_original(ctx),
+        source.deployment["spec"]["template"].get("metadata", {}).get("labels") or {},
+        source.deployment if live is None else interrupted_original(ctx),
     )
-    # So must the ServiceAccount and Secrets the slots' pods will use, which the policies ask RBAC about.
-    identity_grant.require(ctx, current)
+    # So must the ServiceAccount and Secrets the new slot's pods will use, which the policies ask RBAC about.
+    identity_grant.require(ctx, source.deployment)
     if resumed is not None:
         from_slot, image, previous_image = resumed.from_slot, resumed.image, resumed.previous_image
     else:
         from_slot = live or spec.Slot.blue
         previous_image = slots.current_image(current, ctx.resource.spec.container)
+    changes = release_summary(ctx, source, current, from_slot.other, image, name)
     record = spec.DeploymentRecordSpec(
         service=ctx.service,
         workflow=args.workflow,
@@ -212,6 +228,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         triggered_by=triggered_by(kube, ctx.namespace, args.workflow, args.triggered_by),
         reason=args.reason,
         started_at=now(),
+        changes=changes,
     )
     ctx.records.open(name, record)
     if resumed is not None:
@@ -244,8 +261,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         ctx.records.event("Deploying", f"workflow {args.workflow} deploys {image} to slot {from_slot.other.value}")
 
     if live is None:
-        assert source is not None
-        adopt(ctx, source, name)
+        adopt(ctx, source.deployment, name)
         live = from_slot
         live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, from_slot))
     else:
@@ -267,6 +283,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             *([] if policy.verification_required() else [UNVERIFIED_WARNING]),
         ]
     )
+    if not source.from_team:
+        warnings.append(source.warning(ctx.namespace, ctx.resource))
     for warning in warnings:
         ctx.records.append(name, "preflight", "warning", warning)
         ctx.log("warning", message=warning)
@@ -283,6 +301,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
             ),
             Output.promotion_timeout: str(ctx.resource.spec.promotion.timeout_seconds()),
             Output.image: image,
+            Output.changes: release_changes.describe(changes),
             Output.verification_required: "true" if policy.verification_required() else "false",
             Output.verification_plan: verification_plan.encode(calls),
             Output.verification_calls: verification_plan.encode_indexes(calls),

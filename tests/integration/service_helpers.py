@@ -281,7 +281,8 @@ class ServiceUnderTest:
     def deploy(self, image: str, workflow: str, out: Path, *, cleanup: bool = True, app_url: str = "") -> str:
         """The deploy DAG's steps in order; returns the slot deployed to. See :meth:`prove` for ``app_url``."""
         target, record = self.preflight(image, workflow, out)
-        assert self.run_deploy_green(image, target, record) == 0
+        # As the DAG does: the image preflight settled on (the team's, when ``image`` is empty).
+        assert self.run_deploy_green((out / Output.image).read_text(), target, record) == 0
         self.prove(target, record, app_url)
         assert self.live_slot() is Slot(target).other, "traffic moved before the switch"
         assert self.run_switch(target, record, out=out) == 0

@@ -191,7 +191,8 @@ def test_deploy_parameters_explain_themselves() -> None:
     parameters = {p["name"]: p for p in DEPLOY["spec"]["arguments"]["parameters"]}
     assert list(parameters) == ["service", "image", "triggered-by", "commit", "reason"]
     assert all(p.get("description") for p in parameters.values())
-    assert [n for n, p in parameters.items() if "value" not in p] == ["service", "image"]
+    assert [n for n, p in parameters.items() if "value" not in p] == ["service"]
+    assert parameters["image"]["value"] == "", "a deploy without an image releases the team's Deployment as it is"
     annotations = DEPLOY["metadata"]["annotations"]
     assert annotations["workflows.argoproj.io/title"]
     assert annotations["workflows.argoproj.io/description"]

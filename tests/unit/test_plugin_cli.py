@@ -77,12 +77,12 @@ def test_connection_flags_work_before_or_after_the_command(argv: list[str]) -> N
 @pytest.mark.parametrize(
     "argv",
     [
-        ["deploy", "cart"],  # --image is required
+        ["deploy"],  # the service is required; the image is not (a template-only release)
         ["route", "cart", "--to", "purple"],
         ["status", "cart", "-o", "wide"],
         ["frobnicate"],
     ],
-    ids=["deploy-without-image", "route-to-unknown-slot", "unknown-output", "unknown-command"],
+    ids=["deploy-without-service", "route-to-unknown-slot", "unknown-output", "unknown-command"],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as ended:
@@ -204,8 +204,9 @@ def test_parameters_are_checked_against_the_template_before_anything_is_created(
     check_parameters(template, [("service", "cart"), ("image", "r/cart:v2"), ("triggered-by", "alice")])
     with pytest.raises(UsageError, match="declares no parameter colour"):
         check_parameters(template, [("service", "cart"), ("image", "r/cart:v2"), ("colour", "blue")])
-    with pytest.raises(UsageError, match="needs parameter\\(s\\) image"):
-        check_parameters(template, [("service", "cart")])
+    check_parameters(template, [("service", "cart")])  # a template-only release
+    with pytest.raises(UsageError, match="needs parameter\\(s\\) service"):
+        check_parameters(template, [("image", "r/cart:v2")])
 
 
 def test_lint_is_bluegreen_lint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
