@@ -11,10 +11,10 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' bluegreen_version.p
 IMAGE ?= ghcr.io/argo-bluegreen/steps:$(VERSION)
 # The examples that are Kubernetes objects; examples/ci holds CI pipelines, checked by their own tests.
 K8S_EXAMPLES := examples/user-service.yaml examples/demo
-HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy
+HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy redis-server:redis-server git:git
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools helm rollouts host-deps cluster demo image clean
+.PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools helm rollouts argocd host-deps cluster demo image clean
 
 $(STAMP): pyproject.toml bluegreen_version.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -82,9 +82,16 @@ rollouts:
 	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
 	$(PYTHON) testenv/rollouts.py
 
+## Argo CD (v3.2.11: one binary that is the application controller or the repo server) and its CRDs, from the Go
+## module pinned in testenv/argocd/, into a cache entry of its own; the GitOps end-to-end tests run it on the local
+## cluster (testenv/argocd_controller.py).
+argocd:
+	@command -v go >/dev/null 2>&1 || { echo "$(GO_MISSING)" >&2; exit 1; }
+	$(PYTHON) testenv/argocd.py
+
 ## The Debian packages the local cluster runs with: ip (network namespaces, veths), nft (kube-proxy's nftables mode),
-## unshare and nsenter (the node agent's containers), haproxy (the load harness's ingress hop in front of a Service).
-## Installed only when missing.
+## unshare and nsenter (the node agent's containers), haproxy (the load harness's ingress hop in front of a Service),
+## redis-server and git (Argo CD's cache, and the repositories its repo server clones). Installed only when missing.
 host-deps:
 	@missing=""; for pair in $(HOST_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -99,7 +106,7 @@ host-deps:
 ## mostly wait, so more workers than cores still overlap (CONTRIBUTING.md has the figures).
 TEST_WORKERS ?= 4
 
-test: $(STAMP) lint testenv tools helm host-deps
+test: $(STAMP) lint testenv tools helm argocd host-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,

@@ -6,11 +6,14 @@ rendered manifests unchanged, and real Pods of the demo app run by the node agen
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from testenv import argocd
+from testenv.argocd_controller import ArgoCD, missing_host_programs
 from testenv.demo_service import REPO, DemoService, create_demo_service, demo_image
 from testenv.local_cluster import LocalCluster
 from tests.e2e.readme_blocks import readme_block
@@ -54,3 +57,24 @@ def adopted_service(demo_service: Callable[..., DemoService]) -> Iterator[DemoSe
     run = service.deploy(demo_image("v1"))
     assert run.phase == "Succeeded", run.summary()
     yield service
+
+
+def require_argocd() -> None:
+    """Skip without Argo CD's build or its host programs; under CI that is a failure instead."""
+    try:
+        argocd.binary()
+        missing = missing_host_programs()
+        if missing:
+            raise argocd.ArgoCDNotBuilt(f"{', '.join(missing)} not on PATH: run `make host-deps`")
+    except argocd.ArgoCDNotBuilt as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI is set, so this is a failure rather than a skip)", pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def argocd_on_cluster(local_cluster: LocalCluster, make_namespace: Callable[..., str]) -> Iterator[ArgoCD]:
+    """Argo CD serving Applications in a namespace of its own, so parallel tests each have their own instance."""
+    require_argocd()
+    with ArgoCD(local_cluster, make_namespace("argocd")) as instance:
+        yield instance
