@@ -56,6 +56,8 @@ def status_view(view: ServiceView) -> RenderableType:
     previous = f"{view.previous_slot} ({view.previous_image or '?'})" if view.previous_slot else "-"
     facts.add_row("Previous", previous)
     facts.add_row("Retain until", view.retain_until or "-")
+    if view.changes:
+        facts.add_row("Changes", "\n".join(view.changes))
     if view.workflow is None:
         facts.add_row("Workflow", "none running")
     else:

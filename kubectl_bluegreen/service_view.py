@@ -14,6 +14,7 @@ from typing import Any
 import bluegreen_spec as spec
 from bluegreen_contract import (
     BLUE_GREEN_DEPLOYMENTS,
+    DEPLOYMENT_RECORDS,
     DEPLOYMENTS,
     WORKFLOW_FINISHED_PHASES,
     WORKFLOW_TEMPLATE_LABEL,
@@ -74,6 +75,8 @@ class ServiceView:
     slots: list[SlotView]
     workflow: RunView | None
     recent_runs: list[dict[str, Any]] = field(default_factory=list)
+    #: What the service's latest run releases against the slot that was live when it started (its record's).
+    changes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``-o json`` and ``-o yaml``, keyed in camelCase like the Kubernetes objects it comes from."""
@@ -122,7 +125,14 @@ def read_service(kube: Kube, namespace: str, service: str) -> ServiceView:
         slots=slot_views,
         workflow=_run_view(kube, namespace, service, status.workflow),
         recent_runs=[entry.model_dump(by_alias=True, exclude_none=True) for entry in status.history[:RECENT_RUNS]],
+        changes=_latest_changes(kube, namespace, status.record),
     )
+
+
+def _latest_changes(kube: Kube, namespace: str, record: str | None) -> list[str]:
+    """The release summary preflight wrote into the latest run's record; empty before any run."""
+    found = kube.get(DEPLOYMENT_RECORDS, namespace, record) if record else None
+    return list(((found or {}).get("spec") or {}).get("changes") or [])
 
 
 def _slot_view(kube: Kube, namespace: str, resource: spec.BlueGreenDeployment, slot: spec.Slot) -> SlotView:

@@ -68,6 +68,15 @@ def test_status_shows_every_fact_the_operator_asks_for() -> None:
         assert expected in text, (expected, text)
 
 
+def test_status_lists_what_the_latest_release_changes() -> None:
+    changes = ["image: r/cart:v1 -> r/cart:v2", "container cart: env GREETING added"]
+    text = rendered(status_view(a_view(changes=changes)))
+    assert "Changes" in text
+    assert all(line in text for line in changes), text
+    assert a_view(changes=changes).to_dict()["changes"] == changes
+    assert "Changes" not in rendered(status_view(a_view()))
+
+
 def test_status_before_the_first_deploy() -> None:
     view = a_view(
         phase="Idle",
