@@ -115,7 +115,14 @@ def scale_original_down_again(ctx: StepContext, original: Obj) -> None:
         DEPLOYMENTS,
         ctx.namespace,
         original["metadata"]["name"],
-        {"metadata": {"annotations": {slots.ADOPTED_ANNOTATION: slot_deployment}}, "spec": {"replicas": 0}},
+        {
+            # Conditional on what was read: a Deployment recreated since, without our annotation, is left alone.
+            "metadata": {
+                "resourceVersion": original["metadata"]["resourceVersion"],
+                "annotations": {slots.ADOPTED_ANNOTATION: slot_deployment},
+            },
+            "spec": {"replicas": 0},
+        },
     )
     ctx.log("original-scaled-down", deployment=original["metadata"]["name"], replicas=replicas)
     ctx.records.event(

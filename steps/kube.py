@@ -103,7 +103,8 @@ class Kube:
         A sweep over many services reads each kind with one request instead of one per service. Decisions that
         remove or reroute something must call :meth:`forget` and read the object afresh first.
         """
-        items = self.list(resource, namespace)
+        with self.fresh_reads():  # a second snapshot of a kind must not be read from the first
+            items = self.list(resource, namespace)
         self._snapshots[(resource.plural, namespace)] = {item["metadata"]["name"]: item for item in items}
         return items
 
@@ -303,9 +304,22 @@ class Kube:
             resource=resource,
         )
 
-    def delete(self, resource: ApiResource, namespace: str, name: str, *, resource_version: str | None = None) -> bool:
-        """Delete; returns False when it was already gone. A resourceVersion precondition guards against races."""
-        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+    def delete(
+        self,
+        resource: ApiResource,
+        namespace: str,
+        name: str,
+        *,
+        resource_version: str | None = None,
+        propagation: str | None = None,
+    ) -> bool:
+        """Delete; returns False when it was already gone. A resourceVersion precondition guards against races.
+
+        ``propagation`` is the API's ``propagationPolicy`` (``Foreground`` keeps the object until its dependents go).
+        """
+        body: Obj | None = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        if propagation:
+            body = {**(body or {}), "propagationPolicy": propagation}
         try:
             self._json(
                 "DELETE",

@@ -19,6 +19,8 @@ OUR_POD_LABELS = frozenset({spec.SERVICE_LABEL, spec.SLOT_LABEL, spec.VERSION_LA
 _DETAILED_CONTAINER_FIELDS = ("name", "image", "env", "resources")
 _PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 MAX_CHANGES = spec.MAX_RELEASE_CHANGES
+#: Characters of one line: an image or a resource quantity is short, and a record must stay small.
+MAX_LINE = 240
 
 Obj = Mapping[str, Any]
 
@@ -85,7 +87,7 @@ def _containers_changes(
     kind: str, before: Iterable[Obj] | None, after: Iterable[Obj] | None, changing: str
 ) -> list[str]:
     old, new = _named(before), _named(after)
-    lines = [f"{kind} {name} added" for name in new if name not in old]
+    lines = [f"{kind} {name} added ({new[name].get('image')})" for name in new if name not in old]
     lines += [f"{kind} {name} removed" for name in old if name not in new]
     for name in new:
         if name in old:
@@ -125,6 +127,7 @@ def summarize(live: Obj, released: Obj, changing_container: str) -> list[str]:
         lines.append("pod: labels changed")
     if (before_meta.get("annotations") or {}) != (after_meta.get("annotations") or {}):
         lines.append("pod: annotations changed")
+    lines = [line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..." for line in lines]
     if len(lines) > MAX_CHANGES:
         lines = [*lines[: MAX_CHANGES - 1], f"... and {len(lines) - MAX_CHANGES + 1} more"]
     return lines
@@ -135,4 +138,4 @@ def describe(changes: list[str]) -> str:
     return "; ".join(changes) if changes else "no change: the same image and pod template as the live slot"
 
 
-__all__ = ["MAX_CHANGES", "OUR_POD_LABELS", "describe", "summarize"]
+__all__ = ["MAX_CHANGES", "MAX_LINE", "OUR_POD_LABELS", "describe", "summarize"]

@@ -7,8 +7,9 @@ A deploy without an image releases exactly what that Deployment says, image incl
 beyond its pod template and rollout settings is copied: the slot's replicas are the service's, and Argo CD's tracking
 stays off the slot (see :func:`steps.slots.slot_deployment`).
 
-Only when that Deployment is gone (a team deleted it after adoption) is the live slot's template the source, and the
-record says so.
+Only when that Deployment is gone (a team deleted it after adoption), no longer lent to the service, or one of the
+service's own slots (``spec.deployment`` naming ``<svc>-blue``) is the live slot's template the source, and the record
+says so.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
-from steps import slots
+from steps import opt_in, slots
 from steps.kube import Kube, Obj
 
 
@@ -27,6 +28,8 @@ class ReleaseSource:
 
     deployment: Obj
     from_team: bool
+    #: Why the team's Deployment is not the source, when it is not.
+    why_not: str = ""
 
     @property
     def name(self) -> str:
@@ -42,7 +45,7 @@ class ReleaseSource:
         if self.from_team:
             return ""
         return (
-            f"Deployment {namespace}/{resource.adopted_deployment_name()} does not exist, so this "
+            f"Deployment {namespace}/{resource.adopted_deployment_name()} {self.why_not}, so this "
             f"release copies the live slot's pod template from {self.name}; restore the team's Deployment (in git) "
             "to make it the source again"
         )
@@ -56,9 +59,15 @@ def team_deployment(kube: Kube, resource: spec.BlueGreenDeployment, namespace: s
 def release_source(kube: Kube, resource: spec.BlueGreenDeployment, namespace: str, live: Obj) -> ReleaseSource:
     """The team's Deployment; the live slot's (``live``) only when the team's is gone."""
     team = team_deployment(kube, resource, namespace)
-    if team is not None:
-        return ReleaseSource(team, from_team=True)
-    return ReleaseSource(live, from_team=False)
+    if team is None:
+        return ReleaseSource(live, from_team=False, why_not="does not exist")
+    if opt_in.ours(team, resource.service):
+        # spec.deployment naming a slot would make a release of the other slot's template: never the team's word.
+        return ReleaseSource(live, from_team=False, why_not="is a slot of the service, not the team's Deployment")
+    if not opt_in.lent(team, resource.service):
+        # The label is the team's consent that this Deployment describes the service; without it, it may be anyone's.
+        return ReleaseSource(live, from_team=False, why_not=f"is not labelled {spec.OPT_IN_LABEL}={resource.service}")
+    return ReleaseSource(team, from_team=True)
 
 
 def changing_container_name(source: Obj, container: str | None) -> str:

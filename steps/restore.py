@@ -6,6 +6,7 @@ is written before the route changes (I3); the route is read back afterwards.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import bluegreen_spec as spec
@@ -13,6 +14,14 @@ from bluegreen_contract import DEPLOYMENTS
 from steps import retention, slots, traffic
 from steps.context import StepContext
 from steps.errors import CheckFailed
+from steps.kube import Obj
+
+#: On a slot Deployment: the pod template it ran before this run's deploy replaced it, as JSON. A release now carries
+#: the team's whole template, so a failed deploy must put that template back, not only its image.
+RETAINED_TEMPLATE_ANNOTATION = f"{spec.API_GROUP}/retained-template"
+#: A template larger than this is not kept (annotations share 256 KiB per object); the rollback then puts back only
+#: the image, as the record says.
+RETAINED_TEMPLATE_LIMIT = 64 * 1024
 
 
 def make_available(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> str:
@@ -73,13 +82,33 @@ def retire_slot(ctx: StepContext, slot: spec.Slot, record: str, step: str) -> No
         ctx.records.append(record, step, "scaled-down", f"{name} scaled to 0")
 
 
+def remember_retained(existing: Obj | None, desired: Obj, record: str) -> bool:
+    """Carry the idle slot's current template into ``desired``'s annotation, so a failed deploy can put it back.
+
+    A retry of the same run keeps what its first attempt kept: by then the slot runs this run's template. Returns
+    False when there was nothing to keep, or it was too large to keep.
+    """
+    if existing is None:
+        return False
+    annotations = existing["metadata"].get("annotations") or {}
+    if annotations.get(slots.RECORD_ANNOTATION) == record:
+        kept = annotations.get(RETAINED_TEMPLATE_ANNOTATION) or ""
+    else:
+        kept = json.dumps(existing["spec"]["template"], sort_keys=True, separators=(",", ":"))
+    if not kept or len(kept) > RETAINED_TEMPLATE_LIMIT:
+        return False
+    desired["metadata"].setdefault("annotations", {})[RETAINED_TEMPLATE_ANNOTATION] = kept
+    return True
+
+
 def reinstate_retained(ctx: StepContext, slot: spec.Slot, image: str, until: str, record: str, step: str) -> bool:
     """Put the retained previous version back into the idle slot that a failed deploy borrowed.
 
     With two slots, a deploy goes into the slot that held the previous version; when that deploy fails before its
     switch, retiring the slot would also throw away the one-click rollback target that was still inside its retention
-    window. Instead the slot gets its previous image back, is waited on until available, and keeps its retain-until
-    stamp. Returns False (nothing done) when the slot no longer exists.
+    window. Instead the slot gets its previous template back (kept by deploy-green; without it, the previous image),
+    is waited on until available, and keeps its retain-until stamp. Returns False (nothing done) when the slot no
+    longer exists.
     """
     name = slots.deployment_name(ctx.service, slot)
     container = ctx.resource.spec.container
@@ -89,6 +118,11 @@ def reinstate_retained(ctx: StepContext, slot: spec.Slot, image: str, until: str
         index = slots.container_index(template, container, f"Deployment {ctx.namespace}/{name}")
         annotations = deployment["metadata"].setdefault("annotations", {}) or {}
         deployment["metadata"]["annotations"] = annotations
+        kept = annotations.pop(RETAINED_TEMPLATE_ANNOTATION, None)
+        if kept:
+            deployment["spec"]["template"] = json.loads(kept)
+            annotations[spec.RETAIN_UNTIL_ANNOTATION] = until
+            return True
         if (
             template["spec"]["containers"][index]["image"] == image
             and annotations.get(spec.RETAIN_UNTIL_ANNOTATION) == until
@@ -106,4 +140,11 @@ def reinstate_retained(ctx: StepContext, slot: spec.Slot, image: str, until: str
     return True
 
 
-__all__ = ["make_available", "reinstate_retained", "restore_traffic", "retire_slot"]
+__all__ = [
+    "RETAINED_TEMPLATE_ANNOTATION",
+    "make_available",
+    "reinstate_retained",
+    "remember_retained",
+    "restore_traffic",
+    "retire_slot",
+]

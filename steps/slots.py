@@ -130,18 +130,19 @@ def slot_deployment(
 SELECTOR_CHANGE_TIMEOUT_SECONDS = 60.0
 
 
-def clear_changed_selector(kube: Kube, namespace: str, desired: Obj, log: StepLog) -> bool:
-    """Delete the idle slot's Deployment when the team changed its selector, which the API server never updates.
+def selector_changed(existing: Obj | None, desired: Obj) -> bool:
+    """Whether the slot exists with another selector than ``desired``'s, which the API server never updates."""
+    return existing is not None and existing["spec"]["selector"] != desired["spec"]["selector"]
 
-    The slot is the idle one (deploy-green refuses the live slot), so no traffic is lost: its pods are replaced by
-    this deploy anyway. Returns whether it was deleted; it is gone, not merely deleting, when this returns.
+
+def delete_and_wait(kube: Kube, namespace: str, name: str, log: StepLog) -> None:
+    """Delete a slot Deployment and its pods in the foreground, and return once it is gone.
+
+    Foreground deletion keeps the Deployment until its ReplicaSets and pods are gone, so no pod of the old template
+    is left for the preview to offer to probes and smoke tests of the new one.
     """
-    name = desired["metadata"]["name"]
-    live = kube.get(DEPLOYMENTS, namespace, name)
-    if live is None or live["spec"]["selector"] == desired["spec"]["selector"]:
-        return False
-    kube.delete(DEPLOYMENTS, namespace, name, resource_version=live["metadata"]["resourceVersion"])
-    log("slot-recreated", deployment=name, reason="the team's Deployment has a new selector")
+    kube.delete(DEPLOYMENTS, namespace, name, propagation="Foreground")
+    log("slot-deleted", deployment=name)
     deadline = time.monotonic() + SELECTOR_CHANGE_TIMEOUT_SECONDS
     while (going := kube.get(DEPLOYMENTS, namespace, name)) is not None:
         remaining = deadline - time.monotonic()
@@ -158,7 +159,6 @@ def clear_changed_selector(kube: Kube, namespace: str, desired: Obj, log: StepLo
             timeout_seconds=max(1, min(int(remaining) + 1, 10)),
         ):
             break  # re-read on any change
-    return True
 
 
 def ready_replicas(deployment: Obj | None) -> int:
@@ -298,15 +298,16 @@ __all__ = [
     "VERSION_LABEL",
     "Availability",
     "availability",
-    "clear_changed_selector",
     "container_index",
     "current_image",
+    "delete_and_wait",
     "deployment_name",
     "pod_problems",
     "point_preview",
     "ready_replicas",
     "scale",
     "selecting_service",
+    "selector_changed",
     "selector_keys",
     "slot_deployment",
     "untracked",

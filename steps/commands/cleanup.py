@@ -27,7 +27,7 @@ from steps import autoscaling, disruption, emergency_route, retention, slots
 from steps.adoption import interrupted_original, scale_original_down_again
 from steps.clock import now
 from steps.context import StepContext, write_outputs
-from steps.errors import Conflict, NotFound
+from steps.errors import ApiError, Conflict, NotFound, Transient
 from steps.kube import Kube
 from steps.log import StepLog
 from steps.records import OPEN_PHASES
@@ -182,16 +182,23 @@ def converge_team_objects(ctx: StepContext, report: SweepReport) -> None:
     live = ctx.router.live_slot()
     if live is None or not _drifted(ctx, live):
         return
-    with ctx.kube.fresh_reads():
-        ctx.reload()
-        live = ctx.router.live_slot()
-        if _held(ctx.status) or live is None:
-            return
-        moved = autoscaling.follow_live_slot(ctx, live, "", "cleanup")
-        pinned = disruption.pin_to_live_slot(ctx, live, "", "cleanup")
-        original = interrupted_original(ctx)
-        if original is not None:
-            scale_original_down_again(ctx, original)
+    try:
+        with ctx.kube.fresh_reads():
+            ctx.reload()
+            live = ctx.router.live_slot()
+            if _held(ctx.status) or live is None or emergency_route.open_route(ctx) is not None:
+                return
+            moved = autoscaling.follow_live_slot(ctx, live, "", "cleanup")
+            pinned = disruption.pin_to_live_slot(ctx, live, "", "cleanup")
+            original = interrupted_original(ctx)
+            if original is not None:
+                scale_original_down_again(ctx, original)
+    except (ApiError, Transient) as failure:
+        # Best effort, like every move of a team object: a refusal (the team took its label back) or a conflict
+        # must neither fail a deploy's own cleanup nor keep the sweep from removing expired slots.
+        ctx.log("converge-failed", error=str(failure))
+        report.skipped.append(f"{ctx.service}: could not put its team objects back on the live slot: {failure}")
+        return
     if moved or pinned or original is not None:
         report.converged.append(ctx.service)
 
@@ -393,6 +400,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         removed=report.removed,
         skipped=report.skipped,
         overdue=report.overdue,
+        converged=report.converged,
         api_requests=kube.requests,
     )
     write_outputs(args.output_dir, {Output.overdue_slots: str(len(report.overdue))})

@@ -13,13 +13,14 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import endpoints, gates, images, isolation, progress, release_changes, slots
+from steps import endpoints, gates, images, isolation, progress, release_changes, restore, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
 from steps.kube import Kube, Obj
 from steps.release_source import ReleaseSource, changing_container_name, release_source
 from steps.routing.base import PROPAGATION_TIMEOUT_SECONDS
+from steps.service_state import update_status
 
 
 def note_template_moved(ctx: StepContext, record: str, source: ReleaseSource, live: Obj, desired: Obj) -> None:
@@ -35,6 +36,33 @@ def note_template_moved(ctx: StepContext, record: str, source: ReleaseSource, li
             f"Deployment {source.name} changed after preflight; the slot runs it as it is now: "
             + release_changes.describe(changes),
         )
+
+
+def recreate_for_new_selector(ctx: StepContext, target: spec.Slot, name: str, record: str) -> None:
+    """Delete the idle slot, whose selector the team changed, giving up the rollback target it held first.
+
+    The slot's pods are replaced by this deploy in any case; what is lost is the retained previous version, which
+    could not be put back under the new selector. The route is read again just before, so a slot an operator routed
+    to meanwhile is never deleted.
+    """
+
+    def give_up(status: spec.BlueGreenDeploymentStatus) -> None:
+        if status.previous_slot is target:
+            status.previous_slot = None
+            status.previous_image = None
+            status.retain_until = None
+
+    update_status(ctx.kube, ctx.namespace, ctx.service, give_up)
+    if ctx.router.live_slot() is target:
+        raise CheckFailed(f"slot {target.value} of {ctx.service} became live; refusing to delete it")
+    ctx.records.append(
+        record,
+        "deploy-green",
+        "slot-recreated",
+        f"Deployment {name} is recreated for the team's new selector; the version it retained is no longer a "
+        "rollback target",
+    )
+    slots.delete_and_wait(ctx.kube, ctx.namespace, name, ctx.log)
 
 
 def run(kube: Kube, args: argparse.Namespace) -> int:
@@ -64,7 +92,11 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     )
     note_template_moved(ctx, args.record, source, live_deployment, desired)
     name = desired["metadata"]["name"]
-    slots.clear_changed_selector(kube, ctx.namespace, desired, ctx.log)
+    existing = kube.get(DEPLOYMENTS, ctx.namespace, name)
+    if slots.selector_changed(existing, desired):
+        recreate_for_new_selector(ctx, target, name, args.record)
+    elif not restore.remember_retained(existing, desired, args.record) and existing is not None:
+        ctx.log("retained-template-not-kept", deployment=name, reason="too large to keep in an annotation")
     kube.apply(DEPLOYMENTS, ctx.namespace, desired)
     ctx.log("slot-applied", deployment=name, image=args.image, replicas=replicas)
     ctx.records.append(args.record, "deploy-green", "slot-applied", f"{name} runs {args.image}", replicas=replicas)

@@ -32,6 +32,7 @@ from steps import (
     progress,
     registry,
     release_changes,
+    release_images,
     run_identity,
     slots,
     verification_plan,
@@ -145,6 +146,23 @@ def isolation_warnings(ctx: StepContext, deployment: Obj) -> list[str]:
     return [isolation.skipped_warning(ctx.namespace, ctx.service, blocked_by)] if blocked_by else []
 
 
+def release_warnings(asked: str, image: str, live_image: str, changes: list[str], source: ReleaseSource) -> list[str]:
+    """A deploy without an image that changes the live image, or nothing at all: easy to start by mistake."""
+    if asked:
+        return []
+    if not changes:
+        return [
+            f"this release changes nothing: Deployment {source.name} runs what the live slot runs; it still replaces "
+            "the retained previous version"
+        ]
+    if image != live_image:
+        return [
+            f"no image was given, so this release runs the image of Deployment {source.name} ({image}), not the live "
+            f"{live_image}; pass the image to keep the live one"
+        ]
+    return []
+
+
 def release_summary(
     ctx: StepContext, source: ReleaseSource, live: Obj, target: spec.Slot, image: str, record: str
 ) -> list[str]:
@@ -184,8 +202,12 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
                 "adopt; deploy the application once (or name its Deployment in spec.deployment), then run the pipeline"
             )
         source = ReleaseSource(team, from_team=True)
+    earlier = ctx.records.get(name)
+    # A retried Pod of this run: its record, not the route (which may already name the new slot), holds its choices,
+    # the image among them: what was verified and opened must be what is deployed, whatever git says by now.
+    resumed = progress.resumed_choices(ctx, earlier) if earlier is not None else None
     # A deploy without an image releases the team's Deployment as it is, its image included.
-    image = args.image or source.image(ctx.resource.spec.container)
+    image = resumed.image if resumed is not None else args.image or source.image(ctx.resource.spec.container)
     reference = images.parse(image)
     policy = ctx.resource.spec.image_policy
     images.check_policy(reference, policy, ctx.service)
@@ -193,14 +215,12 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     digest = ""
     calls: list[dict[str, str]] = []
     if policy.signature is not None:
-        digest = registry.resolve_digest(reference)
-        image = registry.pinned(reference, digest)
+        if resumed is None:
+            digest = registry.resolve_digest(reference)
+            image = registry.pinned(reference, digest)
         calls = verification_plan.for_policy(kube, ctx.namespace, ctx.service, policy, image)
     takeover = check_lock(ctx, args.workflow)
 
-    earlier = ctx.records.get(name)
-    # A retried Pod of this run: its record, not the route (which may already name the new slot), holds its choices.
-    resumed = progress.resumed_choices(ctx, earlier) if earlier is not None else None
     current = live_deployment if live_deployment is not None else source.deployment
     # The team's objects this run changes or lets the slots join must be lent to it before the first write.
     opt_in.require(
@@ -211,11 +231,17 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     # So must the ServiceAccount and Secrets the new slot's pods will use, which the policies ask RBAC about.
     identity_grant.require(ctx, source.deployment)
     if resumed is not None:
-        from_slot, image, previous_image = resumed.from_slot, resumed.image, resumed.previous_image
+        from_slot, previous_image = resumed.from_slot, resumed.previous_image
     else:
         from_slot = live or spec.Slot.blue
         previous_image = slots.current_image(current, ctx.resource.spec.container)
-    changes = release_summary(ctx, source, current, from_slot.other, image, name)
+    changes = (
+        list(earlier.spec.changes)
+        if earlier is not None and resumed is not None
+        else release_summary(ctx, source, current, from_slot.other, image, name)
+    )
+    if resumed is None:
+        release_images.check(source.deployment, current, ctx.resource)
     record = spec.DeploymentRecordSpec(
         service=ctx.service,
         workflow=args.workflow,
@@ -276,9 +302,11 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
         []
         if resumed is not None
         else [
-            *zero_downtime_warnings(ctx, live_deployment),
-            *other_services_reaching_slots(ctx, live_deployment),
-            *isolation_warnings(ctx, live_deployment),
+            # Of what this release will run: the team's template, which git may have changed since the live slot.
+            *zero_downtime_warnings(ctx, source.deployment),
+            *other_services_reaching_slots(ctx, source.deployment),
+            *isolation_warnings(ctx, source.deployment),
+            *release_warnings(args.image, image, previous_image, changes, source),
             *autoscaling.autoscaler_warnings(ctx),
             *([] if policy.verification_required() else [UNVERIFIED_WARNING]),
         ]

@@ -215,7 +215,10 @@ def on_exit(kube: Kube, args: argparse.Namespace) -> int:
     )
     if keeps_rollback_target:
         assert retained.previous_image is not None and retained.retain_until is not None
-        reinstate_retained(ctx, to_slot, retained.previous_image, retained.retain_until, name, "rollback")
+        # A slot gone since (recreated for a new selector, or deleted by hand) is no rollback target any more.
+        keeps_rollback_target = reinstate_retained(
+            ctx, to_slot, retained.previous_image, retained.retain_until, name, "rollback"
+        )
     elif kube.get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, to_slot)) is not None:
         retire_slot(ctx, to_slot, name, "rollback")
     _finish(

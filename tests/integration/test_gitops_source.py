@@ -22,7 +22,9 @@ from tests.integration.real_world_catalogue import (
     helm_disruption_budget,
     install_helm_release,
 )
-from tests.integration.service_helpers import IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
+from tests.integration.service_helpers import IMAGE_V1, IMAGE_V2, IMAGE_V3, ServiceFactory, ServiceUnderTest
+from tests.integration.test_steps_failures import FAST_PROBE, argo_failures
+from tests.steps.http_servers import AppServer
 
 pytestmark = pytest.mark.controlplane
 
@@ -123,3 +125,99 @@ def test_a_cleanup_sweep_puts_back_what_a_sync_reset_on_the_teams_objects(
     assert pdb["spec"]["selector"]["matchLabels"] == {**SELECTOR_LABELS, SLOT_LABEL: "green"}
     assert sut.replicas("cart") == 0
     assert sut.live_slot() is Slot.green
+
+
+def test_a_new_selector_in_the_teams_deployment_recreates_the_idle_slot(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    """A selector cannot change in place; the idle slot takes no traffic, so it is deleted and made again."""
+    sut = make_service("gitops", traffic=HELM_TRAFFIC)
+    install_helm_release(sut)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    team = sut.deployment("cart")
+    assert team is not None
+    # Git's new selector: the team recreates its Deployment (Argo CD's Replace=true does the same).
+    recreated: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {k: team["metadata"][k] for k in ("name", "labels", "annotations")},
+        "spec": {k: v for k, v in team["spec"].items() if k != "selector"},
+    }
+    recreated["spec"]["selector"] = {"matchLabels": {**SELECTOR_LABELS, "tier": "web"}}
+    recreated["spec"]["template"]["metadata"]["labels"] = {**SELECTOR_LABELS, "tier": "web"}
+    sut.admin_kube.delete(DEPLOYMENTS, sut.namespace, "cart")
+    sut.apply(recreated)
+    old_blue = sut.deployment("cart-blue")
+    assert old_blue is not None
+
+    sut.deploy(IMAGE_V3, "wf-2", tmp_path / "2", cleanup=False)
+
+    blue = sut.deployment("cart-blue")
+    assert blue is not None and blue["metadata"]["uid"] != old_blue["metadata"]["uid"]
+    assert blue["spec"]["selector"]["matchLabels"]["tier"] == "web"
+    assert sut.live_slot() is Slot.blue
+    green = sut.deployment("cart-green")
+    assert green is not None and "tier" not in green["spec"]["selector"]["matchLabels"], "the retained slot changed"
+    # The version blue retained could not be put back under the new selector: it is no rollback target any more.
+    assert any("no longer a rollback target" in m for m in sut.record_messages("wf-2", "slot-recreated"))
+
+
+def test_without_the_teams_deployment_a_release_copies_the_live_slot_and_says_so(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    sut = make_service("gitops", traffic=HELM_TRAFFIC)
+    install_helm_release(sut)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    sut.admin_kube.delete(DEPLOYMENTS, sut.namespace, "cart")
+
+    sut.deploy(IMAGE_V3, "wf-2", tmp_path / "2", cleanup=False)
+
+    assert container(sut.deployment("cart-blue"))["image"] == IMAGE_V3
+    warnings = sut.record_messages("wf-2", "warning")
+    assert any("cart does not exist, so this release copies the live slot's pod template" in w for w in warnings)
+
+
+def test_a_failed_release_puts_the_retained_template_back_not_only_its_image(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    """The idle slot held the previous version for rollback; a failed deploy into it must leave it as it ran."""
+    sut = make_service("gitops", traffic=HELM_TRAFFIC, healthCheck=FAST_PROBE)
+    install_helm_release(sut)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    assert sut.live_slot() is Slot.green and sut.status().previous_slot is Slot.blue
+    before = container(sut.deployment("cart-blue"))
+    commit_to_team_deployment(sut, {"env": [{"name": "FEATURE", "value": "on"}]})
+
+    target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
+    assert sut.run_deploy_green(IMAGE_V3, target, record) == 0
+    with AppServer() as app:
+        app.route("/health", 503)
+        assert sut.run_probe(target, record, app.url) == 1
+    sut.exit_handler("wf-2", argo_failures("probe", "Error (exit code 1)"))
+
+    assert sut.live_slot() is Slot.green
+    assert sut.status().previous_slot is Slot.blue, "the rollback target was given up"
+    reinstated = container(sut.deployment("cart-blue"))
+    assert reinstated["image"] == IMAGE_V1
+    assert "env" not in reinstated, "the failed release's env stayed in the rollback target"
+    assert reinstated == before
+
+
+def test_a_sidecar_image_the_policy_refuses_stops_the_release_before_any_write(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    sut = make_service("gitops", traffic=HELM_TRAFFIC, imagePolicy={"allowedRegistries": ["ghcr.io/argo-bluegreen"]})
+    install_helm_release(sut)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+
+    def add_init_container(live: dict[str, Any]) -> bool:
+        live["spec"]["template"]["spec"]["initContainers"] = [{"name": "setup", "image": "evil.example.com/x:1"}]
+        return True
+
+    sut.admin_kube.modify(DEPLOYMENTS, sut.namespace, "cart", add_init_container)
+    records = len(sut.records())
+
+    assert sut.run_preflight(IMAGE_V3, "wf-2", out=tmp_path / "2") != 0
+    assert len(sut.records()) == records, "a record was written before the refusal"
+    blue = sut.deployment("cart-blue")
+    assert blue is not None and "initContainers" not in blue["spec"]["template"]["spec"]

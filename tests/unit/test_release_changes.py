@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bluegreen_spec as spec
-from steps.release_changes import MAX_CHANGES, describe, summarize
+from steps.release_changes import MAX_CHANGES, MAX_LINE, describe, summarize
 
 IMAGE_V1, IMAGE_V2 = "r/cart:v1", "r/cart:v2"
 
@@ -47,7 +47,7 @@ def test_each_kind_of_change_is_named() -> None:
     released["spec"]["serviceAccountName"] = "cart"
     assert summarize(live, released, "cart") == [
         f"image: {IMAGE_V1} -> {IMAGE_V2}",
-        "container log-shipper added",
+        "container log-shipper added (r/ship:2)",
         "container proxy removed",
         "container cart: env NEW added",
         "container cart: env GONE removed",
@@ -73,6 +73,12 @@ def test_a_rewritten_template_is_summarised_within_the_record_limit() -> None:
     lines = summarize(live, released, "cart")
     assert len(lines) == MAX_CHANGES
     assert lines[-1] == f"... and {200 - MAX_CHANGES + 1} more"
+
+
+def test_a_long_line_is_cut_to_its_limit() -> None:
+    released = template(f"r/{'x' * 500}:v2")
+    (line,) = summarize(template(), released, "cart")
+    assert len(line) == MAX_LINE and line.endswith("...")
 
 
 ENV = st.lists(
