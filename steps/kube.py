@@ -103,8 +103,8 @@ class Kube:
         A sweep over many services reads each kind with one request instead of one per service. Decisions that
         remove or reroute something must call :meth:`forget` and read the object afresh first.
         """
-        with self.fresh_reads():  # a second snapshot of a kind must not be read from the first
-            items = self.list(resource, namespace)
+        self._snapshots.pop((resource.plural, namespace), None)  # a second snapshot is not read from the first
+        items = self.list(resource, namespace)
         self._snapshots[(resource.plural, namespace)] = {item["metadata"]["name"]: item for item in items}
         return items
 
