@@ -13,7 +13,7 @@ import argparse
 
 import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS, Output
-from steps import endpoints, gates, images, isolation, progress, release_changes, restore, slots
+from steps import endpoints, gates, images, isolation, progress, release_changes, release_images, restore, slots
 from steps.announce import announce
 from steps.context import StepContext, write_outputs
 from steps.errors import CheckFailed
@@ -87,6 +87,8 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     live_deployment = kube.must_get(DEPLOYMENTS, ctx.namespace, slots.deployment_name(ctx.service, live))
     replicas = max(ctx.resource.spec.replicas, slots.ready_replicas(live_deployment), 1)
     source = release_source(kube, ctx.resource, ctx.namespace, live_deployment)
+    # Again here: the team's Deployment may have changed since preflight, or preflight may not have run.
+    release_images.check(source.deployment, live_deployment, ctx.resource)
     desired = slots.slot_deployment(
         source.deployment, ctx.service, target, args.image, ctx.resource.spec.container, replicas, args.record
     )
@@ -96,7 +98,7 @@ def run(kube: Kube, args: argparse.Namespace) -> int:
     if slots.selector_changed(existing, desired):
         recreate_for_new_selector(ctx, target, name, args.record)
     elif not restore.remember_retained(existing, desired, args.record) and existing is not None:
-        ctx.log("retained-template-not-kept", deployment=name, reason="too large to keep in an annotation")
+        ctx.log("retained-template-not-kept", deployment=name, reason="too large, or kept by no earlier attempt")
     kube.apply(DEPLOYMENTS, ctx.namespace, desired)
     ctx.log("slot-applied", deployment=name, image=args.image, replicas=replicas)
     ctx.records.append(args.record, "deploy-green", "slot-applied", f"{name} runs {args.image}", replicas=replicas)

@@ -221,3 +221,22 @@ def test_a_sidecar_image_the_policy_refuses_stops_the_release_before_any_write(
     assert len(sut.records()) == records, "a record was written before the refusal"
     blue = sut.deployment("cart-blue")
     assert blue is not None and "initContainers" not in blue["spec"]["template"]["spec"]
+
+
+def test_deploy_green_checks_the_teams_images_itself(make_service: ServiceFactory, tmp_path: Path) -> None:
+    """A commit synced after preflight, or a run submitted at deploy-green, must not carry an image past the policy."""
+    sut = make_service("gitops", traffic=HELM_TRAFFIC, imagePolicy={"allowedRegistries": ["ghcr.io/argo-bluegreen"]})
+    install_helm_release(sut)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    target, record = sut.preflight(IMAGE_V3, "wf-2", tmp_path / "2")
+    commit_to_team_deployment(sut, {"image": IMAGE_V3})
+
+    def add_sidecar(live: dict[str, Any]) -> bool:
+        live["spec"]["template"]["spec"]["containers"].append({"name": "proxy", "image": "evil.example.com/p:1"})
+        return True
+
+    sut.admin_kube.modify(DEPLOYMENTS, sut.namespace, "cart", add_sidecar)
+
+    assert sut.run_deploy_green(IMAGE_V3, target, record) != 0
+    slot = sut.deployment(f"cart-{target}")
+    assert slot is not None and len(slot["spec"]["template"]["spec"]["containers"]) == 1
