@@ -6,15 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The package's version lives in bluegreen_version.py, so a version bump reinstalls too (the metadata carries it).
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml bluegreen_version.py | cksum | cut -d' ' -f1)
-# The one version number (bluegreen_version.py): the image is tagged as the rendered templates' default image.
-VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' bluegreen_version.py)
-IMAGE ?= ghcr.io/argo-bluegreen/steps:$(VERSION)
 # The examples that are Kubernetes objects; examples/ci holds CI pipelines, checked by their own tests.
 K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy redis-server:redis-server git:git
+# What builds the images without a Docker engine (images/build.py).
+IMAGE_TOOLS := buildah:buildah mmdebstrap:mmdebstrap
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
-.PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools helm rollouts argocd host-deps cluster demo image clean
+.PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools helm rollouts argocd host-deps cluster demo image image-deps clean
 
 $(STAMP): pyproject.toml bluegreen_version.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -106,7 +105,7 @@ host-deps:
 ## mostly wait, so more workers than cores still overlap (CONTRIBUTING.md has the figures).
 TEST_WORKERS ?= 4
 
-test: $(STAMP) lint testenv tools helm argocd host-deps
+test: $(STAMP) lint testenv tools helm argocd host-deps image
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,
@@ -120,7 +119,7 @@ demo: $(STAMP) testenv host-deps
 
 ## The fast tier: unit, step, manifest and demo-app tests, in parallel, with no Go and no cluster.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m 'not controlplane and not cluster and not package_index'
+	$(BIN)/python -m pytest -n 2 -m 'not controlplane and not cluster and not package_index and not image'
 
 ## Plant each fault of testenv/mutant_catalogue.py in a copy of the tree, one at a time, and print the test that
 ## caught it; exits 1 when any fault survives. Not part of `make test`: it is the check that a faster suite is not a
@@ -144,9 +143,25 @@ bench: $(STAMP) testenv rollouts host-deps
 	BLUEGREEN_BENCH_RESULTS=$(BENCH_RESULTS) BLUEGREEN_BENCH_DEPLOYS=$(DEPLOYS) BLUEGREEN_BENCH_SERVICES=$(SERVICES) $(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
 	$(BIN)/python -m benchmarks.performance_page $(BENCH_RESULTS)
 
-image:
-	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "image needs a running Docker engine" >&2; exit 1; }
-	docker build -f images/steps/Dockerfile -t $(IMAGE) .
+## The steps image and the demo app's image, from this checkout (images/build.py): with `docker build` where a Docker
+## engine runs, else with buildah, on the pinned upstream Python base or, where that cannot be pulled, on one made from
+## Debian's packages and cached. A change to the code rebuilds only the steps image's last layer.
+## `make image IMAGE=registry.example.com/platform/bluegreen-steps:<version>` tags the steps image for your registry.
+IMAGE ?=
+image: image-deps
+	$(PYTHON) images/build.py $(if $(IMAGE),--steps-tag $(IMAGE))
+
+## buildah and mmdebstrap (Debian's packages), when no Docker engine answers and they are missing.
+image-deps:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then exit 0; fi; \
+	missing=""; for pair in $(IMAGE_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+			echo "make image needs a Docker engine, or these Debian packages:$$missing; install them as root (make image-deps does it with apt-get)" >&2; exit 1; \
+		fi; \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,12 @@ CHOOSING = kubeconfig.Choosing(
     elsewhere=", and this is not a Pod with a ServiceAccount to use instead",
 )
 
+#: What a person who runs the steps image outside a Pod is told: the kubeconfig reader is not in it.
+KUBECONFIG_NEEDS_CLIENT = (
+    "this is not a Pod with a ServiceAccount, and reading a kubeconfig needs the kubernetes package, which is not "
+    "installed here (the steps image leaves it out); run the step in a Pod, or install argo-bluegreen with pip"
+)
+
 
 def api_transport() -> Transport:
     """In a pod, its ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``).
@@ -34,7 +40,11 @@ def api_transport() -> Transport:
     in_cluster = InClusterTransport.from_environment()
     if in_cluster is not None:
         return in_cluster
-    from kubernetes import client
+    try:
+        from kubernetes import client
+    except ModuleNotFoundError:
+        # The steps image leaves the client out: its steps run in Pods, and this is the only thing that needs it.
+        raise BadInput(KUBECONFIG_NEEDS_CLIENT) from None
 
     loaded = kubeconfig.load(kubeconfig.kubeconfig_sources(), context="", choosing=CHOOSING)
     return ApiClientTransport(client.ApiClient(loaded.configuration))

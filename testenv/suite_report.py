@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("tests/e2e/", "e2e"),
     ("tests/node_agent/", "node agent"),
     ("tests/demo_app/", "demo app"),
+    ("tests/image/", "images"),
     ("benchmarks/", "benchmarks"),
 )
 
@@ -107,6 +108,7 @@ START_ORDER: tuple[str, ...] = (
     "e2e",
     "integration",
     "node agent",
+    "images",
     "demo app",
     "steps",
     "unit",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import subprocess
 import sys
@@ -62,9 +63,19 @@ def test_the_default_steps_image_is_tagged_with_the_package_version() -> None:
     assert f"ghcr.io/argo-bluegreen/steps:{VERSION}" == DEFAULT_IMAGE
 
 
-def test_make_image_builds_the_tag_the_templates_run() -> None:
+def test_make_image_builds_the_tag_the_templates_run(monkeypatch: pytest.MonkeyPatch) -> None:
     planned = subprocess.run(["make", "-n", "image"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert f"-t {DEFAULT_IMAGE} " in planned
+    assert planned.splitlines()[-1].split() == ["python3", "images/build.py"]  # no tag given: the default tag
+    spec = importlib.util.spec_from_file_location("image_build", REPO / "images" / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, build)  # its dataclasses look their module up there
+    spec.loader.exec_module(build)
+    assert [r.reference for r in build.recipes() if r.name == "steps"] == [DEFAULT_IMAGE]
+    tagged = subprocess.run(
+        ["make", "-n", "image", "IMAGE=registry.example.com/steps:1"], cwd=REPO, capture_output=True, text=True
+    ).stdout
+    assert "images/build.py --steps-tag registry.example.com/steps:1" in tagged
 
 
 def test_every_rendered_workflow_template_and_cron_workflow_carries_the_version_label() -> None:
