@@ -7,7 +7,10 @@ command lines the rendered templates give it, its user and size, and the demo ap
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ import yaml
 
 from steps.cli import COMMANDS
 from steps.context import KUBECONFIG_NEEDS_CLIENT
+from testenv import tools
+from testenv.node.image_store import ImageStore, PulledImage, PullError, Reference, process_for
+from testenv.supply_chain import LocalRegistry
 from tests.image.conftest import BuiltImage, ImageRunner
 
 pytestmark = pytest.mark.image
@@ -153,3 +159,92 @@ def test_the_demo_app_image_runs_its_own_command_as_its_user(built_images: dict[
         assert version.stdout.strip() == image.reference.rsplit(":", 1)[1]
     finally:
         runner.close()
+
+
+@pytest.fixture(scope="module")
+def mirror() -> Iterator[LocalRegistry]:
+    """crane's registry on loopback, standing for every public registry the manifests name."""
+    try:
+        crane = tools.program("crane")
+    except tools.ToolsNotBuilt as missing:
+        if os.environ.get("CI"):
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
+    with LocalRegistry("127.0.0.1", crane) as registry:
+        yield registry
+
+
+def run_in_root(image: PulledImage, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``argv`` in the pulled root filesystem, with the image's user, environment and working directory."""
+    environment = dict(item.split("=", 1) for item in image.config.get("Env") or [])
+    user = image.config.get("User") or "0:0"
+    return subprocess.run(
+        [
+            "chroot",
+            f"--userspec={user}",
+            str(image.rootfs),
+            "sh",
+            "-c",
+            'cd "$0" && exec "$@"',
+            image.config.get("WorkingDir") or "/",
+            *argv,
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_steps_image_pushed_to_the_mirror_is_pulled_by_its_public_name_and_runs_as_kubernetes_says(
+    steps_image: BuiltImage, mirror: LocalRegistry, tmp_path: Path
+) -> None:
+    if steps_image.engine != "buildah":
+        pytest.skip("pushed here with buildah; a Docker engine's images are pushed by docker push")
+    public = Reference.parse(steps_image.reference)
+    digest_file = tmp_path / "digest"
+    pushed = subprocess.run(
+        [
+            "buildah",
+            "push",
+            "--quiet",
+            "--tls-verify=false",
+            "--digestfile",
+            str(digest_file),
+            steps_image.reference,
+            f"docker://{mirror.reference(public.repository, public.tag)}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    store = ImageStore(mirror.address, tmp_path / "store")
+    try:
+        pulled = store.pull(steps_image.reference)  # the public name; the mirror answers for ghcr.io
+        again = store.pull(f"{steps_image.reference.rsplit(':', 1)[0]}@{pulled.digest}")
+    finally:
+        store.close()
+    assert pulled.digest == digest_file.read_text().strip()
+    assert pulled.image_id == f"ghcr.io/argo-bluegreen/steps@{pulled.digest}"
+    assert again.rootfs == pulled.rootfs  # one root filesystem per digest, unpacked once
+
+    # args replace the image's Cmd and keep its Entrypoint.
+    version = run_in_root(pulled, process_for(pulled.config, None, ["--version"]))
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"bluegreen-step {public.tag}"
+    # command replaces the Entrypoint; the process runs as the image's user, from its virtualenv.
+    who = "import os, sys; print(os.getuid(), os.getcwd(), sys.executable)"
+    overridden = run_in_root(pulled, process_for(pulled.config, ["python3", "-c", who], None))
+    assert overridden.returncode == 0, overridden.stderr
+    assert overridden.stdout.split() == ["65532", "/", "/opt/bluegreen/bin/python3"]
+
+
+def test_an_image_the_mirror_does_not_hold_is_not_pulled(mirror: LocalRegistry, tmp_path: Path) -> None:
+    store = ImageStore(mirror.address, tmp_path / "store")
+    try:
+        with pytest.raises(PullError, match="not found"):
+            store.pull("ghcr.io/argo-bluegreen/steps:no-such-tag")
+    finally:
+        store.close()

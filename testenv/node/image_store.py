@@ -1,0 +1,260 @@
+"""Pull an image from a registry, as a node's container runtime does, into a root filesystem cached by digest.
+
+The public names Pods use (``ghcr.io/argo-bluegreen/steps:0.1.0``, ``quay.io/argoproj/argoexec:v4.0.0``) are treated
+as mirrored to one local registry, the way containerd's ``registry.mirrors`` setting sends every pull for a host to
+a mirror: the repository path and the tag or digest stay the same, only the host changes. The pull follows the OCI
+distribution API (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pull): the manifest by tag
+or digest (an index is narrowed to linux/amd64), then the config and each layer by digest, each checked against its
+digest before use.
+
+Layers are unpacked in order into one directory per manifest digest, with OCI whiteouts
+(https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts): ``.wh.<name>`` deletes ``<name>`` of the
+layers below, and ``.wh..wh..opq`` empties its directory of them. The directory is published whole (a READY marker,
+one rename), so a second Pod of the same image starts from it at once.
+
+:func:`process_for` gives the process Kubernetes runs for a container: its ``command`` replaces the image's
+Entrypoint (and drops its Cmd), its ``args`` replace the Cmd
+(https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/#notes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from testenv.cache_entry import is_ready, publish
+
+#: What this node is, for choosing from an image index.
+PLATFORM = {"os": "linux", "architecture": "amd64"}
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+INDEX_TYPES = frozenset({MANIFEST_TYPES[0], MANIFEST_TYPES[2]})
+#: Layer media types this store unpacks: tar, gzip-compressed or not.
+GZIP_LAYERS = frozenset(
+    {"application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip"}
+)
+PLAIN_LAYERS = frozenset({"application/vnd.oci.image.layer.v1.tar"})
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+DOCKER_HUB = "docker.io"
+
+
+class PullError(Exception):
+    """The image cannot be pulled; the text is what the kubelet would put in ErrImagePull's message."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An image reference, split: ``registry/repository`` with a tag, a digest or both."""
+
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        """Parse as the container runtimes do: a first part with a dot, a colon or ``localhost`` is a registry."""
+        rest, _, digest = text.partition("@")
+        name, tag = rest, ""
+        last = rest.rsplit("/", 1)[-1]
+        if ":" in last:
+            name, tag = rest.rsplit(":", 1)
+        first, _, remainder = name.partition("/")
+        if remainder and ("." in first or ":" in first or first == "localhost"):
+            registry, repository = first, remainder
+        else:
+            registry, repository = DOCKER_HUB, name
+        if registry == DOCKER_HUB and "/" not in repository:
+            repository = f"library/{repository}"
+        if not repository or (digest and not digest.startswith("sha256:")):
+            raise PullError(f"{text!r} is not an image reference this node can pull")
+        return cls(registry, repository, tag or ("" if digest else "latest"), digest)
+
+    @property
+    def wanted(self) -> str:
+        """What the manifest request names: the digest when pinned, else the tag."""
+        return self.digest or self.tag
+
+
+@dataclass(frozen=True)
+class PulledImage:
+    """An image unpacked on this node: its manifest digest (the container's imageID), config and root filesystem."""
+
+    reference: str
+    digest: str
+    rootfs: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_id(self) -> str:
+        """``<repository>@sha256:...``, as the kubelet reports ``status.containerStatuses[].imageID``."""
+        parsed = Reference.parse(self.reference)
+        return f"{parsed.registry}/{parsed.repository}@{self.digest}"
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class ImageStore:
+    """Pulls through one mirror into ``root``: ``root/blobs`` by digest, ``root/rootfs/<digest>`` per image."""
+
+    def __init__(self, mirror: str, root: Path, timeout: float = 60.0) -> None:
+        self.mirror = mirror
+        self.root = root
+        self.client = httpx.Client(base_url=f"http://{mirror}", timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection to the mirror."""
+        self.client.close()
+
+    def _get(self, path: str, accept: Sequence[str] = ()) -> httpx.Response:
+        try:
+            response = self.client.get(path, headers={"Accept": ", ".join(accept)} if accept else {})
+        except httpx.HTTPError as error:
+            raise PullError(f"the registry mirror {self.mirror} did not answer: {error}") from None
+        if response.status_code == 404:
+            raise PullError(f"not found at the registry mirror {self.mirror}: {path}")
+        if response.status_code != 200:
+            raise PullError(f"{path} at {self.mirror}: HTTP {response.status_code}")
+        return response
+
+    def resolve(self, reference: Reference) -> tuple[str, dict[str, Any]]:
+        """The image manifest's digest and content for this node's platform."""
+        response = self._get(f"/v2/{reference.repository}/manifests/{reference.wanted}", MANIFEST_TYPES)
+        digest = reference.digest or response.headers.get("Docker-Content-Digest", "") or _sha256(response.content)
+        if _sha256(response.content) != digest:
+            raise PullError(f"the manifest of {reference.repository} does not match its digest {digest}")
+        manifest: dict[str, Any] = json.loads(response.content)
+        media_type = manifest.get("mediaType") or response.headers.get("Content-Type", "")
+        if media_type in INDEX_TYPES or "manifests" in manifest:
+            for entry in manifest.get("manifests", []):
+                platform = entry.get("platform") or {}
+                if all(platform.get(key) == value for key, value in PLATFORM.items()):
+                    return self.resolve(Reference(reference.registry, reference.repository, digest=entry["digest"]))
+            raise PullError(
+                f"{reference.repository}@{digest} has no image for {PLATFORM['os']}/{PLATFORM['architecture']}"
+            )
+        return digest, manifest
+
+    def blob(self, repository: str, digest: str) -> Path:
+        """A blob on disk, fetched once and checked against its digest."""
+        path = self.root / "blobs" / digest.replace(":", "-")
+        if path.is_file():
+            return path
+        data = self._get(f"/v2/{repository}/blobs/{digest}").content
+        if _sha256(data) != digest:
+            raise PullError(f"blob {digest} of {repository} does not match its digest")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        partial.rename(path)
+        return path
+
+    def pull(self, text: str) -> PulledImage:
+        """The image ``text`` names, unpacked (once per digest)."""
+        reference = Reference.parse(text)
+        digest, manifest = self.resolve(reference)
+        config = json.loads(self.blob(reference.repository, manifest["config"]["digest"]).read_bytes())
+        rootfs = self.root / "rootfs" / digest.replace(":", "-")
+        if not is_ready(rootfs):
+            layers = [
+                (layer["mediaType"], self.blob(reference.repository, layer["digest"])) for layer in manifest["layers"]
+            ]
+
+            def unpack_all(directory: Path) -> None:
+                for media_type, layer in layers:
+                    unpack_layer(media_type, layer, directory / "root")
+
+            publish(rootfs, digest, unpack_all)
+        return PulledImage(text, digest, rootfs / "root", config.get("config") or {})
+
+
+def _member_path(name: str) -> list[str]:
+    """A member's path as its parts below the root: ``./a/b`` and ``/a/b`` are ``a/b``; ``..`` is refused."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise PullError(f"layer member {name!r} climbs out of the root filesystem")
+    return parts
+
+
+def _below(root: Path, parts: list[str]) -> Path:
+    """``root`` joined with ``parts``, refused when a directory on the way is a symlink.
+
+    A whiteout deletes; followed through a symlink an earlier layer planted (``etc -> /etc``), it would delete on the
+    node itself.
+    """
+    path = root
+    for part in parts[:-1]:
+        path = path / part
+        if path.is_symlink():
+            raise PullError(f"a whiteout under {'/'.join(parts)} goes through the symlink /{path.relative_to(root)}")
+    return path / parts[-1] if parts else path
+
+
+def _apply_whiteouts(members: list[tarfile.TarInfo], root: Path) -> list[tarfile.TarInfo]:
+    """Delete what this layer's whiteouts hide in the layers below; the members left to extract."""
+    kept = []
+    for member in members:
+        parts = _member_path(member.name)
+        name = parts[-1] if parts else ""
+        if name == OPAQUE:
+            target = _below(root, parts).parent
+            if target.is_dir() and not target.is_symlink():
+                for child in target.iterdir():
+                    _remove(child)
+        elif name.startswith(WHITEOUT):
+            _remove(_below(root, [*parts[:-1], name[len(WHITEOUT) :]]))
+        else:
+            kept.append(member)
+    return kept
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def unpack_layer(media_type: str, layer: Path, root: Path) -> None:
+    """Apply one layer to ``root``: its whiteouts first, then its files, owners kept by number."""
+    if media_type not in GZIP_LAYERS | PLAIN_LAYERS:
+        raise PullError(f"layer {layer.name} has media type {media_type}, which this node does not unpack")
+    root.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(layer, "r:gz" if media_type in GZIP_LAYERS else "r:") as archive:
+        members = _apply_whiteouts(archive.getmembers(), root)
+        # The `tar` filter keeps the image's absolute symlinks but refuses members that would land outside the root.
+        try:
+            archive.extractall(root, members=members, numeric_owner=True, filter="tar")
+        except tarfile.FilterError as error:
+            raise PullError(f"layer {layer.name} writes outside the root filesystem: {error}") from None
+
+
+def process_for(config: dict[str, Any], command: Sequence[str] | None, args: Sequence[str] | None) -> list[str]:
+    """The argv Kubernetes runs for a container of an image with ``config``.
+
+    ``command`` replaces the Entrypoint and the Cmd; ``args`` alone replace only the Cmd.
+    """
+    entrypoint = list(config.get("Entrypoint") or [])
+    cmd = list(config.get("Cmd") or [])
+    if command:
+        return [*command, *(args or [])]
+    return [*entrypoint, *(args if args else cmd)]
+
+
+__all__ = ["ImageStore", "PullError", "PulledImage", "Reference", "process_for", "unpack_layer"]

@@ -1,0 +1,104 @@
+"""The node's image store without a registry: references, the Kubernetes command rules, layers and whiteouts."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from testenv.node.image_store import PLAIN_LAYERS, PullError, Reference, process_for, unpack_layer
+
+LAYER = next(iter(PLAIN_LAYERS))
+
+
+def layer(path: Path, *members: tuple[str, str | None, str]) -> Path:
+    """A tar layer of (name, content or None for a directory, symlink target or "")."""
+    with tarfile.open(path, "w") as archive:
+        for name, content, link in members:
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                archive.addfile(info)
+            elif content is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                archive.addfile(info)
+            else:
+                data = content.encode()
+                info.size, info.mode = len(data), 0o644
+                archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("ghcr.io/argo-bluegreen/steps:0.1.0", Reference("ghcr.io", "argo-bluegreen/steps", "0.1.0")),
+        ("python:3.11-slim", Reference("docker.io", "library/python", "3.11-slim")),
+        ("busybox", Reference("docker.io", "library/busybox", "latest")),
+        ("10.243.0.1:5000/argo-bluegreen/demo-app:v2", Reference("10.243.0.1:5000", "argo-bluegreen/demo-app", "v2")),
+        ("localhost/base", Reference("localhost", "base", "latest")),
+        (
+            "quay.io/argoproj/argoexec@sha256:" + "a" * 64,
+            Reference("quay.io", "argoproj/argoexec", "", "sha256:" + "a" * 64),
+        ),
+        ("quay.io/x/y:v1@sha256:" + "b" * 64, Reference("quay.io", "x/y", "v1", "sha256:" + "b" * 64)),
+    ],
+)
+def test_a_reference_splits_as_the_container_runtimes_split_it(text: str, expected: Reference) -> None:
+    assert Reference.parse(text) == expected
+    assert Reference.parse(text).wanted == (expected.digest or expected.tag)
+
+
+def test_the_process_follows_kubernetes_rules_for_command_and_args() -> None:
+    config = {"Entrypoint": ["bluegreen-step"], "Cmd": ["--help"]}
+    assert process_for(config, None, None) == ["bluegreen-step", "--help"]
+    assert process_for(config, None, ["status", "x"]) == ["bluegreen-step", "status", "x"]
+    assert process_for(config, ["python3", "-V"], None) == ["python3", "-V"]  # the image's Cmd is dropped too
+    assert process_for(config, ["python3"], ["-c", "pass"]) == ["python3", "-c", "pass"]
+    assert process_for({"Cmd": ["python3", "/app/demo_app.py"]}, None, None) == ["python3", "/app/demo_app.py"]
+
+
+def test_whiteouts_delete_and_opaque_directories_empty_what_the_layers_below_had(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    unpack_layer(
+        LAYER,
+        layer(
+            tmp_path / "1.tar",
+            ("a", None, ""),
+            ("a/x", "x", ""),
+            ("a/y", "y", ""),
+            ("b", "b", ""),
+            (".bashrc", "rc", ""),
+        ),
+        root,
+    )
+    unpack_layer(
+        LAYER, layer(tmp_path / "2.tar", ("./a/.wh..wh..opq", "", ""), ("./a/z", "z", ""), ("./.wh.b", "", "")), root
+    )
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [".bashrc", "a", "a/z"]
+
+
+def test_a_whiteout_through_a_planted_symlink_deletes_nothing_on_the_node(tmp_path: Path) -> None:
+    outside = tmp_path / "node-etc"
+    outside.mkdir()
+    (outside / "passwd").write_text("the node's own")
+    root = tmp_path / "root"
+    unpack_layer(LAYER, layer(tmp_path / "1.tar", ("etc", None, str(outside))), root)
+    with pytest.raises(PullError, match="symlink"):
+        unpack_layer(LAYER, layer(tmp_path / "2.tar", ("etc/.wh.passwd", "", "")), root)
+    assert (outside / "passwd").read_text() == "the node's own"
+
+
+def test_a_layer_that_climbs_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PullError):
+        unpack_layer(LAYER, layer(tmp_path / "1.tar", ("../escaped", "x", "")), tmp_path / "root")
+    assert not (tmp_path / "escaped").exists()
+    with pytest.raises(PullError):
+        unpack_layer(LAYER, layer(tmp_path / "2.tar", ("../.wh.victim", "", "")), tmp_path / "root")
+
+
+def test_a_layer_of_an_unknown_media_type_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PullError, match="zstd"):
+        unpack_layer("application/vnd.oci.image.layer.v1.tar+zstd", layer(tmp_path / "1.tar"), tmp_path / "root")
