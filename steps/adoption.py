@@ -14,6 +14,7 @@ import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
 from steps import slots
 from steps.context import StepContext
+from steps.errors import CheckFailed
 from steps.kube import Obj
 from steps.service_state import update_status
 
@@ -111,19 +112,27 @@ def scale_original_down_again(ctx: StepContext, original: Obj) -> None:
     """
     replicas = int(original["spec"].get("replicas", 1))
     slot_deployment = original["metadata"]["annotations"][slots.ADOPTED_ANNOTATION]
-    ctx.kube.merge_patch(
-        DEPLOYMENTS,
-        ctx.namespace,
-        original["metadata"]["name"],
-        {
-            # Conditional on what was read: a Deployment recreated since, without our annotation, is left alone.
-            "metadata": {
-                "resourceVersion": original["metadata"]["resourceVersion"],
-                "annotations": {slots.ADOPTED_ANNOTATION: slot_deployment},
+    try:
+        ctx.kube.merge_patch(
+            DEPLOYMENTS,
+            ctx.namespace,
+            original["metadata"]["name"],
+            {
+                # Conditional on the object that was read: the API server refuses a uid that is not the stored
+                # object's (422, immutable), so a Deployment recreated since is left alone. Not on its
+                # resourceVersion: the deployment controller rewrites the status of a Deployment just scaled up
+                # again and again, and each such write would make the scale-down conflict until a later sweep.
+                "metadata": {
+                    "uid": original["metadata"]["uid"],
+                    "annotations": {slots.ADOPTED_ANNOTATION: slot_deployment},
+                },
+                "spec": {"replicas": 0},
             },
-            "spec": {"replicas": 0},
-        },
-    )
+        )
+    except CheckFailed:
+        # Nothing else in this patch can be invalid: the Deployment was recreated after it was read.
+        ctx.log("original-recreated", deployment=original["metadata"]["name"])
+        return
     ctx.log("original-scaled-down", deployment=original["metadata"]["name"], replicas=replicas)
     ctx.records.event(
         "OriginalScaledUp",

@@ -8,6 +8,7 @@ by the next cleanup sweep, not only by the next deploy.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pytest
 
 from bluegreen_contract import DEPLOYMENTS, HPAS, PDBS
 from bluegreen_spec import SLOT_LABEL, Slot
+from steps.adoption import interrupted_original, scale_original_down_again
+from steps.context import StepContext
 from tests.integration.real_world_catalogue import (
     HELM_TRAFFIC,
     SELECTOR_LABELS,
@@ -125,6 +128,39 @@ def test_a_cleanup_sweep_puts_back_what_a_sync_reset_on_the_teams_objects(
     assert pdb["spec"]["selector"]["matchLabels"] == {**SELECTOR_LABELS, SLOT_LABEL: "green"}
     assert sut.replicas("cart") == 0
     assert sut.live_slot() is Slot.green
+
+
+def test_the_sweep_scales_down_the_original_it_read_and_no_other(make_service: ServiceFactory, tmp_path: Path) -> None:
+    """The scale-down is conditional on the object read (its uid), not on its resourceVersion."""
+    sut = make_service("gitops", traffic=HELM_TRAFFIC)
+    install_helm_release(sut)
+    sut.deploy(IMAGE_V2, "wf-1", tmp_path / "1")
+    sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart", {"spec": {"replicas": 2}})
+    log = io.StringIO()
+    ctx = StepContext.open(sut.steps_kube, sut.namespace, "cart", "cleanup", log_to=log)
+    read = interrupted_original(ctx)
+    assert read is not None
+    # A status write in between (as the deployment controller makes) does not stop the scale-down...
+    sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart", {"metadata": {"labels": {"touched": "yes"}}})
+    scale_original_down_again(ctx, read)
+    assert sut.replicas("cart") == 0
+    # ...but the team's Deployment deleted and created again since it was read is not ours to scale.
+    sut.admin_kube.merge_patch(DEPLOYMENTS, sut.namespace, "cart", {"spec": {"replicas": 2}})
+    read = interrupted_original(ctx)
+    assert read is not None
+    team = sut.admin_kube.must_get(DEPLOYMENTS, sut.namespace, "cart")
+    sut.admin_kube.delete(DEPLOYMENTS, sut.namespace, "cart")
+    sut.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {k: team["metadata"][k] for k in ("name", "labels", "annotations")},
+            "spec": team["spec"],
+        }
+    )
+    scale_original_down_again(ctx, read)
+    assert sut.replicas("cart") == 2
+    assert '"action": "original-recreated"' in log.getvalue()
 
 
 def test_a_new_selector_in_the_teams_deployment_recreates_the_idle_slot(
