@@ -64,7 +64,9 @@ def test_the_default_steps_image_is_tagged_with_the_package_version() -> None:
 
 
 def test_make_image_builds_the_tag_the_templates_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    planned = subprocess.run(["make", "-n", "image"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "image"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     assert planned.splitlines()[-1].split() == ["python3", "images/build.py"]  # no tag given: the default tag
     spec = importlib.util.spec_from_file_location("image_build", REPO / "images" / "build.py")
     assert spec is not None and spec.loader is not None
@@ -73,7 +75,10 @@ def test_make_image_builds_the_tag_the_templates_run(monkeypatch: pytest.MonkeyP
     spec.loader.exec_module(build)
     assert [r.reference for r in build.recipes() if r.name == "steps"] == [DEFAULT_IMAGE]
     tagged = subprocess.run(
-        ["make", "-n", "image", "IMAGE=registry.example.com/steps:1"], cwd=REPO, capture_output=True, text=True
+        ["make", "--no-print-directory", "-n", "image", "IMAGE=registry.example.com/steps:1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     ).stdout
     assert "images/build.py --steps-tag registry.example.com/steps:1" in tagged
 
