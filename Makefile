@@ -110,11 +110,11 @@ test: $(STAMP) lint testenv tools helm argocd host-deps image
 
 ## The local cluster of real components (etcd, kube-apiserver, controllers, scheduler, kube-proxy, CoreDNS, Argo,
 ## node agent); prints the two lines that point kubectl and argo at it, and stays up until Ctrl-C.
-cluster: $(STAMP) testenv host-deps
+cluster: $(STAMP) testenv tools host-deps image
 	$(BIN)/python -m testenv.run_cluster
 
 ## The main job: blue-green deploys of the demo app through the real Argo controller on the local cluster.
-demo: $(STAMP) testenv host-deps
+demo: $(STAMP) testenv tools host-deps image
 	$(BIN)/python -m testenv.demo
 
 ## The fast tier: unit, step, manifest and demo-app tests, in parallel, with no Go and no cluster.
@@ -124,12 +124,12 @@ unit: $(STAMP)
 ## Plant each fault of testenv/mutant_catalogue.py in a copy of the tree, one at a time, and print the test that
 ## caught it; exits 1 when any fault survives. Not part of `make test`: it is the check that a faster suite is not a
 ## weaker one.
-mutants: $(STAMP) testenv tools host-deps
+mutants: $(STAMP) testenv tools host-deps image
 	$(BIN)/python -m testenv.mutants
 
 ## The tests whose imports reach a file changed since BASE (default: the uncommitted change), on the local cluster.
 BASE ?= HEAD
-changed: $(STAMP) testenv tools host-deps
+changed: $(STAMP) testenv tools host-deps image
 	$(BIN)/python -m testenv.affected_tests --base $(BASE) -- -n $(TEST_WORKERS)
 
 ## Benchmarks against the local cluster; they print medians, they do not assert timings, and a complete run writes
@@ -138,7 +138,7 @@ changed: $(STAMP) testenv tools host-deps
 DEPLOYS ?= 10
 SERVICES ?= 2
 BENCH_RESULTS ?= .bench/results.json
-bench: $(STAMP) testenv rollouts host-deps
+bench: $(STAMP) testenv tools rollouts host-deps image
 	rm -f $(BENCH_RESULTS)
 	BLUEGREEN_BENCH_RESULTS=$(BENCH_RESULTS) BLUEGREEN_BENCH_DEPLOYS=$(DEPLOYS) BLUEGREEN_BENCH_SERVICES=$(SERVICES) $(BIN)/python -m pytest -p no:cacheprovider -s -q benchmarks
 	$(BIN)/python -m benchmarks.performance_page $(BENCH_RESULTS)

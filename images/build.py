@@ -17,6 +17,7 @@ Stdlib only: it runs before (and without) the project's virtualenv.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -227,10 +228,12 @@ def build_command(engine: str, recipe: ImageRecipe, base: str | None) -> list[st
 
 
 def image_id(engine: str, reference: str) -> str:
-    """The built image's ID (its config digest)."""
+    """The built image's ID, ``sha256:<hex>``: the digest of its config, whatever compression a push picks."""
     if engine == "docker":
-        return run(["docker", "image", "inspect", "--format", "{{.Id}}", reference], "docker image inspect").strip()
-    return run(["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}", reference], "inspect").strip()
+        found = run(["docker", "image", "inspect", "--format", "{{.Id}}", reference], "docker image inspect")
+    else:
+        found = run(["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}", reference], "inspect")
+    return "sha256:" + found.strip().removeprefix("sha256:")
 
 
 def build_all(only: list[str], steps_reference: str = "") -> list[dict[str, str]]:
@@ -279,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no image is named {', '.join(unknown)}; choose from {', '.join(names)}")
     try:
-        built = build_all(args.images, args.steps_tag)
+        # One build at a time on this machine: a test session's workers and its cluster may all ask at once, and
+        # the first builds while the others then find every layer cached.
+        with open(Path(tempfile.gettempdir()) / "argo-bluegreen-image-build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            built = build_all(args.images, args.steps_tag)
     except BuildError as error:
         print(f"make image: {error}", file=sys.stderr)
         return 1

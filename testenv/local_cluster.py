@@ -41,8 +41,9 @@ from typing import Any
 from kubernetes import client
 
 from pipelines import argo_controller
-from testenv import certs, crds
+from testenv import certs, crds, image_mirror, tools
 from testenv.controlplane import ApiServing, ControlPlane, ControlPlaneError, free_port, spawn_logged
+from testenv.image_mirror import MirroredImage
 from testenv.node.network import ClusterNetwork, create_cluster_network, destroy_cluster_network, network_for_index
 from testenv.paths import Artifacts
 from testenv.rest import KubeApiError, request
@@ -51,6 +52,8 @@ NODE_NAME = "local-node"
 ARGO_NAMESPACE = "argo"
 ARGO_VERSION_TAG = "v4.0.5"
 EXECUTOR_IMAGE = f"quay.io/argoproj/argoexec:{ARGO_VERSION_TAG}"
+#: The registry mirror's port on the cluster's host address (10.243.<n>.1), one per cluster network.
+REGISTRY_MIRROR_PORT = 5100
 CONTROLLER_CONFIGMAP = "workflow-controller-configmap"
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -133,6 +136,10 @@ class LocalCluster:
     metrics_url: str = ""
     start_seconds: float = 0.0
     owned: bool = True
+    #: ``host:port`` of the registry every public image name is pulled through (see testenv/image_mirror.py).
+    registry_mirror: str = ""
+    #: What this process pushed there when it started the cluster, by image name ("steps").
+    mirrored: dict[str, MirroredImage] = field(default_factory=dict)
     _components: list[_Component] = field(default_factory=list)
     _api: client.ApiClient | None = None
 
@@ -158,6 +165,8 @@ class LocalCluster:
             self._start_control_plane(net, deadline)
             say("kube-controller-manager, kube-scheduler, kube-proxy, CoreDNS")
             self._start_kubernetes_components(net)
+            say("steps image: built from this tree, pushed to the registry mirror")
+            self._start_registry_mirror(net)
             say("node agent")
             self._start_node_agent(net)
             say("Argo workflow-controller and argo server")
@@ -213,6 +222,7 @@ class LocalCluster:
             "networkIndex": self.network.index,
             "argoServer": self.argo_server_url,
             "controllerMetrics": self.metrics_url,
+            "registryMirror": self.registry_mirror,
             "workdir": str(self.workdir),
             "caCert": str(pki.ca_cert),
             "adminCert": str(pki.admin_cert),
@@ -235,6 +245,7 @@ class LocalCluster:
         )
         cluster.argo_server_url = str(info["argoServer"])
         cluster.metrics_url = str(info["controllerMetrics"])
+        cluster.registry_mirror = str(info.get("registryMirror", ""))
         return cluster
 
     # -- what users and tests use ----------------------------------------------------------------------------------
@@ -418,6 +429,23 @@ class LocalCluster:
         )
         self._spawn("coredns", net.run_in_node([str(self.built.coredns), "-conf", str(corefile)]))
 
+    def _start_registry_mirror(self, net: ClusterNetwork) -> None:
+        """Crane's registry on the host address (Pods reach it too), holding the steps image of this tree."""
+        try:
+            crane = tools.program("crane")
+        except tools.ToolsNotBuilt as missing:
+            raise ClusterStartError(f"the registry mirror needs crane: {missing}") from None
+        self.registry_mirror = f"{net.host_ip}:{REGISTRY_MIRROR_PORT}"
+        self._spawn("registry-mirror", [str(crane), "registry", "serve", "--address", self.registry_mirror])
+        try:
+            built = image_mirror.build_images(["steps"])
+            image_mirror.wait_until_serving(self.registry_mirror)
+            self.mirrored = {
+                image.name: image for image in (image_mirror.push(b, self.registry_mirror) for b in built)
+            }
+        except image_mirror.MirrorError as error:
+            raise ClusterStartError(str(error)) from None
+
     def _start_node_agent(self, net: ClusterNetwork) -> None:
         cp = self.control_plane
         assert isinstance(cp, ControlPlane)
@@ -447,6 +475,8 @@ class LocalCluster:
                 str(serving_cert),
                 "--kubelet-serving-key",
                 str(serving_key),
+                "--registry-mirror",
+                self.registry_mirror,
             ],
             cwd=Path(__file__).resolve().parent.parent,
         )

@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--network-index", type=int, required=True, help="the cluster network's index n")
     parser.add_argument("--workdir", type=Path, required=True, help="directory for Pod files (created)")
     parser.add_argument("--argoexec", type=Path, default=None, help="the built argoexec binary")
+    parser.add_argument(
+        "--registry-mirror",
+        default=None,
+        metavar="HOST:PORT",
+        help="the registry every public image name is pulled from (plain HTTP), as a containerd mirror",
+    )
     parser.add_argument("--node-name", default=None, help="Node name (default bluegreen-node-<n>)")
     parser.add_argument(
         "--kubelet-serving-cert",
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         node_name=args.node_name,
         kubelet_serving=(args.kubelet_serving_cert, args.kubelet_serving_key) if args.kubelet_serving_cert else None,
         kubelet_port=args.kubelet_port,
+        registry_mirror=args.registry_mirror,
     )
     agent.start()
     stop.wait()

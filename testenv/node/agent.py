@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from testenv.node import network
-from testenv.node.images import ImageTable
+from testenv.node.image_store import ImageStore
+from testenv.node.images import PULLED_REPOSITORIES, ImageTable
 from testenv.node.kubeapi import ApiError, KubeApi, WatchExpired
 from testenv.node.kubelet_server import KUBELET_PORT, KubeletServer, NodeAuthorizer
 from testenv.node.lifecycle import PodWorker, now_rfc3339
@@ -70,12 +71,15 @@ class NodeAgent:
         node_name: str | None = None,
         kubelet_serving: tuple[Path, Path] | None = None,
         kubelet_port: int = KUBELET_PORT,
+        registry_mirror: str | None = None,
     ) -> None:
         self.net = net
         self.workdir = workdir.resolve()
         self.node_name = node_name or f"bluegreen-node-{net.index}"
         self.api = KubeApi(kubeconfig)
-        self.images = ImageTable(argoexec)
+        # Pulled images live beside the Pods' directories: unpacked once per digest, removed with the cluster.
+        self.image_store = ImageStore(registry_mirror, self.workdir / "images") if registry_mirror else None
+        self.images = ImageTable(argoexec, self.image_store, PULLED_REPOSITORIES if registry_mirror else frozenset())
         self.addresses = network.PodAddresses(net)
         self.cgroups = PodCgroups(net.index)
         self.allocatable = dict(CAPACITY)
@@ -142,6 +146,8 @@ class NodeAgent:
             worker.thread.join(timeout=30)
         self.cgroups.remove()
         network.sweep_pod_networks(self.net)
+        if self.image_store is not None:
+            self.image_store.close()
         self.api.close()
         log.info("node agent stopped", extra={"node": self.node_name})
 

@@ -7,14 +7,13 @@ distribution API (https://github.com/opencontainers/distribution-spec/blob/main/
 or digest (an index is narrowed to linux/amd64), then the config and each layer by digest, each checked against its
 digest before use.
 
-Layers are unpacked in order into one directory per manifest digest, with OCI whiteouts
+Layers are unpacked in order into one directory per list of layers, with OCI whiteouts
 (https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts): ``.wh.<name>`` deletes ``<name>`` of the
 layers below, and ``.wh..wh..opq`` empties its directory of them. The directory is published whole (a READY marker,
 one rename), so a second Pod of the same image starts from it at once.
 
-:func:`process_for` gives the process Kubernetes runs for a container: its ``command`` replaces the image's
-Entrypoint (and drops its Cmd), its ``args`` replace the Cmd
-(https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/#notes).
+What runs is the image's config (Entrypoint, Cmd, Env, WorkingDir, User), with a container's ``command`` and
+``args`` over it by Kubernetes' rules (:func:`testenv.node.env.command_line`).
 """
 
 from __future__ import annotations
@@ -170,7 +169,10 @@ class ImageStore:
         reference = Reference.parse(text)
         digest, manifest = self.resolve(reference)
         config = json.loads(self.blob(reference.repository, manifest["config"]["digest"]).read_bytes())
-        rootfs = self.root / "rootfs" / digest.replace(":", "-")
+        # Keyed by the layers, not the manifest: images that differ only in their config (one build per tag, its
+        # version in Env) share one root filesystem, as a snapshotter shares their layers.
+        chain = hashlib.sha256("\n".join(item["digest"] for item in manifest["layers"]).encode()).hexdigest()
+        rootfs = self.root / "rootfs" / chain
         if not is_ready(rootfs):
             layers = [
                 (layer["mediaType"], self.blob(reference.repository, layer["digest"])) for layer in manifest["layers"]
@@ -245,16 +247,4 @@ def unpack_layer(media_type: str, layer: Path, root: Path) -> None:
             raise PullError(f"layer {layer.name} writes outside the root filesystem: {error}") from None
 
 
-def process_for(config: dict[str, Any], command: Sequence[str] | None, args: Sequence[str] | None) -> list[str]:
-    """The argv Kubernetes runs for a container of an image with ``config``.
-
-    ``command`` replaces the Entrypoint and the Cmd; ``args`` alone replace only the Cmd.
-    """
-    entrypoint = list(config.get("Entrypoint") or [])
-    cmd = list(config.get("Cmd") or [])
-    if command:
-        return [*command, *(args or [])]
-    return [*entrypoint, *(args if args else cmd)]
-
-
-__all__ = ["ImageStore", "PullError", "PulledImage", "Reference", "process_for", "unpack_layer"]
+__all__ = ["ImageStore", "PullError", "PulledImage", "Reference", "unpack_layer"]

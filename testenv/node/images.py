@@ -1,10 +1,12 @@
-"""The node agent's image table: which local program stands for which container image.
+"""The node agent's images: pulled from the registry mirror, or, for the rest, which local program stands for one.
 
-Nothing is pulled. An image reference is reduced to its repository (tag and digest dropped) and
-looked up here; a hit describes the program the way an image config does (entrypoint, cmd, env,
-working dir), so a container's ``command``/``args`` override it exactly as in Kubernetes
-(https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/).
-A miss is reported as the kubelet reports an image that cannot be pulled.
+The steps image is pulled from the local registry (:mod:`testenv.node.image_store`): the image ``make image`` built
+from this tree, run from its own root filesystem with its own config. Every other image is not pulled yet: its
+reference is reduced to its repository (tag and digest dropped) and looked up in a table, whose hit describes the
+program the way an image config does (entrypoint, cmd, env, working dir). Either way a container's
+``command``/``args`` override the config exactly as in Kubernetes
+(https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/), and a miss is
+reported as the kubelet reports an image that cannot be pulled.
 
 Paths are derived at run time from where this checkout is, never fixed, so a fresh clone
 anywhere (including under ``/tmp``) works.
@@ -13,13 +15,18 @@ anywhere (including under ``/tmp``) works.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from testenv import tools
+from testenv.node.image_store import ImageStore, PullError
 
 STEPS_REPOSITORY = "ghcr.io/argo-bluegreen/steps"
+#: The images pulled from the registry mirror (when the agent has one) rather than stood in for.
+PULLED_REPOSITORIES = frozenset({STEPS_REPOSITORY})
 ARGOEXEC_REPOSITORY = "quay.io/argoproj/argoexec"
 DEMO_APP_REPOSITORY = "ghcr.io/argo-bluegreen/demo-app"
 # The demo app's path under any registry: the same program whether it was published to ghcr.io or pushed to the test
@@ -65,6 +72,10 @@ class ImageConfig:
     #: Files the image has at paths of its own, as (host file, path in the container): a ko-built image's
     #: ``/ko-app/<name>``, which a template names in ``command`` so Argo's executor needs no registry lookup.
     image_files: tuple[tuple[Path, str], ...] = ()
+    #: The unpacked root filesystem of an image pulled from the registry mirror; None for a table entry.
+    rootfs: Path | None = None
+    #: ``status.containerStatuses[].imageID``: ``<repository>@sha256:...`` for a pulled image.
+    image_id: str = ""
 
 
 class ImageNotFound(LookupError):
@@ -117,15 +128,87 @@ def _python_runtime() -> tuple[Path, ...]:
     return paths if venv.is_relative_to(repo_root()) else (*paths, venv)
 
 
+def user_of(config: Mapping[str, Any], rootfs: Path) -> tuple[int, int] | None:
+    """An image config's ``User`` as (uid, gid): numbers as they are, a name looked up in the image's /etc/passwd."""
+    text = str(config.get("User") or "")
+    if not text:
+        return None
+    user, _, group = text.partition(":")
+    accounts = _id_table(rootfs / "etc" / "passwd")
+    uid, primary = (int(user), None) if user.isdigit() else accounts.get(user, (None, None))
+    if uid is None:
+        raise ImageNotFound(f"the image's user {user!r} is not in its /etc/passwd")
+    if not group:
+        return uid, primary if primary is not None else 0
+    if group.isdigit():
+        return uid, int(group)
+    gid = _id_table(rootfs / "etc" / "group").get(group, (None, None))[0]
+    if gid is None:
+        raise ImageNotFound(f"the image's group {group!r} is not in its /etc/group")
+    return uid, gid
+
+
+def _id_table(path: Path) -> dict[str, tuple[int, int | None]]:
+    """Each name of an image's passwd or group file, with its id and primary group; empty when the file is absent."""
+    table: dict[str, tuple[int, int | None]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return table
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[2].isdigit():
+            table[fields[0]] = (int(fields[2]), int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None)
+    return table
+
+
 class ImageTable:
-    """Resolves image references to :class:`ImageConfig`; the one place the mapping lives."""
+    """Resolves image references to :class:`ImageConfig`; the one place the mapping lives.
 
-    def __init__(self, argoexec: Path | None) -> None:
+    With a registry mirror, the repositories in ``pulled`` are real images: pulled through it, unpacked, and run
+    from their own root filesystems. Everything else still comes from the table below.
+    """
+
+    def __init__(
+        self, argoexec: Path | None, store: ImageStore | None = None, pulled: frozenset[str] = frozenset()
+    ) -> None:
         self.argoexec = argoexec
+        self.store = store
+        self.pulled = pulled
+        self._present: dict[str, ImageConfig] = {}
+        self._lock = threading.Lock()
 
-    def resolve(self, image: str) -> ImageConfig:
+    def _pull(self, image: str, always: bool) -> ImageConfig:
+        """The image from the mirror: once per reference (IfNotPresent), or again for ``imagePullPolicy: Always``."""
+        assert self.store is not None
+        with self._lock:
+            known = self._present.get(image)
+        if known is not None and not always:
+            return known
+        try:
+            pulled = self.store.pull(image)
+        except PullError as error:
+            raise ImageNotFound(f'failed to pull and unpack image "{image}": {error}') from None
+        config = pulled.config
+        resolved = ImageConfig(
+            repository=repository_of(image),
+            entrypoint=tuple(config.get("Entrypoint") or ()),
+            cmd=tuple(config.get("Cmd") or ()),
+            env=dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item),
+            working_dir=str(config.get("WorkingDir") or "/"),
+            user=user_of(config, pulled.rootfs),
+            rootfs=pulled.rootfs,
+            image_id=pulled.image_id,
+        )
+        with self._lock:
+            self._present[image] = resolved
+        return resolved
+
+    def resolve(self, image: str, pull_policy: str = "IfNotPresent") -> ImageConfig:
         """The config for ``image``, or :class:`ImageNotFound` with the kubelet's wording."""
         repository = repository_of(image)
+        if self.store is not None and repository in self.pulled:
+            return self._pull(image, always=pull_policy == "Always")
         venv_bin = venv_dir() / "bin"
         python_env = {
             "PATH": f"{venv_bin}:{DEFAULT_PATH}",

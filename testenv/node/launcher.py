@@ -7,15 +7,16 @@ it runs with the host's interpreter before any root exists. In order it:
 2. gives the container a PID namespace of its own, as every container runtime does: it forks, the child becomes the
    container's PID 1 and goes on below, and this process stays behind as a relay (see :func:`_relay`),
 3. enters the Pod's network namespace and a new mount and UTS namespace (hostname = Pod name),
-4. mounts a tmpfs as the container's root and builds the view inside it: host system
-   directories read-only, fresh ``/proc``, ``/sys`` (read-only) and a minimal ``/dev``, every
-   volumeMount at its real path, then the program's runtime (checkout, virtualenv, Python) at its
-   real path on top, so a volume at ``/tmp`` cannot hide a checkout that lives under ``/tmp``,
+4. mounts the container's root (an overlay on its image's unpacked root filesystem, or, for an image the node
+   agent stands in for, a tmpfs with the host system directories read-only) and builds the view inside it: fresh
+   ``/proc``, ``/sys`` (read-only) and a minimal ``/dev``, every volumeMount at its real path, then a stand-in's
+   runtime (checkout, virtualenv, Python) at its real path on top, so a volume at ``/tmp`` cannot hide a checkout
+   that lives under ``/tmp``,
 5. binds the Pod's ``resolv.conf``, ``hosts`` and ``hostname`` over ``/etc``'s,
 6. chroots, changes directory, drops to ``runAsUser``/``runAsGroup`` and execs the program.
 
 All mounts happen in the new mount namespace and vanish with its last process; the host sees
-only an empty directory. Mount points are created inside the tmpfs root, or, for a runtime path
+only an empty directory. Mount points are created inside the container's root, or, for a runtime path
 under a volume, inside that volume's own directory: never on the host's root.
 
 On failure it writes the reason to the spec's error file and exits 128, which the agent reports
@@ -186,11 +187,28 @@ def _enter_namespaces(spec: dict[str, Any]) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
+def _image_root(root: str, image_root: str) -> None:
+    """The image's root filesystem as the container's, writable through an overlay of the container's own.
+
+    The unpacked image stays as it is (the overlay's lower layer), shared by every container of that image; what
+    a container writes goes to ``upper`` beside its root and is gone with the container, as with a container
+    runtime's snapshotter.
+    """
+    container_dir = os.path.dirname(root)
+    upper, work = os.path.join(container_dir, "upper"), os.path.join(container_dir, "work")
+    for directory in (upper, work):
+        os.makedirs(directory, exist_ok=True)
+    _mount("overlay", root, "overlay", MS_NOSUID, f"lowerdir={image_root},upperdir={upper},workdir={work}")
+
+
 def _build_root(spec: dict[str, Any]) -> str:
     root: str = spec["root"]
     os.makedirs(root, exist_ok=True)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID, "mode=755")
-    _system_dirs(root, spec["system_dirs"])
+    if spec.get("image_root"):
+        _image_root(root, spec["image_root"])
+    else:
+        _mount("tmpfs", root, "tmpfs", MS_NOSUID, "mode=755")
+        _system_dirs(root, spec["system_dirs"])
     _kernel_filesystems(root)
     tmp = os.path.join(root, "tmp")
     os.makedirs(tmp, exist_ok=True)

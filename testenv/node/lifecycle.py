@@ -9,7 +9,7 @@ the kubelet would (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecy
   regular containers together;
 - restarts follow ``restartPolicy`` with the kubelet's crash back-off (10 s doubling to 300 s,
   reset after 10 minutes of running): ``CrashLoopBackOff`` while waiting;
-- an image missing from the table is ``ErrImagePull`` and then ``ImagePullBackOff``;
+- an image that cannot be pulled (or is missing from the table) is ``ErrImagePull`` and then ``ImagePullBackOff``;
 - phase, conditions, container statuses, Pod IP and host IP as the kubelet reports them;
 - on ``deletionTimestamp``: preStop hook, SIGTERM, the rest of the grace period, SIGKILL, then the
   Pod object is deleted with grace 0 and every trace of it is removed.
@@ -424,7 +424,7 @@ class PodWorker:
             return
         image_name = str(slot.spec.get("image", ""))
         try:
-            image = self.agent.images.resolve(image_name)
+            image = self.agent.images.resolve(image_name, str(slot.spec.get("imagePullPolicy") or "IfNotPresent"))
         except ImageNotFound as exc:
             if slot.image_backoff.blocked_since(slot.image_backoff.last_update):
                 slot.waiting = ("ImagePullBackOff", f'Back-off pulling image "{image_name}": ErrImagePull: {exc}')
@@ -433,7 +433,7 @@ class PodWorker:
                 slot.image_backoff.step()
                 log.info("image pull failed", extra={"pod": self.key, "container": slot.name, "image": image_name})
             return
-        slot.image_id = f"local://{image.repository}"
+        slot.image_id = image.image_id or f"local://{image.repository}"
         try:
             self._start(slot, image)
         except (EnvError, sandbox.SandboxError, downward.DownwardError) as exc:
@@ -488,6 +488,7 @@ class PodWorker:
             readonly_root=bool(security.get("readOnlyRootFilesystem", False)),
             cgroup_procs=self.agent.cgroups.create(self.uid, cgroup_name),
             termination_message_file=termination_file,
+            image_root=image.rootfs,
         )
         process = sandbox.start(plan)
         started = time.monotonic()

@@ -73,6 +73,8 @@ class LaunchPlan:
     readonly_root: bool
     cgroup_procs: Path | None
     termination_message_file: Path
+    #: A pulled image's root filesystem: the container's root is an overlay on it, not the host's system dirs.
+    image_root: Path | None = None
 
 
 def volume_mounts(container: JsonObj, volume_paths: dict[str, Path]) -> list[JsonObj]:
@@ -102,7 +104,8 @@ def start(plan: LaunchPlan) -> subprocess.Popen[bytes]:
         "netns_path": plan.netns_path,
         "hostname": plan.hostname,
         "root": str(root),
-        "system_dirs": [d for d in SYSTEM_DIRS if os.path.lexists(d)],
+        "image_root": str(plan.image_root) if plan.image_root else None,
+        "system_dirs": [] if plan.image_root else [d for d in SYSTEM_DIRS if os.path.lexists(d)],
         "mounts": plan.mounts,
         "runtime_paths": plan.runtime_paths,
         "file_binds": plan.file_binds,

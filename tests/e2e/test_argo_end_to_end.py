@@ -25,6 +25,9 @@ from testenv.demo_service import (
     DemoService,
     demo_image,
 )
+from testenv.image_mirror import build_images
+from testenv.node.image_store import Reference
+from testenv.node.images import STEPS_REPOSITORY
 from testenv.rest import request
 from tests.e2e.failing_webhook import FailingWebhook
 from tests.unit.metric_catalog import emitted_series
@@ -71,6 +74,34 @@ def test_deploy_succeeds_in_dag_order_and_moves_traffic(adopted_service: DemoSer
     # The switch wrote its outputs into the shared Pod, and Argo collected them there.
     assert run.output("switch", "switched-at"), run.summary()
     assert float(run.output("switch", "switch-seconds")) >= 0, run.summary()
+    assert_steps_ran_the_image_built_from_this_tree(service, run.name)
+
+
+def assert_steps_ran_the_image_built_from_this_tree(service: DemoService, workflow: str) -> None:
+    """Every steps container of the run reports the digest the mirror serves for the image `make image` built."""
+    statuses = [
+        status
+        for pod in service.workflow_pods(workflow)
+        for status in pod["status"].get("containerStatuses") or []
+        if status["image"].startswith(STEPS_REPOSITORY + ":")
+    ]
+    assert statuses, f"no steps container in the Pods of {workflow}"
+    digests = {status["imageID"].removeprefix(STEPS_REPOSITORY + "@") for status in statuses}
+    assert len(digests) == 1 and next(iter(digests)).startswith("sha256:"), digests
+    digest = next(iter(digests))
+    mirror = service.cluster.registry_mirror
+    public = Reference.parse(statuses[0]["image"])
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"http://{mirror}/v2/{public.repository}/manifests/{digest}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        ),
+        timeout=30,
+    ) as answer:
+        manifest = json.loads(answer.read())
+    # The image ID is its config's digest, the same however the layers were compressed for the push.
+    built = {image["name"]: image for image in build_images(["steps"])}
+    assert manifest["config"]["digest"] == built["steps"]["id"], (manifest["config"], built["steps"])
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ import yaml
 from steps.cli import COMMANDS
 from steps.context import KUBECONFIG_NEEDS_CLIENT
 from testenv import tools
-from testenv.node.image_store import ImageStore, PulledImage, PullError, Reference, process_for
+from testenv.node.env import command_line
+from testenv.node.image_store import ImageStore, PulledImage, PullError, Reference
 from testenv.supply_chain import LocalRegistry
 from tests.image.conftest import BuiltImage, ImageRunner
 
@@ -174,6 +175,12 @@ def mirror() -> Iterator[LocalRegistry]:
         yield registry
 
 
+def launched(image: PulledImage, container: dict[str, Any]) -> list[str]:
+    """The argv the node runs for ``container`` of ``image``: Kubernetes' command and args rules over its config."""
+    config = image.config
+    return command_line(container, tuple(config.get("Entrypoint") or ()), tuple(config.get("Cmd") or ()), {})
+
+
 def run_in_root(image: PulledImage, argv: list[str]) -> subprocess.CompletedProcess[str]:
     """``argv`` in the pulled root filesystem, with the image's user, environment and working directory."""
     environment = dict(item.split("=", 1) for item in image.config.get("Env") or [])
@@ -228,15 +235,15 @@ def test_the_steps_image_pushed_to_the_mirror_is_pulled_by_its_public_name_and_r
         store.close()
     assert pulled.digest == digest_file.read_text().strip()
     assert pulled.image_id == f"ghcr.io/argo-bluegreen/steps@{pulled.digest}"
-    assert again.rootfs == pulled.rootfs  # one root filesystem per digest, unpacked once
+    assert again.rootfs == pulled.rootfs  # one root filesystem per list of layers, unpacked once
 
     # args replace the image's Cmd and keep its Entrypoint.
-    version = run_in_root(pulled, process_for(pulled.config, None, ["--version"]))
+    version = run_in_root(pulled, launched(pulled, {"args": ["--version"]}))
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"bluegreen-step {public.tag}"
     # command replaces the Entrypoint; the process runs as the image's user, from its virtualenv.
     who = "import os, sys; print(os.getuid(), os.getcwd(), sys.executable)"
-    overridden = run_in_root(pulled, process_for(pulled.config, ["python3", "-c", who], None))
+    overridden = run_in_root(pulled, launched(pulled, {"command": ["python3", "-c", who]}))
     assert overridden.returncode == 0, overridden.stderr
     assert overridden.stdout.split() == ["65532", "/", "/opt/bluegreen/bin/python3"]
 

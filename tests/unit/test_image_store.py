@@ -1,4 +1,4 @@
-"""The node's image store without a registry: references, the Kubernetes command rules, layers and whiteouts."""
+"""The node's image store without a registry: references, layers and whiteouts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from testenv.node.image_store import PLAIN_LAYERS, PullError, Reference, process_for, unpack_layer
+from testenv.node.image_store import PLAIN_LAYERS, PullError, Reference, unpack_layer
+from testenv.node.images import ImageNotFound, user_of
 
 LAYER = next(iter(PLAIN_LAYERS))
 
@@ -49,15 +50,6 @@ def layer(path: Path, *members: tuple[str, str | None, str]) -> Path:
 def test_a_reference_splits_as_the_container_runtimes_split_it(text: str, expected: Reference) -> None:
     assert Reference.parse(text) == expected
     assert Reference.parse(text).wanted == (expected.digest or expected.tag)
-
-
-def test_the_process_follows_kubernetes_rules_for_command_and_args() -> None:
-    config = {"Entrypoint": ["bluegreen-step"], "Cmd": ["--help"]}
-    assert process_for(config, None, None) == ["bluegreen-step", "--help"]
-    assert process_for(config, None, ["status", "x"]) == ["bluegreen-step", "status", "x"]
-    assert process_for(config, ["python3", "-V"], None) == ["python3", "-V"]  # the image's Cmd is dropped too
-    assert process_for(config, ["python3"], ["-c", "pass"]) == ["python3", "-c", "pass"]
-    assert process_for({"Cmd": ["python3", "/app/demo_app.py"]}, None, None) == ["python3", "/app/demo_app.py"]
 
 
 def test_whiteouts_delete_and_opaque_directories_empty_what_the_layers_below_had(tmp_path: Path) -> None:
@@ -102,3 +94,17 @@ def test_a_layer_that_climbs_out_of_the_root_is_refused(tmp_path: Path) -> None:
 def test_a_layer_of_an_unknown_media_type_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PullError, match="zstd"):
         unpack_layer("application/vnd.oci.image.layer.v1.tar+zstd", layer(tmp_path / "1.tar"), tmp_path / "root")
+
+
+def test_an_images_user_by_name_is_looked_up_in_its_own_passwd_and_group(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\nbluegreen:x:65532:65532::/nonexistent:/usr/sbin/nologin\n")
+    (etc / "group").write_text("root:x:0:\nbluegreen:x:65532:\nstaff:x:50:\n")
+    assert user_of({"User": "65532:65532"}, tmp_path) == (65532, 65532)
+    assert user_of({"User": "bluegreen"}, tmp_path) == (65532, 65532)  # the user's primary group
+    assert user_of({"User": "bluegreen:staff"}, tmp_path) == (65532, 50)
+    assert user_of({"User": "1000"}, tmp_path) == (1000, 0)  # a uid the image does not name: group 0
+    assert user_of({}, tmp_path) is None
+    with pytest.raises(ImageNotFound, match="nobody"):
+        user_of({"User": "nobody"}, tmp_path)

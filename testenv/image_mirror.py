@@ -1,0 +1,107 @@
+"""The local cluster's registry mirror: crane's registry, holding the images ``make image`` built from this tree.
+
+A node pulls by the names the manifests use (``ghcr.io/argo-bluegreen/steps:0.1.0``); its agent sends every such pull
+to this registry, as containerd's registry mirrors do (:mod:`testenv.node.image_store`). The cluster builds the steps
+image from the working tree when it starts (``images/build.py``; a tree the last build saw costs a few seconds of
+cached layers) and pushes it under its public repository path and tag, so every step Pod runs the image a user would
+pull, and a change to the steps reaches the Pods only through a build.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from testenv.node.image_store import Reference
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_SCRIPT = REPO / "images" / "build.py"
+#: How long the cold build may take: a Debian base and the dependencies' layer from the package index.
+BUILD_TIMEOUT_SECONDS = 1200
+PUSH_TIMEOUT_SECONDS = 300
+
+
+class MirrorError(RuntimeError):
+    """An image could not be built or pushed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class MirroredImage:
+    """An image pushed to the mirror: its public reference, manifest digest and image ID (config digest)."""
+
+    name: str
+    reference: str
+    digest: str
+    image_id: str
+
+
+def build_images(names: list[str]) -> list[dict[str, str]]:
+    """Build ``names`` from this tree with images/build.py; what it reports of each."""
+    built = subprocess.run(
+        [sys.executable, str(BUILD_SCRIPT), *names],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if built.returncode != 0:
+        raise MirrorError(f"make image failed (images/build.py {' '.join(names)}):\n{built.stderr[-3000:]}")
+    reported: list[dict[str, str]] = json.loads(built.stdout.strip().splitlines()[-1])
+    return reported
+
+
+def wait_until_serving(address: str, timeout: float = 30.0) -> None:
+    """Return once the registry answers the distribution API's ``GET /v2/`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise MirrorError(f"the registry at {address} does not answer /v2/ after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def push(image: dict[str, str], mirror: str) -> MirroredImage:
+    """Push a built image to ``mirror`` under its public repository path and tag; its manifest digest."""
+    public = Reference.parse(image["reference"])
+    target = f"{mirror}/{public.repository}:{public.tag}"
+    with tempfile.TemporaryDirectory(prefix="mirror-push-") as scratch:
+        digest_file = Path(scratch) / "digest"
+        if shutil.which("buildah") is not None and _buildah_has(image["reference"]):
+            command = ["buildah", "push", "--quiet", "--tls-verify=false", "--digestfile", str(digest_file)]
+            command += [image["reference"], f"docker://{target}"]
+            _run(command, f"pushing {image['reference']} to {target}")
+            digest = digest_file.read_text().strip()
+        else:
+            _run(["docker", "tag", image["reference"], target], f"tagging {image['reference']}")
+            pushed = _run(["docker", "push", target], f"pushing {image['reference']} to {target}")
+            digest = next((word for word in pushed.split() if word.startswith("sha256:")), "")
+    if not digest.startswith("sha256:"):
+        raise MirrorError(f"pushing {image['reference']} to {target} reported no digest")
+    return MirroredImage(image["name"], image["reference"], digest, image["id"])
+
+
+def _buildah_has(reference: str) -> bool:
+    found = subprocess.run(["buildah", "inspect", "--type", "image", reference], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+def _run(command: list[str], what: str) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=PUSH_TIMEOUT_SECONDS, check=False)
+    if done.returncode != 0:
+        raise MirrorError(f"{what} failed (exit {done.returncode}): {done.stderr.strip()[-1500:]}")
+    return done.stdout
+
+
+__all__ = ["MirrorError", "MirroredImage", "build_images", "push", "wait_until_serving"]
