@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from bluegreen_version import __version__
 from testenv.node.images import STEPS_REPOSITORY
 from testenv.pytest_plugin import ApplyError, KubeCluster, apply_manifest_objects
 from testenv.rest import KubeApiError, request
@@ -375,8 +376,9 @@ def test_the_kubernetes_service_is_reachable_from_a_pod(
             "containers": [
                 {
                     "name": "call",
-                    "image": f"{STEPS_REPOSITORY}:dev",
-                    "command": ["python", "-c", IN_CLUSTER_CALL],
+                    # The steps image the cluster pulls (the one make image built), with its own Python.
+                    "image": f"{STEPS_REPOSITORY}:{__version__}",
+                    "command": ["python3", "-c", IN_CLUSTER_CALL],
                     "terminationMessagePolicy": "FallbackToLogsOnError",
                 }
             ],
