@@ -4,7 +4,8 @@ A node pulls by the names the manifests use (``ghcr.io/argo-bluegreen/steps:0.1.
 to this registry, as containerd's registry mirrors do (:mod:`testenv.node.image_store`). The cluster builds the steps
 image from the working tree when it starts (``images/build.py``; a tree the last build saw costs a few seconds of
 cached layers) and pushes it under its public repository path and tag, so every step Pod runs the image a user would
-pull, and a change to the steps reaches the Pods only through a build.
+pull, and a change to the steps reaches the Pods only through a build. Argo's executor and cosign are pushed too, as
+images of the programs built from their pinned modules, laid out as their upstream images are (:func:`assemble`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,57 @@ def build_images(names: list[str]) -> list[dict[str, str]]:
     return reported
 
 
+#: A distroless-like root's accounts: root, and the `nonroot` user that ko's and distroless images run as.
+PASSWD = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+GROUP = "root:x:0:\nnonroot:x:65532:\n"
+
+
+@dataclass(frozen=True)
+class BinaryImage:
+    """An image of one static program, laid out as its upstream image lays it out (distroless, or ko's)."""
+
+    name: str
+    reference: str
+    binary: Path
+    path: str
+    user: str
+    env_path: str
+
+
+def assemble(image: BinaryImage) -> dict[str, str]:
+    """Build ``image`` from scratch with buildah: the program, /tmp, the accounts, the upstream image's config.
+
+    The upstream images (Argo's executor, cosign) are published for these exact programs, which this machine
+    builds from their pinned modules; their registries cannot be reached here, so the images are made again.
+    """
+    with tempfile.TemporaryDirectory(prefix="binary-image-") as scratch:
+        context = Path(scratch)
+        root = context / "root"
+        (root / "tmp").mkdir(parents=True)
+        (root / "tmp").chmod(0o1777)
+        (root / "etc").mkdir()
+        (root / "etc" / "passwd").write_text(PASSWD)
+        (root / "etc" / "group").write_text(GROUP)
+        target = root / image.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(image.binary, target)
+        target.chmod(0o755)
+        (context / "Dockerfile").write_text(
+            "FROM scratch\n"
+            "COPY root/ /\n"
+            f"ENV PATH={image.env_path}\n"
+            f"USER {image.user}\n"
+            "WORKDIR /\n"
+            f"ENTRYPOINT {json.dumps([image.path])}\n"
+        )
+        _run(
+            ["buildah", "bud", "--isolation", "chroot", "--layers", "--quiet", "--tag", image.reference, str(context)],
+            f"assembling {image.reference}",
+        )
+        found = _run(["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}", image.reference], "id")
+    return {"name": image.name, "reference": image.reference, "id": "sha256:" + found.strip().removeprefix("sha256:")}
+
+
 def wait_until_serving(address: str, timeout: float = 30.0) -> None:
     """Return once the registry answers the distribution API's ``GET /v2/`` (bounded)."""
     deadline = time.monotonic() + timeout
@@ -104,4 +156,4 @@ def _run(command: list[str], what: str) -> str:
     return done.stdout
 
 
-__all__ = ["MirrorError", "MirroredImage", "build_images", "push", "wait_until_serving"]
+__all__ = ["BinaryImage", "MirrorError", "MirroredImage", "assemble", "build_images", "push", "wait_until_serving"]

@@ -47,6 +47,7 @@ from testenv.image_mirror import MirroredImage
 from testenv.node.network import ClusterNetwork, create_cluster_network, destroy_cluster_network, network_for_index
 from testenv.paths import Artifacts
 from testenv.rest import KubeApiError, request
+from testenv.supply_chain import COSIGN_IMAGE
 
 NODE_NAME = "local-node"
 ARGO_NAMESPACE = "argo"
@@ -439,12 +440,32 @@ class LocalCluster:
         self._spawn("registry-mirror", [str(crane), "registry", "serve", "--address", self.registry_mirror])
         try:
             built = image_mirror.build_images(["steps"])
+            built += [image_mirror.assemble(image) for image in self._binary_images()]
             image_mirror.wait_until_serving(self.registry_mirror)
             self.mirrored = {
                 image.name: image for image in (image_mirror.push(b, self.registry_mirror) for b in built)
             }
         except image_mirror.MirrorError as error:
             raise ClusterStartError(str(error)) from None
+
+    def _binary_images(self) -> list[image_mirror.BinaryImage]:
+        """Argo's executor and cosign, as their upstream images lay out the programs built here."""
+        try:
+            cosign = tools.program("cosign")
+        except tools.ToolsNotBuilt as missing:
+            raise ClusterStartError(f"the cosign image needs cosign: {missing}") from None
+        return [
+            # Argo's executor image: the static argoexec on PATH, run as its user 8737; `argoexec init` copies
+            # itself from PATH into the Pod's /var/run/argo.
+            image_mirror.BinaryImage(
+                "argoexec", EXECUTOR_IMAGE, self.built.argoexec, "/bin/argoexec", "8737:8737", "/bin"
+            ),
+            # ko builds the official cosign image on distroless: the program at /ko-app/cosign is the entrypoint, so
+            # a container's args are its subcommand and flags, as distroless's nonroot user.
+            image_mirror.BinaryImage(
+                "cosign", COSIGN_IMAGE, cosign, "/ko-app/cosign", "65532:65532", "/ko-app:/usr/local/bin:/usr/bin:/bin"
+            ),
+        ]
 
     def _start_node_agent(self, net: ClusterNetwork) -> None:
         cp = self.control_plane

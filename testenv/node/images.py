@@ -1,10 +1,11 @@
 """The node agent's images: pulled from the registry mirror, or, for the rest, which local program stands for one.
 
-The steps image is pulled from the local registry (:mod:`testenv.node.image_store`): the image ``make image`` built
-from this tree, run from its own root filesystem with its own config. Every other image is not pulled yet: its
-reference is reduced to its repository (tag and digest dropped) and looked up in a table, whose hit describes the
-program the way an image config does (entrypoint, cmd, env, working dir). Either way a container's
-``command``/``args`` override the config exactly as in Kubernetes
+The steps, executor and cosign images are pulled from the local registry (:mod:`testenv.node.image_store`) when the
+agent has one: the steps image as ``make image`` built it from this tree, the others as images of the programs built
+here, each run from its own root filesystem with its own config. The demo app's images, and every image of an agent
+without a registry, are not pulled: the reference is reduced to its repository (tag and digest dropped) and looked
+up in a table, whose hit describes the program the way an image config does (entrypoint, cmd, env, working dir).
+Either way a container's ``command``/``args`` override the config exactly as in Kubernetes
 (https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/), and a miss is
 reported as the kubelet reports an image that cannot be pulled.
 
@@ -25,8 +26,6 @@ from testenv import tools
 from testenv.node.image_store import ImageStore, PullError
 
 STEPS_REPOSITORY = "ghcr.io/argo-bluegreen/steps"
-#: The images pulled from the registry mirror (when the agent has one) rather than stood in for.
-PULLED_REPOSITORIES = frozenset({STEPS_REPOSITORY})
 ARGOEXEC_REPOSITORY = "quay.io/argoproj/argoexec"
 DEMO_APP_REPOSITORY = "ghcr.io/argo-bluegreen/demo-app"
 # The demo app's path under any registry: the same program whether it was published to ghcr.io or pushed to the test
@@ -38,6 +37,9 @@ COSIGN_REPOSITORY = "ghcr.io/sigstore/cosign/cosign"
 COSIGN_ENTRYPOINT = "/ko-app/cosign"
 # distroless's `nonroot` user, which the cosign image runs as.
 DISTROLESS_NONROOT = (65532, 65532)
+
+#: The images pulled from the registry mirror (when the agent has one) rather than stood in for.
+PULLED_REPOSITORIES = frozenset({STEPS_REPOSITORY, ARGOEXEC_REPOSITORY, COSIGN_REPOSITORY})
 
 # The PATH a Debian-based image's config carries; each program's own directory goes first.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

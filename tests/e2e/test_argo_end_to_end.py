@@ -27,7 +27,7 @@ from testenv.demo_service import (
 )
 from testenv.image_mirror import build_images
 from testenv.node.image_store import Reference
-from testenv.node.images import STEPS_REPOSITORY
+from testenv.node.images import ARGOEXEC_REPOSITORY, STEPS_REPOSITORY
 from testenv.rest import request
 from tests.e2e.failing_webhook import FailingWebhook
 from tests.unit.metric_catalog import emitted_series
@@ -102,6 +102,14 @@ def assert_steps_ran_the_image_built_from_this_tree(service: DemoService, workfl
     # The image ID is its config's digest, the same however the layers were compressed for the push.
     built = {image["name"]: image for image in build_images(["steps"])}
     assert manifest["config"]["digest"] == built["steps"]["id"], (manifest["config"], built["steps"])
+    # Argo's init and wait containers ran the executor image, pulled through the same mirror.
+    executors = [
+        status
+        for pod in service.workflow_pods(workflow)
+        for status in [*(pod["status"].get("initContainerStatuses") or []), *pod["status"]["containerStatuses"]]
+        if status["name"] in {"init", "wait"}
+    ]
+    assert executors and all(s["imageID"].startswith(f"{ARGOEXEC_REPOSITORY}@sha256:") for s in executors), executors
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from bluegreen_version import __version__
-from testenv.local_cluster import LocalCluster
+from testenv.local_cluster import ARGO_VERSION_TAG, EXECUTOR_IMAGE, LocalCluster
 from testenv.node.images import STEPS_REPOSITORY
 from testenv.rest import KubeApiError, request, request_text
+from testenv.supply_chain import COSIGN_IMAGE, COSIGN_VERSION
 
 pytestmark = [pytest.mark.cluster]
 
@@ -45,7 +46,7 @@ def run_pod(cluster: LocalCluster, namespace: str, name: str, container: dict[st
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
-            "containers": [{"name": "main", "image": STEPS_IMAGE, **container}],
+            "containers": [{"name": "main", "image": STEPS_IMAGE, **container}],  # container may name another image
         },
     }
     request(cluster.api, "POST", f"/api/v1/namespaces/{namespace}/pods", body=body)
@@ -126,3 +127,22 @@ def test_an_image_the_mirror_does_not_hold_cannot_be_pulled(local_cluster: Local
 
     pod = wait_pod(local_cluster, namespace, "missing", "reported ErrImagePull then ImagePullBackOff", both_reasons)
     assert pod["status"]["phase"] == "Pending"
+
+
+@pytest.mark.parametrize(
+    ("image", "args", "expected"),
+    [
+        pytest.param(COSIGN_IMAGE, ["version"], COSIGN_VERSION, id="cosign"),
+        pytest.param(EXECUTOR_IMAGE, ["version"], ARGO_VERSION_TAG, id="argoexec"),
+    ],
+)
+def test_the_executor_and_cosign_images_run_their_program_as_their_entrypoint(
+    local_cluster: LocalCluster, namespace: str, image: str, args: list[str], expected: str
+) -> None:
+    name = image.rsplit("/", 1)[-1].split(":")[0]
+    run_pod(local_cluster, namespace, name, {"image": image, "args": args})
+    pod = wait_pod(local_cluster, namespace, name, "finished", finished)
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    assert expected in log_of(local_cluster, namespace, name)
+    repository = image.rsplit(":", 1)[0]
+    assert pod["status"]["containerStatuses"][0]["imageID"].startswith(f"{repository}@sha256:")
