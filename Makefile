@@ -11,6 +11,16 @@ K8S_EXAMPLES := examples/user-service.yaml examples/demo
 HOST_TOOLS := ip:iproute2 nft:nftables unshare:util-linux nsenter:util-linux haproxy:haproxy redis-server:redis-server git:git
 # What builds the images without a Docker engine (images/build.py).
 IMAGE_TOOLS := buildah:buildah mmdebstrap:mmdebstrap
+# $(call install-missing,COMMAND:PACKAGE ...,WHO NEEDS THEM,TARGET): apt-get install the packages whose command is
+# missing, as root; anyone else is told what to install.
+install-missing = missing=""; for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair\#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+			echo "$(2) needs these Debian packages:$$missing; install them as root (make $(3) does it with apt-get)" >&2; exit 1; \
+		fi; \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 GO_MISSING := Go 1.26 or newer must be on PATH (Debian's golang package is too old): it builds the local cluster's programs and fetches Argo's schema from pinned modules
 
 .PHONY: install manifests docs lint fmt test unit changed mutants bench testenv tools helm rollouts argocd host-deps cluster demo image image-deps clean
@@ -92,14 +102,7 @@ argocd:
 ## unshare and nsenter (the node agent's containers), haproxy (the load harness's ingress hop in front of a Service),
 ## redis-server and git (Argo CD's cache, and the repositories its repo server clones). Installed only when missing.
 host-deps:
-	@missing=""; for pair in $(HOST_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-			echo "the local cluster needs these Debian packages:$$missing; install them as root (make host-deps does it with apt-get)" >&2; exit 1; \
-		fi; \
-		echo "installing$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call install-missing,$(HOST_TOOLS),the local cluster,host-deps)
 
 ## Workers for the suite's parallel run. They share one local cluster (testenv/shared_cluster.py), whose components
 ## mostly wait, so more workers than cores still overlap (CONTRIBUTING.md has the figures).
@@ -154,14 +157,7 @@ image: image-deps
 ## buildah and mmdebstrap (Debian's packages), when no Docker engine answers and they are missing.
 image-deps:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then exit 0; fi; \
-	missing=""; for pair in $(IMAGE_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-			echo "make image needs a Docker engine, or these Debian packages:$$missing; install them as root (make image-deps does it with apt-get)" >&2; exit 1; \
-		fi; \
-		echo "installing$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call install-missing,$(IMAGE_TOOLS),make image (without a Docker engine),image-deps)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
