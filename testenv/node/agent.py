@@ -77,7 +77,7 @@ class NodeAgent:
         self.workdir = workdir.resolve()
         self.node_name = node_name or f"bluegreen-node-{net.index}"
         self.api = KubeApi(kubeconfig)
-        # Pulled images live beside the Pods' directories: unpacked once per digest, removed with the cluster.
+        # Pulled images live beside the Pods' directories: unpacked once per list of layers, gone with the cluster.
         self.image_store = ImageStore(registry_mirror, self.workdir / "images") if registry_mirror else None
         self.images = ImageTable(argoexec, self.image_store, PULLED_REPOSITORIES if registry_mirror else frozenset())
         self.addresses = network.PodAddresses(net)

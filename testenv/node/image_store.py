@@ -23,6 +23,8 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,7 @@ class ImageStore:
         self.mirror = mirror
         self.root = root
         self.client = httpx.Client(base_url=f"http://{mirror}", timeout=timeout)
+        self._pulling = threading.Lock()
 
     def close(self) -> None:
         """Close the connection to the mirror."""
@@ -159,13 +162,22 @@ class ImageStore:
         if _sha256(data) != digest:
             raise PullError(f"blob {digest} of {repository} does not match its digest")
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_bytes(data)
-        partial.rename(path)
+        handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)  # whole or not at all: a reader never sees half a blob
         return path
 
     def pull(self, text: str) -> PulledImage:
-        """The image ``text`` names, unpacked (once per digest)."""
+        """The image ``text`` names, unpacked (once per list of layers).
+
+        One pull at a time, as the kubelet's default ``serializeImagePulls: true`` has it: the Pods of one image that
+        start together wait for its first pull instead of each fetching and unpacking it.
+        """
+        with self._pulling:
+            return self._pull(text)
+
+    def _pull(self, text: str) -> PulledImage:
         reference = Reference.parse(text)
         digest, manifest = self.resolve(reference)
         config = json.loads(self.blob(reference.repository, manifest["config"]["digest"]).read_bytes())
