@@ -201,16 +201,20 @@ def buildah_base(pinned: str) -> str:
     """The base buildah builds on: the pinned upstream image when it can be had, else the Debian base."""
     if buildah_has(pinned):
         return pinned
-    pulled = subprocess.run(
-        ["buildah", "pull", "--quiet", "--retry", "0", pinned],
-        capture_output=True,
-        text=True,
-        timeout=PULL_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if pulled.returncode == 0:
-        return pinned
-    reason = (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]
+    try:
+        pulled = subprocess.run(
+            ["buildah", "pull", "--quiet", "--retry", "0", pinned],
+            capture_output=True,
+            text=True,
+            timeout=PULL_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        reason = f"no answer in {PULL_TIMEOUT_SECONDS}s"
+    else:
+        if pulled.returncode == 0:
+            return pinned
+        reason = (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]
     print(f"image: {pinned} cannot be pulled ({reason[:160]}); building on Debian's packages instead")
     return debian_base()
 

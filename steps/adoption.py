@@ -14,7 +14,7 @@ import bluegreen_spec as spec
 from bluegreen_contract import DEPLOYMENTS
 from steps import slots
 from steps.context import StepContext
-from steps.errors import CheckFailed
+from steps.errors import BadInput, CheckFailed
 from steps.kube import Obj
 from steps.service_state import update_status
 
@@ -129,8 +129,9 @@ def scale_original_down_again(ctx: StepContext, original: Obj) -> None:
                 "spec": {"replicas": 0},
             },
         )
-    except CheckFailed:
-        # Nothing else in this patch can be invalid: the Deployment was recreated after it was read.
+    except (CheckFailed, BadInput):
+        # The server's 422 (BadInput before this step's first accepted write, CheckFailed after it): nothing else in
+        # this patch can be invalid, so the Deployment was recreated after it was read.
         ctx.log("original-recreated", deployment=original["metadata"]["name"])
         return
     ctx.log("original-scaled-down", deployment=original["metadata"]["name"], replicas=replicas)

@@ -150,7 +150,15 @@ def _buildah_has(reference: str) -> bool:
 
 
 def _run(command: list[str], what: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=PUSH_TIMEOUT_SECONDS, check=False)
+    if shutil.which(command[0]) is None:
+        raise MirrorError(
+            f"{what}: {command[0]} is not installed; the local cluster builds and pushes its images with buildah "
+            "(make image-deps installs it where no Docker engine runs; apt-get install buildah otherwise)"
+        )
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PUSH_TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise MirrorError(f"{what}: no answer in {PUSH_TIMEOUT_SECONDS}s") from None
     if done.returncode != 0:
         raise MirrorError(f"{what} failed (exit {done.returncode}): {done.stderr.strip()[-1500:]}")
     return done.stdout

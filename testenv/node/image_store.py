@@ -175,7 +175,10 @@ class ImageStore:
         start together wait for its first pull instead of each fetching and unpacking it.
         """
         with self._pulling:
-            return self._pull(text)
+            try:
+                return self._pull(text)
+            except (KeyError, TypeError, ValueError, OSError) as error:  # a manifest or config not as the spec says
+                raise PullError(f"{text}: the registry's answer is not a usable image ({error!r})") from None
 
     def _pull(self, text: str) -> PulledImage:
         reference = Reference.parse(text)
@@ -216,7 +219,7 @@ def _below(root: Path, parts: list[str]) -> Path:
     for part in parts[:-1]:
         path = path / part
         if path.is_symlink():
-            raise PullError(f"a whiteout under {'/'.join(parts)} goes through the symlink /{path.relative_to(root)}")
+            raise PullError(f"{'/'.join(parts)} goes through the symlink /{path.relative_to(root)} of a lower layer")
     return path / parts[-1] if parts else path
 
 
@@ -246,17 +249,49 @@ def _remove(path: Path) -> None:
 
 
 def unpack_layer(media_type: str, layer: Path, root: Path) -> None:
-    """Apply one layer to ``root``: its whiteouts first, then its files, owners kept by number."""
+    """Apply one layer to ``root``: its whiteouts first, then its entries, modes and owners (by number) as they are.
+
+    Every entry is checked here rather than by a tarfile filter, because a node must both keep an image's modes
+    (``tarfile``'s ``tar`` filter clears setuid, sticky and group-write bits: ``/tmp`` would lose its 1777) and never
+    touch the node itself:
+
+    - no path climbs out (``..``) or goes through a symlink a lower layer left (``etc -> /etc``);
+    - a hard link names an entry inside the root, never an absolute host path (tarfile would join ``/etc/shadow``
+      as the node's own file);
+    - device nodes are skipped (the container's ``/dev`` is the node agent's), and setuid bits are inert anyway: the
+      root is mounted ``nosuid``;
+    - an entry of another kind at the same path is removed first, as a snapshotter does, so a file never writes
+      through a lower layer's symlink, and a file may replace a directory or the other way round.
+    """
     if media_type not in GZIP_LAYERS | PLAIN_LAYERS:
         raise PullError(f"layer {layer.name} has media type {media_type}, which this node does not unpack")
     root.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(layer, "r:gz" if media_type in GZIP_LAYERS else "r:") as archive:
-        members = _apply_whiteouts(archive.getmembers(), root)
-        # The `tar` filter keeps the image's absolute symlinks but refuses members that would land outside the root.
-        try:
-            archive.extractall(root, members=members, numeric_owner=True, filter="tar")
-        except tarfile.FilterError as error:
-            raise PullError(f"layer {layer.name} writes outside the root filesystem: {error}") from None
+    try:
+        with tarfile.open(layer, "r:gz" if media_type in GZIP_LAYERS else "r:") as archive:
+            for member in _apply_whiteouts(archive.getmembers(), root):
+                _extract(archive, member, root)
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise PullError(f"layer {layer.name} cannot be unpacked: {error}") from None
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, root: Path) -> None:
+    """One checked entry of a layer (see :func:`unpack_layer`)."""
+    if member.isdev():
+        return
+    parts = _member_path(member.name)
+    if not parts:
+        return  # the root directory itself
+    target = _below(root, parts)
+    existing = target.is_symlink() or target.exists()
+    if existing and not (member.isdir() and target.is_dir() and not target.is_symlink()):
+        _remove(target)
+    if member.islnk():
+        link = _member_path(member.linkname)
+        source = _below(root, link)
+        if not link or source.is_symlink() or not source.is_file():
+            raise PullError(f"hard link {member.name} -> {member.linkname} names no file inside the image")
+        member = member.replace(linkname="/".join(link), deep=False)
+    archive.extract(member.replace(name="/".join(parts), deep=False), root, numeric_owner=True, filter="fully_trusted")
 
 
 __all__ = ["ImageStore", "PullError", "PulledImage", "Reference", "unpack_layer"]

@@ -137,7 +137,14 @@ def user_of(config: Mapping[str, Any], rootfs: Path) -> tuple[int, int] | None:
         return None
     user, _, group = text.partition(":")
     accounts = _id_table(rootfs / "etc" / "passwd")
-    uid, primary = (int(user), None) if user.isdigit() else accounts.get(user, (None, None))
+    uid: int | None
+    primary: int | None
+    if user.isdigit():
+        # A uid the image's passwd names takes that entry's group, as containerd has it; any other uid, group 0.
+        uid = int(user)
+        primary = next((gid for found, gid in accounts.values() if found == uid), None)
+    else:
+        uid, primary = accounts.get(user, (None, None))
     if uid is None:
         raise ImageNotFound(f"the image's user {user!r} is not in its /etc/passwd")
     if not group:

@@ -198,7 +198,9 @@ def _image_root(root: str, image_root: str) -> None:
     upper, work = os.path.join(container_dir, "upper"), os.path.join(container_dir, "work")
     for directory in (upper, work):
         os.makedirs(directory, exist_ok=True)
-    _mount("overlay", root, "overlay", MS_NOSUID, f"lowerdir={image_root},upperdir={upper},workdir={work}")
+    # nodev as well as nosuid: a device node or setuid file an image carries gives its container nothing of the node.
+    flags = MS_NOSUID | MS_NODEV
+    _mount("overlay", root, "overlay", flags, f"lowerdir={image_root},upperdir={upper},workdir={work}")
 
 
 def _build_root(spec: dict[str, Any]) -> str:

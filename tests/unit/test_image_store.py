@@ -14,20 +14,27 @@ from testenv.node.images import ImageNotFound, user_of
 LAYER = next(iter(PLAIN_LAYERS))
 
 
-def layer(path: Path, *members: tuple[str, str | None, str]) -> Path:
-    """A tar layer of (name, content or None for a directory, symlink target or "")."""
+def layer(path: Path, *members: tuple[str, str | None, str], mode: int = 0o644) -> Path:
+    """A tar layer of (name, content or None for a directory, symlink target or ""); ``hard:``/``dev:`` prefixes
+    in the third field make a hard link or a character device instead."""
     with tarfile.open(path, "w") as archive:
         for name, content, link in members:
             info = tarfile.TarInfo(name)
-            if link:
+            if link.startswith("hard:"):
+                info.type, info.linkname = tarfile.LNKTYPE, link.removeprefix("hard:")
+                archive.addfile(info)
+            elif link.startswith("dev:"):
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 8, 0
+                archive.addfile(info)
+            elif link:
                 info.type, info.linkname = tarfile.SYMTYPE, link
                 archive.addfile(info)
             elif content is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                info.type, info.mode = tarfile.DIRTYPE, mode if mode != 0o644 else 0o755
                 archive.addfile(info)
             else:
                 data = content.encode()
-                info.size, info.mode = len(data), 0o644
+                info.size, info.mode = len(data), mode
                 archive.addfile(info, io.BytesIO(data))
     return path
 
@@ -108,3 +115,53 @@ def test_an_images_user_by_name_is_looked_up_in_its_own_passwd_and_group(tmp_pat
     assert user_of({}, tmp_path) is None
     with pytest.raises(ImageNotFound, match="nobody"):
         user_of({"User": "nobody"}, tmp_path)
+
+
+def test_a_hard_link_to_a_path_of_the_node_is_refused_and_the_file_left_alone(tmp_path: Path) -> None:
+    secret = tmp_path / "node-secret"
+    secret.write_text("the node's own")
+    root = tmp_path / "root"
+    with pytest.raises(PullError, match="hard link"):
+        unpack_layer(LAYER, layer(tmp_path / "1.tar", ("x", "", f"hard:{secret}"), ("x", "overwritten", "")), root)
+    assert secret.read_text() == "the node's own"
+    assert secret.stat().st_nlink == 1
+
+
+def test_a_hard_link_inside_the_image_is_kept(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    unpack_layer(
+        LAYER, layer(tmp_path / "1.tar", ("usr", None, ""), ("usr/a", "same", ""), ("usr/b", "", "hard:usr/a")), root
+    )
+    assert (root / "usr" / "b").read_text() == "same"
+    assert (root / "usr" / "a").stat().st_ino == (root / "usr" / "b").stat().st_ino
+
+
+def test_device_nodes_are_not_made(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    unpack_layer(LAYER, layer(tmp_path / "1.tar", ("disk", "", "dev:")), root)
+    assert not (root / "disk").exists()
+
+
+def test_a_file_over_a_lower_symlink_replaces_the_link_and_not_its_target(tmp_path: Path) -> None:
+    outside = tmp_path / "node-python"
+    outside.write_text("the node's own")
+    root = tmp_path / "root"
+    unpack_layer(LAYER, layer(tmp_path / "1.tar", ("python3", None, str(outside)), ("lib", None, "")), root)
+    unpack_layer(LAYER, layer(tmp_path / "2.tar", ("python3", "the image's", ""), ("lib", "now a file", "")), root)
+    assert outside.read_text() == "the node's own"
+    assert not (root / "python3").is_symlink() and (root / "python3").read_text() == "the image's"
+    assert (root / "lib").read_text() == "now a file"
+
+
+def test_modes_are_kept_as_the_image_has_them(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    unpack_layer(LAYER, layer(tmp_path / "1.tar", ("tmp", None, ""), mode=0o1777), root)
+    unpack_layer(LAYER, layer(tmp_path / "2.tar", ("shared", "", ""), mode=0o664), root)
+    assert (root / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert (root / "shared").stat().st_mode & 0o777 == 0o664
+
+
+def test_a_numeric_user_the_images_passwd_names_takes_its_group(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("app:x:1001:2002::/home/app:/bin/sh\n")
+    assert user_of({"User": "1001"}, tmp_path) == (1001, 2002)
